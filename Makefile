@@ -1,0 +1,73 @@
+# The commands a newcomer and CI run. Every target installs what it needs first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CDK := node_modules/.bin/cdk
+STAGE ?= dev
+STAMPS := .make
+
+# jsii prints an end-of-life banner on every start under Node 20.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# The SageMaker SDK phones home unless told not to; nothing here needs it.
+export SAGEMAKER_TELEMETRY_OPT_OUT := true
+
+.PHONY: help install synth test lint format typecheck unit lock bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(STAMPS)/python $(STAMPS)/node ## Create .venv and node_modules (again if pins changed)
+
+$(STAMPS)/toolchain:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (found " + sys.version.split()[0] + "); set PYTHON=python3.x")'
+	@command -v node >/dev/null || { echo "Node.js 20 or newer is required for the CDK CLI: node not found on PATH"; exit 1; }
+	@node -e 'const v=+process.versions.node.split(".")[0]; if (v < 20) { console.error("Node.js 20 or newer is required (found " + process.version + ")"); process.exit(1) }'
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/python: pyproject.toml requirements.lock | $(STAMPS)/toolchain
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==25.3
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@touch $@
+
+$(STAMPS)/node: package.json package-lock.json | $(STAMPS)/toolchain
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+synth: install ## Synthesize every stack of STAGE (default dev) with cdk-nag and CloudFormation validation
+	@rm -rf cdk.out
+	$(CDK) synth --quiet -c stage=$(STAGE)
+	@$(BIN)/python -m stacks.summary cdk.out
+
+test: install lint typecheck unit ## Lint, type-check, run every test (cfn-lint of all stages included)
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install ## mypy --strict over stacks, lambdas, pipelines_src
+	$(BIN)/mypy
+
+unit: install ## The pytest suite
+	$(BIN)/pytest
+
+lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv
+	rm -rf $(STAMPS)/lock-venv
+	$(PYTHON) -m venv $(STAMPS)/lock-venv
+	$(STAMPS)/lock-venv/bin/pip install --quiet pip==25.3
+	$(STAMPS)/lock-venv/bin/pip install --quiet -e '.[dev]'
+	$(STAMPS)/lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	rm -rf $(STAMPS)/lock-venv
+
+bench: install ## Median wall time of make synth and of the test suite
+	$(BIN)/python benchmarks/synth_and_test.py
+
+clean: ## Remove build outputs (not the environments)
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,71 @@
+"""The CDK app: read the stage config once, build that stage, fail synth on any validation finding."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import App, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.config import CONTEXT_KEY, DEFAULT_STAGE, ConfigError, PlatformConfig, load_config
+from stacks.platform import PlatformStage
+
+VALIDATION_REPORT = "validation-report.json"
+
+
+def config_from(app: App) -> PlatformConfig:
+    context: Mapping[str, Any] = {}
+    raw = app.node.try_get_context(CONTEXT_KEY)
+    if raw is not None:
+        context = {CONTEXT_KEY: raw}
+    return load_config(context)
+
+
+def build(app: App, config: PlatformConfig, stage_names: Iterable[str]) -> list[PlatformStage]:
+    return [PlatformStage(app, config.stage(name)) for name in stage_names]
+
+
+def validation_failures(assembly_dir: str | Path) -> list[str]:
+    """One line per failing rule of the synth's validation report (cdk-nag and CloudFormation checks).
+
+    Under the CDK CLI a failing plugin only sets the exit code of the jsii kernel,
+    which never reaches this process; the report on disk is the reliable signal.
+    """
+    report_file = Path(assembly_dir) / VALIDATION_REPORT
+    if not report_file.exists():
+        return []
+    report = json.loads(report_file.read_text())
+    lines = []
+    for plugin in report.get("pluginReports", []):
+        if plugin.get("conclusion") != "failure":
+            continue
+        for violation in plugin.get("violations", []):
+            if violation.get("severity", "error") != "error":
+                continue
+            paths = ", ".join(c["constructPath"] for c in violation.get("violatingConstructs", []))
+            lines.append(f"{plugin['pluginName']}: {violation['ruleName']}: {violation['description']} at {paths}")
+    return lines
+
+
+def main() -> None:
+    app = App()
+    try:
+        config = config_from(app)
+        stage = app.node.try_get_context("stage") or DEFAULT_STAGE
+        build(app, config, [stage])
+    except ConfigError as error:
+        print(f"Invalid stage configuration in cdk.json: {error}", file=sys.stderr)
+        sys.exit(2)
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    assembly = app.synth()
+    failures = validation_failures(assembly.directory)
+    if failures:
+        print(f"Synth failed validation ({len(failures)} unacknowledged findings):", file=sys.stderr)
+        for line in failures:
+            print(f"  - {line}", file=sys.stderr)
+        print(f"Full report: {Path(assembly.directory) / VALIDATION_REPORT}", file=sys.stderr)
+        sys.exit(1)

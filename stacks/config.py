@@ -1,0 +1,381 @@
+"""Stage configuration: read once from cdk.json context, validated, frozen.
+
+The context key ``mlops`` holds a ``defaults`` block and one block per stage.
+A stage is its defaults deep-merged with its own block. Every error names the
+full key (``mlops.stages.dev.network.vpc_cidr``) and the offending value, so a
+bad config fails ``cdk synth`` with one readable line.
+
+This module imports no CDK code: it is loaded by app.py, by tests and by
+tools that only need the config.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+CONTEXT_KEY = "mlops"
+DEFAULT_STAGE = "dev"
+# Stages whose data is never destroyed with the stack, whatever the file says.
+PRODUCTION_STAGES = frozenset({"prod"})
+# A stage may leave its account open (environment-agnostic) only if it is a dev stage.
+ACCOUNT_OPTIONAL_STAGES = frozenset({"dev"})
+
+# Interface endpoint services the platform knows how to use, by their short
+# service name (com.amazonaws.<region>.<name>).
+INTERFACE_ENDPOINT_SERVICES = frozenset(
+    {
+        "sagemaker.api",
+        "sagemaker.runtime",
+        "sagemaker.metrics",
+        "sts",
+        "logs",
+        "monitoring",
+        "ecr.api",
+        "ecr.dkr",
+        "kms",
+        "events",
+        "glue",
+        "athena",
+        "ssm",
+        "secretsmanager",
+        "sns",
+        "sqs",
+        "states",
+        "codebuild",
+        "codepipeline",
+        "codeartifact.api",
+        "codeartifact.repositories",
+        "codestar-connections.api",
+        "application-autoscaling",
+        "xray",
+    }
+)
+
+# Retention periods CloudWatch Logs accepts, in days (stacks.retention maps each to the CDK enum).
+LOG_RETENTION_DAYS = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+)
+
+SOURCE_PROVIDERS = frozenset({"codeconnections", "codecommit", "s3"})
+METRIC_GOALS = frozenset({"minimize", "maximize"})
+MAX_AZS = 3
+
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,15}$")
+_PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CONNECTION_ARN_RE = re.compile(r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[\w-]+$")
+_REPOSITORY_RE = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
+_CRON_RE = re.compile(r"^cron\((\S+ ){5}\S+\)$")
+
+
+class ConfigError(ValueError):
+    """The stage configuration is invalid; the message names the key and the value."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    vpc_cidr: str
+    az_count: int
+    subnet_prefix_length: int
+    nat_gateways: int
+    interface_endpoints: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DataLakeConfig:
+    noncurrent_version_expiration_days: int
+    abort_incomplete_upload_days: int
+    crawler_schedule: str | None
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    provider: str
+    repository: str
+    branch: str
+    connection_arn: str | None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    metric: str
+    goal: str
+    threshold: float
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    name: str
+    project: str
+    account: str | None
+    region: str
+    retain_data: bool
+    log_retention_days: int
+    notification_emails: tuple[str, ...]
+    network: NetworkConfig
+    data_lake: DataLakeConfig
+    source: SourceConfig
+    model: ModelConfig
+
+    @property
+    def prefix(self) -> str:
+        """Prefix for construct ids and the few physical names the platform sets."""
+        return f"{self.project}-{self.name}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.name in PRODUCTION_STAGES
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    project: str
+    stages: Mapping[str, StageConfig]
+
+    def stage(self, name: str) -> StageConfig:
+        if name not in self.stages:
+            known = ", ".join(sorted(self.stages))
+            raise ConfigError(f'-c stage={name}: unknown stage "{name}"; cdk.json defines: {known}')
+        return self.stages[name]
+
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Typed access to one block of the config, remembering where it is."""
+
+    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+        self._data = data
+        self._path = path
+        self._used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self._path}.{name}"
+
+    def _raw(self, name: str, optional: bool) -> Any:
+        self._used.add(name)
+        if name not in self._data:
+            # The CDK CLI drops null context values, so an absent optional key means null.
+            if optional:
+                return None
+            raise ConfigError(f"{self.key(name)}: required key is missing")
+        return self._data[name]
+
+    def _typed(self, name: str, kinds: tuple[type, ...], label: str, optional: bool = False) -> Any:
+        value = self._raw(name, optional)
+        if value is None and optional:
+            return None
+        # bool is an int in Python; a flag must not pass for a number or vice versa.
+        if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
+            raise ConfigError(f"{self.key(name)}: expected {label}, got {type(value).__name__} {value!r}")
+        return value
+
+    def string(self, name: str, *, optional: bool = False) -> Any:
+        return self._typed(name, (str,), "a string" + (" or null" if optional else ""), optional)
+
+    def integer(self, name: str, *, minimum: int, maximum: int) -> int:
+        value: int = self._typed(name, (int,), "an integer")
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{self.key(name)}: {value} is out of range, expected {minimum} to {maximum}")
+        return value
+
+    def number(self, name: str) -> float:
+        return float(self._typed(name, (int, float), "a number"))
+
+    def flag(self, name: str) -> bool:
+        value: bool = self._typed(name, (bool,), "true or false")
+        return value
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        value = self._typed(name, (list,), "a list of strings")
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ConfigError(f"{self.key(name)}[{index}]: expected a string, got {type(item).__name__} {item!r}")
+        return tuple(value)
+
+    def block(self, name: str) -> _Reader:
+        value = self._typed(name, (dict,), "an object")
+        return _Reader(value, self.key(name))
+
+    def matching(self, name: str, pattern: re.Pattern[str], what: str, *, optional: bool = False) -> Any:
+        value = self.string(name, optional=optional)
+        if value is not None and not pattern.match(value):
+            raise ConfigError(f'{self.key(name)}: "{value}" is not {what}')
+        return value
+
+    def one_of(self, name: str, allowed: frozenset[str]) -> str:
+        value: str = self.string(name)
+        if value not in allowed:
+            raise ConfigError(f'{self.key(name)}: "{value}" is not one of {", ".join(sorted(allowed))}')
+        return value
+
+    def build(self, factory: Callable[..., T], **fields: Any) -> T:
+        """Construct the dataclass once every key was read; unknown keys are errors (typos)."""
+        unknown = sorted(set(self._data) - self._used)
+        if unknown:
+            raise ConfigError(f'{self.key(unknown[0])}: unknown key "{unknown[0]}"')
+        return factory(**fields)
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for name, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(name), dict):
+            merged[name] = _merge(merged[name], value)
+        else:
+            merged[name] = value
+    return merged
+
+
+def _network(reader: _Reader) -> NetworkConfig:
+    cidr_text = reader.string("vpc_cidr")
+    try:
+        cidr = ipaddress.IPv4Network(cidr_text, strict=True)
+    except ValueError as error:
+        raise ConfigError(f'{reader.key("vpc_cidr")}: "{cidr_text}" is not a valid IPv4 CIDR block ({error})') from None
+    if not 16 <= cidr.prefixlen <= 24:
+        raise ConfigError(f'{reader.key("vpc_cidr")}: "{cidr_text}" must have a prefix length from /16 to /24')
+    az_count = reader.integer("az_count", minimum=1, maximum=MAX_AZS)
+    subnet_prefix = reader.integer("subnet_prefix_length", minimum=cidr.prefixlen + 1, maximum=28)
+    nat_gateways = reader.integer("nat_gateways", minimum=0, maximum=az_count)
+    # Isolated (or private) subnets, plus public subnets for NAT gateways, one per AZ each.
+    tiers = 2 if nat_gateways else 1
+    needed = tiers * az_count * 2 ** (32 - subnet_prefix)
+    if needed > cidr.num_addresses:
+        raise ConfigError(
+            f'{reader.key("vpc_cidr")}: "{cidr_text}" cannot hold {tiers * az_count} subnets of '
+            f"/{subnet_prefix} ({az_count} AZs); use a larger block or a longer subnet_prefix_length"
+        )
+    endpoints = reader.strings("interface_endpoints")
+    for index, service in enumerate(endpoints):
+        if service not in INTERFACE_ENDPOINT_SERVICES:
+            raise ConfigError(
+                f'{reader.key("interface_endpoints")}[{index}]: unknown endpoint service "{service}"; '
+                f"known: {', '.join(sorted(INTERFACE_ENDPOINT_SERVICES))}"
+            )
+    if len(set(endpoints)) != len(endpoints):
+        raise ConfigError(f"{reader.key('interface_endpoints')}: lists a service twice: {list(endpoints)}")
+    return reader.build(
+        NetworkConfig,
+        vpc_cidr=str(cidr),
+        az_count=az_count,
+        subnet_prefix_length=subnet_prefix,
+        nat_gateways=nat_gateways,
+        interface_endpoints=endpoints,
+    )
+
+
+def _data_lake(reader: _Reader) -> DataLakeConfig:
+    return reader.build(
+        DataLakeConfig,
+        noncurrent_version_expiration_days=reader.integer("noncurrent_version_expiration_days", minimum=1, maximum=3650),
+        abort_incomplete_upload_days=reader.integer("abort_incomplete_upload_days", minimum=1, maximum=365),
+        crawler_schedule=reader.matching(
+            "crawler_schedule", _CRON_RE, "a Glue cron schedule like cron(0 2 * * ? *)", optional=True
+        ),
+    )
+
+
+def _source(reader: _Reader) -> SourceConfig:
+    provider = reader.one_of("provider", SOURCE_PROVIDERS)
+    connection_arn = reader.matching("connection_arn", _CONNECTION_ARN_RE, "a CodeConnections ARN", optional=True)
+    return reader.build(
+        SourceConfig,
+        provider=provider,
+        repository=reader.matching("repository", _REPOSITORY_RE, "a repository name like owner/name"),
+        branch=reader.string("branch"),
+        connection_arn=connection_arn,
+    )
+
+
+def _model(reader: _Reader) -> ModelConfig:
+    return reader.build(
+        ModelConfig,
+        name=reader.matching("name", re.compile(r"^[a-z][a-z0-9-]{0,40}$"), "a lowercase model name"),
+        metric=reader.string("metric"),
+        goal=reader.one_of("goal", METRIC_GOALS),
+        threshold=reader.number("threshold"),
+    )
+
+
+def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
+    account = reader.matching("account", _ACCOUNT_RE, "a 12-digit AWS account id", optional=True)
+    if account is None and name not in ACCOUNT_OPTIONAL_STAGES:
+        raise ConfigError(f"{reader.key('account')}: required for stage {name} (only dev may leave it null)")
+    retain_data = reader.flag("retain_data")
+    if name in PRODUCTION_STAGES and not retain_data:
+        raise ConfigError(f"{reader.key('retain_data')}: must be true in the {name} stage, got false")
+    log_retention = reader.integer("log_retention_days", minimum=1, maximum=3653)
+    if log_retention not in LOG_RETENTION_DAYS:
+        allowed = ", ".join(str(days) for days in sorted(LOG_RETENTION_DAYS))
+        raise ConfigError(f"{reader.key('log_retention_days')}: {log_retention} is not a CloudWatch retention ({allowed})")
+    emails = reader.strings("notification_emails")
+    for index, email in enumerate(emails):
+        if not _EMAIL_RE.match(email):
+            raise ConfigError(f'{reader.key("notification_emails")}[{index}]: "{email}" is not an e-mail address')
+    return reader.build(
+        StageConfig,
+        name=name,
+        project=project,
+        account=account,
+        region=reader.matching("region", _REGION_RE, "an AWS region name like eu-west-1"),
+        retain_data=retain_data,
+        log_retention_days=log_retention,
+        notification_emails=emails,
+        network=_network(reader.block("network")),
+        data_lake=_data_lake(reader.block("data_lake")),
+        source=_source(reader.block("source")),
+        model=_model(reader.block("model")),
+    )
+
+
+def _check_disjoint(stages: Mapping[str, StageConfig], reserved: tuple[str, ...], path: str) -> None:
+    """Stage VPCs must not overlap each other or the reserved ranges, so they can be routed together."""
+    seen: list[tuple[str, ipaddress.IPv4Network]] = []
+    for index, text in enumerate(reserved):
+        try:
+            seen.append((f"{path}.reserved_cidrs[{index}]", ipaddress.IPv4Network(text, strict=True)))
+        except ValueError as error:
+            raise ConfigError(f'{path}.reserved_cidrs[{index}]: "{text}" is not a valid IPv4 CIDR block ({error})') from None
+    for name, stage in stages.items():
+        key = f"{path}.stages.{name}.network.vpc_cidr"
+        network = ipaddress.IPv4Network(stage.network.vpc_cidr)
+        for other_key, other in seen:
+            if network.overlaps(other):
+                raise ConfigError(f'{key}: "{network}" overlaps {other_key} "{other}"')
+        seen.append((key, network))
+
+
+def load_config(context: Mapping[str, Any]) -> PlatformConfig:
+    """Validate the ``mlops`` block of the CDK context into a PlatformConfig."""
+    if CONTEXT_KEY not in context:
+        raise ConfigError(f"{CONTEXT_KEY}: required key is missing from the cdk.json context")
+    raw = context[CONTEXT_KEY]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{CONTEXT_KEY}: expected an object, got {type(raw).__name__} {raw!r}")
+    root = _Reader(raw, CONTEXT_KEY)
+    project = root.matching("project", _PROJECT_RE, "a lowercase project name (letters, digits, dashes)")
+    reserved = root.strings("reserved_cidrs")
+    defaults = root.block("defaults")._data
+    stages_block = root.block("stages")
+    stages: dict[str, StageConfig] = {}
+    for name, overrides in stages_block._data.items():
+        key = stages_block.key(name)
+        if not _STAGE_NAME_RE.match(name):
+            raise ConfigError(f'{key}: stage name "{name}" must be 2-16 lowercase letters or digits')
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{key}: expected an object, got {type(overrides).__name__} {overrides!r}")
+        stages[name] = _stage(name, project, _Reader(_merge(defaults, overrides), key))
+        stages_block._used.add(name)
+    if not stages:
+        raise ConfigError(f"{stages_block.key('')[:-1]}: defines no stage")
+    _check_disjoint(stages, reserved, CONTEXT_KEY)
+    return root.build(PlatformConfig, project=project, stages=stages)

@@ -1,0 +1,98 @@
+"""The lake's storage: one customer-managed key, the zone buckets and their access-log bucket."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.config import DataLakeConfig
+from stacks.constructs.encryption import platform_key
+from stacks.nag import acknowledge
+
+ZONES = ("raw", "curated", "artifacts")
+
+
+class LakeStorage(Construct):
+    """Raw, curated and artifacts zones, encrypted with the lake key, TLS-only, versioned and logged."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: DataLakeConfig,
+        retain: bool,
+        access_log_retention: Duration,
+    ) -> None:
+        super().__init__(scope, id_)
+        removal_policy = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        self.key: kms.Key = platform_key(
+            self,
+            "Key",
+            description="Encrypts the data lake: zone buckets, Glue catalog outputs, logs and bookmarks",
+            removal_policy=removal_policy,
+        )
+        common = {
+            "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+            "enforce_ssl": True,
+            "minimum_tls_version": 1.2,
+            "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            "versioned": True,
+            "removal_policy": removal_policy,
+            "auto_delete_objects": not retain,
+        }
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            # S3 delivers server access logs only to buckets with SSE-S3 default encryption.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=access_log_retention,
+                    noncurrent_version_expiration=Duration.days(1),
+                    abort_incomplete_multipart_upload_after=Duration.days(config.abort_incomplete_upload_days),
+                )
+            ],
+            **common,
+        )
+        acknowledge(
+            self.access_logs,
+            {
+                "AwsSolutions-S1": "This bucket is the server-access-log destination of the lake; "
+                "logging it into itself would create a feedback loop."
+            },
+        )
+        self.buckets: dict[str, s3.Bucket] = {}
+        for zone in ZONES:
+            self.buckets[zone] = s3.Bucket(
+                self,
+                zone.capitalize(),
+                encryption=s3.BucketEncryption.KMS,
+                encryption_key=self.key,
+                bucket_key_enabled=True,
+                server_access_logs_bucket=self.access_logs,
+                server_access_logs_prefix=f"{zone}/",
+                lifecycle_rules=[
+                    s3.LifecycleRule(
+                        id="expire-noncurrent-versions",
+                        noncurrent_version_expiration=Duration.days(config.noncurrent_version_expiration_days),
+                        abort_incomplete_multipart_upload_after=Duration.days(config.abort_incomplete_upload_days),
+                    )
+                ],
+                **common,
+            )
+
+    @property
+    def raw(self) -> s3.Bucket:
+        return self.buckets["raw"]
+
+    @property
+    def curated(self) -> s3.Bucket:
+        return self.buckets["curated"]
+
+    @property
+    def artifacts(self) -> s3.Bucket:
+        return self.buckets["artifacts"]

@@ -1,0 +1,24 @@
+"""Wiring: one CDK Stage per platform stage, its stacks passed to each other as objects."""
+
+from __future__ import annotations
+
+from aws_cdk import Environment, Stage, Tags
+from constructs import Construct
+
+from stacks.config import StageConfig
+from stacks.data_lake_stack import DataLakeStack
+from stacks.network_stack import NetworkStack
+
+
+class PlatformStage(Stage):
+    """Every stack of one stage (dev, staging, prod), named <project>-<stage>-<Stack>."""
+
+    def __init__(self, scope: Construct, config: StageConfig) -> None:
+        super().__init__(scope, config.prefix, env=Environment(account=config.account, region=config.region))
+        self.config = config
+        self.network = NetworkStack(self, "Network", config=config, description=f"{config.prefix}: private VPC")
+        self.data_lake = DataLakeStack(
+            self, "DataLake", config=config, description=f"{config.prefix}: data lake storage and catalog"
+        )
+        Tags.of(self).add("mlops:project", config.project)
+        Tags.of(self).add("mlops:stage", config.name)
