@@ -69,7 +69,9 @@ _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,15}$")
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_CONNECTION_ARN_RE = re.compile(r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[\w-]+$")
+_CONNECTION_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[\w-]+$"
+)
 _REPOSITORY_RE = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
 _CRON_RE = re.compile(r"^cron\((\S+ ){5}\S+\)$")
 
@@ -276,7 +278,9 @@ def _network(reader: _Reader) -> NetworkConfig:
 def _data_lake(reader: _Reader) -> DataLakeConfig:
     return reader.build(
         DataLakeConfig,
-        noncurrent_version_expiration_days=reader.integer("noncurrent_version_expiration_days", minimum=1, maximum=3650),
+        noncurrent_version_expiration_days=reader.integer(
+            "noncurrent_version_expiration_days", minimum=1, maximum=3650
+        ),
         abort_incomplete_upload_days=reader.integer("abort_incomplete_upload_days", minimum=1, maximum=365),
         crawler_schedule=reader.matching(
             "crawler_schedule", _CRON_RE, "a Glue cron schedule like cron(0 2 * * ? *)", optional=True
@@ -316,7 +320,9 @@ def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
     log_retention = reader.integer("log_retention_days", minimum=1, maximum=3653)
     if log_retention not in LOG_RETENTION_DAYS:
         allowed = ", ".join(str(days) for days in sorted(LOG_RETENTION_DAYS))
-        raise ConfigError(f"{reader.key('log_retention_days')}: {log_retention} is not a CloudWatch retention ({allowed})")
+        raise ConfigError(
+            f"{reader.key('log_retention_days')}: {log_retention} is not a CloudWatch retention ({allowed})"
+        )
     emails = reader.strings("notification_emails")
     for index, email in enumerate(emails):
         if not _EMAIL_RE.match(email):
@@ -344,7 +350,9 @@ def _check_disjoint(stages: Mapping[str, StageConfig], reserved: tuple[str, ...]
         try:
             seen.append((f"{path}.reserved_cidrs[{index}]", ipaddress.IPv4Network(text, strict=True)))
         except ValueError as error:
-            raise ConfigError(f'{path}.reserved_cidrs[{index}]: "{text}" is not a valid IPv4 CIDR block ({error})') from None
+            raise ConfigError(
+                f'{path}.reserved_cidrs[{index}]: "{text}" is not a valid IPv4 CIDR block ({error})'
+            ) from None
     for name, stage in stages.items():
         key = f"{path}.stages.{name}.network.vpc_cidr"
         network = ipaddress.IPv4Network(stage.network.vpc_cidr)

@@ -1,4 +1,4 @@
-"""DataLake stack: stateful storage and catalog of the stage. Retained and termination-protected where the stage keeps data."""
+"""DataLake stack: the stage's stateful storage and catalog, retained and protected where the stage keeps data."""
 
 from __future__ import annotations
 

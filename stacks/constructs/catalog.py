@@ -70,6 +70,7 @@ class LakeCatalog(Construct):
             s3_encryption=glue.S3Encryption.kms(key),
             cloud_watch_encryption=glue.CloudWatchEncryption.kms(key),
             job_bookmarks_encryption=glue.JobBookmarksEncryption.client_side_kms(key),
+            removal_policy=removal_policy,
         )
 
         self.crawler_role = iam.Role(
@@ -193,6 +194,6 @@ class LakeCatalog(Construct):
 def _column(column: Column) -> glue.Column:
     return glue.Column(
         name=column.name,
-        type=glue.Type(input_string=column.glue_type, is_primitive="<" not in column.glue_type),
+        type=glue.Schema.custom(column.glue_type, is_primitive="<" not in column.glue_type),
         comment=column.comment or None,
     )

@@ -34,18 +34,10 @@ class LakeStorage(Construct):
             description="Encrypts the data lake: zone buckets, Glue catalog outputs, logs and bookmarks",
             removal_policy=removal_policy,
         )
-        common = {
-            "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
-            "enforce_ssl": True,
-            "minimum_tls_version": 1.2,
-            "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            "versioned": True,
-            "removal_policy": removal_policy,
-            "auto_delete_objects": not retain,
-        }
-        self.access_logs = s3.Bucket(
+        self.access_logs = _private_bucket(
             self,
             "AccessLogs",
+            retain=retain,
             # S3 delivers server access logs only to buckets with SSE-S3 default encryption.
             encryption=s3.BucketEncryption.S3_MANAGED,
             lifecycle_rules=[
@@ -56,7 +48,6 @@ class LakeStorage(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(config.abort_incomplete_upload_days),
                 )
             ],
-            **common,
         )
         acknowledge(
             self.access_logs,
@@ -67,9 +58,10 @@ class LakeStorage(Construct):
         )
         self.buckets: dict[str, s3.Bucket] = {}
         for zone in ZONES:
-            self.buckets[zone] = s3.Bucket(
+            self.buckets[zone] = _private_bucket(
                 self,
                 zone.capitalize(),
+                retain=retain,
                 encryption=s3.BucketEncryption.KMS,
                 encryption_key=self.key,
                 bucket_key_enabled=True,
@@ -82,7 +74,6 @@ class LakeStorage(Construct):
                         abort_incomplete_multipart_upload_after=Duration.days(config.abort_incomplete_upload_days),
                     )
                 ],
-                **common,
             )
 
     @property
@@ -96,3 +87,35 @@ class LakeStorage(Construct):
     @property
     def artifacts(self) -> s3.Bucket:
         return self.buckets["artifacts"]
+
+
+def _private_bucket(
+    scope: Construct,
+    id_: str,
+    *,
+    retain: bool,
+    encryption: s3.BucketEncryption,
+    lifecycle_rules: list[s3.LifecycleRule],
+    encryption_key: kms.IKey | None = None,
+    bucket_key_enabled: bool | None = None,
+    server_access_logs_bucket: s3.IBucket | None = None,
+    server_access_logs_prefix: str | None = None,
+) -> s3.Bucket:
+    """A bucket no one outside the account can reach, TLS 1.2+ only, versioned, owner-enforced."""
+    return s3.Bucket(
+        scope,
+        id_,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        versioned=True,
+        removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+        auto_delete_objects=not retain,
+        encryption=encryption,
+        encryption_key=encryption_key,
+        bucket_key_enabled=bucket_key_enabled,
+        server_access_logs_bucket=server_access_logs_bucket,
+        server_access_logs_prefix=server_access_logs_prefix,
+        lifecycle_rules=lifecycle_rules,
+    )

@@ -1,0 +1,72 @@
+"""Shared fixtures: the cdk.json context, its config, and ONE synthesized app holding every stage."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from stacks.config import PlatformConfig, load_config
+
+if TYPE_CHECKING:
+    from aws_cdk import App
+    from aws_cdk.assertions import Template
+
+    from stacks.platform import PlatformStage
+
+ROOT = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The context the CDK CLI hands the app: cdk.json's, feature flags included."""
+    context: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
+    return context
+
+
+def new_app(**kwargs: Any) -> App:
+    """An app with cdk.json's context (feature flags included), as the CLI would build it."""
+    from aws_cdk import App
+
+    return App(context=cdk_json_context(), builtin_cloud_formation_validation=False, **kwargs)
+
+
+@pytest.fixture
+def context() -> dict[str, Any]:
+    """A fresh, mutable copy of the cdk.json context for tests that break it."""
+    return copy.deepcopy(cdk_json_context())
+
+
+@pytest.fixture(scope="session")
+def platform_config() -> PlatformConfig:
+    return load_config(cdk_json_context())
+
+
+@dataclass
+class Synthesized:
+    app: App
+    stages: dict[str, PlatformStage]
+    outdir: Path
+
+    def template(self, stage: str, stack: str) -> Template:
+        from aws_cdk.assertions import Template
+
+        return Template.from_stack(getattr(self.stages[stage], stack))
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory, platform_config: PlatformConfig) -> Synthesized:
+    """Every stage of cdk.json in one app, synthesized once with the CloudFormation validation off (speed)."""
+    from stacks.app import build
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = new_app(outdir=str(outdir))
+    stages = build(app, platform_config, platform_config.stages)
+    app.synth()
+    return Synthesized(app=app, stages={stage.config.name: stage for stage in stages}, outdir=outdir)

@@ -1,0 +1,214 @@
+"""The stage config: what cdk.json promises, and one readable error per kind of mistake."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from stacks.config import ConfigError, PlatformConfig, load_config
+from tests.conftest import ROOT
+
+
+def test_cdk_json_defines_dev_staging_and_prod(platform_config: PlatformConfig) -> None:
+    assert {"dev", "staging", "prod"} <= set(platform_config.stages)
+    dev, prod = platform_config.stage("dev"), platform_config.stage("prod")
+    assert dev.account is None, "dev synthesizes without an account"
+    assert prod.account is not None and prod.retain_data
+    assert all(stage.network.nat_gateways == 0 for stage in platform_config.stages.values()), "NAT is opt-in"
+    assert prod.network.az_count == 3
+
+
+def test_defaults_are_merged_under_each_stage(platform_config: PlatformConfig) -> None:
+    staging = platform_config.stage("staging")
+    # staging overrides only the CIDR of its network block; the rest comes from defaults
+    assert staging.network.vpc_cidr == "10.20.0.0/16"
+    assert staging.network.interface_endpoints == platform_config.stage("dev").network.interface_endpoints
+    assert "sagemaker.api" in staging.network.interface_endpoints
+
+
+def test_config_is_frozen(platform_config: PlatformConfig) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        platform_config.stage("dev").network.az_count = 5  # type: ignore[misc]
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(context: dict[str, Any]) -> None:
+        *parents, leaf = path.split(".")
+        node = context["mlops"]
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+
+    return mutate
+
+
+def _delete(path: str) -> Callable[[dict[str, Any]], None]:
+    def mutate(context: dict[str, Any]) -> None:
+        *parents, leaf = path.split(".")
+        node = context["mlops"]
+        for key in parents:
+            node = node[key]
+        del node[leaf]
+
+    return mutate
+
+
+BAD_CONFIGS = {
+    "malformed CIDR": (
+        _set("stages.dev.network.vpc_cidr", "10.0.0.0/33"),
+        'mlops.stages.dev.network.vpc_cidr: "10.0.0.0/33" is not a valid IPv4 CIDR block',
+    ),
+    "CIDR with host bits": (
+        _set("stages.dev.network.vpc_cidr", "10.10.0.1/16"),
+        'mlops.stages.dev.network.vpc_cidr: "10.10.0.1/16" is not a valid IPv4 CIDR block',
+    ),
+    "CIDR overlapping another stage": (
+        _set("stages.staging.network.vpc_cidr", "10.10.128.0/17"),
+        'mlops.stages.staging.network.vpc_cidr: "10.10.128.0/17" overlaps mlops.stages.dev.network.vpc_cidr '
+        '"10.10.0.0/16"',
+    ),
+    "CIDR overlapping a reserved range": (
+        _set("reserved_cidrs", ["10.30.0.0/20"]),
+        'mlops.stages.prod.network.vpc_cidr: "10.30.0.0/16" overlaps mlops.reserved_cidrs[0] "10.30.0.0/20"',
+    ),
+    "CIDR too small for the subnets": (
+        lambda context: context["mlops"]["stages"]["prod"]["network"].update(
+            vpc_cidr="10.30.0.0/23", subnet_prefix_length=24
+        ),
+        'mlops.stages.prod.network.vpc_cidr: "10.30.0.0/23" cannot hold 3 subnets of /24 (3 AZs)',
+    ),
+    "subnet prefix not inside the VPC": (
+        _set("stages.prod.network.vpc_cidr", "10.30.0.0/22"),
+        "mlops.stages.prod.network.subnet_prefix_length: 20 is out of range, expected 23 to 28",
+    ),
+    "AZ count zero": (
+        _set("stages.dev.network.az_count", 0),
+        "mlops.stages.dev.network.az_count: 0 is out of range, expected 1 to 3",
+    ),
+    "AZ count above the maximum": (
+        _set("defaults.network.az_count", 4),
+        "mlops.stages.dev.network.az_count: 4 is out of range, expected 1 to 3",
+    ),
+    "malformed account id": (
+        _set("stages.staging.account", "12345"),
+        'mlops.stages.staging.account: "12345" is not a 12-digit AWS account id',
+    ),
+    "account missing outside dev": (
+        _delete("stages.staging.account"),
+        "mlops.stages.staging.account: required for stage staging (only dev may leave it null)",
+    ),
+    "unknown endpoint service": (
+        _set("stages.dev.network.interface_endpoints", ["sagemaker.api", "sagemaker.apii"]),
+        'mlops.stages.dev.network.interface_endpoints[1]: unknown endpoint service "sagemaker.apii"',
+    ),
+    "missing required key": (
+        _delete("defaults.region"),
+        "mlops.stages.dev.region: required key is missing",
+    ),
+    "missing block": (
+        _delete("defaults.network"),
+        "mlops.stages.dev.network: required key is missing",
+    ),
+    "wrong type: string for integer": (
+        _set("stages.dev.network.az_count", "2"),
+        "mlops.stages.dev.network.az_count: expected an integer, got str '2'",
+    ),
+    "wrong type: boolean for integer": (
+        _set("stages.dev.network.az_count", True),
+        "mlops.stages.dev.network.az_count: expected an integer, got bool True",
+    ),
+    "wrong type: string for boolean": (
+        _set("stages.dev.retain_data", "yes"),
+        "mlops.stages.dev.retain_data: expected true or false, got str 'yes'",
+    ),
+    "wrong type: string for list": (
+        _set("stages.dev.network.interface_endpoints", "sts"),
+        "mlops.stages.dev.network.interface_endpoints: expected a list of strings, got str 'sts'",
+    ),
+    "misspelt key": (
+        _set("stages.dev.network.vpc_cdir", "10.10.0.0/16"),
+        'mlops.stages.dev.network.vpc_cdir: unknown key "vpc_cdir"',
+    ),
+    "prod not retaining data": (
+        _set("stages.prod.retain_data", False),
+        "mlops.stages.prod.retain_data: must be true in the prod stage, got false",
+    ),
+    "log retention CloudWatch does not offer": (
+        _set("stages.dev.log_retention_days", 10),
+        "mlops.stages.dev.log_retention_days: 10 is not a CloudWatch retention",
+    ),
+    "malformed region": (
+        _set("stages.dev.region", "Europe"),
+        'mlops.stages.dev.region: "Europe" is not an AWS region name like eu-west-1',
+    ),
+    "malformed e-mail": (
+        _set("stages.prod.notification_emails", ["ops.example.com"]),
+        'mlops.stages.prod.notification_emails[0]: "ops.example.com" is not an e-mail address',
+    ),
+    "crawler schedule that is no cron": (
+        _set("stages.dev.data_lake.crawler_schedule", "rate(1 day)"),
+        'mlops.stages.dev.data_lake.crawler_schedule: "rate(1 day)" is not a Glue cron schedule',
+    ),
+    "unknown metric goal": (
+        _set("defaults.model.goal", "lower"),
+        'mlops.stages.dev.model.goal: "lower" is not one of maximize, minimize',
+    ),
+    "no mlops block at all": (
+        lambda context: context.pop("mlops"),
+        "mlops: required key is missing from the cdk.json context",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS), ids=list(BAD_CONFIGS))
+def test_bad_config_fails_with_one_message_naming_key_and_value(case: str, context: dict[str, Any]) -> None:
+    mutate, expected = BAD_CONFIGS[case]
+    mutate(context)
+    with pytest.raises(ConfigError) as caught:
+        load_config(context)
+    message = str(caught.value)
+    assert message.startswith(expected), message
+    assert "\n" not in message
+
+
+def test_unknown_stage_names_the_stage_and_the_known_ones(platform_config: PlatformConfig) -> None:
+    with pytest.raises(ConfigError, match=r'^-c stage=qa: unknown stage "qa"; cdk.json defines: dev, prod, staging$'):
+        platform_config.stage("qa")
+
+
+def test_null_account_is_the_same_as_absent(context: dict[str, Any]) -> None:
+    # The CDK CLI drops null context values; the app must read both the same way.
+    context["mlops"]["defaults"].pop("account", None)
+    assert load_config(context).stage("dev").account is None
+
+
+def _run_app(context: dict[str, Any], outdir: str) -> subprocess.CompletedProcess[str]:
+    """Run app.py the way the CDK CLI does: context in CDK_CONTEXT_JSON, output dir in CDK_OUTDIR."""
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": outdir}
+    return subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_synth_of_bad_config_exits_with_the_message(context: dict[str, Any], tmp_path: Any) -> None:
+    context["mlops"]["stages"]["dev"]["network"] = {"az_count": 9}
+    result = _run_app(context, str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "Invalid stage configuration in cdk.json: mlops.stages.dev.network.az_count: 9 is out of range, expected 1 to 3"
+    )
+    assert not list(tmp_path.iterdir()), "nothing is synthesized from a bad config"
+
+
+def test_synth_of_unknown_stage_exits_with_the_message(context: dict[str, Any], tmp_path: Any) -> None:
+    context["stage"] = "qa"
+    result = _run_app(context, str(tmp_path))
+    assert result.returncode == 2
+    assert 'unknown stage "qa"' in result.stderr

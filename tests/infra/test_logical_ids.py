@@ -1,0 +1,35 @@
+"""Stateful resources keep their logical ids: a change would make CloudFormation replace them (and lose data)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Synthesized
+
+# A refactor that changes any of these must come with a migration plan, not an update of this table.
+STATEFUL_LOGICAL_IDS = {
+    "AWS::KMS::Key": {"LakeKey7B6C155C"},
+    "AWS::S3::Bucket": {"LakeAccessLogs4431AB8D", "LakeRaw8A880B75", "LakeCurated8ED8635F", "LakeArtifacts2DD6A05E"},
+    "AWS::Glue::Database": {"CatalogDatabase44483CA3"},
+}
+
+
+@pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
+def test_stateful_logical_ids_are_stable(synthesized: Synthesized, stage: str) -> None:
+    template = synthesized.template(stage, "data_lake")
+    for kind, expected in STATEFUL_LOGICAL_IDS.items():
+        assert set(template.find_resources(kind)) == expected, kind
+
+
+def test_stack_names_are_stable(synthesized: Synthesized) -> None:
+    names = sorted(
+        stack.stack_name for stage in synthesized.stages.values() for stack in (stage.network, stage.data_lake)
+    )
+    assert names == [
+        "mlops-dev-DataLake",
+        "mlops-dev-Network",
+        "mlops-prod-DataLake",
+        "mlops-prod-Network",
+        "mlops-staging-DataLake",
+        "mlops-staging-Network",
+    ]
