@@ -1,0 +1,1 @@
+"""Run a pipeline definition on this machine: the same steps, scripts and conditions as in SageMaker."""
