@@ -1,0 +1,253 @@
+"""Run a SageMaker pipeline definition on this machine.
+
+Each step of the definition runs as SageMaker would run it, with the container
+replaced by a local subprocess: processing inputs are downloaded from S3 into a
+job folder laid out like ``/opt/ml/processing``, the step's own entrypoint and
+arguments run with those paths rewritten into the job folder, and its outputs go
+back to S3. Training runs the script-mode entry script with SageMaker's
+environment (``SM_CHANNEL_*``, ``SM_MODEL_DIR``, hyperparameters as arguments) and
+packs the model as ``model.tar.gz``. Conditions, Fail steps and parameters are
+honoured; RegisterModel calls CreateModelPackage on the given SageMaker client.
+
+S3 and SageMaker are whatever clients are passed in: embedded (moto) for local
+runs and tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines_src.local.expressions import Resolver
+from pipelines_src.local.graph import step_graph
+from pipelines_src.local.storage import download, upload
+
+CONTAINER_ROOT = "/opt/ml/"
+
+
+@dataclass
+class StepResult:
+    name: str
+    kind: str
+    status: str  # Succeeded | Failed | Skipped
+    seconds: float = 0.0
+    detail: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    status: str  # Succeeded | Failed
+    steps: list[StepResult]
+    failure: str = ""
+    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def step(self, name: str) -> StepResult:
+        return next(result for result in self.steps if result.name == name)
+
+
+class StepFailedError(RuntimeError):
+    """A step could not complete; the message says which and why."""
+
+
+def _parameter_value(spec: Mapping[str, Any], value: Any) -> Any:
+    kind = spec.get("Type", "String")
+    if kind == "Float":
+        return float(value)
+    if kind == "Integer":
+        return int(value)
+    if kind == "Boolean":
+        return value if isinstance(value, bool) else str(value).lower() == "true"
+    return str(value)
+
+
+class LocalPipelineRunner:
+    def __init__(
+        self,
+        definition: Mapping[str, Any],
+        *,
+        s3: Any,
+        sagemaker: Any,
+        workdir: Path,
+        on_event: Callable[[str], None] = print,
+    ) -> None:
+        self.definition = definition
+        self.graph = step_graph(definition)
+        self.s3 = s3
+        self.sagemaker = sagemaker
+        self.workdir = workdir
+        self.on_event = on_event
+        self._property_files: dict[tuple[str, str], Path] = {}
+
+    # ---------------------------------------------------------------- run
+    def run(self, parameters: Mapping[str, Any] | None = None, *, execution_id: str = "local") -> RunResult:
+        specs = {spec["Name"]: spec for spec in self.definition.get("Parameters", [])}
+        unknown = set(parameters or {}) - set(specs)
+        if unknown:
+            raise ValueError(f"unknown pipeline parameters {sorted(unknown)}; known: {sorted(specs)}")
+        values = {name: _parameter_value(spec, spec.get("DefaultValue")) for name, spec in specs.items()}
+        values.update({name: _parameter_value(specs[name], value) for name, value in (parameters or {}).items()})
+        properties: dict[str, dict[str, Any]] = {}
+        resolver = Resolver(
+            parameters=values,
+            execution={"PipelineExecutionId": execution_id, "PipelineName": self.definition.get("PipelineName", "")},
+            step_properties=properties,
+            property_file=lambda step, name: self._property_files[(step, name)],
+        )
+        results: dict[str, StepResult] = {}
+        chosen: dict[str, bool] = {}
+        failure = ""
+        for index, name in enumerate(self.graph.order, start=1):
+            step = self.graph.steps[name]
+            kind = step["Type"]
+            blocked = [dep for dep in self.graph.depends_on[name] if results[dep].status != "Succeeded"]
+            branch = self.graph.branch_of.get(name)
+            if failure or blocked or (branch and chosen.get(branch[0]) != branch[1]):
+                results[name] = StepResult(name, kind, "Skipped")
+                continue
+            self.on_event(f"[{index}/{len(self.graph.order)}] {name} ({kind}) ...")
+            started = time.perf_counter()
+            try:
+                result = self._run_step(name, step, resolver, properties, chosen)
+            except StepFailedError as error:
+                result = StepResult(name, kind, "Failed", detail=str(error))
+                failure = f"{name}: {error}"
+            result.seconds = time.perf_counter() - started
+            results[name] = result
+            self.on_event(
+                f"    {result.status} in {result.seconds:.1f}s" + (f": {result.detail}" if result.detail else "")
+            )
+        ordered = [results[name] for name in self.graph.order]
+        return RunResult("Failed" if failure else "Succeeded", ordered, failure, properties)
+
+    def _run_step(
+        self,
+        name: str,
+        step: Mapping[str, Any],
+        resolver: Resolver,
+        properties: dict[str, dict[str, Any]],
+        chosen: dict[str, bool],
+    ) -> StepResult:
+        kind = step["Type"]
+        if kind == "Condition":
+            outcome = all(resolver.condition(item) for item in step["Arguments"]["Conditions"])
+            chosen[name] = outcome
+            properties[name] = {"Outcome": outcome}
+            return StepResult(name, kind, "Succeeded", detail=f"outcome {str(outcome).lower()}")
+        if kind == "Fail":
+            message = resolver.resolve(step["Arguments"].get("ErrorMessage", ""))
+            raise StepFailedError(str(message))
+        arguments = resolver.resolve(step["Arguments"])
+        job_dir = self.workdir / name
+        if kind == "Processing":
+            properties[name], metrics = self._processing(name, step, arguments, job_dir)
+        elif kind == "Training":
+            properties[name], metrics = self._training(name, arguments, job_dir)
+        elif kind == "RegisterModel":
+            properties[name], metrics = self._register(arguments)
+        else:
+            raise StepFailedError(f"step type {kind} cannot run locally")
+        detail = ", ".join(f"{key}={value:.4g}" for key, value in metrics.items())
+        return StepResult(name, kind, "Succeeded", detail=detail, metrics=metrics)
+
+    # ---------------------------------------------------------- processing
+    def _processing(
+        self, name: str, step: Mapping[str, Any], arguments: Mapping[str, Any], job_dir: Path
+    ) -> tuple[dict[str, Any], dict[str, float]]:
+        for item in arguments.get("ProcessingInputs", []):
+            self._download(item["S3Input"]["S3Uri"], self._local(job_dir, item["S3Input"]["LocalPath"]))
+        app = arguments["AppSpecification"]
+        command = [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
+        if not command:
+            raise StepFailedError("the processing job has no entrypoint")
+        outputs = arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])
+        for output in outputs:
+            self._local(job_dir, output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+        env = {key: self._remap(job_dir, str(value)) for key, value in arguments.get("Environment", {}).items()}
+        self._execute(name, [self._remap(job_dir, part) for part in command], env, job_dir)
+        described: dict[str, Any] = {"ProcessingJobName": f"{name}-local", "ProcessingOutputConfig": {"Outputs": {}}}
+        for output in outputs:
+            local = self._local(job_dir, output["S3Output"]["LocalPath"])
+            upload(self.s3, local, output["S3Output"]["S3Uri"])
+            described["ProcessingOutputConfig"]["Outputs"][output["OutputName"]] = output
+            for spec in step.get("PropertyFiles", []):
+                if spec["OutputName"] == output["OutputName"]:
+                    path = local / spec["FilePath"]
+                    if not path.exists():
+                        raise StepFailedError(f"property file {spec['PropertyFileName']} was not written at {path}")
+                    self._property_files[(name, spec["PropertyFileName"])] = path
+        return described, {}
+
+    # ------------------------------------------------------------ training
+    def _training(
+        self, name: str, arguments: Mapping[str, Any], job_dir: Path
+    ) -> tuple[dict[str, Any], dict[str, float]]:
+        raise StepFailedError("training emulation is not wired")
+
+    # ------------------------------------------------------------ register
+    def _register(self, arguments: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+        response = self.sagemaker.create_model_package(**arguments)
+        return {"ModelPackageArn": response["ModelPackageArn"]}, {}
+
+    # ------------------------------------------------------------- helpers
+    def _download(self, uri: str, destination: Path) -> None:
+        try:
+            download(self.s3, uri, destination)
+        except (FileNotFoundError, ValueError) as error:
+            raise StepFailedError(str(error)) from None
+
+    def _local(self, job_dir: Path, container_path: str) -> Path:
+        if not container_path.startswith(CONTAINER_ROOT):
+            raise StepFailedError(f"container path {container_path!r} is outside {CONTAINER_ROOT}")
+        return job_dir / container_path[len(CONTAINER_ROOT) :]
+
+    def _remap(self, job_dir: Path, value: str) -> str:
+        """Rewrite container paths (/opt/ml/...) in one argument into the job folder."""
+        return re.sub(r"/opt/ml/[^\s=:,]*", lambda match: str(self._local(job_dir, match.group(0))), value)
+
+    def _execute(self, name: str, command: list[str], env: Mapping[str, str], job_dir: Path) -> str:
+        log = job_dir / "job.log"
+        environment = {**os.environ, **env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        with log.open("w") as handle:
+            completed = subprocess.run(
+                command, cwd=job_dir, env=environment, stdout=handle, stderr=subprocess.STDOUT, check=False
+            )
+        output = log.read_text()
+        if completed.returncode != 0:
+            tail = "\n".join(output.strip().splitlines()[-5:])
+            raise StepFailedError(f"exited with {completed.returncode} (log: {log})\n{tail}")
+        return output
+
+
+def pack_model(model_dir: Path, archive: Path) -> Path:
+    """model.tar.gz as SageMaker packs /opt/ml/model after training."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(model_dir.rglob("*")):
+            tar.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False)
+    return archive
+
+
+def parse_metrics(output: str, definitions: list[Mapping[str, str]]) -> dict[str, float]:
+    """The last value each metric definition's regex finds in the job output, as SageMaker reports it."""
+    found: dict[str, float] = {}
+    for definition in definitions:
+        matches = re.findall(definition["Regex"], output)
+        if matches:
+            last = matches[-1]
+            found[definition["Name"]] = float(last[0] if isinstance(last, tuple) else last)
+    return found
+
+
+def load_definition(text: str) -> dict[str, Any]:
+    definition: dict[str, Any] = json.loads(text)
+    return definition
