@@ -15,6 +15,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 CONTEXT_KEY = "mlops"
@@ -62,6 +63,9 @@ LOG_RETENTION_DAYS = frozenset(
 
 SOURCE_PROVIDERS = frozenset({"codeconnections", "codecommit", "s3"})
 METRIC_GOALS = frozenset({"minimize", "maximize"})
+# Metrics the Evaluate step writes (pipelines_src/steps/evaluate.py).
+REGRESSION_METRICS = frozenset({"rmse", "mae", "r2"})
+CONTRACTS_DIR = Path(__file__).resolve().parents[1] / "pipelines_src" / "contracts"
 MAX_AZS = 3
 
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -73,6 +77,7 @@ _CONNECTION_ARN_RE = re.compile(
     r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[\w-]+$"
 )
 _REPOSITORY_RE = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
+_INSTANCE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _CRON_RE = re.compile(r"^cron\((\S+ ){5}\S+\)$")
 
 
@@ -107,9 +112,12 @@ class SourceConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
+    dataset: str
     metric: str
     goal: str
     threshold: float
+    processing_instance_type: str
+    training_instance_type: str
 
 
 @dataclass(frozen=True)
@@ -301,12 +309,22 @@ def _source(reader: _Reader) -> SourceConfig:
 
 
 def _model(reader: _Reader) -> ModelConfig:
+    dataset = reader.string("dataset")
+    contracts = sorted(path.stem for path in CONTRACTS_DIR.glob("*.json"))
+    if dataset not in contracts:
+        raise ConfigError(
+            f'{reader.key("dataset")}: "{dataset}" has no data contract '
+            f"(pipelines_src/contracts/{dataset}.json); known: {', '.join(contracts) or 'none'}"
+        )
     return reader.build(
         ModelConfig,
         name=reader.matching("name", re.compile(r"^[a-z][a-z0-9-]{0,40}$"), "a lowercase model name"),
-        metric=reader.string("metric"),
+        dataset=dataset,
+        metric=reader.one_of("metric", REGRESSION_METRICS),
         goal=reader.one_of("goal", METRIC_GOALS),
         threshold=reader.number("threshold"),
+        processing_instance_type=reader.matching("processing_instance_type", _INSTANCE_RE, "a SageMaker instance type"),
+        training_instance_type=reader.matching("training_instance_type", _INSTANCE_RE, "a SageMaker instance type"),
     )
 
 

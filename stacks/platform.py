@@ -7,6 +7,7 @@ from constructs import Construct
 
 from stacks.config import StageConfig
 from stacks.data_lake_stack import DataLakeStack
+from stacks.datasets import curated_table
 from stacks.network_stack import NetworkStack
 
 
@@ -18,7 +19,11 @@ class PlatformStage(Stage):
         self.config = config
         self.network = NetworkStack(self, "Network", config=config, description=f"{config.prefix}: private VPC")
         self.data_lake = DataLakeStack(
-            self, "DataLake", config=config, description=f"{config.prefix}: data lake storage and catalog"
+            self,
+            "DataLake",
+            config=config,
+            tables=[curated_table(config.model.dataset)],
+            description=f"{config.prefix}: data lake storage and catalog",
         )
         Tags.of(self).add("mlops:project", config.project)
         Tags.of(self).add("mlops:stage", config.name)

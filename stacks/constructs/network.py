@@ -63,9 +63,10 @@ class PrivateNetwork(Construct):
                 "DynamoDb": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.DYNAMODB),
             },
         )
-        self.workload_subnets = ec2.SubnetSelection(
-            subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS if config.nat_gateways else ec2.SubnetType.PRIVATE_ISOLATED
+        self.workload_subnet_type = (
+            ec2.SubnetType.PRIVATE_WITH_EGRESS if config.nat_gateways else ec2.SubnetType.PRIVATE_ISOLATED
         )
+        self.workload_subnets = ec2.SubnetSelection(subnet_type=self.workload_subnet_type)
 
         self.flow_log_key = platform_key(
             self,
@@ -106,6 +107,11 @@ class PrivateNetwork(Construct):
                 private_dns_enabled=True,
                 open=False,
             )
+
+    @property
+    def workload_subnet_ids(self) -> list[str]:
+        """Subnets where workloads (SageMaker jobs, endpoints) run: isolated, or private behind NAT."""
+        return self.vpc.select_subnets(subnet_type=self.workload_subnet_type).subnet_ids
 
 
 def _endpoint_id(service: str) -> str:

@@ -160,6 +160,14 @@ BAD_CONFIGS = {
         _set("defaults.model.goal", "lower"),
         'mlops.stages.dev.model.goal: "lower" is not one of maximize, minimize',
     ),
+    "dataset without a data contract": (
+        _set("defaults.model.dataset", "taxi_fares"),
+        'mlops.stages.dev.model.dataset: "taxi_fares" has no data contract (pipelines_src/contracts/taxi_fares.json)',
+    ),
+    "metric the evaluation does not produce": (
+        _set("defaults.model.metric", "auc"),
+        'mlops.stages.dev.model.metric: "auc" is not one of mae, r2, rmse',
+    ),
     "no mlops block at all": (
         lambda context: context.pop("mlops"),
         "mlops: required key is missing from the cdk.json context",

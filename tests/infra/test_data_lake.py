@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from aws_cdk.assertions import Match, Template
 from stacks.config import PlatformConfig
 from stacks.constructs.catalog import Column, TableSpec
 from stacks.data_lake_stack import DataLakeStack
-from tests.conftest import Synthesized, new_app
+from tests.conftest import ROOT, Synthesized, new_app
 
 STAGES = ["dev", "staging", "prod"]
 
@@ -247,6 +248,27 @@ def test_dataset_schemas_become_partitioned_parquet_tables(platform_config: Plat
             ),
         },
     )
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_stage_dataset_contract_becomes_the_curated_table(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    dataset = platform_config.stage(stage).model.dataset
+    contract = json.loads((ROOT / "pipelines_src" / "contracts" / f"{dataset}.json").read_text())
+    stack = synthesized.stages[stage].data_lake
+    tables = synthesized.template(stage, "data_lake").find_resources("AWS::Glue::Table")
+    (table,) = tables.values()
+    table_input = table["Properties"]["TableInput"]
+    assert table_input["Name"] == f"curated_{dataset}"
+    assert table_input["PartitionKeys"][0]["Name"] == "dt"
+    names = [column["Name"] for column in table_input["StorageDescriptor"]["Columns"]]
+    assert names == [column["name"] for column in contract["columns"]]
+    assert table_input["StorageDescriptor"]["Location"]["Fn::Join"][1] == [
+        "s3://",
+        {"Ref": stack.get_logical_id(stack.storage.curated.node.default_child)},
+        f"/{dataset}/",
+    ]
 
 
 def test_a_table_in_an_unknown_zone_is_refused(platform_config: PlatformConfig) -> None:

@@ -1,0 +1,43 @@
+"""Catalog tables derived from the data contracts in pipelines_src/contracts/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stacks.config import CONTRACTS_DIR
+from stacks.constructs.catalog import Column, TableSpec
+
+# Contract column types -> Glue (Hive) types of the curated Parquet files.
+GLUE_TYPES = {
+    "string": "string",
+    "category": "string",
+    "int": "bigint",
+    "float": "double",
+    "bool": "boolean",
+    "date": "date",
+}
+PARTITION_KEY = Column("dt", "date", "partition: the day the rows belong to (from the contract's partition column)")
+
+
+def contract_path(dataset: str) -> Path:
+    return CONTRACTS_DIR / f"{dataset}.json"
+
+
+def curated_table(dataset: str) -> TableSpec:
+    """The curated zone's table for a dataset: every contract column, Parquet, partitioned by day."""
+    path = contract_path(dataset)
+    contract = json.loads(path.read_text())
+    columns = []
+    for column in contract["columns"]:
+        if column["type"] not in GLUE_TYPES:
+            raise ValueError(f"{path}: column {column['name']!r} has unknown type {column['type']!r}")
+        columns.append(Column(column["name"], GLUE_TYPES[column["type"]], column.get("description", "")[:255]))
+    return TableSpec(
+        name=f"curated_{contract['dataset']}",
+        zone="curated",
+        prefix=f"{contract['dataset']}/",
+        columns=tuple(columns),
+        partition_keys=(PARTITION_KEY,),
+        description=contract.get("description", f"Curated {contract['dataset']}")[:2048],
+    )
