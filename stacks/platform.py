@@ -8,6 +8,7 @@ from constructs import Construct
 from stacks.config import StageConfig
 from stacks.data_lake_stack import DataLakeStack
 from stacks.datasets import curated_table
+from stacks.ml_platform_stack import MLPlatformStack
 from stacks.network_stack import NetworkStack
 
 
@@ -24,6 +25,14 @@ class PlatformStage(Stage):
             config=config,
             tables=[curated_table(config.model.dataset)],
             description=f"{config.prefix}: data lake storage and catalog",
+        )
+        self.ml_platform = MLPlatformStack(
+            self,
+            "MLPlatform",
+            config=config,
+            network=self.network.network,
+            lake=self.data_lake.storage,
+            description=f"{config.prefix}: model registry and model-build pipeline",
         )
         Tags.of(self).add("mlops:project", config.project)
         Tags.of(self).add("mlops:stage", config.name)

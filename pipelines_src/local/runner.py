@@ -29,7 +29,7 @@ from typing import Any
 
 from pipelines_src.local.expressions import Resolver
 from pipelines_src.local.graph import step_graph
-from pipelines_src.local.storage import download, upload
+from pipelines_src.local.storage import download, split_s3_uri, upload
 
 CONTAINER_ROOT = "/opt/ml/"
 
@@ -191,7 +191,54 @@ class LocalPipelineRunner:
     def _training(
         self, name: str, arguments: Mapping[str, Any], job_dir: Path
     ) -> tuple[dict[str, Any], dict[str, float]]:
-        raise StepFailedError("training emulation is not wired")
+        """Framework script mode: channels under input/data, the entry script run with hyperparameters as flags."""
+        channels = {}
+        for channel in arguments.get("InputDataConfig", []):
+            local = job_dir / "input" / "data" / channel["ChannelName"]
+            self._download(channel["DataSource"]["S3DataSource"]["S3Uri"], local)
+            channels[channel["ChannelName"]] = local
+        hyperparameters = {key: str(value) for key, value in arguments.get("HyperParameters", {}).items()}
+        program = hyperparameters.pop("sagemaker_program", None)
+        submit = hyperparameters.pop("sagemaker_submit_directory", None)
+        if not program or not submit:
+            raise StepFailedError(
+                "only script-mode training (sagemaker_program, sagemaker_submit_directory) runs locally"
+            )
+        framework = {key: hyperparameters.pop(key) for key in list(hyperparameters) if key.startswith("sagemaker_")}
+        code_dir = job_dir / "code"
+        code_dir.mkdir(parents=True, exist_ok=True)
+        if not submit.startswith(CONTAINER_ROOT):
+            raise StepFailedError(f"sagemaker_submit_directory {submit!r} must be a file in a channel under /opt/ml/")
+        with tarfile.open(self._local(job_dir, submit)) as tar:
+            tar.extractall(code_dir, filter="data")
+        model_dir, output_dir = job_dir / "model", job_dir / "output" / "data"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            "SM_MODEL_DIR": str(model_dir),
+            "SM_OUTPUT_DATA_DIR": str(output_dir),
+            "SM_CHANNELS": json.dumps(sorted(channels)),
+            "SM_HPS": json.dumps(hyperparameters, sort_keys=True),
+            "SM_CURRENT_HOST": "algo-1",
+            "SM_HOSTS": json.dumps(["algo-1"]),
+            "SM_NUM_CPUS": str(os.cpu_count() or 1),
+            "SM_LOG_LEVEL": framework.get("sagemaker_container_log_level", "20"),
+            **{f"SM_CHANNEL_{channel.upper()}": str(path) for channel, path in channels.items()},
+        }
+        flags = [part for key, value in sorted(hyperparameters.items()) for part in (f"--{key}", value)]
+        output = self._execute(name, [sys.executable, str(code_dir / program), *flags], env, job_dir)
+        job_name = f"{name}-local"
+        uri = f"{str(arguments['OutputDataConfig']['S3OutputPath']).rstrip('/')}/{job_name}/output/model.tar.gz"
+        archive = pack_model(model_dir, job_dir / "output" / "model.tar.gz")
+        bucket, key = split_s3_uri(uri)
+        self.s3.upload_file(str(archive), bucket, key)
+        metrics = parse_metrics(output, arguments.get("AlgorithmSpecification", {}).get("MetricDefinitions", []))
+        described = {
+            "TrainingJobName": job_name,
+            "ModelArtifacts": {"S3ModelArtifacts": uri},
+            "FinalMetricDataList": [{"MetricName": metric, "Value": value} for metric, value in metrics.items()],
+        }
+        return described, metrics
 
     # ------------------------------------------------------------ register
     def _register(self, arguments: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:

@@ -21,6 +21,13 @@ def test_stateful_logical_ids_are_stable(synthesized: Synthesized, stage: str) -
         assert set(template.find_resources(kind)) == expected, kind
 
 
+@pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
+def test_model_registry_logical_id_is_stable(synthesized: Synthesized, stage: str) -> None:
+    # The model package group holds every registered version: replacing it would orphan them.
+    groups = synthesized.template(stage, "ml_platform").find_resources("AWS::SageMaker::ModelPackageGroup")
+    assert set(groups) == {"RegistryGroupF9A457C4"}
+
+
 def test_stack_names_are_stable(synthesized: Synthesized) -> None:
     names = sorted(
         stack.stack_name for stage in synthesized.stages.values() for stack in (stage.network, stage.data_lake)

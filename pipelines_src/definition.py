@@ -1,0 +1,850 @@
+"""The model-build pipeline definition, built with the SageMaker Python SDK from `PipelineSettings`.
+
+`build_definition(settings)` returns the pipeline definition JSON (the step graph, parameters and
+property files of pipelines_src/README.md). It is a pure function of its settings:
+
+* offline: no credentials, no network. The SDK only ever sees an explicit boto3 session with the
+  settings' region and dummy credentials, a PipelineSession whose default bucket needs no S3 call,
+  S3 URIs for all code, and (only while it builds) environment variables that keep it from
+  looking elsewhere: no role validation against IAM, no config files, no instance metadata. The
+  environment, the boto3 default session and the logging configuration are restored afterwards.
+* deterministic: the same settings give the same bytes, in one process or across processes
+  (sorted keys, compact separators, no job names, timestamps or generated ids).
+
+Deploy-time values (role, buckets, KMS key, subnets, security groups, model package group, code
+URIs) may be CloudFormation `Fn::Sub` placeholders such as ``${RoleArn}``: they pass through into
+the JSON verbatim, and the definition holds no other ``${`` sequence. While the SDK builds, each
+placeholder is swapped for a stand-in the SDK accepts (an IAM role ARN, an S3 URI or a plain
+token) and swapped back in the JSON.
+
+The processing steps run ``bash run_step.sh <script>.py <args...>``: the runner comes in as the
+job's code input and unpacks the source tarball, another input (its folder is given to the runner
+as RUN_STEP_SOURCE_DIR), before running the script. The training step runs train.py in the XGBoost
+framework container's script mode, the tarball coming in as the ``code`` channel: the containers
+run with network isolation, so they fetch nothing from S3 themselves. The jobs find the runner,
+the tarball and the data contract by their object names, the last segment of their URIs: a URI
+given as one whole placeholder must resolve to an object with the conventional name
+(`RUNNER_NAME`, `SOURCE_TARBALL_NAME`, `CONTRACT_NAME`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import functools
+import importlib
+import json
+import logging
+import math
+import os
+import re
+import sys
+import threading
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pipelines_src.packaging import RUNNER_NAME, SOURCE_TARBALL_NAME
+
+# Step names, as in pipelines_src/README.md.
+VALIDATE_DATA: Final = "ValidateData"
+CHECK_DATA_CONTRACT: Final = "CheckDataContract"
+DATA_CONTRACT_VIOLATED: Final = "DataContractViolated"
+PREPROCESS: Final = "Preprocess"
+TRAIN: Final = "Train"
+EVALUATE: Final = "Evaluate"
+CHECK_METRIC: Final = "CheckMetric"
+REGISTER_MODEL: Final = "RegisterModel"
+METRIC_NOT_MET: Final = "MetricNotMet"
+STEP_NAMES: Final = (
+    VALIDATE_DATA,
+    CHECK_DATA_CONTRACT,
+    DATA_CONTRACT_VIOLATED,
+    PREPROCESS,
+    TRAIN,
+    EVALUATE,
+    CHECK_METRIC,
+    REGISTER_MODEL,
+    METRIC_NOT_MET,
+)
+
+# Pipeline parameters.
+INPUT_DATA_URI: Final = "InputDataUri"
+PROCESSING_INSTANCE_TYPE: Final = "ProcessingInstanceType"
+TRAINING_INSTANCE_TYPE: Final = "TrainingInstanceType"
+METRIC_THRESHOLD: Final = "MetricThreshold"
+MODEL_APPROVAL_STATUS: Final = "ModelApprovalStatus"
+APPROVAL_STATUSES: Final = ("Approved", "PendingManualApproval", "Rejected")
+DEFAULT_APPROVAL_STATUS: Final = "PendingManualApproval"
+
+# Property files.
+VALIDATION_REPORT: Final = "ValidationReport"
+VALIDATION_REPORT_FILE: Final = "validation_report.json"
+EVALUATION_REPORT: Final = "EvaluationReport"
+EVALUATION_REPORT_FILE: Final = "evaluation.json"
+BASELINE_FILE: Final = "baseline.json"
+
+# Framework containers.
+SKLEARN_VERSION: Final = "1.2-1"
+XGBOOST_VERSION: Final = "3.0-5"
+
+# Conventional object names, assumed when a URI is one whole placeholder (RUNNER_NAME and
+# SOURCE_TARBALL_NAME come from packaging). CONTRACT_NAME is what the step scripts read by default.
+CONTRACT_NAME: Final = "contract.json"
+# Any gzip name will do for the tarball: CDK file assets are keyed <content hash>.gz.
+TARBALL_SUFFIXES: Final = (".tar.gz", ".tgz", ".gz")
+
+GOALS: Final = ("maximize", "minimize")
+# train.py prints `validation-rmse=<value>` (README); the training job records it as this metric.
+TRAINING_METRIC_NAME: Final = "validation:rmse"
+TRAINING_METRIC_REGEX: Final = r"validation-rmse=([-+0-9.eE]+)"
+
+# Paths inside the containers.
+_PROCESSING_INPUT = "/opt/ml/processing/input"
+_PROCESSING_OUTPUT = "/opt/ml/processing/output"
+_CODE_DIR = f"{_PROCESSING_INPUT}/code"
+_SOURCE_DIR = f"{_PROCESSING_INPUT}/source"
+_CONTRACT_DIR = f"{_PROCESSING_INPUT}/contract"
+_DATA_DIR = f"{_PROCESSING_INPUT}/data"
+_MODEL_DIR = f"{_PROCESSING_INPUT}/model"
+_TEST_DIR = f"{_PROCESSING_INPUT}/test"
+_TRAINING_CODE_CHANNEL = "code"
+_TRAINING_CODE_DIR = f"/opt/ml/input/data/{_TRAINING_CODE_CHANNEL}"
+
+HyperparameterValue = int | float | str
+
+_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+# Fn::Sub variables: parameters and resources (logical ids), Resource.Attribute, AWS::Pseudo.
+_PLACEHOLDER_NAME = re.compile(r"(AWS::[A-Za-z]+|[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9.]*)?)")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9]+")
+_METRIC = re.compile(r"[a-z][a-z0-9_]*")
+_HYPERPARAMETER = re.compile(r"[a-z][a-z0-9_-]*")
+_PIPELINE_NAME = re.compile(r"[A-Za-z0-9](-*[A-Za-z0-9]){0,255}")
+_KEY_PREFIX = re.compile(r"[\w!.*'()-]+(/[\w!.*'()-]+)*")
+
+# Stand-ins: tokens the SDK accepts anywhere (bucket names, ids, ARNs), never found in real values.
+_TOKEN_MARK = "zzcfnsub"
+_STAND_IN_ROLE = "arn:aws:iam::000000000000:role/{token}"
+_STAND_IN_S3 = "s3://{token}"
+
+
+class SettingsError(ValueError):
+    """A `PipelineSettings` field has a value the pipeline cannot be built with."""
+
+
+def _fail(name: str, value: object, reason: str) -> SettingsError:
+    return SettingsError(f"PipelineSettings.{name}: {value!r} {reason}")
+
+
+def _placeholder_names(value: str, name: str) -> list[str]:
+    """The Fn::Sub placeholders in one setting; a malformed or escaped `${` is an error."""
+    names = []
+    for match in _PLACEHOLDER.finditer(value):
+        if not _PLACEHOLDER_NAME.fullmatch(match.group(1)):
+            raise _fail(name, value, f"has {match.group(0)!r}, which is not a CloudFormation Fn::Sub variable")
+        names.append(match.group(1))
+    if value.count("${") != len(names):
+        raise _fail(name, value, "has a '${' that does not start a ${Name} placeholder")
+    return names
+
+
+def _is_whole_placeholder(value: str) -> bool:
+    return _PLACEHOLDER.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Everything the definition depends on. String fields may hold `${Name}` placeholders.
+
+    Fields that name AWS resources (role_arn, artifacts_bucket, kms_key_arn, subnet_ids,
+    security_group_ids, model_package_group_name, pipeline_name) and the S3 URIs may be or
+    contain placeholders; region, metric, goal, instance types and hyperparameters may not.
+    S3 URIs are either ``s3://bucket/key`` (any part a placeholder) or one whole placeholder.
+    """
+
+    pipeline_name: str
+    region: str
+    role_arn: str
+    # Step outputs go to s3://<artifacts_bucket>/<artifacts_prefix>/<pipeline>/<execution id>/<step>/<output>.
+    artifacts_bucket: str
+    # Default of the InputDataUri parameter: the raw zone prefix of the dataset.
+    input_data_uri: str
+    # The dataset's data contract (JSON), given to ValidateData and Preprocess.
+    contract_uri: str
+    # tar.gz of pipelines_src/steps (packaging.build_source_tarball) and the runner run_step.sh.
+    source_tar_uri: str
+    runner_uri: str
+    model_package_group_name: str
+    # Encrypts the job volumes, the job outputs and the model artifacts.
+    kms_key_arn: str
+    subnet_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+    # Model quality gate: regression_metrics.<metric>.value of evaluation.json against the threshold.
+    metric: str
+    goal: str
+    threshold: float
+    artifacts_prefix: str = "model-build"
+    processing_instance_type: str = "ml.m5.xlarge"
+    training_instance_type: str = "ml.m5.xlarge"
+    # Passed to train.py as --<name> <value> (README: --max-depth, --eta, --num-round, ...); train.py's
+    # own defaults apply to the ones not given.
+    hyperparameters: Mapping[str, HyperparameterValue] = field(default_factory=dict, hash=False)
+    volume_size_gb: int = 30
+    max_runtime_seconds: int = 3600
+
+    def __post_init__(self) -> None:
+        for name in ("subnet_ids", "security_group_ids"):
+            values = getattr(self, name)
+            if isinstance(values, str) or not all(isinstance(item, str) and item for item in values) or not values:
+                raise _fail(name, values, "must be a non-empty sequence of non-empty strings")
+            object.__setattr__(self, name, tuple(values))
+        self._check_strings()
+        self._check_quality_gate()
+        self._check_jobs()
+        hyperparameters = dict(sorted(self.hyperparameters.items()))
+        for key, value in hyperparameters.items():
+            if not isinstance(key, str) or not _HYPERPARAMETER.fullmatch(key) or key.startswith("sagemaker"):
+                raise _fail(
+                    "hyperparameters", key, "is not a hyperparameter name (lowercase, digits, '-', '_'; not sagemaker*)"
+                )
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise _fail("hyperparameters", {key: value}, "must map to an int, a float or a string")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise _fail("hyperparameters", {key: value}, "must be finite")
+            if isinstance(value, str) and "${" in value:
+                raise _fail("hyperparameters", {key: value}, "may not hold a placeholder")
+        object.__setattr__(self, "hyperparameters", hyperparameters)  # a sorted copy, read-only by its type
+
+    def _check_strings(self) -> None:
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            for text in value if isinstance(value, tuple) else (value,):
+                if isinstance(text, str):
+                    if _TOKEN_MARK in text:
+                        raise _fail(item.name, text, f"may not contain {_TOKEN_MARK!r}")
+                    _placeholder_names(text, item.name)
+        for name in ("region", "metric", "goal", "processing_instance_type", "training_instance_type"):
+            if "${" in getattr(self, name):
+                raise _fail(name, getattr(self, name), "may not hold a placeholder: the definition depends on it")
+        if not _REGION.fullmatch(self.region):
+            raise _fail("region", self.region, "is not an AWS region name")
+        literal = {  # fields checked only when they hold no placeholder
+            "role_arn": (_ROLE_ARN, "an IAM role ARN"),
+            "artifacts_bucket": (_BUCKET, "an S3 bucket name"),
+            "pipeline_name": (_PIPELINE_NAME, "a SageMaker pipeline name"),
+        }
+        for name, (pattern, what) in literal.items():
+            value = getattr(self, name)
+            if "${" not in value and not pattern.fullmatch(value):
+                raise _fail(name, value, f"is not {what}")
+        if self.artifacts_prefix and not _KEY_PREFIX.fullmatch(_PLACEHOLDER.sub("x", self.artifacts_prefix)):
+            raise _fail(
+                "artifacts_prefix",
+                self.artifacts_prefix,
+                "is not an S3 key prefix (no leading, trailing or double '/')",
+            )
+        for name in ("model_package_group_name", "kms_key_arn"):
+            if not getattr(self, name):
+                raise _fail(name, getattr(self, name), "must not be empty")
+        for name in ("input_data_uri", "contract_uri", "source_tar_uri", "runner_uri"):
+            value = getattr(self, name)
+            if not _is_whole_placeholder(value) and not re.fullmatch(r"s3://[^/]+/.+", value):
+                raise _fail(name, value, "is neither an s3://bucket/key URI nor one ${Name} placeholder")
+        _object_name(self.runner_uri, "runner_uri", RUNNER_NAME, ".sh")
+        _object_name(self.source_tar_uri, "source_tar_uri", SOURCE_TARBALL_NAME, TARBALL_SUFFIXES)
+        _object_name(self.contract_uri, "contract_uri", CONTRACT_NAME, ".json")
+
+    def _check_quality_gate(self) -> None:
+        if not _METRIC.fullmatch(self.metric):
+            raise _fail("metric", self.metric, "is not a metric name of evaluation.json (e.g. 'rmse')")
+        if self.goal not in GOALS:
+            raise _fail("goal", self.goal, f"is not one of {', '.join(GOALS)}")
+        threshold: object = self.threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
+            raise _fail("threshold", threshold, "must be a finite number")
+        object.__setattr__(self, "threshold", float(threshold))
+
+    def _check_jobs(self) -> None:
+        for name in ("processing_instance_type", "training_instance_type"):
+            if not _INSTANCE_TYPE.fullmatch(getattr(self, name)):
+                raise _fail(name, getattr(self, name), "is not a SageMaker instance type (e.g. 'ml.m5.xlarge')")
+        for name, low, high in (("volume_size_gb", 1, 16384), ("max_runtime_seconds", 60, 5 * 24 * 3600)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise _fail(name, value, f"must be an integer from {low} to {high}")
+
+    def placeholders(self) -> list[str]:
+        """The names of the `${Name}` placeholders these settings hold, sorted."""
+        names: set[str] = set()
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            for text in value if isinstance(value, tuple) else (value,):
+                if isinstance(text, str):
+                    names.update(_placeholder_names(text, item.name))
+        return sorted(names)
+
+
+def _object_name(uri: str, name: str, conventional: str, suffix: str | tuple[str, ...]) -> str:
+    """The object name a job finds a file by: the URI's last segment, or the conventional name."""
+    if _is_whole_placeholder(uri):
+        return conventional
+    last = uri.rsplit("/", 1)[-1]
+    suffixes = (suffix,) if isinstance(suffix, str) else suffix
+    if not last or "${" in last or not last.endswith(suffixes) or last in suffixes:
+        raise _fail(
+            name,
+            uri,
+            f"must end with a literal object name ending in "
+            f"{' or '.join(repr(item) for item in suffixes)} (e.g. {conventional!r})",
+        )
+    if not re.fullmatch(r"[\w.+=@-]+", last):
+        raise _fail(name, uri, "has an object name with characters other than letters, digits and . + = @ - _")
+    return last
+
+
+def list_placeholders(definition: str) -> list[str]:
+    """The names of the `${Name}` placeholders a definition uses (what Fn::Sub must be given), sorted."""
+    return sorted({match.group(1) for match in _PLACEHOLDER.finditer(definition)})
+
+
+def build_definition(settings: PipelineSettings) -> str:
+    """The pipeline definition JSON for these settings: offline, deterministic, placeholders verbatim.
+
+    Raises SettingsError for settings the SDK rejects (e.g. a region without the framework images).
+    """
+    stand_ins = _StandIns(settings)
+    names = _ObjectNames(
+        runner=_object_name(settings.runner_uri, "runner_uri", RUNNER_NAME, ".sh"),
+        source=_object_name(settings.source_tar_uri, "source_tar_uri", SOURCE_TARBALL_NAME, TARBALL_SUFFIXES),
+        contract=_object_name(settings.contract_uri, "contract_uri", CONTRACT_NAME, ".json"),
+    )
+    with _sdk_environment(settings.region):
+        compiled = _compile(stand_ins.settings, names)
+    document = json.loads(compiled)
+    _drop_job_tags(document["Steps"])
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return stand_ins.restore(text, expected=settings.placeholders())
+
+
+@dataclass(frozen=True)
+class _ObjectNames:
+    runner: str
+    source: str
+    contract: str
+
+
+class _StandIns:
+    """Swaps the settings' placeholders for values the SDK accepts, and back in the built JSON."""
+
+    def __init__(self, settings: PipelineSettings) -> None:
+        self._tokens = {name: f"{_TOKEN_MARK}{index:03d}x" for index, name in enumerate(settings.placeholders())}
+        self._whole: dict[str, str] = {}  # stand-in -> original, for values that are one placeholder
+        changes: dict[str, object] = {}
+        for item in dataclasses.fields(settings):
+            value = getattr(settings, item.name)
+            if isinstance(value, str):
+                changes[item.name] = self._stand_in(item.name, value)
+            elif isinstance(value, tuple):
+                changes[item.name] = tuple(self._stand_in(item.name, text) for text in value)
+        # A copy without validation: the stand-ins are deliberately not valid settings values.
+        self.settings = copy.copy(settings)
+        for name, value in changes.items():
+            object.__setattr__(self.settings, name, value)
+
+    def _stand_in(self, name: str, value: str) -> str:
+        if "${" not in value:
+            return value
+        if _is_whole_placeholder(value) and (name == "role_arn" or name.endswith("_uri")):
+            token = self._tokens[value[2:-1]]
+            stand_in = (_STAND_IN_ROLE if name == "role_arn" else _STAND_IN_S3).format(token=token)
+            self._whole[stand_in] = value
+            return stand_in
+        return _PLACEHOLDER.sub(lambda match: self._tokens[match.group(1)], value)
+
+    def restore(self, text: str, expected: list[str]) -> str:
+        for stand_in, original in sorted(self._whole.items(), key=lambda item: (-len(item[0]), item[0])):
+            text = text.replace(json.dumps(stand_in), json.dumps(original))
+            if stand_in in text:
+                raise RuntimeError(f"the SDK embedded {original} in a longer string: it cannot be substituted")
+        for name, token in sorted(self._tokens.items(), key=lambda item: (-len(item[1]), item[1])):
+            text = text.replace(token, "${" + name + "}")
+        if _TOKEN_MARK in text:
+            raise RuntimeError("the SDK altered a placeholder's stand-in: it cannot be restored")
+        used = list_placeholders(text)
+        if text.count("${") != len(_PLACEHOLDER.findall(text)) or not set(used) <= set(expected):
+            raise RuntimeError(f"the definition holds '${{' sequences other than the settings' placeholders: {used}")
+        return text
+
+
+def _drop_job_tags(steps: list[dict[str, Any]]) -> None:
+    """Remove job tags: the SDK adds SageMaker Studio project tags found from the working directory."""
+    for step in steps:
+        arguments = step.get("Arguments")
+        if isinstance(arguments, dict):
+            arguments.pop("Tags", None)
+            for branch in ("IfSteps", "ElseSteps"):
+                _drop_job_tags(arguments.get(branch, []))
+
+
+# --- The SDK, offline -------------------------------------------------------------------------
+
+_BUILD_LOCK = threading.Lock()
+_DUMMY_KEY = "offline-pipeline-definition"
+_ENV_UNSET = (
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "SAGEMAKER_ENABLE_RICH_LOGGING",
+)
+
+
+def _environment(region: str) -> dict[str, str]:
+    """What the SDK reads from the environment while it builds: region, and nothing to look up."""
+    return {
+        "AWS_DEFAULT_REGION": region,  # the SDK creates boto3 clients when it is imported
+        "AWS_REGION": region,
+        "AWS_ACCESS_KEY_ID": _DUMMY_KEY,  # so that no credential provider goes looking
+        "AWS_SECRET_ACCESS_KEY": _DUMMY_KEY,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "SAGEMAKER_VALIDATE_ROLE": "false",  # else the SDK simulates the role's policies with IAM
+        "SAGEMAKER_ADMIN_CONFIG_OVERRIDE": os.devnull,  # no SDK defaults from config files
+        "SAGEMAKER_USER_CONFIG_OVERRIDE": os.devnull,
+    }
+
+
+@contextlib.contextmanager
+def _sdk_environment(region: str) -> Iterator[None]:
+    """Run the SDK offline; restore the environment, boto3's default session and logging after."""
+    import boto3
+
+    with _BUILD_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        overrides = _environment(region)
+        saved_env = {name: os.environ.get(name) for name in (*overrides, *_ENV_UNSET)}
+        saved_default_session = boto3.DEFAULT_SESSION
+        root = logging.getLogger()
+        saved_root = (root.level, list(root.handlers))
+        saved_loggers: dict[logging.Logger, bool] = {}
+        try:
+            for name in _ENV_UNSET:
+                os.environ.pop(name, None)
+            os.environ.update(overrides)
+            _import_sdk()
+            root.setLevel(saved_root[0])  # importing the SDK calls logging.basicConfig
+            root.handlers[:] = saved_root[1]
+            # The SDK's notes on what it fills in, and botocore finding the dummy credentials: noise here.
+            quiet = [logging.getLogger("botocore.credentials")]
+            quiet += [
+                logger
+                for name, logger in logging.root.manager.loggerDict.items()
+                if isinstance(logger, logging.Logger) and name.split(".")[0].startswith("sagemaker")
+            ]
+            for logger in quiet:
+                saved_loggers[logger] = logger.disabled
+                logger.disabled = True
+            yield
+        finally:
+            for logger, disabled in saved_loggers.items():
+                logger.disabled = disabled
+            root.setLevel(saved_root[0])
+            root.handlers[:] = saved_root[1]
+            boto3.DEFAULT_SESSION = saved_default_session
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+_SDK_MODULES = ("sagemaker.core.workflow", "sagemaker.mlops.workflow.pipeline", "sagemaker.serve", "sagemaker.train")
+
+
+def _import_sdk() -> None:
+    """Import the SDK here, the first time: importing it creates boto3 clients (region needed)."""
+    if all(module in sys.modules for module in _SDK_MODULES):
+        return
+    disabled = logging.root.manager.disable
+    logging.disable(logging.INFO)  # its import logs what it does not find (config files, credentials)
+    try:
+        for module in _SDK_MODULES:
+            importlib.import_module(module)
+    finally:
+        logging.disable(disabled)
+
+
+@functools.cache
+def _session_class() -> type:
+    from sagemaker.core.workflow.pipeline_context import PipelineSession  # type: ignore[import-untyped]
+
+    class OfflinePipelineSession(PipelineSession):  # type: ignore[misc]
+        """A PipelineSession whose default bucket is given, not looked up or created in S3."""
+
+        def default_bucket(self) -> str:
+            return str(self._default_bucket_name_override)
+
+    return OfflinePipelineSession
+
+
+def _session(settings: PipelineSettings) -> Any:
+    import boto3
+    import botocore.session
+
+    core = botocore.session.Session()
+    core.set_config_variable("config_file", os.devnull)
+    core.set_config_variable("credentials_file", os.devnull)
+    boto_session = boto3.Session(
+        aws_access_key_id=_DUMMY_KEY,
+        aws_secret_access_key=_DUMMY_KEY,
+        region_name=settings.region,
+        botocore_session=core,
+    )
+    # The config files it would read are os.devnull while building (_environment).
+    session = _session_class()(boto_session=boto_session, default_bucket=settings.artifacts_bucket)
+    # No SDK defaults at all: the SDK validates its config against its JSON schema at every look-up
+    # (about 0.2 s each, dozens per build) unless the config is empty.
+    session.sagemaker_config = {}
+    return session
+
+
+# The only SDK defaults used: the opt-out of telemetry, read by the SDK calls that would send it.
+_TELEMETRY_OFF: Final = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+
+
+@contextlib.contextmanager
+def _telemetry_off(session: Any) -> Iterator[None]:
+    """Around an SDK call that reports telemetry (over the network) unless the config opts out."""
+    session.sagemaker_config = copy.deepcopy(_TELEMETRY_OFF)
+    try:
+        yield
+    finally:
+        session.sagemaker_config = {}
+
+
+def _image(framework: str, version: str, region: str, scope: str) -> str:
+    from sagemaker.core import image_uris  # type: ignore[import-untyped]
+
+    try:
+        return str(image_uris.retrieve(framework, region=region, version=version, py_version="py3", image_scope=scope))
+    except ValueError as error:
+        raise _fail("region", region, f"has no SageMaker {framework} {version} image: {error}") from error
+
+
+def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
+    from sagemaker.core.drift_check_baselines import DriftCheckBaselines  # type: ignore[import-untyped]
+    from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # type: ignore[import-untyped]
+    from sagemaker.core.network import NetworkConfig  # type: ignore[import-untyped]
+    from sagemaker.core.processing import Processor  # type: ignore[import-untyped]
+    from sagemaker.core.shapes import (  # type: ignore[import-untyped]
+        Channel,
+        DataSource,
+        MetricDefinition,
+        ProcessingInput,
+        ProcessingOutput,
+        ProcessingS3Input,
+        ProcessingS3Output,
+        S3DataSource,
+    )
+    from sagemaker.core.training.configs import (  # type: ignore[import-untyped]
+        Compute,
+        Networking,
+        OutputDataConfig,
+        StoppingCondition,
+    )
+    from sagemaker.core.workflow import (  # type: ignore[import-untyped]
+        ExecutionVariables,
+        Join,
+        JsonGet,
+        ParameterFloat,
+        ParameterString,
+        PropertyFile,
+    )
+    from sagemaker.core.workflow.conditions import (  # type: ignore[import-untyped]
+        ConditionEquals,
+        ConditionGreaterThanOrEqualTo,
+        ConditionLessThanOrEqualTo,
+    )
+    from sagemaker.mlops.workflow.condition_step import ConditionStep  # type: ignore[import-untyped]
+    from sagemaker.mlops.workflow.fail_step import FailStep  # type: ignore[import-untyped]
+    from sagemaker.mlops.workflow.model_step import ModelStep  # type: ignore[import-untyped]
+    from sagemaker.mlops.workflow.pipeline import Pipeline  # type: ignore[import-untyped]
+    from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep  # type: ignore[import-untyped]
+    from sagemaker.serve import ModelBuilder  # type: ignore[import-untyped]
+    from sagemaker.train import ModelTrainer  # type: ignore[import-untyped]
+
+    session = _session(s)
+    sklearn_image = _image("sklearn", SKLEARN_VERSION, s.region, "training")
+    xgboost_image = _image("xgboost", XGBOOST_VERSION, s.region, "training")
+    xgboost_inference_image = _image("xgboost", XGBOOST_VERSION, s.region, "inference")
+
+    input_data = ParameterString(name=INPUT_DATA_URI, default_value=s.input_data_uri)
+    processing_type = ParameterString(name=PROCESSING_INSTANCE_TYPE, default_value=s.processing_instance_type)
+    training_type = ParameterString(name=TRAINING_INSTANCE_TYPE, default_value=s.training_instance_type)
+    threshold = ParameterFloat(name=METRIC_THRESHOLD, default_value=s.threshold)
+    approval = ParameterString(
+        name=MODEL_APPROVAL_STATUS, default_value=DEFAULT_APPROVAL_STATUS, enum_values=list(APPROVAL_STATUSES)
+    )
+
+    prefix = [s.artifacts_prefix] if s.artifacts_prefix else []
+
+    def location(step: str, *path: str) -> Any:
+        """s3://<bucket>/<prefix>/<pipeline>/<execution id>/<step>/<path>: one folder per execution."""
+        return Join(
+            on="/",
+            values=[
+                "s3:/",
+                s.artifacts_bucket,
+                *prefix,
+                s.pipeline_name,
+                ExecutionVariables.PIPELINE_EXECUTION_ID,
+                step,
+                *path,
+            ],
+        )
+
+    def processing_input(name: str, uri: Any, local_path: str) -> Any:
+        return ProcessingInput(
+            input_name=name,
+            s3_input=ProcessingS3Input(
+                s3_uri=uri,
+                local_path=local_path,
+                s3_data_type="S3Prefix",
+                s3_input_mode="File",
+                s3_data_distribution_type="FullyReplicated",
+            ),
+        )
+
+    def processing_output(step: str, name: str, local_path: str) -> Any:
+        return ProcessingOutput(
+            output_name=name,
+            s3_output=ProcessingS3Output(s3_uri=location(step, name), local_path=local_path, s3_upload_mode="EndOfJob"),
+        )
+
+    def output_uri(step: Any, name: str) -> Any:
+        return step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
+
+    # Processing jobs read their inputs from local disk: no network, in the VPC, encrypted.
+    network = NetworkConfig(
+        enable_network_isolation=True,
+        security_group_ids=list(s.security_group_ids),
+        subnets=list(s.subnet_ids),
+        encrypt_inter_container_traffic=True,
+    )
+
+    def processor(image: str, job: str) -> Any:
+        return Processor(
+            role=s.role_arn,
+            image_uri=image,
+            instance_count=1,
+            instance_type=processing_type,
+            entrypoint=["bash", f"{_CODE_DIR}/{names.runner}"],
+            volume_size_in_gb=s.volume_size_gb,
+            volume_kms_key=s.kms_key_arn,
+            output_kms_key=s.kms_key_arn,
+            max_runtime_in_seconds=s.max_runtime_seconds,
+            base_job_name=job,
+            sagemaker_session=session,
+            network_config=network,
+            env={"RUN_STEP_SOURCE_DIR": _SOURCE_DIR},  # where run_step.sh finds the tarball
+        )
+
+    code_inputs = [
+        processing_input("code", s.runner_uri, _CODE_DIR),
+        processing_input("source", s.source_tar_uri, _SOURCE_DIR),
+    ]
+    data_inputs = [
+        processing_input("contract", s.contract_uri, _CONTRACT_DIR),
+        processing_input("data", input_data, _DATA_DIR),
+    ]
+    data_arguments = ["--data-dir", _DATA_DIR, "--contract", f"{_CONTRACT_DIR}/{names.contract}"]
+
+    # ValidateData -> CheckDataContract
+    report_dir = f"{_PROCESSING_OUTPUT}/report"
+    validation_report = PropertyFile(name=VALIDATION_REPORT, output_name="report", path=VALIDATION_REPORT_FILE)
+    validate = ProcessingStep(
+        name=VALIDATE_DATA,
+        step_args=processor(sklearn_image, "validate-data").run(
+            inputs=code_inputs + data_inputs,
+            outputs=[processing_output(VALIDATE_DATA, "report", report_dir)],
+            arguments=["validate.py", *data_arguments, "--output-dir", report_dir],
+        ),
+        property_files=[validation_report],
+    )
+    contract_violated = FailStep(
+        name=DATA_CONTRACT_VIOLATED,
+        error_message=Join(
+            on="",
+            values=[
+                "The input data violates the data contract: see the validation report ",
+                output_uri(validate, "report"),
+                f"/{VALIDATION_REPORT_FILE}",
+            ],
+        ),
+    )
+
+    # Preprocess
+    splits = ("train", "validation", "test", "baseline")
+    preprocess = ProcessingStep(
+        name=PREPROCESS,
+        step_args=processor(sklearn_image, "preprocess").run(
+            inputs=code_inputs + data_inputs,
+            outputs=[processing_output(PREPROCESS, split, f"{_PROCESSING_OUTPUT}/{split}") for split in splits],
+            arguments=["preprocess.py", *data_arguments, "--output-dir", _PROCESSING_OUTPUT],
+        ),
+    )
+
+    # Train: XGBoost framework container, script mode, train.py from the tarball's code channel.
+    def channel(name: str, uri: Any, content_type: str | None) -> Any:
+        s3 = S3DataSource(s3_data_type="S3Prefix", s3_uri=uri, s3_data_distribution_type="FullyReplicated")
+        extra = {"content_type": content_type} if content_type else {}
+        return Channel(channel_name=name, data_source=DataSource(s3_data_source=s3), input_mode="File", **extra)
+
+    hyperparameters: dict[str, HyperparameterValue] = dict(s.hyperparameters)
+    hyperparameters.update(
+        sagemaker_program="train.py",
+        sagemaker_submit_directory=f"{_TRAINING_CODE_DIR}/{names.source}",
+        sagemaker_region=s.region,
+        sagemaker_container_log_level=str(logging.INFO),
+    )
+    trainer = ModelTrainer(
+        training_image=xgboost_image,
+        role=s.role_arn,
+        sagemaker_session=session,
+        base_job_name="train",
+        compute=Compute(
+            instance_type=training_type,
+            instance_count=1,
+            volume_size_in_gb=s.volume_size_gb,
+            volume_kms_key_id=s.kms_key_arn,
+        ),
+        networking=Networking(
+            subnets=list(s.subnet_ids),
+            security_group_ids=list(s.security_group_ids),
+            enable_network_isolation=True,
+            enable_inter_container_traffic_encryption=True,
+        ),
+        stopping_condition=StoppingCondition(max_runtime_in_seconds=s.max_runtime_seconds),
+        output_data_config=OutputDataConfig(
+            s3_output_path=location(TRAIN, "model"), kms_key_id=s.kms_key_arn, compression_type="GZIP"
+        ),
+        hyperparameters=hyperparameters,
+    ).with_metric_definitions([MetricDefinition(name=TRAINING_METRIC_NAME, regex=TRAINING_METRIC_REGEX)])
+    with _telemetry_off(session):
+        train_arguments = trainer.train(
+            input_data_config=[
+                channel("train", output_uri(preprocess, "train"), "text/csv"),
+                channel("validation", output_uri(preprocess, "validation"), "text/csv"),
+                channel(_TRAINING_CODE_CHANNEL, s.source_tar_uri, None),
+            ]
+        )
+    train = TrainingStep(name=TRAIN, step_args=train_arguments)
+    model_data = train.properties.ModelArtifacts.S3ModelArtifacts
+
+    # Evaluate -> CheckMetric
+    evaluation_dir = f"{_PROCESSING_OUTPUT}/evaluation"
+    evaluation_report = PropertyFile(name=EVALUATION_REPORT, output_name="evaluation", path=EVALUATION_REPORT_FILE)
+    evaluate = ProcessingStep(
+        name=EVALUATE,
+        step_args=processor(xgboost_image, "evaluate").run(
+            inputs=[
+                *code_inputs,
+                processing_input("model", model_data, _MODEL_DIR),
+                processing_input("test", output_uri(preprocess, "test"), _TEST_DIR),
+            ],
+            outputs=[processing_output(EVALUATE, "evaluation", evaluation_dir)],
+            arguments=[
+                "evaluate.py",
+                "--model-dir",
+                _MODEL_DIR,
+                "--test-dir",
+                _TEST_DIR,
+                "--output-dir",
+                evaluation_dir,
+            ],
+        ),
+        property_files=[evaluation_report],
+    )
+    metric_value = JsonGet(
+        step_name=EVALUATE, property_file=evaluation_report, json_path=f"regression_metrics.{s.metric}.value"
+    )
+    meets = ConditionLessThanOrEqualTo if s.goal == "minimize" else ConditionGreaterThanOrEqualTo
+    operator = "<=" if s.goal == "minimize" else ">="
+
+    # RegisterModel: the XGBoost model with its evaluation and its data baseline.
+    builder = ModelBuilder(
+        s3_model_data_url=model_data,
+        image_uri=xgboost_inference_image,
+        role_arn=s.role_arn,
+        sagemaker_session=session,
+        dependencies=None,  # no inference code to package: the container serves the model as is
+        log_level=None,  # leave the SDK's log levels alone
+    )
+    with _telemetry_off(session):
+        register_arguments = builder.register(
+            model_package_group_name=s.model_package_group_name,
+            content_types=["text/csv"],
+            response_types=["text/csv"],
+            approval_status=approval,
+            model_metrics=ModelMetrics(
+                model_statistics=MetricsSource(
+                    content_type="application/json",
+                    s3_uri=Join(on="/", values=[output_uri(evaluate, "evaluation"), EVALUATION_REPORT_FILE]),
+                )
+            ),
+            drift_check_baselines=DriftCheckBaselines(
+                model_data_statistics=MetricsSource(
+                    content_type="application/json",
+                    s3_uri=Join(on="/", values=[output_uri(preprocess, "baseline"), BASELINE_FILE]),
+                )
+            ),
+        )
+    register = ModelStep(name=REGISTER_MODEL, step_args=register_arguments)
+    metric_not_met = FailStep(
+        name=METRIC_NOT_MET,
+        error_message=Join(
+            on="",
+            values=[
+                f"The model's {s.metric} on the test split is ",
+                metric_value,
+                f", which does not meet the threshold ({s.metric} {operator} ",
+                threshold,
+                "): it was not registered.",
+            ],
+        ),
+    )
+    check_metric = ConditionStep(
+        name=CHECK_METRIC,
+        conditions=[meets(left=metric_value, right=threshold)],
+        if_steps=[register],
+        else_steps=[metric_not_met],
+    )
+    check_contract = ConditionStep(
+        name=CHECK_DATA_CONTRACT,
+        conditions=[
+            ConditionEquals(
+                left=JsonGet(step_name=VALIDATE_DATA, property_file=validation_report, json_path="violation_count"),
+                right=0,
+            )
+        ],
+        if_steps=[preprocess, train, evaluate, check_metric],
+        else_steps=[contract_violated],
+    )
+    pipeline = Pipeline(
+        name=s.pipeline_name,
+        parameters=[input_data, processing_type, training_type, threshold, approval],
+        steps=[validate, check_contract],
+        sagemaker_session=session,
+        pipeline_experiment_config=None,  # no SageMaker Experiments: the model registry keeps the lineage
+    )
+    return str(pipeline.definition())

@@ -1,0 +1,181 @@
+"""Run the model-build pipeline on this machine, against embedded S3 and an embedded model registry.
+
+    python -m pipelines_src.local.run --rows 100000            # generate data, run, register if good enough
+    python -m pipelines_src.local.run --data DIR               # raw files you have (dt=YYYY-MM-DD/...)
+    python -m pipelines_src.local.run --rows 5000 --bad-rows 20  # see ValidateData stop the run
+
+The definition is the one the MLPlatform stack deploys, built by the same function with
+local names; each step runs the same script the SageMaker job runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines_src.local.runner import LocalPipelineRunner, RunResult
+from pipelines_src.local.storage import upload
+
+PIPELINES_SRC = Path(__file__).resolve().parents[1]
+REGION = "us-east-1"
+RAW_BUCKET = "local-lake-raw"
+ARTIFACTS_BUCKET = "local-lake-artifacts"
+CODE_BUCKET = "local-code"
+ROLE_ARN = "arn:aws:iam::123456789012:role/local-pipeline"
+KMS_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    result: RunResult
+    definition: dict[str, Any]
+    workdir: Path
+    model_package_arn: str | None
+
+
+def stage_code(s3: Any, dataset: str, scratch: Path) -> dict[str, str]:
+    """Upload the step sources, runner and contract as the stack's assets would be; returns their URIs."""
+    from pipelines_src.packaging import build_source_tarball
+
+    tarball = build_source_tarball(PIPELINES_SRC / "steps", scratch / "steps.tar.gz")
+    files = {
+        "source_tar_uri": (tarball, "steps.tar.gz"),
+        "runner_uri": (PIPELINES_SRC / "run_step.sh", "run_step.sh"),
+        "contract_uri": (PIPELINES_SRC / "contracts" / f"{dataset}.json", f"{dataset}.json"),
+    }
+    uris = {}
+    for field_name, (path, key) in files.items():
+        s3.upload_file(str(path), CODE_BUCKET, f"code/{key}")
+        uris[field_name] = f"s3://{CODE_BUCKET}/code/{key}"
+    return uris
+
+
+def run_local_pipeline(
+    *,
+    s3: Any,
+    sagemaker: Any,
+    raw_dir: Path,
+    workdir: Path,
+    dataset: str = "delivery_time",
+    metric: str = "rmse",
+    goal: str = "minimize",
+    threshold: float = 8.0,
+    parameters: dict[str, Any] | None = None,
+    on_event: Callable[[str], None] = print,
+) -> LocalRun:
+    """Stage code and data in the given (embedded) S3, build the definition, run it step by step."""
+    from pipelines_src.definition import PipelineSettings
+
+    for bucket in (RAW_BUCKET, ARTIFACTS_BUCKET, CODE_BUCKET):
+        s3.create_bucket(Bucket=bucket)
+    group = f"local-{dataset.replace('_', '-')}"
+    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    code = stage_code(s3, dataset, workdir)
+    started = time.perf_counter()
+    uploaded = upload(s3, raw_dir, f"s3://{RAW_BUCKET}/{dataset}")
+    on_event(f"staged {len(uploaded)} raw files in s3://{RAW_BUCKET}/{dataset}/ ({time.perf_counter() - started:.1f}s)")
+    settings = PipelineSettings(
+        pipeline_name=f"local-{dataset.replace('_', '-')}-build",
+        region=REGION,
+        role_arn=ROLE_ARN,
+        artifacts_bucket=ARTIFACTS_BUCKET,
+        input_data_uri=f"s3://{RAW_BUCKET}/{dataset}/",
+        model_package_group_name=group,
+        kms_key_arn=KMS_KEY_ARN,
+        subnet_ids=("subnet-local",),
+        security_group_ids=("sg-local",),
+        metric=metric,
+        goal=goal,
+        threshold=threshold,
+        source_tar_uri=code["source_tar_uri"],
+        runner_uri=code["runner_uri"],
+        contract_uri=code["contract_uri"],
+    )
+    definition: dict[str, Any] = json.loads(_built(settings))
+    runner = LocalPipelineRunner(definition, s3=s3, sagemaker=sagemaker, workdir=workdir / "jobs", on_event=on_event)
+    result = runner.run(parameters)
+    arn = next(
+        (props.get("ModelPackageArn") for props in result.properties.values() if "ModelPackageArn" in props), None
+    )
+    return LocalRun(result=result, definition=definition, workdir=workdir, model_package_arn=arn)
+
+
+@functools.lru_cache(maxsize=8)
+def _built(settings: Any) -> str:
+    """The definition for these settings, built once per process (settings are frozen and hashable)."""
+    from pipelines_src.definition import build_definition
+
+    return build_definition(settings)
+
+
+def summary(run: LocalRun) -> str:
+    rows = [("step", "status", "seconds", "details")]
+    rows += [(step.name, step.status, f"{step.seconds:.1f}", step.detail) for step in run.result.steps]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}".rstrip() for a, b, c, d in rows]
+    lines.append(f"run {run.result.status.lower()}" + (f": {run.result.failure}" if run.result.failure else ""))
+    if run.model_package_arn:
+        lines.append(f"registered {run.model_package_arn} (PendingManualApproval)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--data", type=Path, help="folder of raw files (<dataset>/dt=YYYY-MM-DD/... or dt=... directly)"
+    )
+    source.add_argument("--rows", type=int, default=20_000, help="generate this many rows (default 20000)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--bad-rows", type=int, default=0, help="corrupt this many generated rows")
+    parser.add_argument("--threshold", type=float, default=8.0, help="MetricThreshold (rmse, minutes)")
+    parser.add_argument("--workdir", type=Path, help="keep job folders here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+
+    from moto import mock_aws
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pipeline-local-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    raw_dir = args.data or generate_raw(workdir / "raw", rows=args.rows, seed=args.seed, bad_rows=args.bad_rows)
+    import boto3
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        sagemaker = boto3.client("sagemaker", region_name=REGION)
+        run = run_local_pipeline(
+            s3=s3,
+            sagemaker=sagemaker,
+            raw_dir=raw_dir,
+            workdir=workdir,
+            parameters={"MetricThreshold": args.threshold},
+        )
+    print(summary(run))
+    if run.result.status != "Succeeded":
+        report = next(workdir.glob("jobs/ValidateData/**/validation_report.json"), None)
+        if report and json.loads(report.read_text()).get("violation_count"):
+            print(f"data contract report: {report}")
+        return 1
+    return 0
+
+
+def generate_raw(out: Path, *, rows: int, seed: int, bad_rows: int) -> Path:
+    from pipelines_src.datasets.delivery_time import generate, write_raw
+
+    frame = generate(rows, seed=seed)
+    if bad_rows:
+        frame = frame.astype({"distance_km": "object"})
+        frame.loc[frame.index[:bad_rows], "distance_km"] = "far"
+    write_raw(frame, out, file_format="csv")
+    return out / "delivery_time"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The source tarball of the step scripts: a reproducible tar.gz of pipelines_src/steps.
+
+The scripts sit at the root of the archive (``train.py``, ``validate.py``, ...): SageMaker script
+mode (``sagemaker_submit_directory``) extracts it and runs ``sagemaker_program`` from there, and
+run_step.sh extracts it and runs the script it is given. The same files give the same bytes
+whatever their timestamps, owners or the order the file system lists them in, so the archive's
+hash (what CDK asset hashing and pipeline step caching see) changes only when a file does.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import stat
+import tarfile
+from pathlib import Path
+from typing import Final
+
+PIPELINES_SRC: Final = Path(__file__).resolve().parent
+STEPS_DIR: Final = PIPELINES_SRC / "steps"
+RUNNER_PATH: Final = PIPELINES_SRC / "run_step.sh"
+# The conventional object names of the tarball and of the runner in S3 (see definition.py).
+SOURCE_TARBALL_NAME: Final = "sourcedir.tar.gz"
+RUNNER_NAME: Final = "run_step.sh"
+
+# 1980-01-01T00:00:00Z for every entry: old enough to be obviously fixed, and no tool warns about it.
+ENTRY_MTIME: Final = 315532800
+_EXCLUDED_DIRS: Final = frozenset({"__pycache__"})
+_EXCLUDED_SUFFIXES: Final = (".pyc", ".pyo")
+
+
+def _excluded(name: str) -> bool:
+    return name.startswith(".") or name in _EXCLUDED_DIRS or name.endswith(_EXCLUDED_SUFFIXES)
+
+
+def source_files(steps_dir: Path) -> list[Path]:
+    """The files that go into the tarball, relative to steps_dir, in archive order (sorted)."""
+    if not steps_dir.is_dir():
+        raise FileNotFoundError(f"steps folder {steps_dir} does not exist or is not a folder")
+    files: list[Path] = []
+    for folder, dirs, names in os.walk(steps_dir):
+        dirs[:] = sorted(name for name in dirs if not _excluded(name))
+        for name in names:
+            path = Path(folder) / name
+            if _excluded(name):
+                continue
+            if path.is_symlink() or not path.is_file():
+                raise ValueError(f"{path}: only regular files can be packaged (not links or special files)")
+            files.append(path.relative_to(steps_dir))
+    return sorted(files, key=lambda path: path.as_posix())
+
+
+def _tar_entry(path: Path, arcname: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(arcname)
+    info.size = path.stat().st_size
+    info.mtime = ENTRY_MTIME
+    info.mode = 0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info
+
+
+def build_source_tarball(steps_dir: Path, out_path: Path) -> Path:
+    """Write the reproducible tar.gz of steps_dir to out_path and return out_path.
+
+    Entries: the regular files under steps_dir (sub-folders kept), sorted, at the archive root,
+    mode 0644 (0755 if executable), mtime `ENTRY_MTIME`, owner 0:0 without user names. Excluded:
+    __pycache__ folders, *.pyc and *.pyo files, and hidden files and folders (name starting with '.').
+    The gzip header has mtime 0 and no file name.
+    """
+    steps_dir = Path(steps_dir)
+    out_path = Path(out_path)
+    files = source_files(steps_dir)
+    if not files:
+        raise ValueError(f"steps folder {steps_dir} has no files to package")
+    tar_bytes = io.BytesIO()
+    with tarfile.open(fileobj=tar_bytes, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for relative in files:
+            path = steps_dir / relative
+            if path.resolve() == out_path.resolve():
+                continue
+            with path.open("rb") as content:
+                archive.addfile(_tar_entry(path, relative.as_posix()), content)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_path.with_name(f".{out_path.name}.partial")
+    with partial.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
+        gz.write(tar_bytes.getvalue())
+    partial.replace(out_path)
+    return out_path

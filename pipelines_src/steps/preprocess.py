@@ -1,0 +1,275 @@
+"""Preprocess step: raw data -> encoded train/validation/test CSVs and the drift baseline.
+
+Reads the raw files with the data contract's types, drops rows without a target,
+encodes the features as ``features.py`` says, splits the rows at random (seeded) and
+writes, under the output folder::
+
+    train/train.csv, validation/validation.csv, test/test.csv
+        header row, the target first, then the features (categories as integer codes,
+        empty cells for missing values)
+    train/features.json
+        the feature encoding, which train copies next to the model
+    baseline/baseline.json
+        statistics of the training split that drift detection compares new data with:
+        per numeric feature quantiles, histogram (fixed bin edges and counts), mean, std
+        and missing rate; per categorical feature category counts, frequencies and
+        missing rate; the same for the target; row count; contract name and version.
+
+Histogram bins are ``[edges[i], edges[i + 1])``, the last one closed, as ``numpy.histogram``
+counts them; binning new data with the same edges makes the counts comparable (values
+outside ``[edges[0], edges[-1]]`` are out of the baseline's range).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd  # type: ignore[import-untyped]
+
+try:
+    from . import contract as contracts
+    from . import features
+except ImportError:  # run as a script inside a SageMaker container
+    import contract as contracts  # type: ignore[no-redef, import-not-found]
+    import features  # type: ignore[no-redef, import-not-found]
+
+DATA_DIR = "/opt/ml/processing/input/data"
+CONTRACT_PATH = "/opt/ml/processing/input/contract/contract.json"
+OUTPUT_DIR = "/opt/ml/processing/output"
+SPLITS = ("train", "validation", "test")
+BASELINE_FILE = "baseline.json"
+QUANTILE_LEVELS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
+HISTOGRAM_BINS = 20
+# Integer columns spanning at most this many values get one bin per value.
+MAX_INTEGER_BINS = 60
+
+
+def preprocess(
+    data_dir: str | Path,
+    contract_path: str | Path,
+    output_dir: str | Path,
+    *,
+    validation_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Split, encode and write the data under ``data_dir``; returns a summary (rows per split, paths, seconds).
+
+    ValueError when the fractions are unusable or fewer than three rows have a target.
+    """
+    started = time.perf_counter()
+    _check_fractions(validation_fraction, test_fraction)
+    contract = contracts.load_contract(contract_path)
+    if contract.column(contract.target).type not in ("int", "float", "bool"):
+        raise ValueError(f"{contract.source}: target {contract.target} must be an int, float or bool column")
+    dataset = contracts.read_dataset(data_dir, contract)
+    frame = dataset.frame
+    has_target = frame[contract.target].notna().to_numpy()
+    dropped = int((~has_target).sum())
+    if dropped:
+        frame = frame.loc[has_target].reset_index(drop=True)
+    if len(frame) < 3:
+        raise ValueError(f"{data_dir}: {len(frame)} rows with a target; train, validation and test need at least 3")
+    spec = features.from_contract(contract)
+    indices = split_indices(len(frame), validation_fraction, test_fraction, seed)
+    table = features.encode(frame, spec)
+    table.insert(0, contract.target, frame[contract.target].to_numpy(dtype=np.float64))
+    output = Path(output_dir)
+    written = {}
+    for split in SPLITS:
+        path = output / split / f"{split}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.iloc[indices[split]].to_csv(path, index=False)
+        written[split] = str(path)
+    written["features"] = str(spec.save(output / "train" / features.SPEC_FILE))
+    baseline = build_baseline(frame.iloc[indices["train"]], contract, spec)
+    baseline_path = output / "baseline" / BASELINE_FILE
+    baseline_path.parent.mkdir(parents=True, exist_ok=True)
+    baseline_path.write_text(json.dumps(baseline, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    written["baseline"] = str(baseline_path)
+    return {
+        "rows": dataset.rows,
+        "rows_without_target": dropped,
+        "files": len(dataset.files),
+        "splits": {split: len(indices[split]) for split in SPLITS},
+        "features": spec.names,
+        "outputs": written,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _check_fractions(validation_fraction: float, test_fraction: float) -> None:
+    for name, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"{name}: must be between 0 and 1 (exclusive), got {value}")
+    if validation_fraction + test_fraction >= 1.0:
+        total = validation_fraction + test_fraction
+        raise ValueError(f"validation_fraction + test_fraction must be below 1 to leave rows to train on, got {total}")
+
+
+def split_indices(
+    rows: int, validation_fraction: float, test_fraction: float, seed: int
+) -> dict[str, npt.NDArray[Any]]:
+    """Disjoint, sorted row positions per split covering ``range(rows)``; each split gets at least one row.
+
+    The same arguments give the same split.
+    """
+    test = min(max(1, round(rows * test_fraction)), rows - 2)
+    validation = min(max(1, round(rows * validation_fraction)), rows - test - 1)
+    order = np.random.default_rng(seed).permutation(rows)
+    return {
+        "train": np.sort(order[test + validation :]),
+        "validation": np.sort(order[test : test + validation]),
+        "test": np.sort(order[:test]),
+    }
+
+
+# --- baseline ---------------------------------------------------------------------------
+
+
+def build_baseline(frame: pd.DataFrame, contract: contracts.Contract, spec: features.FeatureSpec) -> dict[str, Any]:
+    """Drift-detection baseline of ``frame`` (typed as the contract reader returns it); see the module doc."""
+    baseline_features: dict[str, Any] = {}
+    for feature in spec.features:
+        column = frame[feature.name]
+        if feature.encoding == features.NUMBER:
+            baseline_features[feature.name] = numeric_statistics(column, contract.column(feature.name))
+        elif feature.encoding == features.CATEGORY_CODES:
+            baseline_features[feature.name] = categorical_statistics(column, feature.categories)
+        else:
+            words = column.astype("boolean").map({True: "true", False: "false"}, na_action="ignore")
+            baseline_features[feature.name] = categorical_statistics(words, ("false", "true"))
+    return {
+        "dataset": contract.dataset,
+        "contract_version": contract.version,
+        "computed_on": "train",
+        "row_count": len(frame),
+        "quantile_levels": list(QUANTILE_LEVELS),
+        "features": baseline_features,
+        "target": {
+            "name": contract.target,
+            **numeric_statistics(frame[contract.target], contract.column(contract.target)),
+        },
+    }
+
+
+def numeric_statistics(column: pd.Series, spec: contracts.ColumnSpec | None = None) -> dict[str, Any]:
+    """Count, missing rate, mean, std (ddof 1), min/max, quantiles ``p<percent>`` and a histogram of a column.
+
+    ``spec`` (the contract's column) makes integer columns bin per value over their allowed range.
+    """
+    values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    present = values[~np.isnan(values)]
+    statistics: dict[str, Any] = {
+        "kind": "numeric",
+        "count": len(present),
+        "missing_rate": _rate(len(values) - len(present), len(values)),
+    }
+    if not len(present):
+        statistics.update(mean=None, std=None, min=None, max=None, quantiles={}, histogram=None)
+        return statistics
+    quantiles = np.quantile(present, QUANTILE_LEVELS)
+    edges = histogram_edges(present, spec)
+    counts, _ = np.histogram(present, bins=edges)
+    statistics.update(
+        mean=float(present.mean()),
+        std=float(present.std(ddof=1)) if len(present) > 1 else 0.0,
+        min=float(present.min()),
+        max=float(present.max()),
+        quantiles={_percent_key(level): float(value) for level, value in _pairs(QUANTILE_LEVELS, quantiles)},
+        histogram={"edges": [float(edge) for edge in edges], "counts": [int(count) for count in counts]},
+    )
+    return statistics
+
+
+def histogram_edges(
+    values: npt.NDArray[np.float64], spec: contracts.ColumnSpec | None = None
+) -> npt.NDArray[np.float64]:
+    """Fixed bin edges for ``values``: one bin per value for narrow integer ranges, else quantile bins.
+
+    An integer column gets a bin per value over the contract's ``[min, max]`` when that
+    is narrow (so every allowed value of new data has its bin), else over the values'
+    range when that is. Otherwise quantile bins (edges at the 0, 5, ..., 100th
+    percentiles, duplicates merged) hold about equal shares of the baseline, which makes
+    shifts in any part of the range show.
+    """
+    low, high = float(values.min()), float(values.max())
+    if spec is not None and spec.type == "int":
+        if isinstance(spec.min, float) and isinstance(spec.max, float) and spec.max - spec.min < MAX_INTEGER_BINS:
+            low, high = min(low, spec.min), max(high, spec.max)
+        if high - low < MAX_INTEGER_BINS:
+            return np.arange(low - 0.5, high + 1.0, 1.0)
+    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)))
+    if len(edges) < 2:
+        return np.array([low - 0.5, high + 0.5])
+    return np.asarray(edges, dtype=np.float64)
+
+
+def categorical_statistics(column: pd.Series, categories: tuple[str, ...]) -> dict[str, Any]:
+    """Count, missing rate, and per category (contract order, unseen ones with 0) counts and frequencies.
+
+    Frequencies are shares of the non-missing values; values outside ``categories`` count as missing.
+    """
+    known = pd.Categorical(column, categories=list(categories))
+    counts = pd.Series(known).value_counts(sort=False).reindex(list(categories), fill_value=0)
+    present = int(counts.sum())
+    return {
+        "kind": "categorical",
+        "count": present,
+        "missing_rate": _rate(len(column) - present, len(column)),
+        "counts": {str(name): int(count) for name, count in counts.items()},
+        "frequencies": {str(name): _rate(int(count), present) for name, count in counts.items()},
+    }
+
+
+def _rate(part: int, whole: int) -> float:
+    return float(part) / whole if whole else 0.0
+
+
+def _percent_key(level: float) -> str:
+    return f"p{level * 100:g}"
+
+
+def _pairs(levels: tuple[float, ...], values: npt.NDArray[np.float64]) -> list[tuple[float, float]]:
+    return [(level, float(values[index])) for index, level in enumerate(levels)]
+
+
+# --- command line -----------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python preprocess.py [--data-dir ...] [--contract ...] [--output-dir ...]`` with SageMaker's defaults."""
+    parser = argparse.ArgumentParser(description="Split and encode raw data; write the drift baseline.")
+    parser.add_argument("--data-dir", default=DATA_DIR, help=f"raw data folder (default {DATA_DIR})")
+    parser.add_argument("--contract", default=CONTRACT_PATH, help=f"data contract JSON (default {CONTRACT_PATH})")
+    parser.add_argument("--output-dir", default=OUTPUT_DIR, help=f"output root (default {OUTPUT_DIR})")
+    parser.add_argument("--validation-fraction", type=float, default=0.15)
+    parser.add_argument("--test-fraction", type=float, default=0.15)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    args = parser.parse_args(argv)
+    try:
+        summary = preprocess(
+            args.data_dir,
+            args.contract,
+            args.output_dir,
+            validation_fraction=args.validation_fraction,
+            test_fraction=args.test_fraction,
+            seed=args.seed,
+        )
+    except ValueError as error:  # contract, feature and argument errors
+        print(f"preprocess: {error}", file=sys.stderr)
+        return 2
+    splits = ", ".join(f"{name} {count}" for name, count in summary["splits"].items())
+    print(f"preprocess: {summary['rows']} rows from {summary['files']} files -> {splits} ({summary['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The model-build SageMaker pipeline as a CloudFormation resource, its definition built by pipelines_src.definition."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from aws_cdk import Fn, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from pipelines_src.definition import PipelineSettings, build_definition, list_placeholders
+from pipelines_src.packaging import build_source_tarball
+from stacks.config import ModelConfig
+from stacks.datasets import contract_path
+
+PIPELINES_SRC = Path(__file__).resolve().parents[2] / "pipelines_src"
+
+
+class ModelBuildPipeline(Construct):
+    """Ships the step scripts, runner and data contract as assets and deploys the definition that uses them.
+
+    The definition is built at synth time with ``${Name}`` placeholders for deploy-time
+    values (role, buckets, key, subnets, code locations) that Fn::Sub fills in.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        pipeline_name: str,
+        config: ModelConfig,
+        region: str,
+        role: iam.IRole,
+        key: kms.IKey,
+        input_data_uri: str,
+        artifacts_bucket: str,
+        artifacts_prefix: str,
+        model_package_group_name: str,
+        subnets: Sequence[str],
+        security_groups: Sequence[str],
+    ) -> None:
+        super().__init__(scope, id_)
+        stack = Stack.of(self)
+        with tempfile.TemporaryDirectory() as scratch:
+            tarball = build_source_tarball(PIPELINES_SRC / "steps", Path(scratch) / "steps.tar.gz")
+            # The asset is staged (copied into the cloud assembly) when it is created.
+            self.source = s3_assets.Asset(self, "StepsSource", path=str(tarball))
+        self.runner = s3_assets.Asset(self, "StepRunner", path=str(PIPELINES_SRC / "run_step.sh"))
+        self.contract = s3_assets.Asset(self, "DataContract", path=str(contract_path(config.dataset)))
+        for asset in (self.source, self.runner, self.contract):
+            # Exactly these objects of the bootstrap bucket, not the whole bucket.
+            asset.bucket.grant_read(role, asset.s3_object_key)
+
+        def asset_uri(asset: s3_assets.Asset) -> str:
+            # The object key is the content hash: concrete at synth; the bootstrap bucket is not.
+            return f"s3://${{CodeBucket}}/{stack.resolve(asset.s3_object_key)}"
+
+        values: dict[str, str] = {
+            "CodeBucket": self.source.s3_bucket_name,
+            "RoleArn": role.role_arn,
+            "ArtifactsBucket": artifacts_bucket,
+            "KmsKeyArn": key.key_arn,
+            "InputDataUri": input_data_uri,
+            "JobsSecurityGroup": security_groups[0],
+        }
+        subnet_names = []
+        for index, subnet in enumerate(subnets):
+            values[f"Subnet{index}"] = subnet
+            subnet_names.append(f"${{Subnet{index}}}")
+        self.settings = PipelineSettings(
+            pipeline_name=pipeline_name,
+            region=region,
+            role_arn="${RoleArn}",
+            artifacts_bucket="${ArtifactsBucket}",
+            artifacts_prefix=artifacts_prefix,
+            input_data_uri="${InputDataUri}",
+            contract_uri=asset_uri(self.contract),
+            source_tar_uri=asset_uri(self.source),
+            runner_uri=asset_uri(self.runner),
+            model_package_group_name=model_package_group_name,
+            kms_key_arn="${KmsKeyArn}",
+            subnet_ids=tuple(subnet_names),
+            security_group_ids=("${JobsSecurityGroup}",),
+            metric=config.metric,
+            goal=config.goal,
+            threshold=config.threshold,
+            processing_instance_type=config.processing_instance_type,
+            training_instance_type=config.training_instance_type,
+        )
+        self.definition = build_definition(self.settings)
+        missing = set(list_placeholders(self.definition)) - set(values)
+        if missing:
+            raise ValueError(f"pipeline definition uses placeholders with no value: {sorted(missing)}")
+        self.pipeline = sagemaker.CfnPipeline(
+            self,
+            "Pipeline",
+            pipeline_name=pipeline_name,
+            pipeline_display_name=pipeline_name,
+            pipeline_description=f"Validate, preprocess, train and evaluate {config.name}; register if good enough",
+            role_arn=role.role_arn,
+            pipeline_definition={"PipelineDefinitionBody": Fn.sub(self.definition, values)},
+        )
+        self.pipeline.node.add_dependency(role)

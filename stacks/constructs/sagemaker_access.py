@@ -1,0 +1,229 @@
+"""What the platform's SageMaker jobs run as and where they may talk: execution role, jobs' security group."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from stacks.nag import acknowledge_wildcards
+
+
+class SageMakerJobsSecurityGroup(Construct):
+    """Jobs reach S3 (gateway endpoint) and interface endpoints over HTTPS, and each other for distributed training."""
+
+    def __init__(self, scope: Construct, id_: str, *, vpc: ec2.IVpc) -> None:
+        super().__init__(scope, id_)
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "Group",
+            vpc=vpc,
+            description="SageMaker processing and training jobs: HTTPS out, traffic between instances of one job",
+            allow_all_outbound=False,
+        )
+        # Isolated subnets route only to the VPC and the S3/DynamoDB gateway endpoints.
+        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to endpoints and S3")
+        self.security_group.add_ingress_rule(
+            self.security_group, ec2.Port.all_tcp(), "Between instances of one distributed job"
+        )
+        self.security_group.add_egress_rule(
+            self.security_group, ec2.Port.all_tcp(), "Between instances of one distributed job"
+        )
+
+
+class SageMakerExecutionRole(Construct):
+    """The role the model-build pipeline and its jobs assume, scoped to this platform's data, key, network and names.
+
+    Reads: the dataset prefixes of the raw and curated zones, the deployed step code.
+    Writes: the pipeline's prefix of the artifacts zone, SageMaker's own log groups.
+    Creates: processing and training jobs and model packages whose names the pipeline
+    controls, inside the given VPC.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        key: kms.IKey,
+        read_prefixes: Sequence[tuple[s3.IBucket, str]],
+        write_prefixes: Sequence[tuple[s3.IBucket, str]],
+        vpc: ec2.IVpc,
+        model_package_group_name: str,
+    ) -> None:
+        super().__init__(scope, id_)
+        stack = Stack.of(self)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Model-build pipeline and its SageMaker jobs",
+        )
+        object_arns = []
+        for bucket, prefix in read_prefixes:
+            bucket.grant_read(self.role, f"{prefix}*")
+            object_arns.append(bucket.arn_for_objects(f"{prefix}*"))
+        for bucket, prefix in write_prefixes:
+            bucket.grant_read(self.role, f"{prefix}*")
+            bucket.grant_put(self.role, f"{prefix}*")
+            object_arns.append(bucket.arn_for_objects(f"{prefix}*"))
+        key.grant_encrypt_decrypt(self.role)
+        # Encrypted job volumes: SageMaker creates grants on the key for the instances it launches.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="VolumeEncryptionGrants",
+                actions=["kms:CreateGrant"],
+                resources=[key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
+
+        def sagemaker_arn(resource: str, name: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+        group_arn = sagemaker_arn("model-package-group", model_package_group_name)
+        packages_arn = sagemaker_arn("model-package", f"{model_package_group_name}/*")
+        jobs = [sagemaker_arn("processing-job", "*"), sagemaker_arn("training-job", "*")]
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunPipelineJobs",
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=jobs,
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RegisterModelVersions",
+                actions=[
+                    "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:AddTags",
+                ],
+                resources=[group_arn, packages_arn],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PassOnlyItselfToSageMaker",
+                actions=["iam:PassRole"],
+                resources=[self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        vpc_arn = stack.format_arn(service="ec2", resource="vpc", resource_name=vpc.vpc_id)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobNetworkInterfacesInThePlatformVpc",
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission",
+                ],
+                resources=["*"],
+                conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DescribeNetwork",
+                actions=[
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                ],
+                resources=["*"],
+            )
+        )
+        log_groups = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="/aws/sagemaker/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobLogs",
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[log_groups, f"{log_groups}:log-stream:*"],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PullFrameworkImages",
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                resources=[
+                    stack.format_arn(service="ecr", account="*", resource="repository", resource_name="sagemaker-*")
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"])
+        )
+        acknowledge_wildcards(
+            self.role,
+            actions=[
+                "s3:GetObject*",
+                "s3:GetBucket*",
+                "s3:List*",
+                "s3:Abort*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+            ],
+            resources=[
+                *object_arns,
+                *jobs,
+                packages_arn,
+                log_groups,
+                f"{log_groups}:log-stream:*",
+                "*",
+                stack.format_arn(service="ecr", account="*", resource="repository", resource_name="sagemaker-*"),
+            ],
+            reason="Scoped to this platform: object access only under the dataset and pipeline prefixes "
+            "(keys are data, named at run time); jobs whose names SageMaker Pipelines generates; versions "
+            "of the platform's one model package group; SageMaker's own log groups; AWS framework image "
+            "repositories (owned by a per-region AWS account). Resource '*' only where IAM has no resource "
+            "level: ec2 Describe*, network-interface actions (bound to the platform VPC by condition), "
+            "ecr:GetAuthorizationToken, and PutMetricData (bound to SageMaker namespaces by condition).",
+        )
+
+
+class ModelRegistry(Construct):
+    """The model package group every version of the model is registered in. Retained: it is the model's history."""
+
+    def __init__(self, scope: Construct, id_: str, *, group_name: str, description: str) -> None:
+        super().__init__(scope, id_)
+        self.group = sagemaker.CfnModelPackageGroup(
+            self,
+            "Group",
+            model_package_group_name=group_name,
+            model_package_group_description=description,
+        )
+        self.group.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.group_name = group_name
+        self.group_arn = self.group.attr_model_package_group_arn

@@ -1,0 +1,65 @@
+"""MLPlatform stack: the model's registry, the role its jobs run as, and the model-build pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Stack
+from constructs import Construct
+
+from stacks.config import StageConfig
+from stacks.constructs.data_lake import LakeStorage
+from stacks.constructs.model_build import ModelBuildPipeline
+from stacks.constructs.network import PrivateNetwork
+from stacks.constructs.sagemaker_access import ModelRegistry, SageMakerExecutionRole, SageMakerJobsSecurityGroup
+
+
+class MLPlatformStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: StageConfig,
+        network: PrivateNetwork,
+        lake: LakeStorage,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        model = config.model
+        self.pipeline_name = f"{config.prefix}-{model.name}-build"
+        dataset_prefix = f"{model.dataset}/"
+        # Step outputs land under model-build/<pipeline>/<execution>/ (pipelines_src.definition).
+        artifacts_prefix = "model-build"
+        self.registry = ModelRegistry(
+            self,
+            "Registry",
+            group_name=f"{config.prefix}-{model.name}",
+            description=f"Versions of the {model.name} model trained on {model.dataset} ({config.name})",
+        )
+        self.jobs_security_group = SageMakerJobsSecurityGroup(self, "JobsNetwork", vpc=network.vpc).security_group
+        self.execution = SageMakerExecutionRole(
+            self,
+            "Execution",
+            key=lake.key,
+            read_prefixes=[(lake.raw, dataset_prefix), (lake.curated, dataset_prefix)],
+            write_prefixes=[(lake.artifacts, f"{artifacts_prefix}/{self.pipeline_name}/")],
+            vpc=network.vpc,
+            model_package_group_name=self.registry.group_name,
+        )
+        self.model_build = ModelBuildPipeline(
+            self,
+            "ModelBuild",
+            pipeline_name=self.pipeline_name,
+            config=model,
+            region=config.region,
+            role=self.execution.role,
+            key=lake.key,
+            input_data_uri=lake.raw.s3_url_for_object(dataset_prefix),
+            artifacts_bucket=lake.artifacts.bucket_name,
+            artifacts_prefix=artifacts_prefix,
+            model_package_group_name=self.registry.group_name,
+            subnets=network.workload_subnet_ids,
+            security_groups=[self.jobs_security_group.security_group_id],
+        )
+        self.model_build.node.add_dependency(self.registry.group)

@@ -1,0 +1,250 @@
+"""What the MLPlatform stack promises: the deployed pipeline is the one the definition function builds, locked down."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pipelines_src.definition import list_placeholders
+from stacks.config import PlatformConfig
+from tests.conftest import Synthesized
+
+STAGES = ["dev", "staging", "prod"]
+
+
+def _pipeline(synthesized: Synthesized, stage: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(resource properties, parsed definition, Fn::Sub variables) of the stage's model-build pipeline."""
+    pipelines = synthesized.template(stage, "ml_platform").find_resources("AWS::SageMaker::Pipeline")
+    (pipeline,) = pipelines.values()
+    body, variables = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
+    return pipeline["Properties"], json.loads(body), variables
+
+
+def _steps(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for step in steps:
+        yield step
+        if step["Type"] == "Condition":
+            yield from _steps(step["Arguments"].get("IfSteps", []))
+            yield from _steps(step["Arguments"].get("ElseSteps", []))
+
+
+def _by_name(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {step["Name"]: step for step in _steps(definition["Steps"])}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_deployed_definition_is_the_one_the_definition_function_builds(
+    synthesized: Synthesized, stage: str
+) -> None:
+    model_build = synthesized.stages[stage].ml_platform.model_build
+    _, definition, variables = _pipeline(synthesized, stage)
+    assert definition == json.loads(model_build.definition)
+    # Fn::Sub gets a value for every placeholder the definition uses, and for nothing else
+    assert set(variables) == set(list_placeholders(model_build.definition))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_step_graph_validates_before_training_and_registers_only_past_the_threshold(
+    synthesized: Synthesized, stage: str
+) -> None:
+    _, definition, _ = _pipeline(synthesized, stage)
+    assert [step["Name"] for step in definition["Steps"]] == ["ValidateData", "CheckDataContract"]
+    steps = _by_name(definition)
+    kinds = {name: step["Type"] for name, step in steps.items()}
+    assert kinds == {
+        "ValidateData": "Processing",
+        "CheckDataContract": "Condition",
+        "Preprocess": "Processing",
+        "Train": "Training",
+        "Evaluate": "Processing",
+        "CheckMetric": "Condition",
+        "RegisterModel": "RegisterModel",
+        "MetricNotMet": "Fail",
+        "DataContractViolated": "Fail",
+    }
+    branches = {
+        name: ([s["Name"] for s in step["Arguments"]["IfSteps"]], [s["Name"] for s in step["Arguments"]["ElseSteps"]])
+        for name, step in steps.items()
+        if step["Type"] == "Condition"
+    }
+    assert branches["CheckDataContract"][1] == ["DataContractViolated"]
+    assert "Preprocess" in branches["CheckDataContract"][0]
+    assert branches["CheckMetric"] == (["RegisterModel"], ["MetricNotMet"])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_parameters_default_to_the_stage_config(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    model = platform_config.stage(stage).model
+    _, definition, variables = _pipeline(synthesized, stage)
+    defaults = {parameter["Name"]: parameter.get("DefaultValue") for parameter in definition["Parameters"]}
+    assert defaults == {
+        "InputDataUri": "${InputDataUri}",
+        "ProcessingInstanceType": model.processing_instance_type,
+        "TrainingInstanceType": model.training_instance_type,
+        "MetricThreshold": model.threshold,
+        "ModelApprovalStatus": "PendingManualApproval",
+    }
+    # the input default is the dataset's prefix of the raw zone
+    assert variables["InputDataUri"]["Fn::Join"][1][-1] == f"/{model.dataset}/"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_conditions_check_the_contract_report_and_the_configured_metric(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    model = platform_config.stage(stage).model
+    steps = _by_name(_pipeline(synthesized, stage)[1])
+    (contract,) = steps["CheckDataContract"]["Arguments"]["Conditions"]
+    assert contract["Type"] == "Equals"
+    assert contract["LeftValue"]["Std:JsonGet"]["Path"] == "violation_count"
+    assert contract["RightValue"] == 0
+    (metric,) = steps["CheckMetric"]["Arguments"]["Conditions"]
+    assert metric["Type"] == ("LessThanOrEqualTo" if model.goal == "minimize" else "GreaterThanOrEqualTo")
+    assert metric["LeftValue"]["Std:JsonGet"]["Path"] == f"regression_metrics.{model.metric}.value"
+    assert metric["LeftValue"]["Std:JsonGet"]["PropertyFile"] == {
+        "Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"
+    }
+    assert metric["RightValue"] == {"Get": "Parameters.MetricThreshold"}
+    assert steps["RegisterModel"]["Arguments"]["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_job_runs_isolated_in_the_platform_subnets_with_the_lake_key(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    platform = synthesized.stages[stage]
+    _, definition, variables = _pipeline(synthesized, stage)
+    subnets = [f"${{Subnet{index}}}" for index in range(platform_config.stage(stage).network.az_count)]
+    stack = platform.ml_platform
+    assert variables["KmsKeyArn"]["Fn::GetStackOutput"]["StackName"] == platform.data_lake.stack_name
+    assert variables["JobsSecurityGroup"] == stack.resolve(stack.jobs_security_group.security_group_id)
+    jobs = [step for step in _by_name(definition).values() if step["Type"] in ("Processing", "Training")]
+    assert len(jobs) == 4
+    for job in jobs:
+        arguments = job["Arguments"]
+        if job["Type"] == "Processing":
+            network = arguments["NetworkConfig"]
+            vpc, isolated = network["VpcConfig"], network["EnableNetworkIsolation"]
+            assert arguments["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
+            assert arguments["ProcessingOutputConfig"]["KmsKeyId"] == "${KmsKeyArn}"
+        else:
+            vpc, isolated = arguments["VpcConfig"], arguments["EnableNetworkIsolation"]
+            assert arguments["ResourceConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
+            assert arguments["OutputDataConfig"]["KmsKeyId"] == "${KmsKeyArn}"
+        assert vpc == {"Subnets": subnets, "SecurityGroupIds": ["${JobsSecurityGroup}"]}, job["Name"]
+        assert isolated is True, job["Name"]
+        assert arguments["RoleArn"] == "${RoleArn}"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_model_package_group_is_named_for_the_stage_and_retained(synthesized: Synthesized, stage: str) -> None:
+    template = synthesized.template(stage, "ml_platform")
+    (group,) = template.find_resources("AWS::SageMaker::ModelPackageGroup").values()
+    assert group["Properties"]["ModelPackageGroupName"] == f"mlops-{stage}-delivery-time"
+    assert group["DeletionPolicy"] == "Retain"
+    assert group["UpdateReplacePolicy"] == "Retain"
+
+
+def _role_statements(synthesized: Synthesized, stage: str) -> list[dict[str, Any]]:
+    stack = synthesized.stages[stage].ml_platform
+    template = synthesized.template(stage, "ml_platform")
+    role_id = stack.get_logical_id(stack.execution.role.node.default_child)
+    (policy,) = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}}).values()
+    statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _object_part(resource: Any) -> str | None:
+    """'/key-or-pattern' of an S3 object ARN (literal, or joined from a bucket reference), else None."""
+    if isinstance(resource, str) and resource.startswith("arn:aws:s3:::") and "/" in resource:
+        return "/" + resource.split("/", 1)[1]
+    if isinstance(resource, dict) and "Fn::Join" in resource:
+        tail = resource["Fn::Join"][1][-1]
+        if isinstance(tail, str) and tail.startswith("/"):
+            return tail
+    return None
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_execution_role_uses_star_only_where_iam_has_no_resource_level(synthesized: Synthesized, stage: str) -> None:
+    allowed_star = {
+        "JobNetworkInterfacesInThePlatformVpc",
+        "DescribeNetwork",
+        "JobMetrics",
+        "EcrLogin",
+    }
+    for statement in _role_statements(synthesized, stage):
+        if "*" in _list(statement["Resource"]):
+            assert statement.get("Sid") in allowed_star, statement
+    by_sid = {statement.get("Sid"): statement for statement in _role_statements(synthesized, stage)}
+    assert "ec2:Vpc" in by_sid["JobNetworkInterfacesInThePlatformVpc"]["Condition"]["ArnEquals"]
+    assert by_sid["JobMetrics"]["Condition"] == {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}}
+    assert by_sid["PassOnlyItselfToSageMaker"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_execution_role_reaches_only_the_dataset_and_pipeline_prefixes(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    dataset = platform_config.stage(stage).model.dataset
+    object_resources = []
+    for statement in _role_statements(synthesized, stage):
+        for resource in _list(statement["Resource"]):
+            tail = _object_part(resource)
+            if tail:
+                object_resources.append((tuple(_list(statement["Action"])), tail))
+    model_build = synthesized.stages[stage].ml_platform.model_build
+    code_objects = {
+        f"/{asset.asset_hash}{suffix}"
+        for asset, suffix in ((model_build.source, ".gz"), (model_build.runner, ".sh"), (model_build.contract, ".json"))
+    }
+    tails = {tail for _, tail in object_resources}
+    assert tails == {f"/{dataset}/*", f"/model-build/mlops-{stage}-delivery-time-build/*", *code_objects}
+    writes = {tail for actions, tail in object_resources if "s3:PutObject" in actions}
+    assert writes == {f"/model-build/mlops-{stage}-delivery-time-build/*"}, "writes only under the pipeline prefix"
+    for actions, _ in object_resources:
+        assert not any(action.startswith("s3:Delete") for action in actions)
+
+
+def test_step_code_ships_as_content_addressed_assets(synthesized: Synthesized) -> None:
+    hashes = {
+        stage: {
+            name: getattr(synthesized.stages[stage].ml_platform.model_build, name).asset_hash
+            for name in ("source", "runner", "contract")
+        }
+        for stage in STAGES
+    }
+    assert hashes["dev"] == hashes["staging"] == hashes["prod"], "the same code gives the same assets"
+    settings = synthesized.stages["dev"].ml_platform.model_build.settings
+    assert settings.source_tar_uri.endswith(f"/{hashes['dev']['source']}.gz")
+    assert settings.runner_uri.endswith(f"/{hashes['dev']['runner']}.sh")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_jobs_security_group_allows_https_out_and_its_own_members_only(synthesized: Synthesized, stage: str) -> None:
+    template = synthesized.template(stage, "ml_platform")
+    (group_id, group), *others = template.find_resources("AWS::EC2::SecurityGroup").items()
+    assert not others
+    assert group["Properties"]["SecurityGroupEgress"] == [
+        {
+            "CidrIp": "0.0.0.0/0",
+            "Description": "HTTPS to endpoints and S3",
+            "FromPort": 443,
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        }
+    ]
+    assert "SecurityGroupIngress" not in group["Properties"]
+    (ingress,) = template.find_resources("AWS::EC2::SecurityGroupIngress").values()
+    assert ingress["Properties"]["SourceSecurityGroupId"] == {"Fn::GetAtt": [group_id, "GroupId"]}
