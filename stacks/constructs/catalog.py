@@ -6,13 +6,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.constructs.encryption import log_group_statement
 from stacks.nag import acknowledge_wildcards
 
 
@@ -109,19 +110,10 @@ class LakeCatalog(Construct):
                 ],
             )
         )
-        crawler_logs = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name="/aws-glue/crawlers*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        logs_statement, log_arns = log_group_statement(
+            self, sid="CrawlerLogs", name_pattern="/aws-glue/crawlers*", extra_actions=("logs:AssociateKmsKey",)
         )
-        self.crawler_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="CrawlerLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
-                resources=[crawler_logs, f"{crawler_logs}:log-stream:*"],
-            )
-        )
+        self.crawler_role.add_to_policy(logs_statement)
         self.crawler_role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadSecurityConfiguration",
@@ -132,8 +124,7 @@ class LakeCatalog(Construct):
         acknowledge_wildcards(
             self.crawler_role,
             actions=["s3:GetObject*", "s3:GetBucket*", "s3:List*", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
-            resources=[bucket.arn_for_objects("*") for bucket in crawled_zones.values()]
-            + [tables_arn, crawler_logs, f"{crawler_logs}:log-stream:*", "*"],
+            resources=[bucket.arn_for_objects("*") for bucket in crawled_zones.values()] + [tables_arn, *log_arns, "*"],
             reason="Crawlers read every object of the zones they catalog (keys are data, unknown at deploy "
             "time) through the bucket grants, with the lake key; they create and update any table of this "
             "one Glue database and write Glue's own crawler log groups. glue:GetSecurityConfiguration "

@@ -1,4 +1,4 @@
-"""Customer-managed KMS keys and the key-policy statements services need."""
+"""Customer-managed KMS keys, the key-policy statements services need, and log-group access for roles."""
 
 from __future__ import annotations
 
@@ -47,3 +47,22 @@ def allow_cloudwatch_logs(key: kms.Key) -> None:
             },
         )
     )
+
+
+def log_group_statement(
+    scope: Construct, *, sid: str, name_pattern: str, extra_actions: tuple[str, ...] = ()
+) -> tuple[iam.PolicyStatement, list[str]]:
+    """Write access to the log groups (and their streams) whose names match a pattern, in this account and region.
+
+    Returns the statement and its resource ARNs (for acknowledging their wildcards).
+    """
+    groups = Stack.of(scope).format_arn(
+        service="logs", resource="log-group", resource_name=name_pattern, arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )
+    resources = [groups, f"{groups}:log-stream:*"]
+    statement = iam.PolicyStatement(
+        sid=sid,
+        actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", *extra_actions],
+        resources=resources,
+    )
+    return statement, resources

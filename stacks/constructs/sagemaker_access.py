@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -12,6 +12,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from stacks.constructs.encryption import log_group_statement
 from stacks.nag import acknowledge_wildcards
 
 
@@ -152,19 +153,10 @@ class SageMakerExecutionRole(Construct):
                 resources=["*"],
             )
         )
-        log_groups = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name="/aws/sagemaker/*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        logs_statement, log_arns = log_group_statement(
+            self, sid="JobLogs", name_pattern="/aws/sagemaker/*", extra_actions=("logs:DescribeLogStreams",)
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[log_groups, f"{log_groups}:log-stream:*"],
-            )
-        )
+        self.role.add_to_policy(logs_statement)
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="JobMetrics",
@@ -199,8 +191,7 @@ class SageMakerExecutionRole(Construct):
                 *object_arns,
                 *jobs,
                 packages_arn,
-                log_groups,
-                f"{log_groups}:log-stream:*",
+                *log_arns,
                 "*",
                 stack.format_arn(service="ecr", account="*", resource="repository", resource_name="sagemaker-*"),
             ],
