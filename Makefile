@@ -68,8 +68,9 @@ lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv
 	$(STAMPS)/lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 	rm -rf $(STAMPS)/lock-venv
 
-bench: install ## Median wall time of make synth and of the test suite
+bench: install ## Synth and test wall times; local pipeline time and memory at 100k and 1M rows
 	$(BIN)/python benchmarks/synth_and_test.py
+	$(BIN)/python benchmarks/local_pipeline.py
 
 clean: ## Remove build outputs (not the environments)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
