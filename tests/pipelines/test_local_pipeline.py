@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from pipelines_src.datasets.delivery_time import generate, write_raw
-from pipelines_src.local.run import ARTIFACTS_BUCKET, LocalRun, run_local_pipeline
+from pipelines_src.local.run import ARTIFACTS_BUCKET, LocalRun, main, run_local_pipeline
 
 ROWS = 6000
 
@@ -86,11 +86,18 @@ def test_bad_data_stops_before_training_with_a_report(aws: tuple[Any, Any], tmp_
     assert sagemaker.list_model_packages(ModelPackageGroupName="local-delivery-time")["ModelPackageSummaryList"] == []
 
 
-def test_a_model_that_misses_the_threshold_is_not_registered(
-    aws: tuple[Any, Any], raw_dir: Path, tmp_path: Path
+def test_the_command_reports_a_model_that_misses_the_threshold_and_exits_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = _run(aws, raw_dir, tmp_path, parameters={"MetricThreshold": 0.5})
-    assert run.result.status == "Failed"
-    assert run.result.step("RegisterModel").status == "Skipped"
-    assert run.result.failure.startswith("MetricNotMet: ")
-    assert "rmse" in run.result.failure and "0.5" in run.result.failure
+    # python -m pipelines_src.local.run: embedded AWS of its own, progress per step, then the summary
+    code = main(["--rows", "3000", "--seed", "5", "--threshold", "0.5", "--workdir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "[1/9] ValidateData (Processing) ..." in out
+    summary = out[out.index("step ") :].splitlines()
+    assert summary[0].split() == ["step", "status", "seconds", "details"]
+    rows = {line.split()[0]: line.split()[1] for line in summary[1:10]}
+    assert rows["Train"] == "Succeeded" and rows["RegisterModel"] == "Skipped" and rows["MetricNotMet"] == "Failed"
+    assert summary[10].startswith("run failed: MetricNotMet: The model's rmse on the test split is ")
+    assert "(rmse <= 0.5)" in summary[10]
+    assert not any(line.startswith("registered ") for line in summary), "no version is registered"
