@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,12 @@ from stacks.config import ModelConfig
 from stacks.datasets import contract_path
 
 PIPELINES_SRC = Path(__file__).resolve().parents[2] / "pipelines_src"
+
+
+@functools.lru_cache(maxsize=16)
+def _definition(settings: PipelineSettings) -> str:
+    """build_definition is pure: an app that synthesizes a stage twice (tests) builds it once."""
+    return build_definition(settings)
 
 
 class ModelBuildPipeline(Construct):
@@ -93,7 +100,7 @@ class ModelBuildPipeline(Construct):
             processing_instance_type=config.processing_instance_type,
             training_instance_type=config.training_instance_type,
         )
-        self.definition = build_definition(self.settings)
+        self.definition = _definition(self.settings)
         missing = set(list_placeholders(self.definition)) - set(values)
         if missing:
             raise ValueError(f"pipeline definition uses placeholders with no value: {sorted(missing)}")
