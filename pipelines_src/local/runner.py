@@ -175,6 +175,7 @@ class LocalPipelineRunner:
         env = {key: self._remap(job_dir, str(value)) for key, value in arguments.get("Environment", {}).items()}
         self._execute(name, [self._remap(job_dir, part) for part in command], env, job_dir)
         described: dict[str, Any] = {"ProcessingJobName": f"{name}-local", "ProcessingOutputConfig": {"Outputs": {}}}
+        metrics: dict[str, float] = {}
         for output in outputs:
             local = self._local(job_dir, output["S3Output"]["LocalPath"])
             upload(self.s3, local, output["S3Output"]["S3Uri"])
@@ -185,7 +186,8 @@ class LocalPipelineRunner:
                     if not path.exists():
                         raise StepFailedError(f"property file {spec['PropertyFileName']} was not written at {path}")
                     self._property_files[(name, spec["PropertyFileName"])] = path
-        return described, {}
+                    metrics.update(model_quality_metrics(json.loads(path.read_text())))
+        return described, metrics
 
     # ------------------------------------------------------------ training
     def _training(
@@ -282,6 +284,19 @@ def pack_model(model_dir: Path, archive: Path) -> Path:
         for path in sorted(model_dir.rglob("*")):
             tar.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False)
     return archive
+
+
+def model_quality_metrics(document: Any) -> dict[str, float]:
+    """``{"regression_metrics": {"rmse": {"value": 4.1}}}`` (SageMaker's model-quality format) -> {"rmse": 4.1}."""
+    found: dict[str, float] = {}
+    if isinstance(document, dict):
+        for group, entries in document.items():
+            if str(group).endswith("_metrics") and isinstance(entries, dict):
+                for metric, entry in entries.items():
+                    value = entry.get("value") if isinstance(entry, dict) else None
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        found[metric] = float(value)
+    return found
 
 
 def parse_metrics(output: str, definitions: list[Mapping[str, str]]) -> dict[str, float]:

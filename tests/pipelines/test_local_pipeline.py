@@ -64,6 +64,9 @@ def test_good_data_trains_evaluates_and_registers_a_pending_version(
     evaluation = json.loads(next(tmp_path.glob("jobs/Evaluate/**/evaluation.json")).read_text())
     rmse = evaluation["regression_metrics"]["rmse"]["value"]
     assert rmse <= 8.0
+    # the run's summary reports the evaluation's metrics
+    assert run.result.step("Evaluate").metrics["rmse"] == pytest.approx(rmse)
+    assert set(run.result.step("Evaluate").metrics) >= {"rmse", "mae", "r2"}
     assert run.result.step("Train").metrics["validation:rmse"] > 0
 
 
