@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines_src.local.expressions import Resolver
+from pipelines_src.local.expressions import ExpressionError, Resolver
 from pipelines_src.local.graph import step_graph
 from pipelines_src.local.storage import download, split_s3_uri, upload
 
@@ -97,6 +97,7 @@ class LocalPipelineRunner:
         values = {name: _parameter_value(spec, spec.get("DefaultValue")) for name, spec in specs.items()}
         values.update({name: _parameter_value(specs[name], value) for name, value in (parameters or {}).items()})
         properties: dict[str, dict[str, Any]] = {}
+        self._property_files = {}
         resolver = Resolver(
             parameters=values,
             execution={"PipelineExecutionId": execution_id, "PipelineName": self.definition.get("PipelineName", "")},
@@ -118,7 +119,7 @@ class LocalPipelineRunner:
             started = time.perf_counter()
             try:
                 result = self._run_step(name, step, resolver, properties, chosen)
-            except StepFailedError as error:
+            except (StepFailedError, ExpressionError) as error:
                 result = StepResult(name, kind, "Failed", detail=str(error))
                 failure = f"{name}: {error}"
             result.seconds = time.perf_counter() - started

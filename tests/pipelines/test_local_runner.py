@@ -197,6 +197,17 @@ def test_a_crashing_job_fails_the_run_with_the_end_of_its_log(aws: tuple[Any, An
     assert "could not convert string to float: 'not-a-number'" in result.failure
 
 
+def test_a_reference_that_cannot_resolve_fails_its_step_not_the_runner(aws: tuple[Any, Any], tmp_path: Path) -> None:
+    s3, sagemaker = aws
+    definition = _definition()
+    definition["Steps"][0]["Arguments"]["ProcessingInputs"][1]["S3Input"]["S3Uri"] = {"Get": "Parameters.Missing"}
+    result = LocalPipelineRunner(
+        definition, s3=s3, sagemaker=sagemaker, workdir=tmp_path, on_event=lambda _: None
+    ).run()
+    assert result.status == "Failed"
+    assert result.failure == "Score: Parameters.Missing: no value at 'Missing'"
+
+
 def test_unknown_parameters_are_refused(aws: tuple[Any, Any], tmp_path: Path) -> None:
     s3, sagemaker = aws
     runner = LocalPipelineRunner(_definition(), s3=s3, sagemaker=sagemaker, workdir=tmp_path, on_event=lambda _: None)
