@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -172,35 +171,6 @@ def _copy_steps(tmp_path: Path) -> Path:
     target = tmp_path / "code"
     shutil.copytree(STEPS, target, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
     return target
-
-
-def test_every_step_runs_as_a_plain_script(tmp_path: Path) -> None:
-    code = _copy_steps(tmp_path)
-    write_raw(generate(3_000, seed=8, days=3), tmp_path / "raw")
-    data = ["--data-dir", str(tmp_path / "raw" / "delivery_time"), "--contract", str(CONTRACT)]
-    environment = {
-        **os.environ,
-        "SM_CHANNEL_TRAIN": str(tmp_path / "out" / "train"),
-        "SM_CHANNEL_VALIDATION": str(tmp_path / "out" / "validation"),
-        "SM_MODEL_DIR": str(tmp_path / "model"),
-    }
-    output = ["--output-dir", str(tmp_path / "evaluation")]
-    commands = [
-        ["validate.py", *data, "--output-dir", str(tmp_path / "report")],
-        ["preprocess.py", *data, "--output-dir", str(tmp_path / "out")],
-        ["train.py", "--num-round", "40", "--max-depth", "4"],
-        ["evaluate.py", "--model-dir", str(tmp_path / "model"), "--test-dir", str(tmp_path / "out" / "test"), *output],
-    ]
-    outputs = []
-    for script, *arguments in commands:
-        result = subprocess.run(
-            [sys.executable, str(code / script), *arguments], capture_output=True, text=True, env=environment
-        )
-        assert result.returncode == 0, f"{script}: {result.stderr}"
-        outputs.append(result.stdout)
-    assert json.loads((tmp_path / "report" / "validation_report.json").read_text())["passed"] is True
-    assert re.search(METRIC_REGEX, outputs[2])
-    assert _report(tmp_path / "evaluation")["regression_metrics"]["rmse"]["value"] > 0
 
 
 def test_evaluate_script_explains_a_missing_model(tmp_path: Path) -> None:
