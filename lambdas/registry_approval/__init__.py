@@ -1,0 +1,1 @@
+"""Model registry approval: start the deploy pipeline on approval, notify on rejection."""

@@ -1,0 +1,338 @@
+"""registry_approval: approved -> deploy pipeline, rejected -> notification, the rest ignored."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.lambdas.conftest import ACCOUNT, DEPLOY_PIPELINE, MODEL_PACKAGE_GROUP, REGION, TOPIC_ARN, Aws
+
+from registry_approval import handler  # isort: skip  (resolved through lambdas/ on sys.path)
+from shared.config import ConfigError  # isort: skip
+from shared.events import InvalidEventError  # isort: skip
+
+# Direct handle_event calls pass no Lambda context, so Powertools cannot bound the in-progress record.
+pytestmark = pytest.mark.filterwarnings("ignore:Couldn't determine the remaining time:UserWarning")
+
+PACKAGE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{MODEL_PACKAGE_GROUP}/3"
+
+
+def state_change_event(
+    status: str = "Approved",
+    *,
+    group: str = MODEL_PACKAGE_GROUP,
+    version: int = 3,
+    description: str | None = None,
+    event_id: str = "5b1a6f2e-6c1c-4d2f-9a3e-0c1d2e3f4a5b",
+) -> dict[str, Any]:
+    """A "SageMaker Model Package State Change" event as EventBridge delivers it."""
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/{version}"
+    detail: dict[str, Any] = {
+        "ModelPackageGroupName": group,
+        "ModelPackageVersion": version,
+        "ModelPackageArn": arn,
+        "CreationTime": 1763700000000,
+        "InferenceSpecification": {
+            "Containers": [
+                {
+                    "Image": f"683313688378.dkr.ecr.{REGION}.amazonaws.com/sagemaker-xgboost:1.7-1",
+                    "ImageDigest": "sha256:" + "0" * 64,
+                    "ModelDataUrl": f"s3://mlops-artifacts-{ACCOUNT}/model-build/model.tar.gz",
+                }
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        "ModelPackageStatus": "Completed",
+        "ModelPackageStatusDetails": {"ValidationStatuses": [], "ImageScanStatuses": []},
+        "ModelApprovalStatus": status,
+        "CreatedBy": {"UserProfileName": "pipeline", "DomainId": "d-abc123"},
+        "LastModifiedBy": {"UserProfileName": "reviewer", "DomainId": "d-abc123"},
+        "LastModifiedTime": 1763703600000,
+        "ModelMetrics": {},
+    }
+    if description is not None:
+        detail["ApprovalDescription"] = description
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": "SageMaker Model Package State Change",
+        "source": "aws.sagemaker",
+        "account": ACCOUNT,
+        "time": "2025-11-21T05:40:00Z",
+        "region": REGION,
+        "resources": [arn],
+        "detail": detail,
+    }
+
+
+def create_deploy_pipeline(aws: Aws) -> None:
+    """A V2 CodePipeline declaring the ModelPackageArn variable (moto wants a trusting role)."""
+    iam = aws.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role_arn = iam.create_role(RoleName="deploy-pipeline", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    source = {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"}
+    deploy = {"category": "Deploy", "owner": "AWS", "provider": "CloudFormation", "version": "1"}
+    aws.client("codepipeline").create_pipeline(
+        pipeline={
+            "name": DEPLOY_PIPELINE,
+            "roleArn": role_arn,
+            "pipelineType": "V2",
+            "artifactStore": {"type": "S3", "location": "mlops-artifacts"},
+            "variables": [{"name": "ModelPackageArn", "defaultValue": "unset"}],
+            "stages": [
+                {
+                    "name": "Source",
+                    "actions": [
+                        {
+                            "name": "Source",
+                            "actionTypeId": source,
+                            "configuration": {"S3Bucket": "mlops-artifacts", "S3ObjectKey": "deploy.zip"},
+                            "outputArtifacts": [{"name": "src"}],
+                        }
+                    ],
+                },
+                {
+                    "name": "Deploy",
+                    "actions": [{"name": "Deploy", "actionTypeId": deploy, "inputArtifacts": [{"name": "src"}]}],
+                },
+            ],
+        }
+    )
+
+
+def clients(aws: Aws) -> handler.Clients:
+    return handler.Clients(codepipeline=aws.client("codepipeline"), sns=aws.sns, dynamodb=aws.dynamodb)
+
+
+def executions(aws: Aws) -> list[dict[str, Any]]:
+    summaries: list[dict[str, Any]] = aws.client("codepipeline").list_pipeline_executions(pipelineName=DEPLOY_PIPELINE)[
+        "pipelineExecutionSummaries"
+    ]
+    return summaries
+
+
+@pytest.fixture
+def deploy(aws: Aws) -> Aws:
+    create_deploy_pipeline(aws)
+    return aws
+
+
+def test_config_parsed_from_environment() -> None:
+    config = handler.CONFIG
+    assert config == handler.Config(
+        model_package_group=MODEL_PACKAGE_GROUP,
+        deploy_pipeline_name=DEPLOY_PIPELINE,
+        notification_topic_arn=TOPIC_ARN,
+        idempotency_table="mlops-idempotency",
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MODEL_PACKAGE_GROUP", None), ("DEPLOY_PIPELINE_NAME", "  "), ("NOTIFICATION_TOPIC_ARN", "not-an-arn")],
+)
+def test_config_error_names_the_variable(variable: str, value: str | None) -> None:
+    environ = {
+        "MODEL_PACKAGE_GROUP": "g",
+        "DEPLOY_PIPELINE_NAME": "p",
+        "NOTIFICATION_TOPIC_ARN": TOPIC_ARN,
+        "IDEMPOTENCY_TABLE": "t",
+    }
+    if value is None:
+        del environ[variable]
+    else:
+        environ[variable] = value
+    with pytest.raises(ConfigError, match=variable):
+        handler.load_config(environ)
+
+
+def test_approved_starts_deploy_with_package_arn(deploy: Aws) -> None:
+    result = handler.handle_event(state_change_event("Approved"), config=handler.CONFIG, clients=clients(deploy))
+
+    assert result["status"] == "deploy_started"
+    assert result["modelPackageArn"] == PACKAGE_ARN
+    execution = deploy.client("codepipeline").get_pipeline_execution(
+        pipelineName=DEPLOY_PIPELINE, pipelineExecutionId=result["pipelineExecutionId"]
+    )["pipelineExecution"]
+    assert execution["variables"] == [{"name": "ModelPackageArn", "resolvedValue": PACKAGE_ARN}]
+    assert deploy.published() == []
+
+
+def test_approved_sends_a_client_request_token_derived_from_package_and_status(deploy: Aws) -> None:
+    # moto does not record clientRequestToken, so a recording wrapper around the moto client checks it.
+    calls: list[dict[str, Any]] = []
+    codepipeline = deploy.client("codepipeline")
+
+    class Recording:
+        def start_pipeline_execution(self, **kwargs: Any) -> Any:
+            calls.append(kwargs)
+            return codepipeline.start_pipeline_execution(**kwargs)
+
+    recording = handler.Clients(codepipeline=Recording(), sns=deploy.sns, dynamodb=deploy.dynamodb)
+    handler.handle_event(state_change_event("Approved"), config=handler.CONFIG, clients=recording)
+
+    (call,) = calls
+    assert call["name"] == DEPLOY_PIPELINE
+    assert len(call["clientRequestToken"]) == 64
+    assert call["clientRequestToken"].isalnum()
+    assert handler.events.derive_token(PACKAGE_ARN, "Approved") == call["clientRequestToken"]
+
+
+def test_rejected_notifies_with_version_and_reason(deploy: Aws) -> None:
+    event = state_change_event("Rejected", description="AUC 0.61 below the 0.75 bar")
+    result = handler.handle_event(event, config=handler.CONFIG, clients=clients(deploy))
+
+    assert result["status"] == "rejection_notified"
+    (message,) = deploy.published()
+    assert message["Subject"] == f"Model {MODEL_PACKAGE_GROUP} v3 rejected"
+    assert "AUC 0.61 below the 0.75 bar" in message["Message"]
+    assert "version 3" in message["Message"]
+    assert executions(deploy) == []
+
+
+def test_rejected_without_description_still_notifies(deploy: Aws) -> None:
+    handler.handle_event(state_change_event("Rejected"), config=handler.CONFIG, clients=clients(deploy))
+    (message,) = deploy.published()
+    assert "no reason given" in message["Message"]
+
+
+@pytest.mark.parametrize("status", ["PendingManualApproval", "SomethingNew"])
+def test_pending_or_other_status_is_ignored(deploy: Aws, status: str) -> None:
+    result = handler.handle_event(state_change_event(status), config=handler.CONFIG, clients=clients(deploy))
+
+    assert result["status"] == "ignored"
+    assert executions(deploy) == []
+    assert deploy.published() == []
+    assert deploy.items() == []
+
+
+def test_other_model_package_group_is_ignored(deploy: Aws) -> None:
+    event = state_change_event("Approved", group="someone-elses-models")
+    result = handler.handle_event(event, config=handler.CONFIG, clients=clients(deploy))
+
+    assert result["status"] == "ignored"
+    assert executions(deploy) == []
+
+
+def test_duplicate_delivery_and_same_package_status_have_one_effect(deploy: Aws) -> None:
+    first = handler.handle_event(state_change_event("Approved"), config=handler.CONFIG, clients=clients(deploy))
+    again = handler.handle_event(state_change_event("Approved"), config=handler.CONFIG, clients=clients(deploy))
+    other_delivery = state_change_event("Approved", event_id="another-event-id")
+    third = handler.handle_event(other_delivery, config=handler.CONFIG, clients=clients(deploy))
+
+    assert first == again == third
+    assert len(executions(deploy)) == 1
+
+
+def test_duplicate_rejection_notifies_once(deploy: Aws) -> None:
+    event = state_change_event("Rejected", description="bias check failed")
+    for _ in range(3):
+        handler.handle_event(copy.deepcopy(event), config=handler.CONFIG, clients=clients(deploy))
+    assert len(deploy.published()) == 1
+
+
+def test_missing_deploy_pipeline_raises_and_a_retry_can_succeed(aws: Aws) -> None:
+    with pytest.raises(ClientError, match="PipelineNotFound"):
+        handler.handle_event(state_change_event("Approved"), config=handler.CONFIG, clients=clients(aws))
+
+    create_deploy_pipeline(aws)
+    result = handler.handle_event(state_change_event("Approved"), config=handler.CONFIG, clients=clients(aws))
+    assert result["status"] == "deploy_started"
+
+
+def test_lambda_handler_end_to_end(
+    deploy: Aws, lambda_context: Any, boto3_session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("boto3.DEFAULT_SESSION", boto3_session)  # reuse loaded service models
+    handler._clients.cache_clear()
+    try:
+        result = handler.lambda_handler(state_change_event("Approved"), lambda_context)
+    finally:
+        handler._clients.cache_clear()
+    assert result["status"] == "deploy_started"
+    assert len(executions(deploy)) == 1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda e: e.update(source="aws.codepipeline"), "event.source"),
+        (lambda e: e.update({"detail-type": "SageMaker Model State Change"}), "detail-type"),
+        (lambda e: e.pop("detail"), "event.detail is missing"),
+        (lambda e: e.update(detail=[]), "event.detail must be an object"),
+        (lambda e: e["detail"].pop("ModelPackageArn"), "ModelPackageArn is missing"),
+        (lambda e: e["detail"].update(ModelPackageArn="arn:aws:s3:::bucket"), "not a model package ARN"),
+        (lambda e: e["detail"].update(ModelPackageVersion="3"), "ModelPackageVersion"),
+        (lambda e: e["detail"].update(ModelPackageVersion=True), "ModelPackageVersion"),
+        (lambda e: e["detail"].update(ModelApprovalStatus=1), "ModelApprovalStatus must be a string"),
+        (lambda e: e["detail"].update(ApprovalDescription=["x"]), "ApprovalDescription"),
+    ],
+)
+def test_malformed_event_is_rejected_without_raising(mutate: Any, reason: str) -> None:
+    event = state_change_event("Approved")
+    mutate(event)
+    no_clients = handler.Clients(codepipeline=None, sns=None, dynamodb=None)
+
+    result = handler.handle_event(event, config=handler.CONFIG, clients=no_clients)
+
+    assert result["status"] == "rejected"
+    assert reason in result["reason"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+FIELDS = ["ModelPackageGroupName", "ModelPackageArn", "ModelPackageVersion", "ModelApprovalStatus"]
+
+
+@st.composite
+def unexpected_events(draw: st.DrawFn) -> object:
+    """Arbitrary JSON, or a real event with one field dropped or replaced by arbitrary JSON."""
+    if draw(st.booleans()):
+        return draw(json_values)
+    event = state_change_event(draw(st.sampled_from(["Approved", "Rejected", "PendingManualApproval"])))
+    where = draw(st.sampled_from(["envelope", "detail"]))
+    target = event if where == "envelope" else event["detail"]
+    key = draw(st.sampled_from(["source", "detail-type", "detail"] if where == "envelope" else FIELDS))
+    if draw(st.booleans()):
+        del target[key]
+    else:
+        target[key] = draw(json_values)
+    return event
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(unexpected_events())
+def test_validation_rejects_or_parses_never_escapes(event: object) -> None:
+    try:
+        change = handler.parse_event(event)
+    except InvalidEventError as error:
+        no_clients = handler.Clients(codepipeline=None, sns=None, dynamodb=None)
+        result = handler.handle_event(event, config=handler.CONFIG, clients=no_clients)
+        assert result == {"status": "rejected", "reason": str(error)}
+    else:
+        assert isinstance(change, handler.StateChange)
+
+
+def test_unexpected_events_through_the_full_handler(deploy: Aws) -> None:
+    @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(unexpected_events())
+    def check(event: object) -> None:
+        result = handler.handle_event(event, config=handler.CONFIG, clients=clients(deploy))
+        assert result["status"] in {"rejected", "ignored", "deploy_started", "rejection_notified"}
+
+    check()
