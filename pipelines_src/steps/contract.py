@@ -127,22 +127,25 @@ class Contract:
         return [column for column in self.columns if column.name not in excluded and column.type != "date"]
 
 
-def load_contract(path: str | Path) -> Contract:
-    """Read and check a contract file; ContractError names the file and the offending key."""
+def read_json(path: str | Path, what: str, error: type[ValueError]) -> object:
+    """The parsed content of a JSON file; ``error`` naming the file if it is missing, unreadable or not JSON."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ContractError(f"{path}: no such contract file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ContractError(f"{path}: cannot read the contract: {error}") from None
+        raise error(f"{path}: no such {what} file") from None
+    except (OSError, UnicodeDecodeError) as failure:
+        raise error(f"{path}: cannot read the {what}: {failure}") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ContractError(
-            f"{path}: not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
-        ) from None
-    return parse_contract(data, source=str(path))
+        data: object = json.loads(text)
+    except json.JSONDecodeError as failure:
+        raise error(f"{path}: not valid JSON: {failure.msg} (line {failure.lineno}, column {failure.colno})") from None
+    return data
+
+
+def load_contract(path: str | Path) -> Contract:
+    """Read and check a contract file; ContractError names the file and the offending key."""
+    return parse_contract(read_json(path, "contract", ContractError), source=str(path))
 
 
 def parse_contract(data: object, source: str = "<contract>") -> Contract:

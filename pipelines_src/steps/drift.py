@@ -56,7 +56,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -129,22 +129,9 @@ FeatureBaseline = NumericBaseline | CategoricalBaseline
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
     """Read and check the baseline that preprocess wrote; BaselineError names the file and the key."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BaselineError(f"{path}: no such baseline file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise BaselineError(f"{path}: cannot read the baseline: {error}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise BaselineError(
-            f"{path}: not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
-        ) from None
+    data = contracts.read_json(path, "baseline", BaselineError)
     parse_baseline(data, source=str(path))  # refuses anything but an object
-    baseline: dict[str, Any] = data
-    return baseline
+    return cast("dict[str, Any]", data)
 
 
 def parse_baseline(data: object, source: str = "<baseline>") -> dict[str, FeatureBaseline]:
