@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import strategies as st
 
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
 if str(LAMBDAS) not in sys.path:
@@ -32,6 +33,12 @@ MODEL_PACKAGE_GROUP = "churn-models"
 DEPLOY_PIPELINE = "churn-deploy"
 MODEL_BUILD_PIPELINE = "churn-model-build"
 ALARM_PREFIX = "mlops-drift-"
+# Arbitrary JSON values that malformed events are made of (property tests of both handlers).
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
 
 _ENV = {
     "AWS_DEFAULT_REGION": REGION,

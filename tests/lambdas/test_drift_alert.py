@@ -12,7 +12,16 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.lambdas.conftest import ACCOUNT, ALARM_PREFIX, MODEL_BUILD_PIPELINE, REGION, TABLE, TOPIC_ARN, Aws
+from tests.lambdas.conftest import (
+    ACCOUNT,
+    ALARM_PREFIX,
+    JSON_VALUES,
+    MODEL_BUILD_PIPELINE,
+    REGION,
+    TABLE,
+    TOPIC_ARN,
+    Aws,
+)
 
 from drift_alert import handler  # isort: skip  (resolved through lambdas/ on sys.path)
 from shared.config import ConfigError  # isort: skip
@@ -331,18 +340,11 @@ def test_malformed_event_is_rejected_without_raising(mutate: Any, reason: str) -
     assert reason in result["reason"]
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=12,
-)
-
-
 @st.composite
 def unexpected_events(draw: st.DrawFn) -> object:
     """Arbitrary JSON, or a real event with one field dropped or replaced by arbitrary JSON."""
     if draw(st.booleans()):
-        return draw(json_values)
+        return draw(JSON_VALUES)
     event = alarm_event(draw(st.sampled_from(["ALARM", "OK", "INSUFFICIENT_DATA"])))
     where = draw(st.sampled_from(["envelope", "detail", "state"]))
     target = {"envelope": event, "detail": event["detail"], "state": event["detail"]["state"]}[where]
@@ -355,7 +357,7 @@ def unexpected_events(draw: st.DrawFn) -> object:
     if draw(st.booleans()):
         del target[key]
     else:
-        target[key] = draw(json_values)
+        target[key] = draw(JSON_VALUES)
     return event
 
 

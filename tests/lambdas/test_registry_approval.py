@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.lambdas.conftest import ACCOUNT, DEPLOY_PIPELINE, MODEL_PACKAGE_GROUP, REGION, TOPIC_ARN, Aws
+from tests.lambdas.conftest import ACCOUNT, DEPLOY_PIPELINE, JSON_VALUES, MODEL_PACKAGE_GROUP, REGION, TOPIC_ARN, Aws
 
 from registry_approval import handler  # isort: skip  (resolved through lambdas/ on sys.path)
 from shared.config import ConfigError  # isort: skip
@@ -291,11 +291,6 @@ def test_malformed_event_is_rejected_without_raising(mutate: Any, reason: str) -
     assert reason in result["reason"]
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=12,
-)
 FIELDS = ["ModelPackageGroupName", "ModelPackageArn", "ModelPackageVersion", "ModelApprovalStatus"]
 
 
@@ -303,7 +298,7 @@ FIELDS = ["ModelPackageGroupName", "ModelPackageArn", "ModelPackageVersion", "Mo
 def unexpected_events(draw: st.DrawFn) -> object:
     """Arbitrary JSON, or a real event with one field dropped or replaced by arbitrary JSON."""
     if draw(st.booleans()):
-        return draw(json_values)
+        return draw(JSON_VALUES)
     event = state_change_event(draw(st.sampled_from(["Approved", "Rejected", "PendingManualApproval"])))
     where = draw(st.sampled_from(["envelope", "detail"]))
     target = event if where == "envelope" else event["detail"]
@@ -311,7 +306,7 @@ def unexpected_events(draw: st.DrawFn) -> object:
     if draw(st.booleans()):
         del target[key]
     else:
-        target[key] = draw(json_values)
+        target[key] = draw(JSON_VALUES)
     return event
 
 
