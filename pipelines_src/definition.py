@@ -42,9 +42,9 @@ import re
 import sys
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from pipelines_src.packaging import RUNNER_NAME, SOURCE_TARBALL_NAME
 
@@ -134,22 +134,25 @@ _STAND_IN_S3 = "s3://{token}"
 
 
 class SettingsError(ValueError):
-    """A `PipelineSettings` field has a value the pipeline cannot be built with."""
+    """A settings field (`PipelineSettings`, `DriftSettings`) has a value the pipeline cannot be built with."""
 
 
-def _fail(name: str, value: object, reason: str) -> SettingsError:
-    return SettingsError(f"PipelineSettings.{name}: {value!r} {reason}")
+_OWNER: Final = "PipelineSettings"
 
 
-def _placeholder_names(value: str, name: str) -> list[str]:
+def _fail(name: str, value: object, reason: str, owner: str = _OWNER) -> SettingsError:
+    return SettingsError(f"{owner}.{name}: {value!r} {reason}")
+
+
+def _placeholder_names(value: str, name: str, owner: str = _OWNER) -> list[str]:
     """The Fn::Sub placeholders in one setting; a malformed or escaped `${` is an error."""
     names = []
     for match in _PLACEHOLDER.finditer(value):
         if not _PLACEHOLDER_NAME.fullmatch(match.group(1)):
-            raise _fail(name, value, f"has {match.group(0)!r}, which is not a CloudFormation Fn::Sub variable")
+            raise _fail(name, value, f"has {match.group(0)!r}, which is not a CloudFormation Fn::Sub variable", owner)
         names.append(match.group(1))
     if value.count("${") != len(names):
-        raise _fail(name, value, "has a '${' that does not start a ${Name} placeholder")
+        raise _fail(name, value, "has a '${' that does not start a ${Name} placeholder", owner)
     return names
 
 
@@ -198,14 +201,15 @@ class PipelineSettings:
     max_runtime_seconds: int = 3600
 
     def __post_init__(self) -> None:
-        for name in ("subnet_ids", "security_group_ids"):
-            values = getattr(self, name)
-            if isinstance(values, str) or not all(isinstance(item, str) and item for item in values) or not values:
-                raise _fail(name, values, "must be a non-empty sequence of non-empty strings")
-            object.__setattr__(self, name, tuple(values))
-        self._check_strings()
+        _check_sequences(self, ("subnet_ids", "security_group_ids"))
+        _check_strings(
+            self,
+            fixed=("region", "metric", "goal", "processing_instance_type", "training_instance_type"),
+            required=("model_package_group_name", "kms_key_arn"),
+            uris=("input_data_uri", "contract_uri", "source_tar_uri", "runner_uri"),
+        )
         self._check_quality_gate()
-        self._check_jobs()
+        _check_jobs(self, ("processing_instance_type", "training_instance_type"))
         hyperparameters = dict(sorted(self.hyperparameters.items()))
         for key, value in hyperparameters.items():
             if not isinstance(key, str) or not _HYPERPARAMETER.fullmatch(key) or key.startswith("sagemaker"):
@@ -220,45 +224,6 @@ class PipelineSettings:
                 raise _fail("hyperparameters", {key: value}, "may not hold a placeholder")
         object.__setattr__(self, "hyperparameters", hyperparameters)  # a sorted copy, read-only by its type
 
-    def _check_strings(self) -> None:
-        for item in dataclasses.fields(self):
-            value = getattr(self, item.name)
-            for text in value if isinstance(value, tuple) else (value,):
-                if isinstance(text, str):
-                    if _TOKEN_MARK in text:
-                        raise _fail(item.name, text, f"may not contain {_TOKEN_MARK!r}")
-                    _placeholder_names(text, item.name)
-        for name in ("region", "metric", "goal", "processing_instance_type", "training_instance_type"):
-            if "${" in getattr(self, name):
-                raise _fail(name, getattr(self, name), "may not hold a placeholder: the definition depends on it")
-        if not _REGION.fullmatch(self.region):
-            raise _fail("region", self.region, "is not an AWS region name")
-        literal = {  # fields checked only when they hold no placeholder
-            "role_arn": (_ROLE_ARN, "an IAM role ARN"),
-            "artifacts_bucket": (_BUCKET, "an S3 bucket name"),
-            "pipeline_name": (_PIPELINE_NAME, "a SageMaker pipeline name"),
-        }
-        for name, (pattern, what) in literal.items():
-            value = getattr(self, name)
-            if "${" not in value and not pattern.fullmatch(value):
-                raise _fail(name, value, f"is not {what}")
-        if self.artifacts_prefix and not _KEY_PREFIX.fullmatch(_PLACEHOLDER.sub("x", self.artifacts_prefix)):
-            raise _fail(
-                "artifacts_prefix",
-                self.artifacts_prefix,
-                "is not an S3 key prefix (no leading, trailing or double '/')",
-            )
-        for name in ("model_package_group_name", "kms_key_arn"):
-            if not getattr(self, name):
-                raise _fail(name, getattr(self, name), "must not be empty")
-        for name in ("input_data_uri", "contract_uri", "source_tar_uri", "runner_uri"):
-            value = getattr(self, name)
-            if not _is_whole_placeholder(value) and not re.fullmatch(r"s3://[^/]+/.+", value):
-                raise _fail(name, value, "is neither an s3://bucket/key URI nor one ${Name} placeholder")
-        _object_name(self.runner_uri, "runner_uri", RUNNER_NAME, ".sh")
-        _object_name(self.source_tar_uri, "source_tar_uri", SOURCE_TARBALL_NAME, TARBALL_SUFFIXES)
-        _object_name(self.contract_uri, "contract_uri", CONTRACT_NAME, ".json")
-
     def _check_quality_gate(self) -> None:
         if not _METRIC.fullmatch(self.metric):
             raise _fail("metric", self.metric, "is not a metric name of evaluation.json (e.g. 'rmse')")
@@ -269,27 +234,93 @@ class PipelineSettings:
             raise _fail("threshold", threshold, "must be a finite number")
         object.__setattr__(self, "threshold", float(threshold))
 
-    def _check_jobs(self) -> None:
-        for name in ("processing_instance_type", "training_instance_type"):
-            if not _INSTANCE_TYPE.fullmatch(getattr(self, name)):
-                raise _fail(name, getattr(self, name), "is not a SageMaker instance type (e.g. 'ml.m5.xlarge')")
-        for name, low, high in (("volume_size_gb", 1, 16384), ("max_runtime_seconds", 60, 5 * 24 * 3600)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise _fail(name, value, f"must be an integer from {low} to {high}")
-
     def placeholders(self) -> list[str]:
         """The names of the `${Name}` placeholders these settings hold, sorted."""
-        names: set[str] = set()
-        for item in dataclasses.fields(self):
-            value = getattr(self, item.name)
-            for text in value if isinstance(value, tuple) else (value,):
-                if isinstance(text, str):
-                    names.update(_placeholder_names(text, item.name))
-        return sorted(names)
+        return _settings_placeholders(self)
 
 
-def _object_name(uri: str, name: str, conventional: str, suffix: str | tuple[str, ...]) -> str:
+# --- Validation shared by the settings classes ------------------------------------------------
+
+
+def _owner(settings: object) -> str:
+    return type(settings).__name__
+
+
+def _check_sequences(settings: object, names: tuple[str, ...]) -> None:
+    """Each named field: a non-empty sequence of non-empty strings, stored as a tuple."""
+    for name in names:
+        values = getattr(settings, name)
+        if isinstance(values, str) or not all(isinstance(item, str) and item for item in values) or not values:
+            raise _fail(name, values, "must be a non-empty sequence of non-empty strings", _owner(settings))
+        object.__setattr__(settings, name, tuple(values))
+
+
+def _check_strings(settings: Any, *, fixed: tuple[str, ...], required: tuple[str, ...], uris: tuple[str, ...]) -> None:
+    """Placeholders, names and URIs of a settings dataclass with the fields every pipeline has.
+
+    ``fixed``: fields that may not hold a placeholder; ``required``: fields that may not be empty;
+    ``uris``: S3 URIs (``s3://bucket/key``, any part a placeholder, or one whole placeholder).
+    """
+    owner = _owner(settings)
+    for item in dataclasses.fields(settings):
+        value = getattr(settings, item.name)
+        for text in value if isinstance(value, tuple) else (value,):
+            if isinstance(text, str):
+                if _TOKEN_MARK in text:
+                    raise _fail(item.name, text, f"may not contain {_TOKEN_MARK!r}", owner)
+                _placeholder_names(text, item.name, owner)
+    for name in fixed:
+        if "${" in getattr(settings, name):
+            raise _fail(
+                name, getattr(settings, name), "may not hold a placeholder: the definition depends on it", owner
+            )
+    if not _REGION.fullmatch(settings.region):
+        raise _fail("region", settings.region, "is not an AWS region name", owner)
+    literal = {  # fields checked only when they hold no placeholder
+        "role_arn": (_ROLE_ARN, "an IAM role ARN"),
+        "artifacts_bucket": (_BUCKET, "an S3 bucket name"),
+        "pipeline_name": (_PIPELINE_NAME, "a SageMaker pipeline name"),
+    }
+    for name, (pattern, what) in literal.items():
+        value = getattr(settings, name)
+        if "${" not in value and not pattern.fullmatch(value):
+            raise _fail(name, value, f"is not {what}", owner)
+    prefix = settings.artifacts_prefix
+    if prefix and not _KEY_PREFIX.fullmatch(_PLACEHOLDER.sub("x", prefix)):
+        raise _fail("artifacts_prefix", prefix, "is not an S3 key prefix (no leading, trailing or double '/')", owner)
+    for name in required:
+        if not getattr(settings, name):
+            raise _fail(name, getattr(settings, name), "must not be empty", owner)
+    for name in uris:
+        value = getattr(settings, name)
+        if not _is_whole_placeholder(value) and not re.fullmatch(r"s3://[^/]+/.+", value):
+            raise _fail(name, value, "is neither an s3://bucket/key URI nor one ${Name} placeholder", owner)
+    _object_names(settings)
+
+
+def _check_jobs(settings: object, instance_types: tuple[str, ...]) -> None:
+    owner = _owner(settings)
+    for name in instance_types:
+        if not _INSTANCE_TYPE.fullmatch(getattr(settings, name)):
+            raise _fail(name, getattr(settings, name), "is not a SageMaker instance type (e.g. 'ml.m5.xlarge')", owner)
+    for name, low, high in (("volume_size_gb", 1, 16384), ("max_runtime_seconds", 60, 5 * 24 * 3600)):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _fail(name, value, f"must be an integer from {low} to {high}", owner)
+
+
+def _settings_placeholders(settings: Any) -> list[str]:
+    """The names of the `${Name}` placeholders a settings dataclass holds, sorted."""
+    names: set[str] = set()
+    for item in dataclasses.fields(settings):
+        value = getattr(settings, item.name)
+        for text in value if isinstance(value, tuple) else (value,):
+            if isinstance(text, str):
+                names.update(_placeholder_names(text, item.name, _owner(settings)))
+    return sorted(names)
+
+
+def _object_name(uri: str, name: str, conventional: str, suffix: str | tuple[str, ...], owner: str = _OWNER) -> str:
     """The object name a job finds a file by: the URI's last segment, or the conventional name."""
     if _is_whole_placeholder(uri):
         return conventional
@@ -301,9 +332,10 @@ def _object_name(uri: str, name: str, conventional: str, suffix: str | tuple[str
             uri,
             f"must end with a literal object name ending in "
             f"{' or '.join(repr(item) for item in suffixes)} (e.g. {conventional!r})",
+            owner,
         )
     if not re.fullmatch(r"[\w.+=@-]+", last):
-        raise _fail(name, uri, "has an object name with characters other than letters, digits and . + = @ - _")
+        raise _fail(name, uri, "has an object name with characters other than letters, digits and . + = @ - _", owner)
     return last
 
 
@@ -317,14 +349,34 @@ def build_definition(settings: PipelineSettings) -> str:
 
     Raises SettingsError for settings the SDK rejects (e.g. a region without the framework images).
     """
+    return _build(settings, _compile)
+
+
+class _Settings(Protocol):
+    """What the shared build machinery reads from a settings dataclass."""
+
+    @property
+    def region(self) -> str: ...
+    @property
+    def artifacts_bucket(self) -> str: ...
+    @property
+    def runner_uri(self) -> str: ...
+    @property
+    def source_tar_uri(self) -> str: ...
+    @property
+    def contract_uri(self) -> str: ...
+    def placeholders(self) -> list[str]: ...
+
+
+_S = TypeVar("_S", bound=_Settings)
+
+
+def _build(settings: _S, compile_: Callable[[_S, _ObjectNames], str]) -> str:
+    """``compile_`` run on the settings' stand-ins, offline; its JSON normalised, placeholders restored."""
     stand_ins = _StandIns(settings)
-    names = _ObjectNames(
-        runner=_object_name(settings.runner_uri, "runner_uri", RUNNER_NAME, ".sh"),
-        source=_object_name(settings.source_tar_uri, "source_tar_uri", SOURCE_TARBALL_NAME, TARBALL_SUFFIXES),
-        contract=_object_name(settings.contract_uri, "contract_uri", CONTRACT_NAME, ".json"),
-    )
+    names = _object_names(settings)
     with _sdk_environment(settings.region):
-        compiled = _compile(stand_ins.settings, names)
+        compiled = compile_(stand_ins.settings, names)
     document = json.loads(compiled)
     _drop_job_tags(document["Steps"])
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
@@ -338,14 +390,24 @@ class _ObjectNames:
     contract: str
 
 
-class _StandIns:
+def _object_names(settings: _Settings) -> _ObjectNames:
+    """The names the jobs find the runner, the source tarball and the contract by."""
+    owner = _owner(settings)
+    return _ObjectNames(
+        runner=_object_name(settings.runner_uri, "runner_uri", RUNNER_NAME, ".sh", owner),
+        source=_object_name(settings.source_tar_uri, "source_tar_uri", SOURCE_TARBALL_NAME, TARBALL_SUFFIXES, owner),
+        contract=_object_name(settings.contract_uri, "contract_uri", CONTRACT_NAME, ".json", owner),
+    )
+
+
+class _StandIns(Generic[_S]):
     """Swaps the settings' placeholders for values the SDK accepts, and back in the built JSON."""
 
-    def __init__(self, settings: PipelineSettings) -> None:
+    def __init__(self, settings: _S) -> None:
         self._tokens = {name: f"{_TOKEN_MARK}{index:03d}x" for index, name in enumerate(settings.placeholders())}
         self._whole: dict[str, str] = {}  # stand-in -> original, for values that are one placeholder
         changes: dict[str, object] = {}
-        for item in dataclasses.fields(settings):
+        for item in dataclasses.fields(settings):  # type: ignore[arg-type]
             value = getattr(settings, item.name)
             if isinstance(value, str):
                 changes[item.name] = self._stand_in(item.name, value)
@@ -497,7 +559,7 @@ def _session_class() -> type:
     return OfflinePipelineSession
 
 
-def _session(settings: PipelineSettings) -> Any:
+def _session(settings: _Settings) -> Any:
     import boto3
     import botocore.session
 
@@ -532,28 +594,127 @@ def _telemetry_off(session: Any) -> Iterator[None]:
         session.sagemaker_config = {}
 
 
-def _image(framework: str, version: str, region: str, scope: str) -> str:
+def _image(framework: str, version: str, region: str, scope: str, owner: str = _OWNER) -> str:
     from sagemaker.core import image_uris  # type: ignore[import-untyped]
 
     try:
         return str(image_uris.retrieve(framework, region=region, version=version, py_version="py3", image_scope=scope))
     except ValueError as error:
-        raise _fail("region", region, f"has no SageMaker {framework} {version} image: {error}") from error
+        raise _fail("region", region, f"has no SageMaker {framework} {version} image: {error}", owner) from error
+
+
+# --- Processing jobs, shared by the pipelines ---------------------------------------------------
+
+
+class _JobSettings(_Settings, Protocol):
+    """What the processing-job helpers read from a settings dataclass."""
+
+    @property
+    def pipeline_name(self) -> str: ...
+    @property
+    def role_arn(self) -> str: ...
+    @property
+    def artifacts_prefix(self) -> str: ...
+    @property
+    def kms_key_arn(self) -> str: ...
+    @property
+    def subnet_ids(self) -> tuple[str, ...]: ...
+    @property
+    def security_group_ids(self) -> tuple[str, ...]: ...
+    @property
+    def volume_size_gb(self) -> int: ...
+    @property
+    def max_runtime_seconds(self) -> int: ...
+
+
+def _location(s: _JobSettings, step: str, *path: str) -> Any:
+    """s3://<bucket>/<prefix>/<pipeline>/<execution id>/<step>/<path>: one folder per execution."""
+    from sagemaker.core.workflow import ExecutionVariables, Join  # type: ignore[import-untyped]
+
+    prefix = [s.artifacts_prefix] if s.artifacts_prefix else []
+    return Join(
+        on="/",
+        values=[
+            "s3:/",
+            s.artifacts_bucket,
+            *prefix,
+            s.pipeline_name,
+            ExecutionVariables.PIPELINE_EXECUTION_ID,
+            step,
+            *path,
+        ],
+    )
+
+
+def _processing_input(name: str, uri: Any, local_path: str) -> Any:
+    from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input  # type: ignore[import-untyped]
+
+    return ProcessingInput(
+        input_name=name,
+        s3_input=ProcessingS3Input(
+            s3_uri=uri,
+            local_path=local_path,
+            s3_data_type="S3Prefix",
+            s3_input_mode="File",
+            s3_data_distribution_type="FullyReplicated",
+        ),
+    )
+
+
+def _processing_output(s: _JobSettings, step: str, name: str, local_path: str) -> Any:
+    """The output ``name`` of ``step``, uploaded at the end of the job to its folder of the execution."""
+    from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
+
+    return ProcessingOutput(
+        output_name=name,
+        s3_output=ProcessingS3Output(s3_uri=_location(s, step, name), local_path=local_path, s3_upload_mode="EndOfJob"),
+    )
+
+
+def _code_inputs(s: _JobSettings) -> list[Any]:
+    """The runner (the job's entrypoint) and the source tarball it unpacks."""
+    return [
+        _processing_input("code", s.runner_uri, _CODE_DIR),
+        _processing_input("source", s.source_tar_uri, _SOURCE_DIR),
+    ]
+
+
+def _processor(
+    s: _JobSettings, session: Any, names: _ObjectNames, *, image: str, job: str, instance_type: Any, isolated: bool
+) -> Any:
+    """A processing job that runs ``bash run_step.sh <script> <args>``, in the VPC, encrypted with the KMS key."""
+    from sagemaker.core.network import NetworkConfig  # type: ignore[import-untyped]
+    from sagemaker.core.processing import Processor  # type: ignore[import-untyped]
+
+    return Processor(
+        role=s.role_arn,
+        image_uri=image,
+        instance_count=1,
+        instance_type=instance_type,
+        entrypoint=["bash", f"{_CODE_DIR}/{names.runner}"],
+        volume_size_in_gb=s.volume_size_gb,
+        volume_kms_key=s.kms_key_arn,
+        output_kms_key=s.kms_key_arn,
+        max_runtime_in_seconds=s.max_runtime_seconds,
+        base_job_name=job,
+        sagemaker_session=session,
+        network_config=NetworkConfig(
+            enable_network_isolation=isolated,
+            security_group_ids=list(s.security_group_ids),
+            subnets=list(s.subnet_ids),
+            encrypt_inter_container_traffic=True,
+        ),
+        env={"RUN_STEP_SOURCE_DIR": _SOURCE_DIR},  # where run_step.sh finds the tarball
+    )
 
 
 def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     from sagemaker.core.drift_check_baselines import DriftCheckBaselines  # type: ignore[import-untyped]
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # type: ignore[import-untyped]
-    from sagemaker.core.network import NetworkConfig  # type: ignore[import-untyped]
-    from sagemaker.core.processing import Processor  # type: ignore[import-untyped]
-    from sagemaker.core.shapes import (  # type: ignore[import-untyped]
+    from sagemaker.core.shapes import (
         Channel,
         DataSource,
         MetricDefinition,
-        ProcessingInput,
-        ProcessingOutput,
-        ProcessingS3Input,
-        ProcessingS3Output,
         S3DataSource,
     )
     from sagemaker.core.training.configs import (  # type: ignore[import-untyped]
@@ -562,8 +723,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
         OutputDataConfig,
         StoppingCondition,
     )
-    from sagemaker.core.workflow import (  # type: ignore[import-untyped]
-        ExecutionVariables,
+    from sagemaker.core.workflow import (
         Join,
         JsonGet,
         ParameterFloat,
@@ -596,76 +756,17 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
         name=MODEL_APPROVAL_STATUS, default_value=DEFAULT_APPROVAL_STATUS, enum_values=list(APPROVAL_STATUSES)
     )
 
-    prefix = [s.artifacts_prefix] if s.artifacts_prefix else []
-
-    def location(step: str, *path: str) -> Any:
-        """s3://<bucket>/<prefix>/<pipeline>/<execution id>/<step>/<path>: one folder per execution."""
-        return Join(
-            on="/",
-            values=[
-                "s3:/",
-                s.artifacts_bucket,
-                *prefix,
-                s.pipeline_name,
-                ExecutionVariables.PIPELINE_EXECUTION_ID,
-                step,
-                *path,
-            ],
-        )
-
-    def processing_input(name: str, uri: Any, local_path: str) -> Any:
-        return ProcessingInput(
-            input_name=name,
-            s3_input=ProcessingS3Input(
-                s3_uri=uri,
-                local_path=local_path,
-                s3_data_type="S3Prefix",
-                s3_input_mode="File",
-                s3_data_distribution_type="FullyReplicated",
-            ),
-        )
-
-    def processing_output(step: str, name: str, local_path: str) -> Any:
-        return ProcessingOutput(
-            output_name=name,
-            s3_output=ProcessingS3Output(s3_uri=location(step, name), local_path=local_path, s3_upload_mode="EndOfJob"),
-        )
-
     def output_uri(step: Any, name: str) -> Any:
         return step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
 
-    # Processing jobs read their inputs from local disk: no network, in the VPC, encrypted.
-    network = NetworkConfig(
-        enable_network_isolation=True,
-        security_group_ids=list(s.security_group_ids),
-        subnets=list(s.subnet_ids),
-        encrypt_inter_container_traffic=True,
-    )
-
     def processor(image: str, job: str) -> Any:
-        return Processor(
-            role=s.role_arn,
-            image_uri=image,
-            instance_count=1,
-            instance_type=processing_type,
-            entrypoint=["bash", f"{_CODE_DIR}/{names.runner}"],
-            volume_size_in_gb=s.volume_size_gb,
-            volume_kms_key=s.kms_key_arn,
-            output_kms_key=s.kms_key_arn,
-            max_runtime_in_seconds=s.max_runtime_seconds,
-            base_job_name=job,
-            sagemaker_session=session,
-            network_config=network,
-            env={"RUN_STEP_SOURCE_DIR": _SOURCE_DIR},  # where run_step.sh finds the tarball
-        )
+        # Processing jobs read their inputs from local disk: no network.
+        return _processor(s, session, names, image=image, job=job, instance_type=processing_type, isolated=True)
 
-    code_inputs = [
-        processing_input("code", s.runner_uri, _CODE_DIR),
-        processing_input("source", s.source_tar_uri, _SOURCE_DIR),
-    ]
+    code_inputs = _code_inputs(s)
     data_inputs = [
-        processing_input("contract", s.contract_uri, _CONTRACT_DIR),
-        processing_input("data", input_data, _DATA_DIR),
+        _processing_input("contract", s.contract_uri, _CONTRACT_DIR),
+        _processing_input("data", input_data, _DATA_DIR),
     ]
     data_arguments = ["--data-dir", _DATA_DIR, "--contract", f"{_CONTRACT_DIR}/{names.contract}"]
 
@@ -676,7 +777,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
         name=VALIDATE_DATA,
         step_args=processor(sklearn_image, "validate-data").run(
             inputs=code_inputs + data_inputs,
-            outputs=[processing_output(VALIDATE_DATA, "report", report_dir)],
+            outputs=[_processing_output(s, VALIDATE_DATA, "report", report_dir)],
             arguments=["validate.py", *data_arguments, "--output-dir", report_dir],
         ),
         property_files=[validation_report],
@@ -699,7 +800,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
         name=PREPROCESS,
         step_args=processor(sklearn_image, "preprocess").run(
             inputs=code_inputs + data_inputs,
-            outputs=[processing_output(PREPROCESS, split, f"{_PROCESSING_OUTPUT}/{split}") for split in splits],
+            outputs=[_processing_output(s, PREPROCESS, split, f"{_PROCESSING_OUTPUT}/{split}") for split in splits],
             arguments=["preprocess.py", *data_arguments, "--output-dir", _PROCESSING_OUTPUT],
         ),
     )
@@ -736,7 +837,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
         ),
         stopping_condition=StoppingCondition(max_runtime_in_seconds=s.max_runtime_seconds),
         output_data_config=OutputDataConfig(
-            s3_output_path=location(TRAIN, "model"), kms_key_id=s.kms_key_arn, compression_type="GZIP"
+            s3_output_path=_location(s, TRAIN, "model"), kms_key_id=s.kms_key_arn, compression_type="GZIP"
         ),
         hyperparameters=hyperparameters,
     ).with_metric_definitions([MetricDefinition(name=TRAINING_METRIC_NAME, regex=TRAINING_METRIC_REGEX)])
@@ -759,10 +860,10 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
         step_args=processor(xgboost_image, "evaluate").run(
             inputs=[
                 *code_inputs,
-                processing_input("model", model_data, _MODEL_DIR),
-                processing_input("test", output_uri(preprocess, "test"), _TEST_DIR),
+                _processing_input("model", model_data, _MODEL_DIR),
+                _processing_input("test", output_uri(preprocess, "test"), _TEST_DIR),
             ],
-            outputs=[processing_output(EVALUATE, "evaluation", evaluation_dir)],
+            outputs=[_processing_output(s, EVALUATE, "evaluation", evaluation_dir)],
             arguments=[
                 "evaluate.py",
                 "--model-dir",

@@ -79,6 +79,10 @@ _CONNECTION_ARN_RE = re.compile(
 _REPOSITORY_RE = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
 _INSTANCE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _CRON_RE = re.compile(r"^cron\((\S+ ){5}\S+\)$")
+# EventBridge Scheduler recurring expressions: rate(5 minutes), rate(1 day), cron(0 3 * * ? *).
+_SCHEDULE_RE = re.compile(r"^(rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\)|cron\((\S+ ){5}\S+\))$")
+DRIFT_ENGINES = frozenset({"processing", "model_monitor"})
+DRIFT_INPUTS = frozenset({"capture", "dataset"})
 
 
 class ConfigError(ValueError):
@@ -121,6 +125,32 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class DriftConfig:
+    engine: str
+    schedule: str | None
+    input: str
+    window_hours: int
+    psi_threshold: float
+    ks_threshold: float
+    evaluation_periods: int
+    instance_type: str
+
+
+@dataclass(frozen=True)
+class RetrainingConfig:
+    schedule: str | None
+    cooldown_minutes: int
+
+
+@dataclass(frozen=True)
+class OperationsConfig:
+    drift: DriftConfig
+    retraining: RetrainingConfig
+    # Days a failed event stays in a dead-letter queue (SQS allows 1 to 14).
+    dlq_retention_days: int
+
+
+@dataclass(frozen=True)
 class StageConfig:
     name: str
     project: str
@@ -133,6 +163,7 @@ class StageConfig:
     data_lake: DataLakeConfig
     source: SourceConfig
     model: ModelConfig
+    operations: OperationsConfig
 
     @property
     def prefix(self) -> str:
@@ -328,6 +359,43 @@ def _model(reader: _Reader) -> ModelConfig:
     )
 
 
+def _threshold(reader: _Reader, name: str, high: float) -> float:
+    value = reader.number(name)
+    if not 0 < value <= high:
+        raise ConfigError(f"{reader.key(name)}: {value} is out of range, expected more than 0 and at most {high}")
+    return value
+
+
+def _drift(reader: _Reader) -> DriftConfig:
+    schedule_what = "an EventBridge Scheduler expression like rate(1 day) or cron(0 3 * * ? *)"
+    return reader.build(
+        DriftConfig,
+        engine=reader.one_of("engine", DRIFT_ENGINES),
+        schedule=reader.matching("schedule", _SCHEDULE_RE, schedule_what, optional=True),
+        input=reader.one_of("input", DRIFT_INPUTS),
+        window_hours=reader.integer("window_hours", minimum=0, maximum=24 * 90),
+        psi_threshold=_threshold(reader, "psi_threshold", 10.0),
+        ks_threshold=_threshold(reader, "ks_threshold", 1.0),
+        evaluation_periods=reader.integer("evaluation_periods", minimum=1, maximum=24),
+        instance_type=reader.matching("instance_type", _INSTANCE_RE, "a SageMaker instance type"),
+    )
+
+
+def _operations(reader: _Reader) -> OperationsConfig:
+    retraining = reader.block("retraining")
+    schedule_what = "an EventBridge Scheduler expression like rate(7 days) or cron(0 3 ? * MON *)"
+    return reader.build(
+        OperationsConfig,
+        drift=_drift(reader.block("drift")),
+        retraining=retraining.build(
+            RetrainingConfig,
+            schedule=retraining.matching("schedule", _SCHEDULE_RE, schedule_what, optional=True),
+            cooldown_minutes=retraining.integer("cooldown_minutes", minimum=0, maximum=7 * 24 * 60),
+        ),
+        dlq_retention_days=reader.integer("dlq_retention_days", minimum=1, maximum=14),
+    )
+
+
 def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
     account = reader.matching("account", _ACCOUNT_RE, "a 12-digit AWS account id", optional=True)
     if account is None and name not in ACCOUNT_OPTIONAL_STAGES:
@@ -358,6 +426,7 @@ def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
         data_lake=_data_lake(reader.block("data_lake")),
         source=_source(reader.block("source")),
         model=_model(reader.block("model")),
+        operations=_operations(reader.block("operations")),
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import Stack
 from constructs import Construct
 
+from stacks import naming
 from stacks.config import StageConfig
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.model_build import ModelBuildPipeline
@@ -27,14 +28,14 @@ class MLPlatformStack(Stack):
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         model = config.model
-        self.pipeline_name = f"{config.prefix}-{model.name}-build"
+        self.pipeline_name = naming.build_pipeline(config)
         dataset_prefix = f"{model.dataset}/"
         # Step outputs land under model-build/<pipeline>/<execution>/ (pipelines_src.definition).
         artifacts_prefix = "model-build"
         self.registry = ModelRegistry(
             self,
             "Registry",
-            group_name=f"{config.prefix}-{model.name}",
+            group_name=naming.model_package_group(config),
             description=f"Versions of the {model.name} model trained on {model.dataset} ({config.name})",
         )
         self.jobs_security_group = SageMakerJobsSecurityGroup(self, "JobsNetwork", vpc=network.vpc).security_group

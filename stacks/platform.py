@@ -10,6 +10,7 @@ from stacks.data_lake_stack import DataLakeStack
 from stacks.datasets import curated_table
 from stacks.ml_platform_stack import MLPlatformStack
 from stacks.network_stack import NetworkStack
+from stacks.operations_stack import OperationsStack
 
 
 class PlatformStage(Stage):
@@ -34,5 +35,13 @@ class PlatformStage(Stage):
             lake=self.data_lake.storage,
             description=f"{config.prefix}: model registry and model-build pipeline",
         )
+        self.operations = OperationsStack(
+            self,
+            "Operations",
+            config=config,
+            description=f"{config.prefix}: notifications, event-driven functions, drift alarms, schedules, dashboard",
+        )
+        # Rules and schedules name the pipelines and the registry group; create those first.
+        self.operations.add_stack_dependency(self.ml_platform)
         Tags.of(self).add("mlops:project", config.project)
         Tags.of(self).add("mlops:stage", config.name)

@@ -10,7 +10,9 @@ packs the model as ``model.tar.gz``. Conditions, Fail steps and parameters are
 honoured; RegisterModel calls CreateModelPackage on the given SageMaker client.
 
 S3 and SageMaker are whatever clients are passed in: embedded (moto) for local
-runs and tests.
+runs and tests. A processing job that runs without network isolation may reach AWS
+itself (e.g. drift.py publishing CloudWatch metrics): it gets ``job_environment``
+(e.g. ``AWS_ENDPOINT_URL`` of an embedded AWS server), which isolated jobs never see.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class LocalPipelineRunner:
         sagemaker: Any,
         workdir: Path,
         on_event: Callable[[str], None] = print,
+        job_environment: Mapping[str, str] | None = None,
     ) -> None:
         self.definition = definition
         self.graph = step_graph(definition)
@@ -86,6 +89,7 @@ class LocalPipelineRunner:
         self.sagemaker = sagemaker
         self.workdir = workdir
         self.on_event = on_event
+        self.job_environment = dict(job_environment or {})
         self._property_files: dict[tuple[str, str], Path] = {}
 
     # ---------------------------------------------------------------- run
@@ -174,6 +178,8 @@ class LocalPipelineRunner:
         for output in outputs:
             self._local(job_dir, output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
         env = {key: self._remap(job_dir, str(value)) for key, value in arguments.get("Environment", {}).items()}
+        if arguments.get("NetworkConfig", {}).get("EnableNetworkIsolation") is not True:
+            env = {**self.job_environment, **env}
         self._execute(name, [self._remap(job_dir, part) for part in command], env, job_dir)
         described: dict[str, Any] = {"ProcessingJobName": f"{name}-local", "ProcessingOutputConfig": {"Outputs": {}}}
         metrics: dict[str, float] = {}

@@ -213,3 +213,61 @@ def test_unknown_parameters_are_refused(aws: tuple[Any, Any], tmp_path: Path) ->
     runner = LocalPipelineRunner(_definition(), s3=s3, sagemaker=sagemaker, workdir=tmp_path, on_event=lambda _: None)
     with pytest.raises(ValueError, match=r"unknown pipeline parameters \['Treshold'\]"):
         runner.run({"Treshold": 1})
+
+
+ENV_SCRIPT = """
+import json, os, pathlib, sys
+seen = {"endpoint": os.environ.get("AWS_ENDPOINT_URL"), "hours": sys.argv[2]}
+pathlib.Path(sys.argv[1], "seen.json").write_text(json.dumps(seen))
+"""
+
+
+def _job(name: str, isolated: bool) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "Type": "Processing",
+        "Arguments": {
+            "NetworkConfig": {"EnableNetworkIsolation": isolated},
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "seen",
+                        "S3Output": {"S3Uri": f"s3://lake/out/{name}", "LocalPath": "/opt/ml/processing/output/seen"},
+                    }
+                ]
+            },
+            "AppSpecification": {
+                "ContainerEntrypoint": ["python3", "-c", ENV_SCRIPT],
+                "ContainerArguments": [
+                    "/opt/ml/processing/output/seen",
+                    {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.Hours"}]}},  # ParameterInteger.to_string()
+                ],
+            },
+        },
+    }
+
+
+def test_only_jobs_without_network_isolation_get_the_job_environment(aws: tuple[Any, Any], tmp_path: Path) -> None:
+    s3, sagemaker = aws
+    definition = {
+        "Parameters": [{"Name": "Hours", "Type": "Integer", "DefaultValue": 24}],
+        "Steps": [_job("Isolated", True), _job("Networked", False)],
+    }
+    runner = LocalPipelineRunner(
+        definition,
+        s3=s3,
+        sagemaker=sagemaker,
+        workdir=tmp_path,
+        on_event=lambda _: None,
+        job_environment={"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"},
+    )
+    result = runner.run({"Hours": 6})
+    assert result.status == "Succeeded", result.failure
+    seen = {
+        name: json.loads(s3.get_object(Bucket="lake", Key=f"out/{name}/seen.json")["Body"].read())
+        for name in ("Isolated", "Networked")
+    }
+    assert seen == {
+        "Isolated": {"endpoint": None, "hours": "6"},
+        "Networked": {"endpoint": "http://127.0.0.1:5000", "hours": "6"},
+    }

@@ -1,0 +1,308 @@
+"""Operations stack: who hears what, and what the platform does on its own.
+
+- A KMS-encrypted SNS topic (e-mail subscriptions from config) for everything worth a human.
+- The registry-approval function (an approved version starts the deploy pipeline) and the
+  drift-alert function (drift starts retraining, with a cooldown), each behind its own
+  EventBridge rule with retries, a dead-letter queue and alarms.
+- The idempotency table both functions share (DynamoDB, TTL).
+- Rules that notify on a failed model-build run and on a version waiting for approval.
+- Schedules: drift checks, and retraining when the stage wants it regardless of drift.
+- Drift alarms per feature, one composite, and a dashboard per model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsii
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from pipelines_src.steps.contract import load_contract
+from stacks import naming
+from stacks.config import StageConfig
+from stacks.constructs.dashboard import ModelDashboard
+from stacks.constructs.drift_alarms import DriftAlarms, Feature, alarm_period
+from stacks.constructs.encryption import platform_key
+from stacks.constructs.event_function import EventFunction
+from stacks.constructs.lambda_code import handlers_code, powertools_layer
+from stacks.datasets import contract_path
+from stacks.retention import log_retention, removal_policy
+
+MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
+PIPELINE_EXECUTION_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
+ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+
+
+def drift_features(dataset: str) -> list[Feature]:
+    """The features the drift job measures: the contract's feature columns; int and float are numeric."""
+    contract = load_contract(contract_path(dataset))
+    return [Feature(column.name, column.type in ("int", "float")) for column in contract.feature_columns]
+
+
+class OperationsStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: StageConfig,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        operations = config.operations
+        model = config.model
+        policy = removal_policy(config)
+        self.key = platform_key(
+            self,
+            "OperationsKey",
+            description=f"{config.prefix}: notifications, dead-letter queues, idempotency records, function logs",
+            removal_policy=policy,
+        )
+        # EventBridge (rule targets, dead letters) and CloudWatch (alarm actions) publish to the
+        # encrypted topic and queues as themselves, so the key policy admits them for this account only.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowEventBridgeAndCloudWatchOfThisAccount",
+                principals=[
+                    iam.ServicePrincipal("events.amazonaws.com"),
+                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+                ],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+
+        self.topic = sns.Topic(
+            self,
+            "Notifications",
+            display_name=f"MLOps {config.prefix}",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        for email in config.notification_emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+
+        self.idempotency_table = dynamodb.TableV2(
+            self,
+            "IdempotencyTable",
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            time_to_live_attribute="expiration",
+            encryption=dynamodb.TableEncryptionV2.customer_managed_key(self.key),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=policy,
+        )
+
+        code = handlers_code()
+        layer = powertools_layer(self, "Powertools")
+        common: dict[str, Any] = {
+            "code": code,
+            "layers": [layer],
+            "key": self.key,
+            "topic": self.topic,
+            "log_retention": log_retention(config),
+            "dlq_retention": Duration.days(operations.dlq_retention_days),
+            "removal_policy": policy,
+        }
+        group = naming.model_package_group(config)
+        build_pipeline = naming.build_pipeline(config)
+        deploy_pipeline = naming.deploy_pipeline(config)
+        alarm_prefix = naming.drift_alarm_prefix(config)
+        shared_env = {
+            "NOTIFICATION_TOPIC_ARN": self.topic.topic_arn,
+            "IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
+        }
+
+        self.registry_approval = EventFunction(
+            self,
+            "RegistryApproval",
+            handler="registry_approval",
+            description=f"Approved {group} versions start {deploy_pipeline}; rejections are notified",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[MODEL_PACKAGE_STATE_CHANGE],
+                detail={"ModelPackageGroupName": [group]},
+            ),
+            rule_description=f"Approval changes of the {group} model package group",
+            environment={"MODEL_PACKAGE_GROUP": group, "DEPLOY_PIPELINE_NAME": deploy_pipeline, **shared_env},
+            **common,
+        )
+        self.registry_approval.allow(
+            iam.PolicyStatement(
+                sid="StartDeployPipeline",
+                actions=["codepipeline:StartPipelineExecution"],
+                resources=[self.format_arn(service="codepipeline", resource=deploy_pipeline)],
+            )
+        )
+
+        self.drift_alert = EventFunction(
+            self,
+            "DriftAlert",
+            handler="drift_alert",
+            description=f"Drift alarm {alarm_prefix} starts {build_pipeline} (cooldown "
+            f"{operations.retraining.cooldown_minutes} min); recovery is notified",
+            event_pattern=events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=[ALARM_STATE_CHANGE],
+                # Only the composite drift alarm of this model: feature alarms feed it, they act on nothing.
+                detail={"alarmName": [alarm_prefix]},
+            ),
+            rule_description=f"State changes of the composite drift alarm {alarm_prefix}",
+            environment={
+                "MODEL_BUILD_PIPELINE_NAME": build_pipeline,
+                "ALARM_PREFIX": alarm_prefix,
+                "COOLDOWN_MINUTES": str(operations.retraining.cooldown_minutes),
+                **shared_env,
+            },
+            **common,
+        )
+        build_pipeline_arn = self.format_arn(service="sagemaker", resource="pipeline", resource_name=build_pipeline)
+        self.drift_alert.allow(
+            iam.PolicyStatement(
+                sid="RetrainOncePerCooldown",
+                actions=["sagemaker:StartPipelineExecution", "sagemaker:ListPipelineExecutions"],
+                resources=[build_pipeline_arn],
+            )
+        )
+        functions = [self.registry_approval, self.drift_alert]
+        for function in functions:
+            self.topic.grant_publish(function.function)
+            self.idempotency_table.grant_read_write_data(function.function)
+            function.acknowledge_key_wildcards()
+
+        self._notification_rules(config, group, build_pipeline_arn)
+        self._schedules(config, build_pipeline)
+
+        features = drift_features(model.dataset)
+        self.drift_alarms = DriftAlarms(
+            self,
+            "DriftAlarms",
+            alarm_prefix=alarm_prefix,
+            model=model.name,
+            stage=config.name,
+            features=features,
+            psi_threshold=operations.drift.psi_threshold,
+            ks_threshold=operations.drift.ks_threshold,
+            evaluation_periods=operations.drift.evaluation_periods,
+            period=alarm_period(operations.drift.schedule),
+            topic=self.topic,
+        )
+        self.dashboard = ModelDashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{config.prefix}-{model.name}",
+            model=model.name,
+            stage=config.name,
+            pipelines=[build_pipeline, naming.drift_pipeline(config)],
+            endpoint_name=naming.endpoint(config),
+            features=[feature.name for feature in features],
+            drift=self.drift_alarms,
+            functions=functions,
+        )
+
+    def _notification_rules(self, config: StageConfig, group: str, build_pipeline_arn: str) -> None:
+        failed = events.Rule(
+            self,
+            "ModelBuildFailedRule",
+            description=f"A run of {naming.build_pipeline(config)} failed",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[PIPELINE_EXECUTION_STATUS_CHANGE],
+                detail={"pipelineArn": [build_pipeline_arn], "currentPipelineExecutionStatus": ["Failed"]},
+            ),
+        )
+        failed.add_target(
+            targets.SnsTopic(
+                self.topic,
+                message=events.RuleTargetInput.from_text(
+                    f"Model-build run {events.EventField.from_path('$.detail.pipelineExecutionArn')} failed "
+                    f"at {events.EventField.time}. See its steps in SageMaker Studio or "
+                    f"aws sagemaker list-pipeline-execution-steps --pipeline-execution-arn <arn>."
+                ),
+            )
+        )
+        pending = events.Rule(
+            self,
+            "VersionPendingApprovalRule",
+            description=f"A new version of {group} waits for approval",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[MODEL_PACKAGE_STATE_CHANGE],
+                detail={"ModelPackageGroupName": [group], "ModelApprovalStatus": ["PendingManualApproval"]},
+            ),
+        )
+        pending.add_target(
+            targets.SnsTopic(
+                self.topic,
+                message=events.RuleTargetInput.from_text(
+                    f"Version {events.EventField.from_path('$.detail.ModelPackageVersion')} of {group} waits for "
+                    f"approval: {events.EventField.from_path('$.detail.ModelPackageArn')}. Its evaluation metrics "
+                    "are in the model registry (ModelMetrics); approve or reject it there."
+                ),
+            )
+        )
+
+    def _schedules(self, config: StageConfig, build_pipeline: str) -> None:
+        operations = config.operations
+        self.schedules: dict[str, scheduler.Schedule] = {}
+        wanted = {
+            "Retraining": (operations.retraining.schedule, build_pipeline, "Scheduled retraining"),
+            "DriftCheck": (operations.drift.schedule, naming.drift_pipeline(config), "Scheduled drift check"),
+        }
+        for id_, (expression, pipeline_name, what) in wanted.items():
+            if expression is None:
+                continue
+            role = iam.Role(
+                self,
+                f"{id_}Role",
+                assumed_by=iam.ServicePrincipal(
+                    "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": self.account}}
+                ),
+                description=f"{what}: may start {pipeline_name} only",
+            )
+            pipeline_arn = self.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name)
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["sagemaker:StartPipelineExecution"], resources=[pipeline_arn])
+            )
+            self.key.grant_decrypt(role)
+            self.schedules[id_] = scheduler.Schedule(
+                self,
+                f"{id_}Schedule",
+                description=f"{what}: starts {pipeline_name} on {expression}",
+                schedule=scheduler.ScheduleExpression.expression(expression),
+                target=StartPipeline(pipeline_arn, role),
+                key=self.key,
+            )
+
+
+@jsii.implements(scheduler.IScheduleTarget)
+class StartPipeline:
+    """Scheduler target that starts a SageMaker pipeline by ARN with its default parameters.
+
+    (The L2 target wants a pipeline construct with grant methods; the platform's pipelines
+    are CfnPipeline resources, and the role above is scoped to exactly one ARN instead.)
+    """
+
+    def __init__(self, pipeline_arn: str, role: iam.IRole) -> None:
+        self._arn = pipeline_arn
+        self._role = role
+
+    def bind(self, _schedule: scheduler.ISchedule) -> scheduler.ScheduleTargetConfig:
+        return scheduler.ScheduleTargetConfig(
+            arn=self._arn,
+            role=self._role,
+            sage_maker_pipeline_parameters=scheduler.CfnSchedule.SageMakerPipelineParametersProperty(),
+            retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                maximum_retry_attempts=3, maximum_event_age_in_seconds=3600
+            ),
+        )

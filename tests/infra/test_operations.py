@@ -1,0 +1,426 @@
+"""What the Operations stack promises: the right events reach the right function, failures are kept, alarms act."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+from moto.events.models import EventPattern
+
+from stacks import naming
+from stacks.config import PlatformConfig
+from stacks.nag import flatten_reference
+from stacks.operations_stack import drift_features
+from tests.conftest import Synthesized
+
+# What both handlers parse at import (values only need to be well-formed here).
+HANDLER_ENVIRONMENT = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "MODEL_PACKAGE_GROUP": "group",
+    "DEPLOY_PIPELINE_NAME": "deploy",
+    "MODEL_BUILD_PIPELINE_NAME": "build",
+    "ALARM_PREFIX": "drift",
+    "COOLDOWN_MINUTES": "60",
+    "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:topic",
+    "IDEMPOTENCY_TABLE": "table",
+}
+# Literal accounts make every ARN in these templates a plain string (dev leaves its account open).
+STAGE = "prod"
+
+
+@pytest.fixture(scope="module")
+def template(synthesized: Synthesized) -> Template:
+    return synthesized.template(STAGE, "operations")
+
+
+@pytest.fixture(scope="module")
+def resources(template: Template) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = template.to_json()["Resources"]
+    return result
+
+
+def _of_type(resources: dict[str, dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: resource for name, resource in resources.items() if resource["Type"] == kind}
+
+
+def _rule(resources: dict[str, dict[str, Any]], prefix: str) -> dict[str, Any]:
+    (rule,) = [
+        r["Properties"] for name, r in _of_type(resources, "AWS::Events::Rule").items() if name.startswith(prefix)
+    ]
+    return rule
+
+
+def _matches(rule: dict[str, Any], event: dict[str, Any]) -> bool:
+    """EventBridge's matching of the synthesized pattern (moto's implementation) against a whole event."""
+    pattern = json.loads(json.dumps(rule["EventPattern"]))
+    assert "Fn::" not in json.dumps(pattern), f"pattern still holds tokens: {pattern}"
+    return bool(EventPattern.load(json.dumps(pattern)).matches_event(event))
+
+
+def _event(source: str, detail_type: str, detail: dict[str, Any], account: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "0d9a6e35-4a3b-4a52-9a6b-0f4a4a3d6a00",
+        "detail-type": detail_type,
+        "source": source,
+        "account": account,
+        "time": "2026-11-22T05:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def _package_event(config: Any, group: str, status: str) -> dict[str, Any]:
+    arn = f"arn:aws:sagemaker:us-east-1:{config.account}:model-package/{group}/3"
+    return _event(
+        "aws.sagemaker",
+        "SageMaker Model Package State Change",
+        {
+            "ModelPackageGroupName": group,
+            "ModelPackageVersion": 3,
+            "ModelPackageArn": arn,
+            "ModelApprovalStatus": status,
+            "CreationTime": 1763787600000,
+        },
+        config.account,
+    )
+
+
+def _alarm_event(config: Any, name: str, state: str) -> dict[str, Any]:
+    return _event(
+        "aws.cloudwatch",
+        "CloudWatch Alarm State Change",
+        {
+            "alarmName": name,
+            "state": {"value": state, "reason": "Threshold crossed", "timestamp": "2026-11-22T05:00:00.000+0000"},
+            "previousState": {"value": "OK", "timestamp": "2026-11-21T05:00:00.000+0000"},
+            "configuration": {"description": "drift"},
+        },
+        config.account,
+    )
+
+
+def test_registry_rule_takes_only_this_platforms_model_package_group(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage(STAGE)
+    rule = _rule(resources, "RegistryApprovalRule")
+    group = naming.model_package_group(config)
+    for status in ("Approved", "Rejected", "PendingManualApproval"):
+        assert _matches(rule, _package_event(config, group, status))
+    assert not _matches(rule, _package_event(config, "someone-elses-group", "Approved"))
+    assert not _matches(
+        rule, _package_event(config, naming.model_package_group(platform_config.stage("dev")), "Approved")
+    )
+    wrong_type = _package_event(config, group, "Approved") | {"detail-type": "SageMaker Model State Change"}
+    assert not _matches(rule, wrong_type)
+
+
+def test_drift_rule_takes_only_the_composite_drift_alarm_of_this_model(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage(STAGE)
+    rule = _rule(resources, "DriftAlertRule")
+    composite = naming.drift_alarm_prefix(config)
+    for state in ("ALARM", "OK", "INSUFFICIENT_DATA"):
+        assert _matches(rule, _alarm_event(config, composite, state))
+    # Feature alarms feed the composite; they must not start retraining on their own.
+    assert not _matches(rule, _alarm_event(config, f"{composite}-psi-distance_km", "ALARM"))
+    assert not _matches(rule, _alarm_event(config, naming.drift_alarm_prefix(platform_config.stage("dev")), "ALARM"))
+    assert not _matches(rule, _alarm_event(config, "billing-alarm", "ALARM"))
+
+
+def test_notification_rules_take_failed_runs_of_the_build_pipeline_and_versions_awaiting_approval(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage(STAGE)
+    failed = _rule(resources, "ModelBuildFailedRule")
+
+    def run(pipeline: str, status: str) -> dict[str, Any]:
+        arn = f"arn:aws:sagemaker:us-east-1:{config.account}:pipeline/{pipeline}"
+        detail = {
+            "pipelineArn": arn,
+            "pipelineExecutionArn": f"{arn}/execution/abc123",
+            "currentPipelineExecutionStatus": status,
+            "previousPipelineExecutionStatus": "Executing",
+        }
+        return _event(
+            "aws.sagemaker", "SageMaker Model Building Pipeline Execution Status Change", detail, config.account
+        )
+
+    assert _matches(failed, run(naming.build_pipeline(config), "Failed"))
+    assert not _matches(failed, run(naming.build_pipeline(config), "Succeeded"))
+    assert not _matches(failed, run("another-pipeline", "Failed"))
+
+    pending = _rule(resources, "VersionPendingApprovalRule")
+    group = naming.model_package_group(config)
+    assert _matches(pending, _package_event(config, group, "PendingManualApproval"))
+    assert not _matches(pending, _package_event(config, group, "Approved"))
+    assert not _matches(pending, _package_event(config, "other", "PendingManualApproval"))
+    for rule in (failed, pending):
+        (target,) = rule["Targets"]
+        assert target["Arn"] == {"Ref": _only(resources, "AWS::SNS::Topic")}
+        assert "InputTransformer" in target  # a sentence for a human, not the raw event
+
+
+def _only(resources: dict[str, dict[str, Any]], kind: str) -> str:
+    (name,) = _of_type(resources, kind)
+    return name
+
+
+def _function(resources: dict[str, dict[str, Any]], handler: str) -> tuple[str, dict[str, Any]]:
+    (item,) = [
+        (name, r["Properties"])
+        for name, r in _of_type(resources, "AWS::Lambda::Function").items()
+        if r["Properties"]["Handler"] == f"{handler}.handler.lambda_handler"
+    ]
+    return item
+
+
+@pytest.mark.parametrize(
+    "handler,rule_prefix", [("registry_approval", "RegistryApproval"), ("drift_alert", "DriftAlert")]
+)
+def test_each_function_keeps_what_fails_in_its_encrypted_dead_letter_queue_and_alarms_on_it(
+    resources: dict[str, dict[str, Any]], handler: str, rule_prefix: str
+) -> None:
+    name, function = _function(resources, handler)
+    key = _only(resources, "AWS::KMS::Key")
+    queue_name = function["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
+    queue = resources[queue_name]["Properties"]
+    assert queue["KmsMasterKeyId"] == {"Fn::GetAtt": [key, "Arn"]}
+    # The rule's own dead letters (undeliverable events) go to the same queue, after retries.
+    (target,) = _rule(resources, f"{rule_prefix}Rule")["Targets"]
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [queue_name, "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 3
+    (invoke,) = [
+        r["Properties"]
+        for r in _of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+        if r["Properties"]["FunctionName"] == {"Ref": name}
+    ]
+    assert invoke["MaximumRetryAttempts"] == 2
+    # A message waiting in the queue raises an alarm that notifies.
+    alarms = [
+        r["Properties"]
+        for r in _of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if r["Properties"].get("Namespace") == "AWS/SQS"
+        and r["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queue_name, "QueueName"]}
+    ]
+    (alarm,) = alarms
+    assert alarm["Threshold"] == 1
+    assert alarm["AlarmActions"] == [{"Ref": _only(resources, "AWS::SNS::Topic")}]
+    assert function["KmsKeyArn"] == {"Fn::GetAtt": [key, "Arn"]}
+    assert function["Architectures"] == ["arm64"]
+
+
+@pytest.mark.parametrize("handler", ["registry_approval", "drift_alert"])
+def test_each_function_gets_every_variable_its_config_needs(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig, handler: str
+) -> None:
+    config = platform_config.stage(STAGE)
+    _, function = _function(resources, handler)
+    variables = function["Environment"]["Variables"]
+    expected = {
+        "registry_approval": {
+            "MODEL_PACKAGE_GROUP": naming.model_package_group(config),
+            "DEPLOY_PIPELINE_NAME": naming.deploy_pipeline(config),
+        },
+        "drift_alert": {
+            "MODEL_BUILD_PIPELINE_NAME": naming.build_pipeline(config),
+            "ALARM_PREFIX": naming.drift_alarm_prefix(config),
+            "COOLDOWN_MINUTES": str(config.operations.retraining.cooldown_minutes),
+        },
+    }[handler]
+    assert expected.items() <= variables.items()
+    assert variables["NOTIFICATION_TOPIC_ARN"] == {"Ref": _only(resources, "AWS::SNS::Topic")}
+    assert variables["IDEMPOTENCY_TABLE"] == {"Ref": _only(resources, "AWS::DynamoDB::GlobalTable")}
+
+
+def _statements(resources: dict[str, dict[str, Any]], role: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in _of_type(resources, "AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+@pytest.mark.parametrize(
+    "handler,api,target",
+    [
+        ("registry_approval", "codepipeline:StartPipelineExecution", "deploy"),
+        ("drift_alert", "sagemaker:StartPipelineExecution", "build"),
+    ],
+)
+def test_each_function_may_start_only_its_own_pipeline_and_uses_no_managed_policy(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig, handler: str, api: str, target: str
+) -> None:
+    config = platform_config.stage(STAGE)
+    _, function = _function(resources, handler)
+    role = function["Role"]["Fn::GetAtt"][0]
+    assert "ManagedPolicyArns" not in resources[role]["Properties"]
+    statements = _statements(resources, role)
+    (start,) = [statement for statement in statements if api in _actions(statement)]
+    name = naming.deploy_pipeline(config) if target == "deploy" else naming.build_pipeline(config)
+    service = api.split(":")[0]
+    suffix = f":{name}" if service == "codepipeline" else f":pipeline/{name}"
+    assert flatten_reference(start["Resource"]).endswith(suffix)
+    for statement in statements:
+        assert statement["Resource"] != "*", f"{handler}: unscoped statement {statement}"
+
+
+def test_idempotency_table_expires_records_on_the_attribute_the_handlers_write(
+    resources: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in HANDLER_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "lambdas"))
+    from lambdas.drift_alert.handler import EXPIRY_ATTR
+
+    table = resources[_only(resources, "AWS::DynamoDB::GlobalTable")]["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": EXPIRY_ATTR, "Enabled": True}
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]  # Powertools' default key
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    (replica,) = table["Replicas"]
+    assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert "KMSMasterKeyId" in replica["SSESpecification"]
+
+
+def test_topic_is_encrypted_and_accepts_only_tls(resources: dict[str, dict[str, Any]]) -> None:
+    topic = resources[_only(resources, "AWS::SNS::Topic")]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [_only(resources, "AWS::KMS::Key"), "Arn"]}
+    policy = resources[_only(resources, "AWS::SNS::TopicPolicy")]["Properties"]["PolicyDocument"]
+    deny = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_drift_alarms_cover_every_feature_and_one_composite_drives_retraining(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage(STAGE)
+    prefix = naming.drift_alarm_prefix(config)
+    drift = config.operations.drift
+    alarms = {
+        r["Properties"]["AlarmName"]: r["Properties"]
+        for r in _of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if r["Properties"].get("Namespace") == "MLOps/Drift"
+    }
+    features = drift_features(config.model.dataset)
+    expected = {f"{prefix}-psi-{f.name}" for f in features} | {f"{prefix}-ks-{f.name}" for f in features if f.numeric}
+    assert expected | {f"{prefix}-schema"} == set(alarms)
+    for feature in features:
+        psi = alarms[f"{prefix}-psi-{feature.name}"]
+        assert psi["MetricName"] == "FeaturePSI"
+        assert psi["Threshold"] == drift.psi_threshold
+        assert {d["Name"]: d["Value"] for d in psi["Dimensions"]} == {
+            "Model": config.model.name,
+            "Stage": config.name,
+            "Feature": feature.name,
+        }
+        assert psi["TreatMissingData"] == "notBreaching"
+        assert "AlarmActions" not in psi  # the composite acts
+    for name, alarm in alarms.items():
+        if "-ks-" in name:
+            assert alarm["MetricName"] == "FeatureKS" and alarm["Threshold"] == drift.ks_threshold
+    (composite,) = [r["Properties"] for r in _of_type(resources, "AWS::CloudWatch::CompositeAlarm").values()]
+    assert composite["AlarmName"] == prefix
+    rule = json.dumps(composite["AlarmRule"])
+    assert rule.count("ALARM(") == len(expected)
+    assert composite["AlarmActions"] == [{"Ref": _only(resources, "AWS::SNS::Topic")}]
+    assert alarms[f"{prefix}-schema"]["AlarmActions"] == [{"Ref": _only(resources, "AWS::SNS::Topic")}]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_schedules_follow_the_stage_config_and_start_only_their_pipeline(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    config = platform_config.stage(stage)
+    found = synthesized.template(stage, "operations").to_json()["Resources"]
+    schedules = {
+        r["Properties"]["ScheduleExpression"]: r["Properties"]
+        for r in _of_type(found, "AWS::Scheduler::Schedule").values()
+    }
+    expected = {config.operations.drift.schedule: naming.drift_pipeline(config)}
+    if config.operations.retraining.schedule:
+        expected[config.operations.retraining.schedule] = naming.build_pipeline(config)
+    assert set(schedules) == set(expected)
+    for expression, pipeline in expected.items():
+        target = schedules[expression]["Target"]
+        assert flatten_reference(target["Arn"]).endswith(f":pipeline/{pipeline}")
+        role = target["RoleArn"]["Fn::GetAtt"][0]
+        (start,) = [s for s in _statements(found, role) if "sagemaker:StartPipelineExecution" in _actions(s)]
+        assert start["Resource"] == target["Arn"]
+
+
+def test_dashboard_shows_pipelines_endpoint_drift_functions_and_queues(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage(STAGE)
+    (dashboard,) = [r["Properties"] for r in _of_type(resources, "AWS::CloudWatch::Dashboard").values()]
+    body = json.dumps(dashboard["DashboardBody"])
+    for needle in (
+        "AWS/Sagemaker/ModelBuildingPipeline",
+        naming.build_pipeline(config),
+        "ModelLatency",
+        "Invocation5XXErrors",
+        naming.endpoint(config),
+        "FeaturePSI",
+        "ApproximateNumberOfMessagesVisible",
+        "Errors",
+    ):
+        assert needle in body, needle
+    for feature in drift_features(config.model.dataset):
+        assert f'\\"{feature.name}\\"' in body or feature.name in body
+
+
+def _asset_dir(synthesized: Synthesized, stage: str, resource: dict[str, Any], key: str) -> Path:
+    """The staged asset folder behind a Lambda code or layer content property."""
+    s3_key = resource[key]["S3Key"]
+    digest = s3_key.split(".")[0]
+    (folder,) = synthesized.outdir.glob(f"**/asset.{digest}")
+    return folder
+
+
+def test_the_deployed_bundle_imports_each_handler_with_powertools_from_the_layer(
+    synthesized: Synthesized, resources: dict[str, dict[str, Any]]
+) -> None:
+    _, function = _function(resources, "registry_approval")
+    code = _asset_dir(synthesized, STAGE, function, "Code")
+    (layer,) = [r["Properties"] for r in _of_type(resources, "AWS::Lambda::LayerVersion").values()]
+    layer_dir = _asset_dir(synthesized, STAGE, layer, "Content")
+    assert not list(code.glob("**/__pycache__")) and not list(layer_dir.glob("**/*.pyc"))
+    assert (code / "shared" / "__init__.py").is_file()
+    # A fresh interpreter that sees only the bundle and the layer (plus boto3, which the runtime has).
+    import boto3
+
+    boto3_site = str(Path(boto3.__file__).parents[1])
+    script = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
+        "import registry_approval.handler, drift_alert.handler; "
+        "import aws_lambda_powertools; print(aws_lambda_powertools.__file__)"
+    )
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+        "PYTHONPATH": boto3_site,
+        "PYTHONNOUSERSITE": "1",
+        **HANDLER_ENVIRONMENT,
+    }
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script, str(code), str(layer_dir / "python")],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().startswith(str(layer_dir))

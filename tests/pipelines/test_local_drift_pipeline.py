@@ -1,0 +1,133 @@
+"""The drift-check pipeline on this machine: the deployed definition, drift.py from the steps tarball, embedded AWS.
+
+The job is not network-isolated, so it reaches AWS itself: here an embedded AWS server (moto) on
+127.0.0.1 that holds the inputs, receives the report and the CloudWatch metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from pipelines_src.datasets.delivery_time import generate, write_raw
+from pipelines_src.drift_definition import DriftSettings, build_drift_definition
+from pipelines_src.local.run import ARTIFACTS_BUCKET, CODE_BUCKET, KMS_KEY_ARN, REGION, ROLE_ARN, stage_code
+from pipelines_src.local.runner import LocalPipelineRunner
+from pipelines_src.local.storage import upload
+from pipelines_src.steps import contract as contracts
+from pipelines_src.steps import drift, features
+from pipelines_src.steps.preprocess import build_baseline
+
+LAKE_BUCKET = "local-lake-raw"
+CONTRACT = Path(__file__).resolve().parents[2] / "pipelines_src" / "contracts" / "delivery_time.json"
+# As in test_drift: a long period, so that the weather mix of two seeds does not differ by chance.
+DAYS = 120
+BASELINE_ROWS = 20_000
+NEW_ROWS = 10_000
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": REGION}
+
+pytestmark = pytest.mark.skipif(
+    "--window-hours" not in drift._parser().format_help(),
+    reason="drift.py does not accept --window-hours yet, which the definition passes",
+)
+
+
+@pytest.fixture
+def endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    try:
+        yield url
+    finally:
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10)
+        server.stop()
+
+
+def _baseline() -> dict[str, Any]:
+    """The baseline preprocess writes for its training split, here of generated data."""
+    contract = contracts.load_contract(CONTRACT)
+    typed = contracts.dataset_from_frame(generate(BASELINE_ROWS, seed=1, days=DAYS), contract).frame
+    baseline: dict[str, Any] = json.loads(json.dumps(build_baseline(typed, contract, features.from_contract(contract))))
+    return baseline
+
+
+def test_same_distribution_data_reports_no_drift_and_publishes_the_metrics(endpoint: str, tmp_path: Path) -> None:
+    s3 = boto3.client("s3", endpoint_url=endpoint, **CREDENTIALS)
+    for bucket in (ARTIFACTS_BUCKET, CODE_BUCKET, LAKE_BUCKET):
+        s3.create_bucket(Bucket=bucket)
+    code = stage_code(s3, "delivery_time", tmp_path)
+    s3.put_object(
+        Bucket=ARTIFACTS_BUCKET, Key="models/v1/baseline/baseline.json", Body=json.dumps(_baseline()).encode()
+    )
+    write_raw(generate(NEW_ROWS, seed=2, days=DAYS), tmp_path / "raw", file_format="csv")
+    upload(s3, tmp_path / "raw" / "delivery_time", f"s3://{LAKE_BUCKET}/raw/delivery_time")
+    settings = DriftSettings(
+        pipeline_name="local-delivery-time-drift",
+        region=REGION,
+        role_arn=ROLE_ARN,
+        artifacts_bucket=ARTIFACTS_BUCKET,
+        baseline_uri=f"s3://{ARTIFACTS_BUCKET}/models/v1/baseline/",
+        data_uri=f"s3://{LAKE_BUCKET}/raw/delivery_time/",
+        input_format="dataset",
+        window_hours=0,
+        kms_key_arn=KMS_KEY_ARN,
+        subnet_ids=("subnet-local",),
+        security_group_ids=("sg-local",),
+        model_name="delivery-time",
+        stage_name="local",
+        source_tar_uri=code["source_tar_uri"],
+        runner_uri=code["runner_uri"],
+        contract_uri=code["contract_uri"],
+    )
+    definition = json.loads(build_drift_definition(settings))
+    runner = LocalPipelineRunner(
+        definition,
+        s3=s3,
+        sagemaker=None,
+        workdir=tmp_path / "jobs",
+        on_event=lambda _: None,
+        job_environment={
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        },
+    )
+    result = runner.run(execution_id="run-1")
+    assert result.status == "Succeeded", result.failure
+
+    key = "drift-check/local-delivery-time-drift/run-1/DetectDrift/report/drift_report.json"
+    report = json.loads(s3.get_object(Bucket=ARTIFACTS_BUCKET, Key=key)["Body"].read())
+    assert report["row_count"] == NEW_ROWS
+    assert report["drifted_features"] == []
+    assert report["schema"]["violation_count"] == 0
+    assert report["thresholds"]["psi"] == drift.PSI_THRESHOLD
+
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint, **CREDENTIALS)
+    listed = cloudwatch.list_metrics(Namespace=drift.NAMESPACE)["Metrics"]
+    run_metrics = {
+        metric["MetricName"]
+        for metric in listed
+        if sorted((item["Name"], item["Value"]) for item in metric["Dimensions"])
+        == [("Model", "delivery-time"), ("Stage", "local")]
+    }
+    assert run_metrics == {drift.MAX_PSI, drift.DRIFTED_FEATURES, drift.SCHEMA_VIOLATIONS}
+    drifted = cloudwatch.get_metric_statistics(
+        Namespace=drift.NAMESPACE,
+        MetricName=drift.DRIFTED_FEATURES,
+        Dimensions=[{"Name": "Model", "Value": "delivery-time"}, {"Name": "Stage", "Value": "local"}],
+        StartTime="2000-01-01T00:00:00Z",
+        EndTime="2100-01-01T00:00:00Z",
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert [point["Maximum"] for point in drifted] == [0.0]
