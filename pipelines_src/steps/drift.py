@@ -1,8 +1,14 @@
 """Drift step: compare new data with the training baseline; write drift_report.json, optionally publish metrics.
 
 Runs as a scheduled Processing job and needs nothing but the baseline that preprocess
-wrote (``baseline/baseline.json``), the data contract and the new data (CSV or Parquet
-files that ``contract.read_dataset`` reads). No SageMaker Model Monitor is involved.
+wrote (``baseline/baseline.json``), the data contract and the new data: CSV or Parquet
+files that ``contract.read_dataset`` reads (``--input-format dataset``, the default), or
+the JSONL files of a real-time endpoint's data capture (``--input-format capture``, read
+by ``capture.read_capture``, optionally only the requests of an inference-time window
+``--since``/``--until``). Captured requests hold the model's features only: the schema is
+then checked against the contract narrowed to them, and the report's ``capture`` section
+counts the lines and rows that could not be used (by reason, with the first ones' file
+and line). No SageMaker Model Monitor is involved.
 
 Statistics are computed on the data as the contract reader types it, which is what the
 model sees: a number that does not parse and a category the contract does not allow
@@ -35,7 +41,7 @@ A feature has drifted when its PSI exceeds the PSI threshold (default 0.2) or it
 KS threshold (default 0.1). Schema violations are those ``contract.check`` finds (missing
 and unexpected columns, values of the wrong type, not allowed or out of range, ...).
 
-The report is JSON: the contract's and the baseline's identity, the row count, the
+The report is JSON: the input format, the contract's and the baseline's identity, the row count, the
 thresholds, per feature its statistics and verdict, the maximum PSI, the drifted
 features and the schema violations. ``metric_data`` turns it into CloudWatch
 PutMetricData entries (namespace ``NAMESPACE``) and ``publish`` sends them in batches.
@@ -49,6 +55,7 @@ written.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import sys
@@ -63,9 +70,11 @@ import numpy.typing as npt
 import pandas as pd  # type: ignore[import-untyped]
 
 try:
+    from . import capture as captures
     from . import contract as contracts
     from . import features
 except ImportError:  # run as a script inside a SageMaker container
+    import capture as captures  # type: ignore[no-redef, import-not-found]
     import contract as contracts  # type: ignore[no-redef, import-not-found]
     import features  # type: ignore[no-redef, import-not-found]
 
@@ -76,6 +85,10 @@ OUTPUT_DIR = "/opt/ml/processing/output/drift"
 REPORT_FILE = "drift_report.json"
 PSI_THRESHOLD = 0.2
 KS_THRESHOLD = 0.1
+# What --data-dir holds: files contract.read_dataset reads, or endpoint data capture (capture.py).
+DATASET_INPUT = "dataset"
+CAPTURE_INPUT = "capture"
+INPUT_FORMATS = (DATASET_INPUT, CAPTURE_INPUT)
 # Floor of a bucket's share in the PSI: an empty bucket counts as 1 value in 10,000.
 EPSILON = 1e-4
 NUMERIC = "numeric"
@@ -91,6 +104,7 @@ MISSING_RATE_CHANGE = "MissingRateChange"
 MAX_PSI = "MaxPSI"
 DRIFTED_FEATURES = "DriftedFeatures"
 SCHEMA_VIOLATIONS = "SchemaViolations"
+MALFORMED_CAPTURE = "MalformedCaptureRecords"  # capture input only
 # PutMetricData takes at most 1000 metrics per call; batches stay well under that.
 BATCH_SIZE = 150
 MAX_BATCH_SIZE = 1000
@@ -396,15 +410,21 @@ def compute_drift(
     psi_threshold: float = PSI_THRESHOLD,
     ks_threshold: float = KS_THRESHOLD,
     baseline_source: str = "<baseline>",
+    features_only: bool = False,
 ) -> dict[str, Any]:
     """The drift report of new data against the baseline (see the module doc); JSON-safe.
 
     ``frame`` is an in-memory frame (raw values or typed) or the Dataset that
     ``contract.read_dataset`` returned (then what reading the files found counts too).
+    ``features_only``: the data holds the model's feature columns only (as captured
+    requests do), so the schema is checked against the contract narrowed to them
+    (``capture.feature_contract``) and no id, target or partition column is missing.
     BaselineError when the baseline is malformed or belongs to another dataset.
     """
     _check_thresholds(psi_threshold, ks_threshold)
     baselines = _feature_baselines(baseline, contract, baseline_source)
+    if features_only:
+        contract = captures.feature_contract(contract)
     dataset = _as_dataset(frame, contract)
     report_features: dict[str, dict[str, Any]] = {}
     for feature in features.from_contract(contract).features:
@@ -445,7 +465,8 @@ def metric_data(report: Mapping[str, Any], *, model: str, stage: str) -> list[di
     Per feature with a value: FeaturePSI, FeatureKS (numeric features) and
     MissingRateChange, dimensions Model, Stage, Feature. Per run: MaxPSI (when any PSI
     was computed), DriftedFeatures and SchemaViolations (count of violations, as
-    ``schema.violation_count``), dimensions Model, Stage. Statistics that could not be
+    ``schema.violation_count``), dimensions Model, Stage, and for capture input
+    MalformedCaptureRecords (skipped lines and rows). Statistics that could not be
     computed (None) produce no entry.
     """
     run = [_dimension("Model", model), _dimension("Stage", stage)]
@@ -460,6 +481,8 @@ def metric_data(report: Mapping[str, Any], *, model: str, stage: str) -> list[di
         entries.append(_entry(MAX_PSI, report["max_psi"], run))
     entries.append(_entry(DRIFTED_FEATURES, len(report["drifted_features"]), run, "Count"))
     entries.append(_entry(SCHEMA_VIOLATIONS, report["schema"]["violation_count"], run, "Count"))
+    if report.get("capture") is not None:
+        entries.append(_entry(MALFORMED_CAPTURE, report["capture"]["malformed_count"], run, "Count"))
     return entries
 
 
@@ -491,16 +514,32 @@ def detect_drift(
     *,
     psi_threshold: float = PSI_THRESHOLD,
     ks_threshold: float = KS_THRESHOLD,
+    input_format: str = DATASET_INPUT,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Compare the data under ``data_dir`` with the baseline; write ``drift_report.json`` and return the report.
 
-    ContractError or BaselineError (both ValueErrors) when the contract or the baseline is unusable.
+    ``input_format`` ``dataset``: CSV/Parquet files as ``contract.read_dataset`` reads them;
+    ``capture``: SageMaker endpoint data capture (``capture.read_capture``), only the
+    requests whose inference time is in [``since``, ``until``), the report's ``capture``
+    section counting what was skipped. ContractError or BaselineError (both ValueErrors)
+    when the contract or the baseline is unusable, ValueError for an unknown format.
     """
     started = time.perf_counter()
+    if input_format not in INPUT_FORMATS:
+        raise ValueError(f"input_format: {input_format!r} is not one of {', '.join(INPUT_FORMATS)}")
+    if input_format == DATASET_INPUT and (since is not None or until is not None):
+        raise ValueError("since/until: only capture input carries inference times")
     contract = contracts.load_contract(contract_path)
     baseline = load_baseline(baseline_path)
     _check_thresholds(psi_threshold, ks_threshold)
-    dataset = contracts.read_dataset(data_dir, contract)
+    captured = None
+    if input_format == CAPTURE_INPUT:
+        captured = captures.read_capture(data_dir, contract, since=since, until=until)
+        dataset = captured.dataset
+    else:
+        dataset = contracts.read_dataset(data_dir, contract)
     report = compute_drift(
         baseline,
         dataset,
@@ -508,7 +547,16 @@ def detect_drift(
         psi_threshold=psi_threshold,
         ks_threshold=ks_threshold,
         baseline_source=str(baseline_path),
+        features_only=captured is not None,
     )
+    report["input_format"] = input_format
+    if captured is not None:
+        report["capture"] = {
+            "since": None if since is None else since.isoformat(),
+            "until": None if until is None else until.isoformat(),
+            **captured.summary(),
+        }
+        _name_capture_files(report["schema"], data_dir, len(dataset.files))
     report.update(
         data_dir=str(data_dir), file_count=len(dataset.files), seconds=round(time.perf_counter() - started, 3)
     )
@@ -516,6 +564,16 @@ def detect_drift(
     output.mkdir(parents=True, exist_ok=True)
     (output / REPORT_FILE).write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return report
+
+
+def _name_capture_files(schema: dict[str, Any], data_dir: str | Path, files: int) -> None:
+    """Capture input without files: say so, rather than the dataset reader's "no CSV or Parquet files"."""
+    if files:
+        return
+    for violation in schema["violations"]:
+        if violation["rule"] == "empty_input":
+            where = "does not exist" if not Path(data_dir).exists() else "holds no capture (*.jsonl) files"
+            violation["message"] = f"no rows to check: {data_dir} {where}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -526,10 +584,31 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", default=OUTPUT_DIR, help=f"where the report goes (default {OUTPUT_DIR})")
     parser.add_argument("--psi-threshold", type=float, default=PSI_THRESHOLD, help="PSI above this is drift")
     parser.add_argument("--ks-threshold", type=float, default=KS_THRESHOLD, help="KS above this is drift")
+    parser.add_argument(
+        "--input-format",
+        choices=INPUT_FORMATS,
+        default=DATASET_INPUT,
+        help="what --data-dir holds: CSV/Parquet files (dataset, the default) or endpoint data capture JSONL (capture)",
+    )
+    parser.add_argument("--since", type=_moment, help="capture: first inference time to include (ISO 8601, UTC)")
+    parser.add_argument("--until", type=_moment, help="capture: inference times before this (ISO 8601, UTC)")
+    parser.add_argument(
+        "--window-hours",
+        type=int,
+        default=0,
+        help="capture: only requests of the last H hours before now (0, the default: all; dataset input ignores it)",
+    )
     parser.add_argument("--model", help="Model dimension of the metrics (needed with --publish)")
     parser.add_argument("--stage", help="Stage dimension of the metrics (needed with --publish)")
     parser.add_argument("--publish", action="store_true", help=f"put the metrics to CloudWatch ({NAMESPACE})")
     return parser
+
+
+def _moment(text: str) -> dt.datetime:
+    try:
+        return captures.parse_time(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _publish_report(report: Mapping[str, Any], model: str, stage: str) -> int:
@@ -546,6 +625,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.publish and not (args.model and args.stage):
         parser.error("--publish needs --model and --stage (the metrics' dimensions)")
+    if args.input_format != CAPTURE_INPUT and (args.since or args.until):
+        parser.error("--since and --until need --input-format capture")
+    if args.window_hours < 0 or (args.window_hours and args.since):
+        parser.error("--window-hours must be >= 0, and not given with --since")
+    if args.window_hours and args.input_format == CAPTURE_INPUT:
+        args.since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=args.window_hours)
     try:
         report = detect_drift(
             args.baseline,
@@ -554,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
             args.output_dir,
             psi_threshold=args.psi_threshold,
             ks_threshold=args.ks_threshold,
+            input_format=args.input_format,
+            since=args.since,
+            until=args.until,
         )
     except ValueError as error:  # contract, baseline and threshold errors
         print(f"drift: {error}", file=sys.stderr)
@@ -564,6 +652,10 @@ def main(argv: list[str] | None = None) -> int:
         f"drift: {report['row_count']} rows in {report['file_count']} files: max PSI {max_psi}, drifted: {drifted}, "
         f"schema violations: {report['schema']['violation_count']} ({report['seconds']} s)"
     )
+    if report.get("capture") is not None:
+        skipped = report["capture"]["malformed_by_reason"]
+        reasons = ", ".join(f"{reason} {count}" for reason, count in skipped.items()) or "none"
+        print(f"drift: capture: {report['capture']['requests']} requests, skipped: {reasons}")
     if args.publish:
         try:
             count = _publish_report(report, args.model, args.stage)

@@ -459,8 +459,8 @@ def test_unusable_inputs_exit_2_with_one_line(
 def test_main_defaults_are_sagemaker_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
 
-    def fake(*paths: str, psi_threshold: float, ks_threshold: float) -> dict[str, Any]:
-        seen.update(paths=paths, psi=psi_threshold, ks=ks_threshold)
+    def fake(*paths: str, psi_threshold: float, ks_threshold: float, **options: Any) -> dict[str, Any]:
+        seen.update(paths=paths, psi=psi_threshold, ks=ks_threshold, options=options)
         schema = {"violation_count": 0}
         return {
             "row_count": 0,
@@ -482,6 +482,7 @@ def test_main_defaults_are_sagemaker_paths(monkeypatch: pytest.MonkeyPatch) -> N
         ),
         "psi": 0.2,
         "ks": 0.1,
+        "options": {"input_format": "dataset", "since": None, "until": None},
     }
 
 
