@@ -1,4 +1,4 @@
-"""MLPlatform stack: the model's registry, the role its jobs run as, and the model-build pipeline."""
+"""MLPlatform stack: the model's registry, the roles its jobs run as, the model-build and drift-check pipelines."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from constructs import Construct
 from stacks import naming
 from stacks.config import StageConfig
 from stacks.constructs.data_lake import LakeStorage
+from stacks.constructs.drift_alarms import NAMESPACE as DRIFT_NAMESPACE
+from stacks.constructs.drift_check import DriftCheckPipeline
 from stacks.constructs.model_build import ModelBuildPipeline
 from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.sagemaker_access import ModelRegistry, SageMakerExecutionRole, SageMakerJobsSecurityGroup
+
+DRIFT_ARTIFACTS_PREFIX = "drift-check"
 
 
 class MLPlatformStack(Stack):
@@ -64,3 +68,41 @@ class MLPlatformStack(Stack):
             security_groups=[self.jobs_security_group.security_group_id],
         )
         self.model_build.node.add_dependency(self.registry.group)
+
+        drift = config.operations.drift
+        drift_pipeline = naming.drift_pipeline(config)
+        capture = naming.capture_prefix(config)
+        baseline = naming.deployed_baseline_prefix(config)
+        self.drift_execution = SageMakerExecutionRole(
+            self,
+            "DriftExecution",
+            key=lake.key,
+            read_prefixes=[(lake.raw, capture), (lake.curated, dataset_prefix), (lake.artifacts, baseline)],
+            write_prefixes=[(lake.artifacts, f"{DRIFT_ARTIFACTS_PREFIX}/{drift_pipeline}/")],
+            vpc=network.vpc,
+            model_package_group_name=None,
+            metric_namespaces=[DRIFT_NAMESPACE],
+            description="Drift-check pipeline and its processing job",
+        )
+        self.drift_check = DriftCheckPipeline(
+            self,
+            "DriftCheck",
+            pipeline_name=drift_pipeline,
+            config=drift,
+            model_name=model.name,
+            stage_name=config.name,
+            region=config.region,
+            role=self.drift_execution.role,
+            key=lake.key,
+            baseline_uri=lake.artifacts.s3_url_for_object(baseline),
+            data_uri=lake.raw.s3_url_for_object(capture)
+            if drift.input == "capture"
+            else lake.curated.s3_url_for_object(dataset_prefix),
+            artifacts_bucket=lake.artifacts.bucket_name,
+            artifacts_prefix=DRIFT_ARTIFACTS_PREFIX,
+            source=self.model_build.source,
+            runner=self.model_build.runner,
+            contract=self.model_build.contract,
+            subnets=network.workload_subnet_ids,
+            security_groups=[self.jobs_security_group.security_group_id],
+        )

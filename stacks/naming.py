@@ -36,3 +36,13 @@ def endpoint(config: StageConfig) -> str:
 def drift_alarm_prefix(config: StageConfig) -> str:
     """Every drift alarm of the model starts with this; the composite alarm is exactly this name."""
     return f"{config.prefix}-{config.model.name}-drift"
+
+
+def capture_prefix(config: StageConfig) -> str:
+    """Where the endpoint's data capture lands, in the raw zone (SageMaker adds <endpoint>/<variant>/y/m/d/h/)."""
+    return "datacapture/"
+
+
+def deployed_baseline_prefix(config: StageConfig) -> str:
+    """Where the deploy pipeline puts the deployed version's baseline.json, in the artifacts zone."""
+    return f"deployed/{endpoint(config)}/baseline/"

@@ -56,7 +56,9 @@ class SageMakerExecutionRole(Construct):
         read_prefixes: Sequence[tuple[s3.IBucket, str]],
         write_prefixes: Sequence[tuple[s3.IBucket, str]],
         vpc: ec2.IVpc,
-        model_package_group_name: str,
+        model_package_group_name: str | None,
+        metric_namespaces: Sequence[str] = (),
+        description: str = "Model-build pipeline and its SageMaker jobs",
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
@@ -64,7 +66,7 @@ class SageMakerExecutionRole(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description="Model-build pipeline and its SageMaker jobs",
+            description=description,
         )
         object_arns = []
         for bucket, prefix in read_prefixes:
@@ -88,8 +90,6 @@ class SageMakerExecutionRole(Construct):
         def sagemaker_arn(resource: str, name: str) -> str:
             return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
 
-        group_arn = sagemaker_arn("model-package-group", model_package_group_name)
-        packages_arn = sagemaker_arn("model-package", f"{model_package_group_name}/*")
         jobs = [sagemaker_arn("processing-job", "*"), sagemaker_arn("training-job", "*")]
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -106,18 +106,23 @@ class SageMakerExecutionRole(Construct):
                 resources=jobs,
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="RegisterModelVersions",
-                actions=[
-                    "sagemaker:CreateModelPackage",
-                    "sagemaker:DescribeModelPackage",
-                    "sagemaker:DescribeModelPackageGroup",
-                    "sagemaker:AddTags",
-                ],
-                resources=[group_arn, packages_arn],
+        registry_arns: list[str] = []
+        if model_package_group_name is not None:
+            group_arn = sagemaker_arn("model-package-group", model_package_group_name)
+            packages_arn = sagemaker_arn("model-package", f"{model_package_group_name}/*")
+            registry_arns = [group_arn, packages_arn]
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="RegisterModelVersions",
+                    actions=[
+                        "sagemaker:CreateModelPackage",
+                        "sagemaker:DescribeModelPackage",
+                        "sagemaker:DescribeModelPackageGroup",
+                        "sagemaker:AddTags",
+                    ],
+                    resources=registry_arns,
+                )
             )
-        )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="PassOnlyItselfToSageMaker",
@@ -162,7 +167,7 @@ class SageMakerExecutionRole(Construct):
                 sid="JobMetrics",
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", *metric_namespaces]}},
             )
         )
         self.role.add_to_policy(
@@ -190,7 +195,7 @@ class SageMakerExecutionRole(Construct):
             resources=[
                 *object_arns,
                 *jobs,
-                packages_arn,
+                *registry_arns[1:],
                 *log_arns,
                 "*",
                 stack.format_arn(service="ecr", account="*", resource="repository", resource_name="sagemaker-*"),
@@ -200,7 +205,8 @@ class SageMakerExecutionRole(Construct):
             "of the platform's one model package group; SageMaker's own log groups; AWS framework image "
             "repositories (owned by a per-region AWS account). Resource '*' only where IAM has no resource "
             "level: ec2 Describe*, network-interface actions (bound to the platform VPC by condition), "
-            "ecr:GetAuthorizationToken, and PutMetricData (bound to SageMaker namespaces by condition).",
+            "ecr:GetAuthorizationToken, and PutMetricData (bound to SageMaker's and the platform's namespaces by "
+            "condition).",
         )
 
 

@@ -15,9 +15,13 @@ from tests.conftest import Synthesized
 STAGES = ["dev", "staging", "prod"]
 
 
-def _pipeline(synthesized: Synthesized, stage: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(resource properties, parsed definition, Fn::Sub variables) of the stage's model-build pipeline."""
-    pipelines = synthesized.template(stage, "ml_platform").find_resources("AWS::SageMaker::Pipeline")
+def _pipeline(
+    synthesized: Synthesized, stage: str, suffix: str = "build"
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(properties, parsed definition, Fn::Sub variables) of the stage's model-build or drift-check pipeline."""
+    pipelines = synthesized.template(stage, "ml_platform").find_resources(
+        "AWS::SageMaker::Pipeline", {"Properties": {"PipelineName": f"mlops-{stage}-delivery-time-{suffix}"}}
+    )
     (pipeline,) = pipelines.values()
     body, variables = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
     return pipeline["Properties"], json.loads(body), variables
@@ -150,10 +154,10 @@ def test_model_package_group_is_named_for_the_stage_and_retained(synthesized: Sy
     assert group["UpdateReplacePolicy"] == "Retain"
 
 
-def _role_statements(synthesized: Synthesized, stage: str) -> list[dict[str, Any]]:
+def _role_statements(synthesized: Synthesized, stage: str, role: str = "execution") -> list[dict[str, Any]]:
     stack = synthesized.stages[stage].ml_platform
     template = synthesized.template(stage, "ml_platform")
-    role_id = stack.get_logical_id(stack.execution.role.node.default_child)
+    role_id = stack.get_logical_id(getattr(stack, role).role.node.default_child)
     (policy,) = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}}).values()
     statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
     return statements
@@ -248,3 +252,54 @@ def test_jobs_security_group_allows_https_out_and_its_own_members_only(synthesiz
     assert "SecurityGroupIngress" not in group["Properties"]
     (ingress,) = template.find_resources("AWS::EC2::SecurityGroupIngress").values()
     assert ingress["Properties"]["SourceSecurityGroupId"] == {"Fn::GetAtt": [group_id, "GroupId"]}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_deployed_drift_check_is_the_one_its_definition_function_builds_from_the_stage_config(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    drift_check = synthesized.stages[stage].ml_platform.drift_check
+    drift = platform_config.stage(stage).operations.drift
+    _, definition, variables = _pipeline(synthesized, stage, "drift-check")
+    assert definition == json.loads(drift_check.definition)
+    assert set(variables) == set(list_placeholders(drift_check.definition))
+    parameters = {parameter["Name"]: parameter.get("DefaultValue") for parameter in definition["Parameters"]}
+    assert parameters["InputFormat"] == drift.input
+    assert parameters["WindowHours"] == drift.window_hours
+    assert parameters["ProcessingInstanceType"] == drift.instance_type
+    assert parameters["BaselineUri"] == "${BaselineUri}" and parameters["DataUri"] == "${DataUri}"
+    (step,) = definition["Steps"]
+    arguments = step["Arguments"]
+    container = arguments["AppSpecification"]["ContainerArguments"]
+    assert container[container.index("--psi-threshold") + 1] == str(drift.psi_threshold)
+    assert ["--publish", "--model", "delivery-time", "--stage", stage] == container[container.index("--publish") :][:5]
+    # It publishes metrics, so it is not network-isolated; it still runs in the VPC with the lake key.
+    assert arguments["NetworkConfig"]["EnableNetworkIsolation"] is False
+    assert arguments["NetworkConfig"]["VpcConfig"]["SecurityGroupIds"] == ["${JobsSecurityGroup}"]
+    assert arguments["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
+    # The same step code as the model-build pipeline: one set of assets.
+    model_build = synthesized.stages[stage].ml_platform.model_build
+    assert drift_check.settings.source_tar_uri == model_build.settings.source_tar_uri
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_drift_role_reads_capture_dataset_and_deployed_baseline_writes_only_its_reports(
+    synthesized: Synthesized, stage: str
+) -> None:
+    statements = _role_statements(synthesized, stage, "drift_execution")
+    object_resources = [
+        (tuple(_list(statement["Action"])), tail)
+        for statement in statements
+        for resource in _list(statement["Resource"])
+        if (tail := _object_part(resource))
+    ]
+    tails = {tail for _, tail in object_resources}
+    pipeline = f"mlops-{stage}-delivery-time-drift-check"
+    assert {"/datacapture/*", "/delivery_time/*", f"/deployed/mlops-{stage}-delivery-time/baseline/*"} <= tails
+    writes = {tail for actions, tail in object_resources if "s3:PutObject" in actions}
+    assert writes == {f"/drift-check/{pipeline}/*"}
+    by_sid = {statement.get("Sid"): statement for statement in statements}
+    assert "RegisterModelVersions" not in by_sid
+    assert by_sid["JobMetrics"]["Condition"] == {
+        "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "MLOps/Drift"]}
+    }
