@@ -12,7 +12,7 @@ STAMPS := .make
 # jsii prints an end-of-life banner on every start under Node 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install synth test lint format typecheck unit pipeline-local lock bench clean
+.PHONY: help install synth test lint format typecheck unit e2e pipeline-local lock bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,7 +40,7 @@ synth: install ## Synthesize every stack of STAGE (default dev) with cdk-nag and
 	$(CDK) synth --quiet -c stage=$(STAGE)
 	@$(BIN)/python -m stacks.summary cdk.out
 
-test: install lint typecheck unit ## Lint, type-check, run every test (cfn-lint of all stages included)
+test: install lint typecheck unit e2e ## Lint, type-check, run every test: unit, then end-to-end
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -53,8 +53,11 @@ format: install ## Apply ruff fixes and formatting
 typecheck: install ## mypy --strict over stacks, lambdas, pipelines_src
 	$(BIN)/mypy
 
-unit: install ## The pytest suite
-	$(BIN)/pytest
+unit: install ## The fast tests (pytest -m "not slow")
+	$(BIN)/pytest -m "not slow"
+
+e2e: install ## The end-to-end tests: local pipelines, local Spark, synth with validation, cfn-lint
+	$(BIN)/pytest -m slow
 
 ROWS ?= 20000
 pipeline-local: install ## Run the model-build pipeline on this machine (ROWS=, ARGS= e.g. ARGS="--bad-rows 20")

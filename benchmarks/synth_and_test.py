@@ -1,4 +1,4 @@
-"""Wall time of `make synth`, of the pytest suite and of `make test`, on an installed checkout.
+"""Wall time of `make synth`, of the unit and end-to-end test suites and of `make test`, on an installed checkout.
 
 Usage: python benchmarks/synth_and_test.py [--runs N]   (or: make bench)
 
@@ -20,9 +20,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+PYTEST = [str(ROOT / ".venv" / "bin" / "pytest"), "-q", "-p", "no:cacheprovider"]
 COMMANDS = {
     "make synth": ["make", "--no-print-directory", "synth"],
-    "pytest suite": [str(ROOT / ".venv" / "bin" / "pytest"), "-q", "-p", "no:cacheprovider"],
+    "unit tests (make unit)": [
+        str(ROOT / ".venv" / "bin" / "pytest"),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not slow",
+    ],
+    "end-to-end tests (make e2e)": [
+        str(ROOT / ".venv" / "bin" / "pytest"),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "slow",
+    ],
     "make test": ["make", "--no-print-directory", "test"],
 }
 

@@ -18,6 +18,7 @@ from stacks.summary import stacks_in, summary
 from tests.conftest import ROOT, Synthesized, cdk_json_context
 
 
+@pytest.mark.slow
 def test_every_template_of_every_stage_passes_cfn_lint(
     synthesized: Synthesized, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -29,6 +30,7 @@ def test_every_template_of_every_stage_passes_cfn_lint(
     assert findings == []
 
 
+@pytest.mark.slow
 def test_synth_with_cloudformation_validation_and_cdk_nag_on_is_clean(
     platform_config: PlatformConfig, tmp_path: Path
 ) -> None:

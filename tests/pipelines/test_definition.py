@@ -230,6 +230,7 @@ SageMaker:
 """
 
 
+@pytest.mark.slow
 def test_a_fresh_process_elsewhere_gives_the_same_bytes_offline(definition: str, tmp_path: Path) -> None:
     """Another hash seed, working directory and AWS configuration, SDK defaults and Studio project
     files that would change the jobs, and the network refused from the start."""

@@ -33,10 +33,7 @@ BASELINE_ROWS = 20_000
 NEW_ROWS = 10_000
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": REGION}
 
-pytestmark = pytest.mark.skipif(
-    "--window-hours" not in drift._parser().format_help(),
-    reason="drift.py does not accept --window-hours yet, which the definition passes",
-)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

@@ -17,6 +17,9 @@ from pipelines_src.local.run import ARTIFACTS_BUCKET, LocalRun, main, run_local_
 ROWS = 6000
 
 
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("raw")
