@@ -12,7 +12,7 @@ STAMPS := .make
 # jsii prints an end-of-life banner on every start under Node 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install synth test lint format typecheck unit e2e pipeline-local lock bench clean
+.PHONY: help install synth test lint format typecheck unit e2e java pipeline-local etl-local lock bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,12 +56,18 @@ typecheck: install ## mypy --strict over stacks, lambdas, pipelines_src
 unit: install ## The fast tests (pytest -m "not slow")
 	$(BIN)/pytest -m "not slow"
 
-e2e: install ## The end-to-end tests: local pipelines, local Spark, synth with validation, cfn-lint
+e2e: install java ## The end-to-end tests: local pipelines, local Spark, synth with validation, cfn-lint
 	$(BIN)/pytest -m slow
+
+java: # Spark (the curation job's tests and local runs) needs a Java runtime
+	@command -v java >/dev/null || test -x "$$JAVA_HOME/bin/java" || { echo "Spark needs Java 17: install a JDK (e.g. apt install openjdk-17-jre-headless) or set JAVA_HOME"; exit 1; }
 
 ROWS ?= 20000
 pipeline-local: install ## Run the model-build pipeline on this machine (ROWS=, ARGS= e.g. ARGS="--bad-rows 20")
 	$(BIN)/python -m pipelines_src.local.run --rows $(ROWS) $(ARGS)
+
+etl-local: install java ## Run the curation job on local folders .etl/ (ROWS=, ARGS= e.g. ARGS="--full-refresh")
+	$(BIN)/python -m etl.local --raw-dir .etl/raw --lake-dir .etl/lake --generate-rows $(ROWS) --bad-rows 40 $(ARGS)
 
 lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf $(STAMPS)/lock-venv
@@ -71,9 +77,12 @@ lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv
 	$(STAMPS)/lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 	rm -rf $(STAMPS)/lock-venv
 
-bench: install ## Synth and test wall times; local pipeline time and memory at 100k and 1M rows
+bench: install java ## Synth and test times; local pipeline, Spark job, drift and handler-import figures
 	$(BIN)/python benchmarks/synth_and_test.py
 	$(BIN)/python benchmarks/local_pipeline.py
+	$(BIN)/python benchmarks/etl_local.py
+	$(BIN)/python benchmarks/drift.py
+	$(BIN)/python benchmarks/handler_import.py
 
 clean: ## Remove build outputs (not the environments)
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .build .etl

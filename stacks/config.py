@@ -81,6 +81,8 @@ _INSTANCE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _CRON_RE = re.compile(r"^cron\((\S+ ){5}\S+\)$")
 # EventBridge Scheduler recurring expressions: rate(5 minutes), rate(1 day), cron(0 3 * * ? *).
 _SCHEDULE_RE = re.compile(r"^(rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\)|cron\((\S+ ){5}\S+\))$")
+# Glue 5 worker types for Spark ETL jobs.
+GLUE_WORKER_TYPES = frozenset({"G.025X", "G.1X", "G.2X", "G.4X", "G.8X", "R.1X", "R.2X", "R.4X", "R.8X"})
 DRIFT_ENGINES = frozenset({"processing", "model_monitor"})
 DRIFT_INPUTS = frozenset({"capture", "dataset"})
 
@@ -99,10 +101,24 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True)
+class EtlConfig:
+    worker_type: str
+    workers: int
+    timeout_minutes: int
+    # Glue cron for a scheduled run, or null; new raw objects also start the job when on_upload.
+    schedule: str | None
+    on_upload: bool
+    # S3 events are batched before a run starts: this many objects, or this long after the first.
+    batch_size: int
+    batch_window_seconds: int
+
+
+@dataclass(frozen=True)
 class DataLakeConfig:
     noncurrent_version_expiration_days: int
     abort_incomplete_upload_days: int
     crawler_schedule: str | None
+    etl: EtlConfig
 
 
 @dataclass(frozen=True)
@@ -151,6 +167,29 @@ class OperationsConfig:
 
 
 @dataclass(frozen=True)
+class ServerlessConfig:
+    memory_mb: int
+    max_concurrency: int
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    instance_type: str
+    instance_count: int
+    max_instance_count: int
+    # Target of the autoscaling policy: invocations per instance per minute.
+    invocations_per_instance: int
+    # Instead of instances (no VPC, no data capture, no canary: AWS's limits for serverless endpoints).
+    serverless: ServerlessConfig | None
+    capture_percentage: int
+    canary_percent: int
+    canary_wait_minutes: int
+    # Rollback alarms during a deployment (and alarms after it): p99 model latency, 5XX errors per minute.
+    max_latency_ms: int
+    max_errors_per_minute: int
+
+
+@dataclass(frozen=True)
 class StageConfig:
     name: str
     project: str
@@ -163,6 +202,7 @@ class StageConfig:
     data_lake: DataLakeConfig
     source: SourceConfig
     model: ModelConfig
+    endpoint: EndpointConfig
     operations: OperationsConfig
 
     @property
@@ -314,6 +354,20 @@ def _network(reader: _Reader) -> NetworkConfig:
     )
 
 
+def _etl(reader: _Reader) -> EtlConfig:
+    worker_type = reader.one_of("worker_type", GLUE_WORKER_TYPES)
+    return reader.build(
+        EtlConfig,
+        worker_type=worker_type,
+        workers=reader.integer("workers", minimum=2, maximum=299),
+        timeout_minutes=reader.integer("timeout_minutes", minimum=1, maximum=2880),
+        schedule=reader.matching("schedule", _CRON_RE, "a Glue cron schedule like cron(15 * * * ? *)", optional=True),
+        on_upload=reader.flag("on_upload"),
+        batch_size=reader.integer("batch_size", minimum=1, maximum=100),
+        batch_window_seconds=reader.integer("batch_window_seconds", minimum=1, maximum=900),
+    )
+
+
 def _data_lake(reader: _Reader) -> DataLakeConfig:
     return reader.build(
         DataLakeConfig,
@@ -324,6 +378,7 @@ def _data_lake(reader: _Reader) -> DataLakeConfig:
         crawler_schedule=reader.matching(
             "crawler_schedule", _CRON_RE, "a Glue cron schedule like cron(0 2 * * ? *)", optional=True
         ),
+        etl=_etl(reader.block("etl")),
     )
 
 
@@ -359,6 +414,36 @@ def _model(reader: _Reader) -> ModelConfig:
     )
 
 
+_SERVERLESS_MEMORY = frozenset({1024, 2048, 3072, 4096, 5120, 6144})
+
+
+def _endpoint(reader: _Reader) -> EndpointConfig:
+    count = reader.integer("instance_count", minimum=1, maximum=100)
+    serverless_block = reader._raw("serverless", optional=True)
+    serverless = None
+    if serverless_block is not None:
+        block = reader.block("serverless")
+        memory = block.integer("memory_mb", minimum=1024, maximum=6144)
+        if memory not in _SERVERLESS_MEMORY:
+            raise ConfigError(f"{block.key('memory_mb')}: {memory} is not one of {sorted(_SERVERLESS_MEMORY)}")
+        serverless = block.build(
+            ServerlessConfig, memory_mb=memory, max_concurrency=block.integer("max_concurrency", minimum=1, maximum=200)
+        )
+    return reader.build(
+        EndpointConfig,
+        instance_type=reader.matching("instance_type", _INSTANCE_RE, "a SageMaker instance type"),
+        instance_count=count,
+        max_instance_count=reader.integer("max_instance_count", minimum=count, maximum=100),
+        invocations_per_instance=reader.integer("invocations_per_instance", minimum=1, maximum=1_000_000),
+        serverless=serverless,
+        capture_percentage=reader.integer("capture_percentage", minimum=0, maximum=100),
+        canary_percent=reader.integer("canary_percent", minimum=1, maximum=50),
+        canary_wait_minutes=reader.integer("canary_wait_minutes", minimum=5, maximum=60),
+        max_latency_ms=reader.integer("max_latency_ms", minimum=1, maximum=60_000),
+        max_errors_per_minute=reader.integer("max_errors_per_minute", minimum=1, maximum=100_000),
+    )
+
+
 def _threshold(reader: _Reader, name: str, high: float) -> float:
     value = reader.number(name)
     if not 0 < value <= high:
@@ -368,9 +453,15 @@ def _threshold(reader: _Reader, name: str, high: float) -> float:
 
 def _drift(reader: _Reader) -> DriftConfig:
     schedule_what = "an EventBridge Scheduler expression like rate(1 day) or cron(0 3 * * ? *)"
+    engine = reader.one_of("engine", DRIFT_ENGINES)
+    if engine == "model_monitor":
+        raise ConfigError(
+            f'{reader.key("engine")}: "model_monitor" is not available yet: its monitoring schedule attaches to '
+            'the endpoint, which the Endpoint stack does not create yet; use "processing"'
+        )
     return reader.build(
         DriftConfig,
-        engine=reader.one_of("engine", DRIFT_ENGINES),
+        engine=engine,
         schedule=reader.matching("schedule", _SCHEDULE_RE, schedule_what, optional=True),
         input=reader.one_of("input", DRIFT_INPUTS),
         window_hours=reader.integer("window_hours", minimum=0, maximum=24 * 90),
@@ -413,6 +504,13 @@ def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
     for index, email in enumerate(emails):
         if not _EMAIL_RE.match(email):
             raise ConfigError(f'{reader.key("notification_emails")}[{index}]: "{email}" is not an e-mail address')
+    endpoint = _endpoint(reader.block("endpoint"))
+    operations = _operations(reader.block("operations"))
+    if endpoint.serverless is not None and operations.drift.input == "capture":
+        raise ConfigError(
+            f"{reader.key('endpoint.serverless')}: serverless endpoints have no data capture; "
+            f'set {reader.key("operations.drift.input")} to "dataset" to check drift on curated data'
+        )
     return reader.build(
         StageConfig,
         name=name,
@@ -426,7 +524,8 @@ def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
         data_lake=_data_lake(reader.block("data_lake")),
         source=_source(reader.block("source")),
         model=_model(reader.block("model")),
-        operations=_operations(reader.block("operations")),
+        endpoint=endpoint,
+        operations=operations,
     )
 
 

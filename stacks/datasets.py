@@ -41,3 +41,26 @@ def curated_table(dataset: str) -> TableSpec:
         partition_keys=(PARTITION_KEY,),
         description=contract.get("description", f"Curated {contract['dataset']}")[:2048],
     )
+
+
+# Columns the curation job adds to each quarantined row (etl/curate.py QUARANTINE_COLUMNS).
+QUARANTINE_COLUMNS = (
+    Column("_rule", "string", "the first rule the row broke (etl/README.md lists the order)"),
+    Column("_violations", "string", "every rule the row broke, with the column: rule:column;..."),
+    Column("_source_file", "string", "the raw file the row came from"),
+    Column("_run_id", "string", "the curation run that quarantined it"),
+)
+
+
+def quarantine_table(dataset: str, prefix: str) -> TableSpec:
+    """Rows of a dataset that broke its contract: every column as the raw text, plus why and where from."""
+    contract = json.loads(contract_path(dataset).read_text())
+    columns = tuple(Column(column["name"], "string", "raw text") for column in contract["columns"])
+    return TableSpec(
+        name=f"quarantine_{contract['dataset']}",
+        zone="curated",
+        prefix=f"{prefix}{contract['dataset']}/",
+        columns=columns + QUARANTINE_COLUMNS,
+        partition_keys=(Column("dt", "date", "partition: the raw folder's day"),),
+        description=f"Rows of {contract['dataset']} quarantined by the curation job, with the rule they broke",
+    )

@@ -13,6 +13,11 @@ def model_package_group(config: StageConfig) -> str:
     return f"{config.prefix}-{config.model.name}"
 
 
+def curation_job(config: StageConfig) -> str:
+    """The Glue job that curates the model's dataset (raw -> curated, quarantine)."""
+    return f"{config.prefix}-{config.model.dataset.replace('_', '-')}-curate"
+
+
 def build_pipeline(config: StageConfig) -> str:
     """The SageMaker model-build pipeline."""
     return f"{config.prefix}-{config.model.name}-build"

@@ -39,6 +39,7 @@ from stacks.retention import log_retention, removal_policy
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
 PIPELINE_EXECUTION_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+GLUE_JOB_STATE_CHANGE = "Glue Job State Change"
 
 
 def drift_features(dataset: str) -> list[Feature]:
@@ -204,6 +205,7 @@ class OperationsStack(Stack):
             model=model.name,
             stage=config.name,
             pipelines=[build_pipeline, naming.drift_pipeline(config)],
+            dataset=model.dataset,
             endpoint_name=naming.endpoint(config),
             features=[feature.name for feature in features],
             drift=self.drift_alarms,
@@ -211,6 +213,28 @@ class OperationsStack(Stack):
         )
 
     def _notification_rules(self, config: StageConfig, group: str, build_pipeline_arn: str) -> None:
+        job = naming.curation_job(config)
+        etl_failed = events.Rule(
+            self,
+            "CurationFailedRule",
+            description=f"A run of the Glue job {job} failed",
+            event_pattern=events.EventPattern(
+                source=["aws.glue"],
+                detail_type=[GLUE_JOB_STATE_CHANGE],
+                detail={"jobName": [job], "state": ["FAILED", "TIMEOUT", "ERROR"]},
+            ),
+        )
+        etl_failed.add_target(
+            targets.SnsTopic(
+                self.topic,
+                message=events.RuleTargetInput.from_text(
+                    f"Curation run {events.EventField.from_path('$.detail.jobRunId')} of {job} ended "
+                    f"{events.EventField.from_path('$.detail.state')}: "
+                    f"{events.EventField.from_path('$.detail.message')}. Raw files stay in place; the next run "
+                    "picks up every file not yet processed."
+                ),
+            )
+        )
         failed = events.Rule(
             self,
             "ModelBuildFailedRule",

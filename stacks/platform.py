@@ -6,8 +6,9 @@ from aws_cdk import Environment, Stage, Tags
 from constructs import Construct
 
 from stacks.config import StageConfig
+from stacks.constructs.curation_job import QUARANTINE_PREFIX
 from stacks.data_lake_stack import DataLakeStack
-from stacks.datasets import curated_table
+from stacks.datasets import curated_table, quarantine_table
 from stacks.ml_platform_stack import MLPlatformStack
 from stacks.network_stack import NetworkStack
 from stacks.operations_stack import OperationsStack
@@ -24,7 +25,7 @@ class PlatformStage(Stage):
             self,
             "DataLake",
             config=config,
-            tables=[curated_table(config.model.dataset)],
+            tables=[curated_table(config.model.dataset), quarantine_table(config.model.dataset, QUARANTINE_PREFIX)],
             description=f"{config.prefix}: data lake storage and catalog",
         )
         self.ml_platform = MLPlatformStack(

@@ -16,6 +16,17 @@ from constructs import Construct
 from stacks.constructs.encryption import log_group_statement
 from stacks.nag import acknowledge_wildcards
 
+# Reading and writing partitions of a table (crawlers; the curation job registers its own).
+PARTITION_WRITE_ACTIONS = (
+    "glue:GetPartition",
+    "glue:GetPartitions",
+    "glue:BatchGetPartition",
+    "glue:CreatePartition",
+    "glue:BatchCreatePartition",
+    "glue:UpdatePartition",
+    "glue:BatchUpdatePartition",
+)
+
 
 @dataclass(frozen=True)
 class Column:
@@ -93,13 +104,7 @@ class LakeCatalog(Construct):
                     "glue:GetTables",
                     "glue:CreateTable",
                     "glue:UpdateTable",
-                    "glue:GetPartition",
-                    "glue:GetPartitions",
-                    "glue:BatchGetPartition",
-                    "glue:CreatePartition",
-                    "glue:BatchCreatePartition",
-                    "glue:UpdatePartition",
-                    "glue:BatchUpdatePartition",
+                    *PARTITION_WRITE_ACTIONS,
                     "glue:CreatePartitionIndex",
                     "glue:GetPartitionIndexes",
                 ],

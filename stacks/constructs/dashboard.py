@@ -13,6 +13,7 @@ from stacks.constructs.drift_alarms import DriftAlarms
 from stacks.constructs.event_function import EventFunction
 
 PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
+ETL_NAMESPACE = "MLOps/ETL"
 ENDPOINT_NAMESPACE = "AWS/SageMaker"
 # SageMaker's name for the single production variant of an endpoint config.
 VARIANT = "AllTraffic"
@@ -29,6 +30,7 @@ class ModelDashboard(Construct):
         model: str,
         stage: str,
         pipelines: Sequence[str],
+        dataset: str,
         endpoint_name: str,
         features: Sequence[str],
         drift: DriftAlarms,
@@ -67,6 +69,16 @@ class ModelDashboard(Construct):
                 label=dimensions.get("Feature", name),
             )
 
+        def etl_metric(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=ETL_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"Dataset": dataset, "Stage": stage},
+                statistic="Sum",
+                period=day,
+                label=name,
+            )
+
         runs = [
             pipeline_metric(name, pipeline)
             for pipeline in pipelines
@@ -97,6 +109,15 @@ class ModelDashboard(Construct):
                         ],
                         width=WIDTH,
                         height=3,
+                    )
+                ],
+                [
+                    cloudwatch.GraphWidget(
+                        title=f"Curation of {dataset}: rows per day",
+                        left=[etl_metric("RowsRead"), etl_metric("RowsWritten")],
+                        right=[etl_metric("RowsQuarantined"), etl_metric("DuplicatesDropped")],
+                        width=WIDTH,
+                        height=6,
                     )
                 ],
                 [

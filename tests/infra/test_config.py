@@ -172,6 +172,62 @@ BAD_CONFIGS = {
         lambda context: context.pop("mlops"),
         "mlops: required key is missing from the cdk.json context",
     ),
+    "drift schedule that is neither rate nor cron": (
+        _set("defaults.operations.drift.schedule", "every day"),
+        'mlops.stages.dev.operations.drift.schedule: "every day" is not an EventBridge Scheduler expression',
+    ),
+    "drift schedule rate without a number": (
+        _set("defaults.operations.drift.schedule", "rate(day)"),
+        'mlops.stages.dev.operations.drift.schedule: "rate(day)" is not an EventBridge Scheduler expression',
+    ),
+    "PSI threshold of zero": (
+        _set("defaults.operations.drift.psi_threshold", 0),
+        "mlops.stages.dev.operations.drift.psi_threshold: 0.0 is out of range, expected more than 0 and at most 10",
+    ),
+    "KS threshold above one": (
+        _set("defaults.operations.drift.ks_threshold", 1.5),
+        "mlops.stages.dev.operations.drift.ks_threshold: 1.5 is out of range, expected more than 0 and at most 1",
+    ),
+    "drift input that is neither capture nor dataset": (
+        _set("defaults.operations.drift.input", "stream"),
+        'mlops.stages.dev.operations.drift.input: "stream" is not one of capture, dataset',
+    ),
+    "Model Monitor engine before the endpoint exists": (
+        _set("defaults.operations.drift.engine", "model_monitor"),
+        'mlops.stages.dev.operations.drift.engine: "model_monitor" is not available yet',
+    ),
+    "retraining cooldown over a week": (
+        _set("defaults.operations.retraining.cooldown_minutes", 20000),
+        "mlops.stages.dev.operations.retraining.cooldown_minutes: 20000 is out of range, expected 0 to 10080",
+    ),
+    "misspelt retraining key": (
+        _set("defaults.operations.retraining.cooldown", 5),
+        'mlops.stages.dev.operations.retraining.cooldown: unknown key "cooldown"',
+    ),
+    "dead-letter retention longer than SQS allows": (
+        _set("defaults.operations.dlq_retention_days", 30),
+        "mlops.stages.dev.operations.dlq_retention_days: 30 is out of range, expected 1 to 14",
+    ),
+    "Glue worker type that does not exist": (
+        _set("defaults.data_lake.etl.worker_type", "G.3X"),
+        'mlops.stages.dev.data_lake.etl.worker_type: "G.3X" is not one of G.025X, G.1X',
+    ),
+    "one Glue worker": (
+        _set("defaults.data_lake.etl.workers", 1),
+        "mlops.stages.dev.data_lake.etl.workers: 1 is out of range, expected 2 to 299",
+    ),
+    "ETL schedule in Scheduler syntax instead of Glue cron": (
+        _set("defaults.data_lake.etl.schedule", "rate(1 day)"),
+        'mlops.stages.dev.data_lake.etl.schedule: "rate(1 day)" is not a Glue cron schedule',
+    ),
+    "S3 event batch larger than Glue allows": (
+        _set("defaults.data_lake.etl.batch_size", 500),
+        "mlops.stages.dev.data_lake.etl.batch_size: 500 is out of range, expected 1 to 100",
+    ),
+    "on_upload given as a string": (
+        _set("defaults.data_lake.etl.on_upload", "yes"),
+        "mlops.stages.dev.data_lake.etl.on_upload: expected true or false, got str 'yes'",
+    ),
 }
 
 

@@ -160,7 +160,7 @@ def test_glue_writes_are_encrypted_with_the_lake_key(synthesized: Synthesized, s
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_crawlers_catalog_raw_and_curated_under_the_security_configuration(
+def test_the_crawler_catalogs_raw_under_the_security_configuration(
     synthesized: Synthesized, platform_config: PlatformConfig, stage: str
 ) -> None:
     config = platform_config.stage(stage)
@@ -168,8 +168,9 @@ def test_crawlers_catalog_raw_and_curated_under_the_security_configuration(
     template = synthesized.template(stage, "data_lake")
     database = f"mlops_{stage}_lake"
     template.has_resource_properties("AWS::Glue::Database", {"DatabaseInput": {"Name": database}})
+    # Curated and quarantine partitions are registered by the curation job, not crawled.
     crawlers = template.find_resources("AWS::Glue::Crawler")
-    assert len(crawlers) == 2
+    assert len(crawlers) == 1
     security_configuration = stack.resolve(stack.catalog.security_configuration.security_configuration_name)
     ids = _ids(synthesized, stage)
     targets = set()
@@ -181,7 +182,7 @@ def test_crawlers_catalog_raw_and_curated_under_the_security_configuration(
         targets.add(target["Path"]["Fn::Join"][1][1]["Ref"])
         schedule = properties.get("Schedule", {}).get("ScheduleExpression")
         assert schedule == config.data_lake.crawler_schedule
-    assert targets == {ids["raw"], ids["curated"]}
+    assert targets == {ids["raw"]}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -251,23 +252,36 @@ def test_dataset_schemas_become_partitioned_parquet_tables(platform_config: Plat
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_stage_dataset_contract_becomes_the_curated_table(
+def test_the_stage_dataset_contract_becomes_the_curated_and_quarantine_tables(
     synthesized: Synthesized, platform_config: PlatformConfig, stage: str
 ) -> None:
     dataset = platform_config.stage(stage).model.dataset
     contract = json.loads((ROOT / "pipelines_src" / "contracts" / f"{dataset}.json").read_text())
     stack = synthesized.stages[stage].data_lake
     tables = synthesized.template(stage, "data_lake").find_resources("AWS::Glue::Table")
-    (table,) = tables.values()
-    table_input = table["Properties"]["TableInput"]
-    assert table_input["Name"] == f"curated_{dataset}"
-    assert table_input["PartitionKeys"][0]["Name"] == "dt"
-    names = [column["Name"] for column in table_input["StorageDescriptor"]["Columns"]]
-    assert names == [column["name"] for column in contract["columns"]]
-    assert table_input["StorageDescriptor"]["Location"]["Fn::Join"][1] == [
+    by_name = {
+        table["Properties"]["TableInput"]["Name"]: table["Properties"]["TableInput"] for table in tables.values()
+    }
+    assert set(by_name) == {f"curated_{dataset}", f"quarantine_{dataset}"}
+    curated_ref = {"Ref": stack.get_logical_id(stack.storage.curated.node.default_child)}
+    contract_names = [column["name"] for column in contract["columns"]]
+
+    curated = by_name[f"curated_{dataset}"]
+    assert curated["PartitionKeys"][0]["Name"] == "dt"
+    names = [column["Name"] for column in curated["StorageDescriptor"]["Columns"]]
+    assert names == contract_names
+    assert curated["StorageDescriptor"]["Location"]["Fn::Join"][1] == ["s3://", curated_ref, f"/{dataset}/"]
+
+    # Quarantined rows keep their raw text (a bad value may not parse), plus why and where from.
+    quarantine = by_name[f"quarantine_{dataset}"]
+    columns = {column["Name"]: column["Type"] for column in quarantine["StorageDescriptor"]["Columns"]}
+    assert list(columns) == [*contract_names, "_rule", "_violations", "_source_file", "_run_id"]
+    assert set(columns.values()) == {"string"}
+    assert quarantine["PartitionKeys"][0]["Name"] == "dt"
+    assert quarantine["StorageDescriptor"]["Location"]["Fn::Join"][1] == [
         "s3://",
-        {"Ref": stack.get_logical_id(stack.storage.curated.node.default_child)},
-        f"/{dataset}/",
+        curated_ref,
+        f"/quarantine/{dataset}/",
     ]
 
 
