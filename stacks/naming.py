@@ -33,9 +33,10 @@ def deploy_pipeline(config: StageConfig) -> str:
     return f"{config.prefix}-{config.model.name}-deploy"
 
 
-def endpoint(config: StageConfig) -> str:
-    """The SageMaker real-time endpoint serving the approved model version."""
-    return f"{config.prefix}-{config.model.name}"
+def endpoint(config: StageConfig, target: str = "production") -> str:
+    """The SageMaker real-time endpoint serving the approved model version (its staging twin: -staging)."""
+    suffix = "" if target == "production" else f"-{target}"
+    return f"{config.prefix}-{config.model.name}{suffix}"
 
 
 def drift_alarm_prefix(config: StageConfig) -> str:

@@ -9,6 +9,7 @@ from stacks.config import StageConfig
 from stacks.constructs.curation_job import QUARANTINE_PREFIX
 from stacks.data_lake_stack import DataLakeStack
 from stacks.datasets import curated_table, quarantine_table
+from stacks.endpoint_stack import TARGETS, EndpointStack
 from stacks.ml_platform_stack import MLPlatformStack
 from stacks.network_stack import NetworkStack
 from stacks.operations_stack import OperationsStack
@@ -36,6 +37,20 @@ class PlatformStage(Stage):
             lake=self.data_lake.storage,
             description=f"{config.prefix}: model registry and model-build pipeline",
         )
+        self.endpoints = {
+            target: EndpointStack(
+                self,
+                f"Endpoint-{target}",
+                config=config,
+                target=target,
+                network=self.network.network,
+                lake=self.data_lake.storage,
+                code=self.ml_platform.model_build.source,
+                description=f"{config.prefix}: {target} endpoint of {config.model.name} (empty until a version is "
+                "approved)",
+            )
+            for target in TARGETS
+        }
         self.operations = OperationsStack(
             self,
             "Operations",

@@ -59,6 +59,7 @@ class SageMakerExecutionRole(Construct):
         model_package_group_name: str | None,
         metric_namespaces: Sequence[str] = (),
         description: str = "Model-build pipeline and its SageMaker jobs",
+        runs_jobs: bool = True,
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
@@ -90,22 +91,10 @@ class SageMakerExecutionRole(Construct):
         def sagemaker_arn(resource: str, name: str) -> str:
             return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
 
-        jobs = [sagemaker_arn("processing-job", "*"), sagemaker_arn("training-job", "*")]
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="RunPipelineJobs",
-                actions=[
-                    "sagemaker:CreateProcessingJob",
-                    "sagemaker:DescribeProcessingJob",
-                    "sagemaker:StopProcessingJob",
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob",
-                    "sagemaker:AddTags",
-                ],
-                resources=jobs,
-            )
-        )
+        # A pipeline's role starts its jobs; an endpoint's role (runs_jobs=False) only serves.
+        jobs = [sagemaker_arn("processing-job", "*"), sagemaker_arn("training-job", "*")] if runs_jobs else []
+        if runs_jobs:
+            self._allow_jobs(jobs)
         registry_arns: list[str] = []
         if model_package_group_name is not None:
             group_arn = sagemaker_arn("model-package-group", model_package_group_name)
@@ -123,14 +112,6 @@ class SageMakerExecutionRole(Construct):
                     resources=registry_arns,
                 )
             )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PassOnlyItselfToSageMaker",
-                actions=["iam:PassRole"],
-                resources=[self.role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
-        )
         vpc_arn = stack.format_arn(service="ec2", resource="vpc", resource_name=vpc.vpc_id)
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -207,6 +188,32 @@ class SageMakerExecutionRole(Construct):
             "level: ec2 Describe*, network-interface actions (bound to the platform VPC by condition), "
             "ecr:GetAuthorizationToken, and PutMetricData (bound to SageMaker's and the platform's namespaces by "
             "condition).",
+        )
+
+    def _allow_jobs(self, jobs: list[str]) -> None:
+        """Start, watch and stop the pipeline's processing and training jobs, run as this role."""
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunPipelineJobs",
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=jobs,
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PassOnlyItselfToSageMaker",
+                actions=["iam:PassRole"],
+                resources=[self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
         )
 
 

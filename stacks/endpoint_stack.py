@@ -1,0 +1,247 @@
+"""Endpoint stack: one SageMaker real-time endpoint serving an approved model version.
+
+Parameterized by the model package ARN (a CloudFormation parameter the deploy pipeline
+sets) and by the deployment target (``staging`` or ``production``). With no ARN the
+stack holds nothing but its parameter: the platform deploys it empty, and the deploy
+pipeline fills it in.
+
+An update to a new version is a blue/green deployment: a canary share of capacity
+takes traffic first, and the deployment rolls back on its own if the 5XX or latency
+alarm fires while it waits. Production captures requests and responses into the lake
+(KMS) for the drift check and scales on invocations per instance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsii
+from aws_cdk import Aspects, CfnCondition, CfnParameter, CfnResource, Duration, Fn, IAspect, Stack
+from aws_cdk import aws_applicationautoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct, IConstruct
+
+from stacks import naming
+from stacks.config import StageConfig
+from stacks.constructs.dashboard import VARIANT
+from stacks.constructs.data_lake import LakeStorage
+from stacks.constructs.network import PrivateNetwork
+from stacks.constructs.sagemaker_access import SageMakerExecutionRole
+
+TARGETS = ("staging", "production")
+MODEL_PACKAGE_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[\w-]{1,63}/\d+$"
+# Blue/green: how long the old fleet is kept after all traffic moved, and the whole deployment's limit.
+TERMINATION_WAIT = Duration.minutes(5)
+MAX_DEPLOYMENT = Duration.hours(2)
+
+
+@jsii.implements(IAspect)
+class _OnlyWithModel:
+    """Every resource of the stack exists only when a model package ARN is given."""
+
+    def __init__(self, condition: CfnCondition) -> None:
+        self._condition = condition
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, CfnResource) and node.cfn_options.condition is None:
+            node.cfn_options.condition = self._condition
+
+
+class EndpointStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: StageConfig,
+        target: str,
+        network: PrivateNetwork,
+        lake: LakeStorage,
+        code: s3_assets.Asset,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        if target not in TARGETS:
+            raise ValueError(f"endpoint target {target!r} is not one of {', '.join(TARGETS)}")
+        production = target == "production"
+        endpoint_config = config.endpoint
+        serverless = endpoint_config.serverless
+        self.endpoint_name = naming.endpoint(config, target)
+        self.model_package_arn = CfnParameter(
+            self,
+            "ModelPackageArn",
+            type="String",
+            default="",
+            allowed_pattern=MODEL_PACKAGE_ARN_PATTERN,
+            constraint_description="a model package version ARN of the model registry, or empty for no endpoint",
+            description=f"The approved model version {self.endpoint_name} serves (empty: no endpoint)",
+        )
+        self.has_model = CfnCondition(
+            self,
+            "HasModel",
+            expression=Fn.condition_not(Fn.condition_equals(self.model_package_arn.value_as_string, "")),
+        )
+
+        capture = f"{naming.capture_prefix(config)}{self.endpoint_name}/"
+        self.execution = SageMakerExecutionRole(
+            self,
+            "Execution",
+            key=lake.key,
+            # The model artifacts the build pipeline wrote; the inference code the package points at.
+            read_prefixes=[(lake.artifacts, f"model-build/{naming.build_pipeline(config)}/")],
+            write_prefixes=[(lake.raw, capture)] if production else [],
+            vpc=network.vpc,
+            model_package_group_name=None,
+            runs_jobs=False,
+            description=f"Endpoint {self.endpoint_name}: model artifacts, inference code, data capture",
+        )
+        code.bucket.grant_read(self.execution.role, code.s3_object_key)
+
+        vpc_config: dict[str, Any] | None = None
+        if serverless is None:
+            self.security_group = ec2.SecurityGroup(
+                self,
+                "Network",
+                vpc=network.vpc,
+                description=f"Endpoint {self.endpoint_name}: HTTPS out to the VPC endpoints and S3 only",
+                allow_all_outbound=False,
+            )
+            self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to endpoints and S3")
+            vpc_config = {
+                "securityGroupIds": [self.security_group.security_group_id],
+                "subnets": list(network.workload_subnet_ids),
+            }
+        self.model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=self.execution.role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                model_package_name=self.model_package_arn.value_as_string
+            ),
+            vpc_config=vpc_config,
+        )
+        self.model.node.add_dependency(self.execution)
+
+        variant: dict[str, Any] = {"variantName": VARIANT, "modelName": self.model.attr_model_name}
+        if serverless is None:
+            variant |= {
+                "instanceType": endpoint_config.instance_type,
+                "initialInstanceCount": endpoint_config.instance_count if production else 1,
+                "initialVariantWeight": 1.0,
+            }
+        else:
+            variant["serverlessConfig"] = {
+                "memorySizeInMb": serverless.memory_mb,
+                "maxConcurrency": serverless.max_concurrency,
+            }
+        data_capture = None
+        if production and serverless is None:
+            data_capture = sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+                enable_capture=True,
+                initial_sampling_percentage=endpoint_config.capture_percentage,
+                destination_s3_uri=lake.raw.s3_url_for_object(naming.capture_prefix(config).rstrip("/")),
+                kms_key_id=lake.key.key_arn,
+                capture_options=[
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
+                ],
+                # Recorded as text, not base64, so the drift job reads them as they were sent.
+                capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
+                    csv_content_types=["text/csv"], json_content_types=["application/json"]
+                ),
+            )
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "Config",
+            production_variants=[variant],
+            # Serverless endpoints take no storage key (AWS encrypts their storage with its own).
+            kms_key_id=lake.key.key_arn if serverless is None else None,
+            data_capture_config=data_capture,
+        )
+
+        self.errors_alarm = cloudwatch.Alarm(
+            self,
+            "ErrorsAlarm",
+            alarm_name=f"{self.endpoint_name}-5xx",
+            alarm_description=f"{self.endpoint_name}: more than {endpoint_config.max_errors_per_minute} 5XX "
+            "responses a minute (rolls a deployment back)",
+            metric=self._metric("Invocation5XXErrors", "Sum"),
+            threshold=endpoint_config.max_errors_per_minute,
+            evaluation_periods=2,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.latency_alarm = cloudwatch.Alarm(
+            self,
+            "LatencyAlarm",
+            alarm_name=f"{self.endpoint_name}-latency",
+            alarm_description=f"{self.endpoint_name}: p99 model latency above {endpoint_config.max_latency_ms} ms "
+            "(rolls a deployment back)",
+            # ModelLatency is in microseconds.
+            metric=self._metric("ModelLatency", "p99"),
+            threshold=endpoint_config.max_latency_ms * 1000,
+            evaluation_periods=2,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        deployment = None
+        if serverless is None:
+            deployment = sagemaker.CfnEndpoint.DeploymentConfigProperty(
+                blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+                    traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                        type="CANARY",
+                        canary_size=sagemaker.CfnEndpoint.CapacitySizeProperty(
+                            type="CAPACITY_PERCENT", value=endpoint_config.canary_percent
+                        ),
+                        wait_interval_in_seconds=endpoint_config.canary_wait_minutes * 60,
+                    ),
+                    termination_wait_in_seconds=int(TERMINATION_WAIT.to_seconds()),
+                    maximum_execution_timeout_in_seconds=int(MAX_DEPLOYMENT.to_seconds()),
+                ),
+                auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+                    alarms=[
+                        sagemaker.CfnEndpoint.AlarmProperty(alarm_name=alarm.alarm_name)
+                        for alarm in (self.errors_alarm, self.latency_alarm)
+                    ]
+                ),
+            )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            deployment_config=deployment,
+        )
+        self.endpoint.node.add_dependency(self.errors_alarm, self.latency_alarm)
+
+        if production and serverless is None and endpoint_config.max_instance_count > endpoint_config.instance_count:
+            self.scaling = autoscaling.ScalableTarget(
+                self,
+                "Scaling",
+                service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
+                resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
+                scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+                min_capacity=endpoint_config.instance_count,
+                max_capacity=endpoint_config.max_instance_count,
+            )
+            self.scaling.node.add_dependency(self.endpoint)
+            self.scaling.scale_to_track_metric(
+                "InvocationsPerInstance",
+                target_value=endpoint_config.invocations_per_instance,
+                predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+                scale_in_cooldown=Duration.minutes(10),
+                scale_out_cooldown=Duration.minutes(2),
+            )
+        Aspects.of(self).add(_OnlyWithModel(self.has_model))
+
+    def _metric(self, name: str, statistic: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace="AWS/SageMaker",
+            metric_name=name,
+            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": VARIANT},
+            statistic=statistic,
+            period=Duration.minutes(1),
+        )
