@@ -203,8 +203,9 @@ class EndpointStack(Stack):
                 ),
                 auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
                     alarms=[
-                        sagemaker.CfnEndpoint.AlarmProperty(alarm_name=alarm.alarm_name)
-                        for alarm in (self.errors_alarm, self.latency_alarm)
+                        # Literal names: the endpoint depends on the alarms explicitly (below).
+                        sagemaker.CfnEndpoint.AlarmProperty(alarm_name=name)
+                        for name in (f"{self.endpoint_name}-5xx", f"{self.endpoint_name}-latency")
                     ]
                 ),
             )

@@ -1,0 +1,245 @@
+"""What the Endpoint stacks promise: nothing until a version is given; then a private, encrypted, captured,
+canary-deployed endpoint that rolls back on its own alarms."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+
+from stacks import naming
+from stacks.config import PlatformConfig, load_config
+from stacks.endpoint_stack import MODEL_PACKAGE_ARN_PATTERN
+from stacks.nag import flatten_reference
+from tests.conftest import Synthesized, cdk_json_context, new_app
+
+STAGES = ["dev", "staging", "prod"]
+TARGETS = ["staging", "production"]
+
+
+def _template(synthesized: Synthesized, stage: str, target: str) -> dict[str, Any]:
+    from aws_cdk.assertions import Template
+
+    result: dict[str, Any] = Template.from_stack(synthesized.stages[stage].endpoints[target]).to_json()
+    return result
+
+
+def _one(template: dict[str, Any], kind: str) -> dict[str, Any]:
+    (resource,) = [r for r in template["Resources"].values() if r["Type"] == kind]
+    return resource
+
+
+@pytest.fixture(scope="module")
+def templates(synthesized: Synthesized) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(stage, target): _template(synthesized, stage, target) for stage in STAGES for target in TARGETS}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_without_a_model_version_the_stack_creates_nothing(
+    templates: dict[tuple[str, str], dict[str, Any]], stage: str, target: str
+) -> None:
+    template = templates[stage, target]
+    parameter = template["Parameters"]["ModelPackageArn"]
+    assert parameter["Default"] == ""
+    for name, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::CDK::Metadata":
+            assert resource.get("Condition") == "HasModel", name
+    assert template["Conditions"]["HasModel"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelPackageArn"}, ""]}]}
+
+
+def test_the_parameter_takes_a_model_package_version_arn_or_nothing() -> None:
+    pattern = re.compile(MODEL_PACKAGE_ARN_PATTERN)
+    assert pattern.match("")
+    assert pattern.match("arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlops-prod-delivery-time/7")
+    for bad in (
+        "mlops-prod-delivery-time/7",
+        "arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/mlops-prod-delivery-time",
+        "arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlops-prod-delivery-time/latest",
+        "arn:aws:s3:::bucket/model-package/x/1",
+    ):
+        assert not pattern.match(bad), bad
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_endpoint_serves_the_given_version_in_the_private_subnets_with_the_lake_key(
+    synthesized: Synthesized,
+    templates: dict[tuple[str, str], dict[str, Any]],
+    platform_config: PlatformConfig,
+    stage: str,
+    target: str,
+) -> None:
+    config = platform_config.stage(stage)
+    template = templates[stage, target]
+    model = _one(template, "AWS::SageMaker::Model")["Properties"]
+    assert model["PrimaryContainer"] == {"ModelPackageName": {"Ref": "ModelPackageArn"}}
+    assert len(model["VpcConfig"]["Subnets"]) == config.network.az_count
+    (group,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::EC2::SecurityGroup"]
+    assert group["SecurityGroupEgress"] == [
+        {
+            "CidrIp": "0.0.0.0/0",
+            "Description": "HTTPS to endpoints and S3",
+            "FromPort": 443,
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        }
+    ]
+    assert "SecurityGroupIngress" not in group
+    endpoint_config = _one(template, "AWS::SageMaker::EndpointConfig")["Properties"]
+    lake = synthesized.stages[stage].data_lake
+    assert flatten_reference(endpoint_config["KmsKeyId"]).find(lake.stack_name) >= 0
+    (variant,) = endpoint_config["ProductionVariants"]
+    assert variant["InstanceType"] == config.endpoint.instance_type
+    expected_count = config.endpoint.instance_count if target == "production" else 1
+    assert variant["InitialInstanceCount"] == expected_count
+    endpoint = _one(template, "AWS::SageMaker::Endpoint")["Properties"]
+    assert endpoint["EndpointName"] == naming.endpoint(config, target)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_production_captures_inputs_and_outputs_into_the_lake_and_staging_does_not(
+    synthesized: Synthesized,
+    templates: dict[tuple[str, str], dict[str, Any]],
+    platform_config: PlatformConfig,
+    stage: str,
+) -> None:
+    config = platform_config.stage(stage)
+    capture = _one(templates[stage, "production"], "AWS::SageMaker::EndpointConfig")["Properties"]["DataCaptureConfig"]
+    assert capture["EnableCapture"] is True
+    assert capture["InitialSamplingPercentage"] == config.endpoint.capture_percentage
+    assert {option["CaptureMode"] for option in capture["CaptureOptions"]} == {"Input", "Output"}
+    # Text, not base64: the drift job reads captured requests as they were sent.
+    assert capture["CaptureContentTypeHeader"] == {
+        "CsvContentTypes": ["text/csv"],
+        "JsonContentTypes": ["application/json"],
+    }
+    destination = flatten_reference(capture["DestinationS3Uri"])
+    assert destination.startswith("s3://") and destination.endswith("/datacapture")
+    assert synthesized.stages[stage].data_lake.stack_name in destination  # the raw bucket, from the DataLake stack
+    assert (
+        capture["KmsKeyId"]
+        == _one(templates[stage, "production"], "AWS::SageMaker::EndpointConfig")["Properties"]["KmsKeyId"]
+    )
+    staging = _one(templates[stage, "staging"], "AWS::SageMaker::EndpointConfig")["Properties"]
+    assert "DataCaptureConfig" not in staging
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_new_version_rolls_out_as_a_canary_and_rolls_back_on_errors_or_latency(
+    templates: dict[tuple[str, str], dict[str, Any]], platform_config: PlatformConfig, stage: str, target: str
+) -> None:
+    config = platform_config.stage(stage)
+    template = templates[stage, target]
+    deployment = _one(template, "AWS::SageMaker::Endpoint")["Properties"]["DeploymentConfig"]
+    policy = deployment["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"] == {
+        "Type": "CANARY",
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": config.endpoint.canary_percent},
+        "WaitIntervalInSeconds": config.endpoint.canary_wait_minutes * 60,
+    }
+    alarms = {
+        r["Properties"]["AlarmName"]: r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    endpoint = naming.endpoint(config, target)
+    assert set(alarms) == {f"{endpoint}-5xx", f"{endpoint}-latency"}
+    rollback = {alarm["AlarmName"] for alarm in deployment["AutoRollbackConfiguration"]["Alarms"]}
+    assert rollback == set(alarms)
+    errors, latency = alarms[f"{endpoint}-5xx"], alarms[f"{endpoint}-latency"]
+    assert (
+        errors["MetricName"] == "Invocation5XXErrors" and errors["Threshold"] == config.endpoint.max_errors_per_minute
+    )
+    assert latency["MetricName"] == "ModelLatency" and latency["ExtendedStatistic"] == "p99"
+    assert latency["Threshold"] == config.endpoint.max_latency_ms * 1000  # microseconds
+    for alarm in alarms.values():
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+            "EndpointName": endpoint,
+            "VariantName": "AllTraffic",
+        }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_production_scales_on_invocations_per_instance_within_the_configured_bounds(
+    templates: dict[tuple[str, str], dict[str, Any]], platform_config: PlatformConfig, stage: str
+) -> None:
+    config = platform_config.stage(stage)
+    target = _one(templates[stage, "production"], "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
+    assert target["ResourceId"] == f"endpoint/{naming.endpoint(config)}/variant/AllTraffic"
+    assert target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (
+        config.endpoint.instance_count,
+        config.endpoint.max_instance_count,
+    )
+    policy = _one(templates[stage, "production"], "AWS::ApplicationAutoScaling::ScalingPolicy")["Properties"]
+    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["TargetValue"] == config.endpoint.invocations_per_instance
+    assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+    assert not [r for r in templates[stage, "staging"]["Resources"].values() if "AutoScaling" in r["Type"]]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_endpoint_role_reads_artifacts_and_code_writes_only_capture_and_starts_nothing(
+    templates: dict[tuple[str, str], dict[str, Any]], platform_config: PlatformConfig, stage: str, target: str
+) -> None:
+    config = platform_config.stage(stage)
+    template = templates[stage, target]
+    statements = [
+        statement
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy"
+        for statement in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    actions = {action for statement in statements for action in _list(statement["Action"])}
+    assert not {action for action in actions if action.startswith("sagemaker:Create")}
+    assert "iam:PassRole" not in actions
+    writes = {
+        flatten_reference(resource).split("/", 1)[1]
+        for statement in statements
+        if "s3:PutObject" in _list(statement["Action"])
+        for resource in _list(statement["Resource"])
+    }
+    expected = {f"datacapture/{naming.endpoint(config, target)}/*"} if target == "production" else set()
+    assert writes == expected
+    reads = {
+        flatten_reference(resource)
+        for statement in statements
+        if "s3:GetObject*" in _list(statement["Action"])
+        for resource in _list(statement["Resource"])
+    }
+    assert any(read.endswith(f"/model-build/{naming.build_pipeline(config)}/*") for read in reads)
+    assert any(read.endswith(".gz") for read in reads), "the inference code the package points at"
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.slow
+def test_a_serverless_stage_has_no_vpc_capture_canary_or_autoscaling() -> None:
+    """Serverless endpoints cannot have them (AWS's limits); the config insists drift reads curated data."""
+    from aws_cdk.assertions import Template
+
+    from stacks.app import build
+
+    context = copy.deepcopy(cdk_json_context())
+    dev = context["mlops"]["stages"]["dev"]
+    dev["endpoint"] = {"serverless": {"memory_mb": 2048, "max_concurrency": 5}}
+    dev["operations"] = {"drift": {"input": "dataset"}}
+    config = load_config(context)
+    app = new_app()
+    (stage,) = build(app, config, ["dev"])
+    for target in TARGETS:
+        template = Template.from_stack(stage.endpoints[target]).to_json()
+        (variant,) = _one(template, "AWS::SageMaker::EndpointConfig")["Properties"]["ProductionVariants"]
+        assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+        assert "InstanceType" not in variant
+        assert "VpcConfig" not in _one(template, "AWS::SageMaker::Model")["Properties"]
+        assert "DataCaptureConfig" not in _one(template, "AWS::SageMaker::EndpointConfig")["Properties"]
+        assert "DeploymentConfig" not in _one(template, "AWS::SageMaker::Endpoint")["Properties"]
+        assert not [r for r in template["Resources"].values() if "AutoScaling" in r["Type"]]
