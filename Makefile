@@ -12,7 +12,7 @@ STAMPS := .make
 # jsii prints an end-of-life banner on every start under Node 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install synth test lint format typecheck unit e2e java pipeline-local etl-local lock bench clean
+.PHONY: help install synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test publish-baseline lock bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,11 +53,13 @@ format: install ## Apply ruff fixes and formatting
 typecheck: install ## mypy --strict over stacks, lambdas, pipelines_src
 	$(BIN)/mypy
 
+# JUNIT_DIR=reports writes JUnit XML reports there (CI's test reports).
+JUNIT_DIR ?=
 unit: install ## The fast tests (pytest -m "not slow")
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/unit.xml)
 
 e2e: install java ## The end-to-end tests: local pipelines, local Spark, synth with validation, cfn-lint
-	$(BIN)/pytest -m slow
+	$(BIN)/pytest -m slow $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/e2e.xml)
 
 java: # Spark (the curation job's tests and local runs) needs a Java runtime
 	@command -v java >/dev/null || test -x "$$JAVA_HOME/bin/java" || { echo "Spark needs Java 17: install a JDK (e.g. apt install openjdk-17-jre-headless) or set JAVA_HOME"; exit 1; }
@@ -68,6 +70,26 @@ pipeline-local: install ## Run the model-build pipeline on this machine (ROWS=, 
 
 etl-local: install java ## Run the curation job on local folders .etl/ (ROWS=, ARGS= e.g. ARGS="--full-refresh")
 	$(BIN)/python -m etl.local --raw-dir .etl/raw --lake-dir .etl/lake --generate-rows $(ROWS) --bad-rows 40 $(ARGS)
+
+ci-train: install ## CI: update the model-build pipeline from this checkout, run it, wait for the outcome
+	@mkdir -p reports
+	$(BIN)/python -m pipelines_src.cicd run --summary reports/train-summary.json
+
+TARGET ?= staging
+MODEL_PACKAGE_ARN ?=
+deploy-endpoint: install ## Deploy the TARGET (staging|production) endpoint of STAGE serving MODEL_PACKAGE_ARN
+	@test -n "$(MODEL_PACKAGE_ARN)" || { echo "deploy-endpoint: set MODEL_PACKAGE_ARN=arn:aws:sagemaker:...:model-package/<group>/<version>"; exit 2; }
+	$(CDK) deploy "$$($(BIN)/python -m stacks.naming stack-path $(STAGE) Endpoint-$(TARGET))" -c stage=$(STAGE) \
+		--exclusively --require-approval never --parameters ModelPackageArn=$(MODEL_PACKAGE_ARN)
+
+smoke-test: install ## Invoke the TARGET endpoint of STAGE with payloads drawn from the data contract
+	@mkdir -p reports
+	$(BIN)/python -m pipelines_src.serving.smoke_test --endpoint-name "$$($(BIN)/python -m stacks.naming endpoint $(STAGE) $(TARGET))" \
+		--contract "$$($(BIN)/python -m stacks.naming contract $(STAGE))" --report reports/smoke-test.json
+
+publish-baseline: install ## Make MODEL_PACKAGE_ARN's data baseline the drift check's reference in STAGE
+	$(BIN)/python -m pipelines_src.promote --model-package-arn $(MODEL_PACKAGE_ARN) \
+		--prefix "$$($(BIN)/python -m stacks.naming baseline-prefix $(STAGE))"
 
 lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf $(STAMPS)/lock-venv

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Protocol, TypeVar
 
-from pipelines_src.packaging import RUNNER_NAME, SOURCE_TARBALL_NAME
+from pipelines_src.packaging import RUNNER_NAME, SERVING_PROGRAM, SOURCE_TARBALL_NAME
 
 # Step names, as in pipelines_src/README.md.
 VALIDATE_DATA: Final = "ValidateData"
@@ -708,6 +708,18 @@ def _processor(
     )
 
 
+def serving_environment(settings: PipelineSettings) -> dict[str, str]:
+    """The registered model's container environment: the XGBoost container's script mode runs
+    pipelines_src/serving/inference.py (`SERVING_PROGRAM`, at the root of the steps tarball) from the
+    tarball at ``source_tar_uri``, which the container downloads from S3 when it starts."""
+    return {
+        "SAGEMAKER_PROGRAM": SERVING_PROGRAM,
+        "SAGEMAKER_SUBMIT_DIRECTORY": settings.source_tar_uri,
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": str(logging.INFO),
+        "SAGEMAKER_REGION": settings.region,
+    }
+
+
 def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     from sagemaker.core.drift_check_baselines import DriftCheckBaselines  # type: ignore[import-untyped]
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # type: ignore[import-untyped]
@@ -882,20 +894,23 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     meets = ConditionLessThanOrEqualTo if s.goal == "minimize" else ConditionGreaterThanOrEqualTo
     operator = "<=" if s.goal == "minimize" else ">="
 
-    # RegisterModel: the XGBoost model with its evaluation and its data baseline.
+    # RegisterModel: the XGBoost model with its evaluation and its data baseline, served by
+    # inference.py from the steps tarball (script mode: the container fetches the tarball itself).
     builder = ModelBuilder(
         s3_model_data_url=model_data,
         image_uri=xgboost_inference_image,
         role_arn=s.role_arn,
         sagemaker_session=session,
-        dependencies=None,  # no inference code to package: the container serves the model as is
+        env_vars=serving_environment(s),
+        dependencies=None,  # nothing to repack into the model artifact: the code comes from the tarball
         log_level=None,  # leave the SDK's log levels alone
     )
     with _telemetry_off(session):
         register_arguments = builder.register(
             model_package_group_name=s.model_package_group_name,
-            content_types=["text/csv"],
-            response_types=["text/csv"],
+            # The request contract (serving/inference.py): CSV or JSON rows in, JSON (default) or CSV out.
+            content_types=["text/csv", "application/json"],
+            response_types=["application/json", "text/csv"],
             approval_status=approval,
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(

@@ -1,7 +1,9 @@
-"""The source tarball of the step scripts: a reproducible tar.gz of pipelines_src/steps.
+"""The source tarball of the step scripts: a reproducible tar.gz of pipelines_src/steps and the serving entry point.
 
-The scripts sit at the root of the archive (``train.py``, ``validate.py``, ...): SageMaker script
-mode (``sagemaker_submit_directory``) extracts it and runs ``sagemaker_program`` from there, and
+The scripts sit at the root of the archive (``train.py``, ``validate.py``, ...), and so does
+``serving/inference.py``, next to the ``features.py`` and ``capture.py`` it imports: SageMaker script
+mode (``sagemaker_submit_directory``, ``SAGEMAKER_SUBMIT_DIRECTORY`` for the endpoint) extracts it and
+runs ``sagemaker_program`` from there, and
 run_step.sh extracts it and runs the script it is given. The same files give the same bytes
 whatever their timestamps, owners or the order the file system lists them in, so the archive's
 hash (what CDK asset hashing and pipeline step caching see) changes only when a file does.
@@ -14,11 +16,16 @@ import io
 import os
 import stat
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 PIPELINES_SRC: Final = Path(__file__).resolve().parent
 STEPS_DIR: Final = PIPELINES_SRC / "steps"
+SERVING_DIR: Final = PIPELINES_SRC / "serving"
+# The endpoint's script-mode program (SAGEMAKER_PROGRAM), added at the root of every tarball by default.
+SERVING_PROGRAM: Final = "inference.py"
+SERVING_FILES: Final = (SERVING_DIR / SERVING_PROGRAM,)
 RUNNER_PATH: Final = PIPELINES_SRC / "run_step.sh"
 # The conventional object names of the tarball and of the runner in S3 (see definition.py).
 SOURCE_TARBALL_NAME: Final = "sourcedir.tar.gz"
@@ -62,27 +69,35 @@ def _tar_entry(path: Path, arcname: str) -> tarfile.TarInfo:
     return info
 
 
-def build_source_tarball(steps_dir: Path, out_path: Path) -> Path:
-    """Write the reproducible tar.gz of steps_dir to out_path and return out_path.
+def build_source_tarball(steps_dir: Path, out_path: Path, *, extra_files: Sequence[Path] = SERVING_FILES) -> Path:
+    """Write the reproducible tar.gz of steps_dir and ``extra_files`` to out_path and return out_path.
 
-    Entries: the regular files under steps_dir (sub-folders kept), sorted, at the archive root,
-    mode 0644 (0755 if executable), mtime `ENTRY_MTIME`, owner 0:0 without user names. Excluded:
-    __pycache__ folders, *.pyc and *.pyo files, and hidden files and folders (name starting with '.').
-    The gzip header has mtime 0 and no file name.
+    Entries: the regular files under steps_dir (sub-folders kept) and each of ``extra_files`` by its
+    name, sorted, at the archive root, mode 0644 (0755 if executable), mtime `ENTRY_MTIME`, owner 0:0
+    without user names. Excluded: __pycache__ folders, *.pyc and *.pyo files, and hidden files and
+    folders (name starting with '.'). The gzip header has mtime 0 and no file name. An extra file that
+    is missing, not a regular file, or named like a file of steps_dir (or another extra file) is refused.
     """
     steps_dir = Path(steps_dir)
     out_path = Path(out_path)
     files = source_files(steps_dir)
     if not files:
         raise ValueError(f"steps folder {steps_dir} has no files to package")
+    entries = {relative.as_posix(): steps_dir / relative for relative in files}
+    for extra in map(Path, extra_files):
+        if extra.is_symlink() or not extra.is_file():
+            raise ValueError(f"{extra}: extra files must be existing regular files (not links or folders)")
+        if extra.name in entries:
+            raise ValueError(f"{extra}: the tarball already has an entry {extra.name} (from {entries[extra.name]})")
+        entries[extra.name] = extra
     tar_bytes = io.BytesIO()
     with tarfile.open(fileobj=tar_bytes, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for relative in files:
-            path = steps_dir / relative
+        for name in sorted(entries):
+            path = entries[name]
             if path.resolve() == out_path.resolve():
                 continue
             with path.open("rb") as content:
-                archive.addfile(_tar_entry(path, relative.as_posix()), content)
+                archive.addfile(_tar_entry(path, name), content)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(f".{out_path.name}.partial")
     with partial.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:

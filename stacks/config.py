@@ -385,6 +385,11 @@ def _data_lake(reader: _Reader) -> DataLakeConfig:
 def _source(reader: _Reader) -> SourceConfig:
     provider = reader.one_of("provider", SOURCE_PROVIDERS)
     connection_arn = reader.matching("connection_arn", _CONNECTION_ARN_RE, "a CodeConnections ARN", optional=True)
+    if provider == "codeconnections" and connection_arn is None:
+        raise ConfigError(
+            f"{reader.key('connection_arn')}: required with provider codeconnections (create and authorize a "
+            'connection to GitHub, GitLab or Bitbucket in the console first), or use provider "s3" or "codecommit"'
+        )
     return reader.build(
         SourceConfig,
         provider=provider,

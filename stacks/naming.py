@@ -28,6 +28,16 @@ def drift_pipeline(config: StageConfig) -> str:
     return f"{config.prefix}-{config.model.name}-drift-check"
 
 
+def build_ci_pipeline(config: StageConfig) -> str:
+    """The model-build CodePipeline (push -> test -> train)."""
+    return f"{config.prefix}-{config.model.name}-build-ci"
+
+
+def source_object(config: StageConfig) -> str:
+    """With the s3 source provider: the key of the source zip in the delivery bucket."""
+    return f"source/{config.source.repository.replace('/', '-')}.zip"
+
+
 def deploy_pipeline(config: StageConfig) -> str:
     """The model-deploy CodePipeline (started by the registry-approval function)."""
     return f"{config.prefix}-{config.model.name}-deploy"
@@ -52,3 +62,52 @@ def capture_prefix(config: StageConfig) -> str:
 def deployed_baseline_prefix(config: StageConfig) -> str:
     """Where the deploy pipeline puts the deployed version's baseline.json, in the artifacts zone."""
     return f"deployed/{endpoint(config)}/baseline/"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m stacks.naming <what> <stage> [arg]``: names for Makefile targets, from cdk.json.
+
+    stack-path STAGE STACK   the CDK CLI's path of a stack (e.g. mlops-dev/Endpoint-staging)
+    endpoint STAGE TARGET    the endpoint name of a deployment target (staging | production)
+    contract STAGE           the data contract file of the stage's dataset
+    baseline-prefix STAGE    where the deployed version's baseline goes in the artifacts bucket
+    """
+    import json
+    import sys
+    from pathlib import Path
+
+    from stacks.config import CONTRACTS_DIR, ConfigError, load_config
+
+    args = sys.argv[1:] if argv is None else argv
+    usage = (
+        "usage: python -m stacks.naming "
+        "{stack-path STAGE STACK | endpoint STAGE TARGET | contract STAGE | baseline-prefix STAGE}"
+    )
+    if len(args) < 2 or args[0] not in ("stack-path", "endpoint", "contract", "baseline-prefix"):
+        print(usage, file=sys.stderr)
+        return 2
+    context = json.loads((Path(__file__).resolve().parents[1] / "cdk.json").read_text())["context"]
+    try:
+        config = load_config(context).stage(args[1])
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if args[0] == "contract":
+        print(CONTRACTS_DIR / f"{config.model.dataset}.json")
+    elif args[0] == "baseline-prefix":
+        print(deployed_baseline_prefix(config))
+    elif len(args) != 3:
+        print(usage, file=sys.stderr)
+        return 2
+    elif args[0] == "stack-path":
+        print(f"{config.prefix}/{args[2]}")
+    else:
+        if args[2] not in ("staging", "production"):
+            print(f"unknown target {args[2]!r}: staging or production", file=sys.stderr)
+            return 2
+        print(endpoint(config, args[2]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

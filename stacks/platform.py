@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import Environment, Stage, Tags
 from constructs import Construct
 
+from stacks.cicd_stack import CICDStack
 from stacks.config import StageConfig
 from stacks.constructs.curation_job import QUARANTINE_PREFIX
 from stacks.data_lake_stack import DataLakeStack
@@ -59,5 +60,16 @@ class PlatformStage(Stage):
         )
         # Rules and schedules name the pipelines and the registry group; create those first.
         self.operations.add_stack_dependency(self.ml_platform)
+        self.cicd = CICDStack(
+            self,
+            "CICD",
+            config=config,
+            lake=self.data_lake.storage,
+            network=self.network.network,
+            model_build=self.ml_platform.model_build,
+            pipeline_role=self.ml_platform.execution.role,
+            topic=self.operations.topic,
+            description=f"{config.prefix}: model-build and model-deploy CodePipelines",
+        )
         Tags.of(self).add("mlops:project", config.project)
         Tags.of(self).add("mlops:stage", config.name)

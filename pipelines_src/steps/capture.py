@@ -19,6 +19,9 @@ contract's columns minus the target, id, partition and date columns, in contract
     ``{"instances": [{"<feature>": value, ...}, ...]}`` or a single ``{"<feature>": value, ...}``;
     a null or absent feature is a missing value, keys that are not features are ignored.
 
+``parse_request`` splits one request body into feature rows by this contract; the endpoint's
+inference handlers (pipelines_src/serving/inference.py) use it too, so both read requests alike.
+
 ``encoding`` says how ``data`` holds the body: ``CSV`` and ``JSON`` as text, ``BASE64``
 as the base64 of its UTF-8 bytes (what SageMaker writes for content types its capture
 configuration does not list). A content type may carry parameters (``text/csv; charset=utf-8``).
@@ -47,7 +50,7 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,6 +193,113 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC)
 
 
+# --- one request body (shared with the endpoint's inference handlers) ----------------------
+
+
+class RequestError(ValueError):
+    """A request body, or one row of it, that does not follow the request contract.
+
+    ``reason`` is one of the reason codes above, ``detail`` says what is wrong and ``row``
+    is the row's 0-based position in the request (None when the whole body is unusable).
+    """
+
+    def __init__(self, reason: str, detail: str, row: int | None = None) -> None:
+        super().__init__(detail if row is None else f"row {row}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.row = row
+
+
+@dataclass(frozen=True)
+class RequestRows:
+    """The rows of one request body: the usable rows' values in feature order, and the unusable rows.
+
+    ``rows`` pairs each usable row's 0-based position in the request with its raw values (text
+    from CSV, JSON values from JSON; None for missing); ``problems`` holds the rows that were
+    not usable, each a RequestError with ``row`` set (WRONG_COLUMN_COUNT or BAD_VALUE).
+    """
+
+    rows: list[tuple[int, list[Any]]]
+    problems: list[RequestError]
+
+
+def media_type(content_type: object) -> str | None:
+    """The media type of a Content-Type value, lower case without parameters (``text/csv; charset=utf-8``
+    gives ``text/csv``); None when it is not a string or empty."""
+    if not isinstance(content_type, str):
+        return None
+    media = content_type.split(";")[0].strip().lower()
+    return media or None
+
+
+def parse_request(media: str, body: str, names: Sequence[str], *, numeric: Collection[str] = ()) -> RequestRows:
+    """The feature rows of one request body as the endpoint request contract (module doc) defines them.
+
+    ``media`` is ``text/csv`` or ``application/json`` (see ``media_type``), ``names`` the feature
+    names in order, ``numeric`` those whose JSON values may not be booleans. Values are not
+    typed here: callers type them (a contract reader, a feature encoder). A body that is unusable
+    as a whole raises RequestError (BAD_CONTENT_TYPE or BAD_PAYLOAD); unusable rows are returned
+    in ``problems`` and the other rows are kept.
+    """
+    if media == CSV_CONTENT_TYPE:
+        return _csv_request(body, names)
+    if media == JSON_CONTENT_TYPE:
+        return _json_request(body, names, frozenset(numeric))
+    raise RequestError(BAD_CONTENT_TYPE, f"content type {media!r} is not {CSV_CONTENT_TYPE} or {JSON_CONTENT_TYPE}")
+
+
+def _csv_request(body: str, names: Sequence[str]) -> RequestRows:
+    try:
+        records = [fields for fields in csv.reader(io.StringIO(body, newline="")) if fields]
+    except csv.Error as error:
+        raise RequestError(BAD_PAYLOAD, f"body is not CSV: {error}") from None
+    parsed = RequestRows([], [])
+    width = len(names)
+    for row, fields in enumerate(records):
+        if len(fields) != width:
+            parsed.problems.append(RequestError(WRONG_COLUMN_COUNT, f"{len(fields)} fields, expected {width}", row))
+            continue
+        parsed.rows.append((row, [value if value.strip() else None for value in fields]))
+    return parsed
+
+
+def _json_request(body: str, names: Sequence[str], numeric: frozenset[str]) -> RequestRows:
+    try:
+        payload = json.loads(body)
+    except ValueError as error:
+        raise RequestError(BAD_PAYLOAD, f"body is not JSON: {error}") from None
+    if isinstance(payload, dict) and "instances" in payload:
+        instances = payload["instances"]
+        if not isinstance(instances, list):
+            raise RequestError(BAD_PAYLOAD, "instances is not a list")
+    elif isinstance(payload, dict):
+        instances = [payload]
+    else:
+        raise RequestError(BAD_PAYLOAD, f"body is a JSON {type(payload).__name__}, not an object")
+    parsed = RequestRows([], [])
+    for row, instance in enumerate(instances):
+        if not isinstance(instance, dict) or not any(name in instance for name in names):
+            what = "object without feature keys" if isinstance(instance, dict) else type(instance).__name__
+            parsed.problems.append(RequestError(WRONG_COLUMN_COUNT, f"instance is a {what}", row))
+            continue
+        values = [instance.get(name) for name in names]
+        wrong = [problem for problem in map(_json_problem, names, values, [numeric] * len(names)) if problem]
+        if wrong:
+            parsed.problems.append(RequestError(BAD_VALUE, wrong[0], row))
+            continue
+        parsed.rows.append((row, values))
+    return parsed
+
+
+def _json_problem(name: str, value: Any, numeric: frozenset[str]) -> str | None:
+    """Why a JSON value cannot be a feature value (callers type the rest), or None."""
+    if isinstance(value, (dict, list)):
+        return f"{name}: {value!r} is not a single value"
+    if isinstance(value, bool) and name in numeric:  # JSON true is not the number 1
+        return f"{name}: {value!r} is not a number"
+    return None
+
+
 class _Reader:
     """Accumulates the rows of every file column by column, and what was skipped."""
 
@@ -257,19 +367,7 @@ class _Reader:
         if isinstance(body, _Skip):
             self.skip(label, line, body.reason, body.detail)
             return
-        content_type, text_body = body
-        if content_type == CSV_CONTENT_TYPE:
-            self._csv_rows(text_body, label, line)
-        else:
-            self._json_rows(text_body, label, line)
-
-    def _problem(self, name: str, value: Any) -> str | None:
-        """Why a JSON value cannot be a feature value (the contract reader types the rest), or None."""
-        if isinstance(value, (dict, list)):
-            return f"{name}: {value!r} is not a single value"
-        if isinstance(value, bool) and name in self.numeric:  # JSON true is not the number 1
-            return f"{name}: {value!r} is not a number"
-        return None
+        self._rows(*body, label, line)
 
     def _add(self, values: list[Any], line: int, row: int) -> None:
         for name, value in zip(self.names, values, strict=True):
@@ -277,46 +375,16 @@ class _Reader:
         self.lines.append(line)
         self.rows_of_row.append(row)
 
-    def _csv_rows(self, body: str, label: str, line: int) -> None:
+    def _rows(self, media: str, body: str, label: str, line: int) -> None:
         try:
-            rows = [fields for fields in csv.reader(io.StringIO(body, newline="")) if fields]
-        except csv.Error as error:
-            self.skip(label, line, BAD_PAYLOAD, f"body is not CSV: {error}")
+            request = parse_request(media, body, self.names, numeric=self.numeric)
+        except RequestError as error:
+            self.skip(label, line, error.reason, error.detail)
             return
-        width = len(self.names)
-        for row, fields in enumerate(rows):
-            if len(fields) != width:
-                self.skip(label, line, WRONG_COLUMN_COUNT, f"{len(fields)} fields, expected {width}", row)
-                continue
-            self._add([value if value.strip() else None for value in fields], line, row)
-
-    def _json_rows(self, body: str, label: str, line: int) -> None:
-        try:
-            payload = json.loads(body)
-        except ValueError as error:
-            self.skip(label, line, BAD_PAYLOAD, f"body is not JSON: {error}")
-            return
-        if isinstance(payload, dict) and "instances" in payload:
-            instances = payload["instances"]
-            if not isinstance(instances, list):
-                self.skip(label, line, BAD_PAYLOAD, "instances is not a list")
-                return
-        elif isinstance(payload, dict):
-            instances = [payload]
-        else:
-            self.skip(label, line, BAD_PAYLOAD, f"body is a JSON {type(payload).__name__}, not an object")
-            return
-        for row, instance in enumerate(instances):
-            if not isinstance(instance, dict) or not any(name in instance for name in self.names):
-                what = "object without feature keys" if isinstance(instance, dict) else type(instance).__name__
-                self.skip(label, line, WRONG_COLUMN_COUNT, f"instance is a {what}", row)
-                continue
-            values = [instance.get(name) for name in self.names]
-            wrong = [problem for problem in map(self._problem, self.names, values) if problem]
-            if wrong:
-                self.skip(label, line, BAD_VALUE, wrong[0], row)
-                continue
-            self._add(values, line, row)
+        for problem in request.problems:
+            self.skip(label, line, problem.reason, problem.detail, problem.row)
+        for position, values in request.rows:
+            self._add(values, line, position)
 
 
 @dataclass(frozen=True)
@@ -340,8 +408,8 @@ def _body(endpoint_input: Mapping[str, Any]) -> tuple[str, str] | _Skip:
     if not isinstance(endpoint_input, dict):
         return _Skip(NO_INPUT, "captureData.endpointInput is not an object")
     raw_type = endpoint_input.get("observedContentType")
-    media = raw_type.split(";")[0].strip().lower() if isinstance(raw_type, str) else None
-    if media not in (CSV_CONTENT_TYPE, JSON_CONTENT_TYPE):
+    media = media_type(raw_type)
+    if media is None or media not in (CSV_CONTENT_TYPE, JSON_CONTENT_TYPE):
         return _Skip(
             BAD_CONTENT_TYPE, f"observedContentType {raw_type!r} is not {CSV_CONTENT_TYPE} or {JSON_CONTENT_TYPE}"
         )

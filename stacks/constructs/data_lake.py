@@ -14,6 +14,10 @@ from stacks.nag import acknowledge
 ZONES = ("raw", "curated", "artifacts")
 
 
+# Days CodePipeline artifacts are kept (each run writes new ones).
+DELIVERY_ARTIFACT_DAYS = 30
+
+
 class LakeStorage(Construct):
     """Raw, curated and artifacts zones, encrypted with the lake key, TLS-only, versioned and logged."""
 
@@ -75,6 +79,34 @@ class LakeStorage(Construct):
                     )
                 ],
             )
+
+        # CI/CD: pipeline artifacts (transient) and, for the S3 source provider, the pushed source zip.
+        self.delivery = _private_bucket(
+            self,
+            "Delivery",
+            retain=retain,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="delivery/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-pipeline-artifacts",
+                    prefix="pipelines/",
+                    expiration=Duration.days(DELIVERY_ARTIFACT_DAYS),
+                ),
+                s3.LifecycleRule(
+                    id="expire-noncurrent-versions",
+                    noncurrent_version_expiration=Duration.days(config.noncurrent_version_expiration_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(config.abort_incomplete_upload_days),
+                ),
+            ],
+        )
+        delivery = self.delivery.node.default_child
+        assert isinstance(delivery, s3.CfnBucket)
+        # The S3 source provider: a new source zip starts the model-build pipeline (EventBridge, no custom resource).
+        delivery.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
 
     @property
     def raw(self) -> s3.Bucket:

@@ -26,6 +26,7 @@ def _ids(synthesized: Synthesized, stage: str) -> dict[str, str]:
     storage = stack.storage
     ids = {zone: stack.get_logical_id(bucket.node.default_child) for zone, bucket in storage.buckets.items()}
     ids["access_logs"] = stack.get_logical_id(storage.access_logs.node.default_child)
+    ids["delivery"] = stack.get_logical_id(storage.delivery.node.default_child)
     ids["key"] = stack.get_logical_id(storage.key.node.default_child)
     return ids
 
@@ -51,7 +52,7 @@ def test_no_bucket_is_public(synthesized: Synthesized, stage: str) -> None:
 def test_zone_buckets_are_encrypted_with_the_lake_key(synthesized: Synthesized, stage: str) -> None:
     buckets = _buckets(synthesized, stage)
     ids = _ids(synthesized, stage)
-    for zone in ("raw", "curated", "artifacts"):
+    for zone in ("raw", "curated", "artifacts", "delivery"):
         encryption = buckets[ids[zone]]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         assert encryption == [
             {
@@ -65,7 +66,7 @@ def test_zone_buckets_are_encrypted_with_the_lake_key(synthesized: Synthesized, 
     # S3 delivers server access logs only into SSE-S3 buckets; that bucket holds no lake data.
     access_logs = buckets[ids["access_logs"]]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert access_logs == [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-    assert len(buckets) == 4
+    assert len(buckets) == 5
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -89,7 +90,7 @@ def test_buckets_are_versioned_and_zones_log_to_the_access_log_bucket(synthesize
     ids = _ids(synthesized, stage)
     for bucket in buckets.values():
         assert bucket["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
-    for zone in ("raw", "curated", "artifacts"):
+    for zone in ("raw", "curated", "artifacts", "delivery"):
         assert buckets[ids[zone]]["Properties"]["LoggingConfiguration"] == {
             "DestinationBucketName": {"Ref": ids["access_logs"]},
             "LogFilePrefix": f"{zone}/",
@@ -124,7 +125,7 @@ def test_stateful_resources_follow_the_stage_retention(
         for resource in template.find_resources(kind).values():
             assert resource["DeletionPolicy"] == policy, kind
             assert resource["UpdateReplacePolicy"] == policy, kind
-    template.resource_count_is("Custom::S3AutoDeleteObjects", 0 if protected else 4)
+    template.resource_count_is("Custom::S3AutoDeleteObjects", 0 if protected else 5)
     assert stack.termination_protection is protected
 
 

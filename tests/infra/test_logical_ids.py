@@ -9,7 +9,13 @@ from tests.conftest import Synthesized
 # A refactor that changes any of these must come with a migration plan, not an update of this table.
 STATEFUL_LOGICAL_IDS = {
     "AWS::KMS::Key": {"LakeKey7B6C155C"},
-    "AWS::S3::Bucket": {"LakeAccessLogs4431AB8D", "LakeRaw8A880B75", "LakeCurated8ED8635F", "LakeArtifacts2DD6A05E"},
+    "AWS::S3::Bucket": {
+        "LakeAccessLogs4431AB8D",
+        "LakeRaw8A880B75",
+        "LakeCurated8ED8635F",
+        "LakeArtifacts2DD6A05E",
+        "LakeDeliveryA9881219",
+    },
     "AWS::Glue::Database": {"CatalogDatabase44483CA3"},
 }
 

@@ -24,8 +24,8 @@ def test_every_template_of_every_stage_passes_cfn_lint(
 ) -> None:
     monkeypatch.chdir(ROOT)  # .cfnlintrc.yaml holds the reasoned exceptions
     templates = sorted(str(path) for _, path in stacks_in(synthesized.outdir))
-    # stages x (Network, DataLake, MLPlatform, Endpoint-staging, Endpoint-production, Operations)
-    assert len(templates) == 3 * 6
+    # stages x (Network, DataLake, MLPlatform, Endpoint-staging, Endpoint-production, Operations, CICD)
+    assert len(templates) == 3 * 7
     # One runner for all templates: cfn-lint loads its rules and schemas once.
     findings = [str(match) for match in Runner(ConfigMixIn(templates)).run()]
     assert findings == []
@@ -50,6 +50,7 @@ def test_synth_with_cloudformation_validation_and_cdk_nag_on_is_clean(
         "mlops-dev-Endpoint-staging",
         "mlops-dev-Endpoint-production",
         "mlops-dev-Operations",
+        "mlops-dev-CICD",
     }
 
 
@@ -74,9 +75,17 @@ def test_summary_lists_each_stack_with_its_resource_count(synthesized: Synthesiz
     assert set(rows) == {
         f"mlops-{stage}-{stack}"
         for stage in ("dev", "staging", "prod")
-        for stack in ("Network", "DataLake", "MLPlatform", "Endpoint-staging", "Endpoint-production", "Operations")
+        for stack in (
+            "Network",
+            "DataLake",
+            "MLPlatform",
+            "Endpoint-staging",
+            "Endpoint-production",
+            "Operations",
+            "CICD",
+        )
     }
     for name, (count, template_file) in rows.items():
         resources = json.loads(Path(template_file).read_text())["Resources"]
         assert int(count) == len(resources), name
-    assert lines[-1] == f"18 stacks synthesized to {synthesized.outdir.resolve()}"
+    assert lines[-1] == f"21 stacks synthesized to {synthesized.outdir.resolve()}"

@@ -31,7 +31,9 @@ from pipelines_src.definition import (
     SettingsError,
     build_definition,
     list_placeholders,
+    serving_environment,
 )
+from pipelines_src.packaging import SERVING_DIR
 from tests.conftest import ROOT
 
 PLACEHOLDERS = [
@@ -605,8 +607,8 @@ def test_model_is_registered_with_its_evaluation_and_baseline(document: dict[str
     (container,) = spec["Containers"]
     assert re.fullmatch(r"\d{12}\.dkr\.ecr\.eu-west-1\.amazonaws\.com/sagemaker-xgboost:3\.0-5", container["Image"])
     assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
-    assert spec["SupportedContentTypes"] == ["text/csv"]
-    assert spec["SupportedResponseMIMETypes"] == ["text/csv"]
+    assert spec["SupportedContentTypes"] == ["text/csv", "application/json"]
+    assert spec["SupportedResponseMIMETypes"] == ["application/json", "text/csv"]
     assert register["ModelMetrics"]["ModelQuality"]["Statistics"] == {
         "ContentType": "application/json",
         "S3Uri": {"Std:Join": {"On": "/", "Values": [step_output("Evaluate", "evaluation"), "evaluation.json"]}},
@@ -615,6 +617,27 @@ def test_model_is_registered_with_its_evaluation_and_baseline(document: dict[str
         "ContentType": "application/json",
         "S3Uri": {"Std:Join": {"On": "/", "Values": [step_output("Preprocess", "baseline"), "baseline.json"]}},
     }
+
+
+@pytest.mark.parametrize(("which", "submit_directory"), [("placeholders", "${SourceTarUri}"), ("literal", None)])
+def test_the_registered_model_runs_inference_py_from_the_steps_tarball(
+    document: dict[str, Any], maximize_document: dict[str, Any], which: str, submit_directory: str | None
+) -> None:
+    settings = placeholder_settings() if which == "placeholders" else maximize_settings()
+    chosen = document if which == "placeholders" else maximize_document
+    (container,) = steps_of(chosen)["RegisterModel"]["Arguments"]["InferenceSpecification"]["Containers"]
+    # script mode: the container downloads the tarball the training step uses and imports inference.py from it
+    assert container["Environment"] == {
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": submit_directory or settings.source_tar_uri,
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        "SAGEMAKER_REGION": settings.region,
+    }
+    assert container["Environment"] == serving_environment(settings)
+    channels = {item["ChannelName"]: item for item in jobs(chosen, "Training")["Train"]["InputDataConfig"]}
+    training_code = channels["code"]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == training_code, "the training step's tarball"
+    assert (SERVING_DIR / container["Environment"]["SAGEMAKER_PROGRAM"]).is_file()
 
 
 # --- Placeholders --------------------------------------------------------------------------------

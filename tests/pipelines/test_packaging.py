@@ -15,6 +15,9 @@ import pytest
 from pipelines_src.packaging import (
     ENTRY_MTIME,
     RUNNER_PATH,
+    SERVING_DIR,
+    SERVING_FILES,
+    SERVING_PROGRAM,
     SOURCE_TARBALL_NAME,
     STEPS_DIR,
     build_source_tarball,
@@ -82,12 +85,38 @@ def test_a_changed_file_changes_the_bytes(steps_dir: Path, tmp_path: Path) -> No
 
 
 def test_only_the_scripts_sorted_at_the_archive_root(steps_dir: Path, tmp_path: Path) -> None:
-    tarball = build_source_tarball(steps_dir, tmp_path / "sourcedir.tar.gz")
+    tarball = build_source_tarball(steps_dir, tmp_path / "sourcedir.tar.gz", extra_files=())
     names = [member.name for member in members(tarball)]
     assert names == sorted(SCRIPTS)
     assert {"train.py", "validate.py", "preprocess.py", "evaluate.py"} <= set(names)
     assert not any(name.startswith(("/", "./", "steps/")) for name in names)
     assert [path.as_posix() for path in source_files(steps_dir)] == names
+
+
+def test_the_serving_entry_point_joins_the_scripts_at_the_root_by_default(steps_dir: Path, tmp_path: Path) -> None:
+    tarball = build_source_tarball(steps_dir, tmp_path / "sourcedir.tar.gz")
+    names = [member.name for member in members(tarball)]
+    assert names == sorted([*SCRIPTS, SERVING_PROGRAM])
+    with tarfile.open(tarball, "r:gz") as archive:
+        extracted = archive.extractfile(SERVING_PROGRAM)
+        assert extracted is not None
+        assert extracted.read() == (SERVING_DIR / SERVING_PROGRAM).read_bytes()
+    assert SERVING_FILES == (SERVING_DIR / SERVING_PROGRAM,)
+
+
+def test_extra_files_go_to_the_root_by_name_sorted_and_never_replace_a_script(steps_dir: Path, tmp_path: Path) -> None:
+    extra = make_steps(tmp_path / "elsewhere", {"deep/aaa.py": "A = 1\n", "zzz.py": "Z = 1\n"})
+    tarball = build_source_tarball(
+        steps_dir, tmp_path / "out.tar.gz", extra_files=[extra / "zzz.py", extra / "deep" / "aaa.py"]
+    )
+    assert [member.name for member in members(tarball)] == sorted([*SCRIPTS, "aaa.py", "zzz.py"])
+    (extra / "train.py").write_text("print('another train')\n")
+    with pytest.raises(ValueError, match=r"already has an entry train\.py"):
+        build_source_tarball(steps_dir, tmp_path / "clash.tar.gz", extra_files=[extra / "train.py"])
+    with pytest.raises(ValueError, match=r"already has an entry zzz\.py"):
+        build_source_tarball(steps_dir, tmp_path / "twice.tar.gz", extra_files=[extra / "zzz.py"] * 2)
+    with pytest.raises(ValueError, match="must be existing regular files"):
+        build_source_tarball(steps_dir, tmp_path / "missing.tar.gz", extra_files=[extra / "missing.py"])
 
 
 def test_entries_carry_no_owner_time_or_host_details(steps_dir: Path, tmp_path: Path) -> None:
@@ -123,6 +152,8 @@ def test_the_steps_folder_packages_its_scripts_at_the_root(tmp_path: Path) -> No
     scripts = {path.name for path in STEPS_DIR.glob("*.py")}
     assert scripts, "pipelines_src/steps has scripts"
     assert scripts <= names
+    # the endpoint's program sits next to the step modules it imports
+    assert {SERVING_PROGRAM, "features.py", "capture.py", "contract.py"} <= names
     assert not any("__pycache__" in name or name.endswith(".pyc") or name.startswith(".") for name in names)
     assert build_source_tarball(STEPS_DIR, tmp_path / "again.tar.gz").read_bytes() == tarball.read_bytes()
 

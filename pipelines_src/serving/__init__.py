@@ -1,0 +1,1 @@
+"""What a deployed model runs (``inference.py``) and what checks a deployed endpoint (``smoke_test.py``)."""

@@ -1,0 +1,471 @@
+"""CI/CD stack: a push tests and trains; an approval reaches production through a human gate.
+
+model-build CodePipeline (V2), started by a push to the configured branch:
+    Source -> Test (make test: lint, types, unit and end-to-end tests, data contracts; JUnit reports)
+           -> Train (make ci-train: the pushed code becomes the SageMaker pipeline's definition, through
+              the same definition function the stack uses; one execution, followed to its outcome)
+
+model-deploy CodePipeline (V2), started by the registry-approval function with the approved
+version in the ModelPackageArn variable:
+    Source -> DeployStaging (make deploy-endpoint TARGET=staging) -> SmokeTest (make smoke-test)
+           -> Approve (manual; the notification names the version) -> DeployProduction
+              (make deploy-endpoint TARGET=production; then the version's data baseline becomes
+              the drift check's reference)
+
+Every buildspec calls Makefile targets, so CI runs what a laptop runs. A failed run notifies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codecommit as codecommit
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_codepipeline_actions as actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from stacks import naming
+from stacks.config import StageConfig
+from stacks.constructs.data_lake import LakeStorage
+from stacks.constructs.model_build import ModelBuildPipeline
+from stacks.constructs.network import PrivateNetwork
+from stacks.nag import acknowledge_wildcards
+from stacks.retention import log_retention, removal_policy
+
+PACKAGE_VARIABLE = "ModelPackageArn"
+# Where the train stage uploads the pushed step code in the artifacts bucket (content-addressed keys).
+CODE_PREFIX = "code"
+DEFAULT_TIMEOUT = Duration.hours(1)
+PIPELINE_EXECUTION_STATE_CHANGE = "CodePipeline Pipeline Execution State Change"
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
+# CDK bootstrap (default qualifier): the roles `cdk deploy` assumes to publish assets and deploy.
+BOOTSTRAP_QUALIFIER = "hnb659fds"
+BOOTSTRAP_ROLES = ("deploy", "file-publishing", "lookup")
+INSTALL = {
+    "runtime-versions": {"python": "3.11", "nodejs": "20", "java": "corretto17"},
+    "commands": ["make install"],
+}
+
+
+def buildspec(*commands: str, reports: bool = False, artifacts: list[str] | None = None) -> codebuild.BuildSpec:
+    """A buildspec that installs with make and runs Makefile targets only."""
+    spec: dict[str, Any] = {
+        "version": "0.2",
+        "env": {"shell": "bash"},
+        "phases": {"install": INSTALL, "build": {"commands": list(commands)}},
+    }
+    if reports:
+        spec["reports"] = {"pytest": {"files": ["*.xml"], "base-directory": "reports", "file-format": "JUNITXML"}}
+    if artifacts:
+        spec["artifacts"] = {"files": artifacts}
+    return codebuild.BuildSpec.from_object(spec)
+
+
+class CICDStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: StageConfig,
+        lake: LakeStorage,
+        network: PrivateNetwork,
+        model_build: ModelBuildPipeline,
+        pipeline_role: iam.IRole,
+        topic: sns.ITopic,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        self.config = config
+        self.lake = lake
+        self.topic = topic
+        self.policy = removal_policy(config)
+        self.repository: codecommit.Repository | None = None
+
+        # --- model build: push -> test -> train ----------------------------------------------
+        source = codepipeline.Artifact("Source")
+        build_pipeline = naming.build_ci_pipeline(config)
+        self.build = codepipeline.Pipeline(
+            self,
+            "ModelBuild",
+            pipeline_name=build_pipeline,
+            pipeline_type=codepipeline.PipelineType.V2,
+            artifact_bucket=lake.delivery,
+            restart_execution_on_update=False,
+        )
+        source_action = self._source_action(source, trigger=True)
+        self.build.add_stage(stage_name="Source", actions=[source_action])
+        self._push_trigger(self.build, source_action)
+        self.test_project = self._project(
+            "Test",
+            "Lint, type-check, unit and end-to-end tests, data contracts (make test)",
+            buildspec("make test JUNIT_DIR=reports", reports=True),
+            compute=codebuild.ComputeType.MEDIUM,
+        )
+        self.build.add_stage(
+            stage_name="Test",
+            actions=[actions.CodeBuildAction(action_name="Test", project=self.test_project, input=source)],
+        )
+        sagemaker_pipeline = naming.build_pipeline(config)
+        self.train_project = self._project(
+            "Train",
+            f"Update {sagemaker_pipeline} from the pushed code, run it, wait for the outcome (make ci-train)",
+            buildspec("make ci-train", artifacts=["reports/train-summary.json"]),
+            environment={
+                "PIPELINE_NAME": sagemaker_pipeline,
+                "PIPELINE_ROLE_ARN": pipeline_role.role_arn,
+                "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
+                "ARTIFACTS_PREFIX": "model-build",
+                "CODE_PREFIX": CODE_PREFIX,
+                "INPUT_DATA_URI": lake.raw.s3_url_for_object(f"{config.model.dataset}/"),
+                "KMS_KEY_ARN": lake.key.key_arn,
+                "SUBNET_IDS": ",".join(network.workload_subnet_ids),
+                "SECURITY_GROUP_IDS": ",".join(model_build.settings.security_group_ids),
+                "MODEL_PACKAGE_GROUP": naming.model_package_group(config),
+                "METRIC": config.model.metric,
+                "GOAL": config.model.goal,
+                "THRESHOLD": str(config.model.threshold),
+                "PROCESSING_INSTANCE_TYPE": config.model.processing_instance_type,
+                "TRAINING_INSTANCE_TYPE": config.model.training_instance_type,
+                "DATASET": config.model.dataset,
+            },
+            timeout=Duration.hours(8),
+        )
+        self._allow_train(sagemaker_pipeline, pipeline_role)
+        self.build.add_stage(
+            stage_name="Train",
+            actions=[actions.CodeBuildAction(action_name="Train", project=self.train_project, input=source)],
+        )
+
+        # --- model deploy: approval -> staging -> smoke test -> gate -> production ------------
+        deploy_source = codepipeline.Artifact("DeploySource")
+        self.deploy = codepipeline.Pipeline(
+            self,
+            "ModelDeploy",
+            pipeline_name=naming.deploy_pipeline(config),
+            pipeline_type=codepipeline.PipelineType.V2,
+            artifact_bucket=lake.delivery,
+            restart_execution_on_update=False,
+            variables=[
+                codepipeline.Variable(
+                    variable_name=PACKAGE_VARIABLE,
+                    description="ARN of the approved model package version to deploy",
+                )
+            ],
+        )
+        # Started only by the registry-approval function: the source is read, not watched.
+        self.deploy.add_stage(stage_name="Source", actions=[self._source_action(deploy_source, trigger=False)])
+        package = f"#{{variables.{PACKAGE_VARIABLE}}}"
+        self.deploy_projects = {
+            target: self._project(
+                f"Deploy-{target}",
+                f"Deploy the {target} endpoint of {config.model.name} (make deploy-endpoint)",
+                buildspec(
+                    f"make deploy-endpoint STAGE={config.name} TARGET={target} MODEL_PACKAGE_ARN=$MODEL_PACKAGE_ARN",
+                    *(
+                        [f"make publish-baseline STAGE={config.name} MODEL_PACKAGE_ARN=$MODEL_PACKAGE_ARN"]
+                        if target == "production"
+                        else []
+                    ),
+                ),
+                environment={"ARTIFACTS_BUCKET": lake.artifacts.bucket_name} if target == "production" else None,
+                timeout=Duration.hours(3),
+            )
+            for target in ("staging", "production")
+        }
+        for target, project in self.deploy_projects.items():
+            self._allow_deploy(project, target)
+        self.smoke_project = self._project(
+            "SmokeTest",
+            "Invoke the staging endpoint with payloads drawn from the data contract (make smoke-test)",
+            buildspec(f"make smoke-test STAGE={config.name} TARGET=staging", reports=False),
+        )
+        self.smoke_project.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="InvokeStagingEndpoint",
+                actions=["sagemaker:InvokeEndpoint"],
+                resources=[
+                    self.format_arn(
+                        service="sagemaker", resource="endpoint", resource_name=naming.endpoint(config, "staging")
+                    )
+                ],
+            )
+        )
+
+        def deploy_action(target: str) -> actions.CodeBuildAction:
+            return actions.CodeBuildAction(
+                action_name=f"Deploy-{target}",
+                project=self.deploy_projects[target],
+                input=deploy_source,
+                environment_variables={"MODEL_PACKAGE_ARN": codebuild.BuildEnvironmentVariable(value=package)},
+            )
+
+        self.deploy.add_stage(stage_name="DeployStaging", actions=[deploy_action("staging")])
+        self.deploy.add_stage(
+            stage_name="SmokeTest",
+            actions=[actions.CodeBuildAction(action_name="SmokeTest", project=self.smoke_project, input=deploy_source)],
+        )
+        self.deploy.add_stage(
+            stage_name="Approve",
+            actions=[
+                actions.ManualApprovalAction(
+                    action_name="Approve",
+                    notification_topic=topic,
+                    additional_information=f"Promote {package} to production? It passed the staging smoke test; "
+                    f"its evaluation metrics are in the model registry ({naming.model_package_group(config)}).",
+                    external_entity_link=f"https://{self.region}.console.aws.amazon.com/sagemaker/home?region="
+                    f"{self.region}#/model-registry",
+                    timeout=Duration.days(3),
+                )
+            ],
+        )
+        self.deploy.add_stage(stage_name="DeployProduction", actions=[deploy_action("production")])
+
+        for pipeline in (self.build, self.deploy):
+            self._notify_on_failure(pipeline)
+        acknowledge_wildcards(
+            self,
+            actions=["s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"],
+            resources=[lake.delivery.arn_for_objects("*")],
+            reason="CodePipeline and CodeBuild read and write run artifacts (object keys generated per run) "
+            "in the delivery bucket only, through the CDK's artifact-bucket grants.",
+        )
+        acknowledge_wildcards(
+            self,
+            actions=["kms:ReEncrypt*", "kms:GenerateDataKey*"],
+            reason="Artifacts, reports and logs are encrypted with the lake key: data keys of that one key.",
+        )
+
+    # --- pieces -------------------------------------------------------------------------------
+
+    def _source_action(self, output: codepipeline.Artifact, *, trigger: bool) -> codepipeline.IAction:
+        source = self.config.source
+        if source.provider == "codeconnections":
+            assert source.connection_arn is not None  # the config refuses codeconnections without one
+            owner, _, repo = source.repository.partition("/")
+            return actions.CodeStarConnectionsSourceAction(
+                action_name="Source",
+                connection_arn=source.connection_arn,
+                owner=owner,
+                repo=repo,
+                branch=source.branch,
+                output=output,
+                trigger_on_push=trigger,
+            )
+        if source.provider == "codecommit":
+            if self.repository is None:
+                self.repository = codecommit.Repository(
+                    self,
+                    "Repository",
+                    repository_name=source.repository.replace("/", "-"),
+                    description=f"Model and platform code of {self.config.prefix}",
+                )
+            return actions.CodeCommitSourceAction(
+                action_name="Source",
+                repository=self.repository,
+                branch=source.branch,
+                output=output,
+                trigger=actions.CodeCommitTrigger.EVENTS if trigger else actions.CodeCommitTrigger.NONE,
+            )
+        return actions.S3SourceAction(
+            action_name="Source",
+            bucket=self.lake.delivery,
+            bucket_key=naming.source_object(self.config),
+            output=output,
+            trigger=actions.S3Trigger.NONE,
+        )
+
+    def _push_trigger(self, pipeline: codepipeline.Pipeline, action: codepipeline.IAction) -> None:
+        """A push to the branch (or a new source zip) starts the pipeline."""
+        source = self.config.source
+        if source.provider == "codeconnections":
+            pipeline.add_trigger(
+                provider_type=codepipeline.ProviderType.CODE_STAR_SOURCE_CONNECTION,
+                git_configuration=codepipeline.GitConfiguration(
+                    source_action=action,
+                    push_filter=[codepipeline.GitPushFilter(branches_includes=[source.branch])],
+                ),
+            )
+        elif source.provider == "s3":
+            rule = events.Rule(
+                self,
+                "SourceUploaded",
+                description=f"A new {naming.source_object(self.config)} starts the model-build pipeline",
+                event_pattern=events.EventPattern(
+                    source=["aws.s3"],
+                    detail_type=["Object Created"],
+                    detail={
+                        "bucket": {"name": [self.lake.delivery.bucket_name]},
+                        "object": {"key": [naming.source_object(self.config)]},
+                    },
+                ),
+            )
+            rule.add_target(targets.CodePipeline(pipeline))
+        # codecommit: the source action's EVENTS trigger adds its own rule.
+
+    def _project(
+        self,
+        id_: str,
+        description: str,
+        spec: codebuild.BuildSpec,
+        *,
+        environment: dict[str, str] | None = None,
+        compute: codebuild.ComputeType = codebuild.ComputeType.SMALL,
+        timeout: Duration = DEFAULT_TIMEOUT,
+    ) -> codebuild.PipelineProject:
+        log_group = logs.LogGroup(
+            self,
+            f"{id_}Logs",
+            retention=log_retention(self.config),
+            encryption_key=self.lake.key,
+            removal_policy=self.policy,
+        )
+        project = codebuild.PipelineProject(
+            self,
+            id_,
+            description=description,
+            build_spec=spec,
+            environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE, compute_type=compute),
+            environment_variables={
+                name: codebuild.BuildEnvironmentVariable(value=value) for name, value in (environment or {}).items()
+            },
+            encryption_key=self.lake.key,
+            timeout=timeout,
+            logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=log_group)),
+        )
+        assert project.role is not None
+        acknowledge_wildcards(
+            project.role,
+            resources=[
+                self.format_arn(
+                    service="logs",
+                    resource="log-group",
+                    resource_name=f"/aws/codebuild/{project.project_name}:*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                ),
+                self.format_arn(
+                    service="codebuild", resource="report-group", resource_name=f"{project.project_name}-*"
+                ),
+            ],
+            reason="CodeBuild's own grants for this one project: the streams of its log group and the report "
+            "groups it creates for its test reports, both named after the project.",
+        )
+        return project
+
+    def _allow_train(self, pipeline_name: str, pipeline_role: iam.IRole) -> None:
+        role = self.train_project.role
+        assert role is not None
+        pipeline_arn = self.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="UpdateAndRunTheModelBuildPipeline",
+                actions=[
+                    "sagemaker:DescribePipeline",
+                    "sagemaker:CreatePipeline",
+                    "sagemaker:UpdatePipeline",
+                    "sagemaker:StartPipelineExecution",
+                    "sagemaker:DescribePipelineExecution",
+                    "sagemaker:ListPipelineExecutionSteps",
+                    "sagemaker:AddTags",
+                ],
+                resources=[pipeline_arn, f"{pipeline_arn}/execution/*"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PassThePipelineRole",
+                actions=["iam:PassRole"],
+                resources=[pipeline_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        self.lake.artifacts.grant_read(role, f"{CODE_PREFIX}/*")
+        self.lake.artifacts.grant_put(role, f"{CODE_PREFIX}/*")
+        self.lake.key.grant_encrypt_decrypt(role)
+        acknowledge_wildcards(
+            role,
+            resources=[f"{pipeline_arn}/execution/*", self.lake.artifacts.arn_for_objects(f"{CODE_PREFIX}/*")],
+            reason="Executions of the one model-build pipeline (ids generated per run); code uploads under the "
+            "code/ prefix, content-addressed keys named at build time.",
+        )
+
+    def _allow_deploy(self, project: codebuild.PipelineProject, target: str) -> None:
+        """`cdk deploy` of one Endpoint stack: through the CDK bootstrap roles, nothing else."""
+        role = project.role
+        assert role is not None
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="AssumeCdkBootstrapRoles",
+                actions=["sts:AssumeRole"],
+                resources=[
+                    self.format_arn(
+                        service="iam",
+                        region="",
+                        resource="role",
+                        resource_name=f"cdk-{BOOTSTRAP_QUALIFIER}-{name}-role-{self.account}-{self.region}",
+                    )
+                    for name in BOOTSTRAP_ROLES
+                ],
+            )
+        )
+        if target == "production":
+            # make publish-baseline: the version's baseline becomes the drift check's reference.
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="ReadApprovedVersion",
+                    actions=["sagemaker:DescribeModelPackage"],
+                    resources=[
+                        self.format_arn(
+                            service="sagemaker",
+                            resource="model-package",
+                            resource_name=f"{naming.model_package_group(self.config)}/*",
+                        )
+                    ],
+                )
+            )
+            self.lake.artifacts.grant_read(role, "model-build/*")
+            self.lake.artifacts.grant_put(role, naming.deployed_baseline_prefix(self.config) + "*")
+            self.lake.key.grant_encrypt_decrypt(role)
+            acknowledge_wildcards(
+                role,
+                resources=[
+                    self.format_arn(
+                        service="sagemaker",
+                        resource="model-package",
+                        resource_name=f"{naming.model_package_group(self.config)}/*",
+                    ),
+                    self.lake.artifacts.arn_for_objects("model-build/*"),
+                    self.lake.artifacts.arn_for_objects(naming.deployed_baseline_prefix(self.config) + "*"),
+                ],
+                reason="Versions of the platform's one model package group; the baselines the model-build "
+                "pipeline wrote (per execution); the deployed-baseline prefix the drift check reads.",
+            )
+
+    def _notify_on_failure(self, pipeline: codepipeline.Pipeline) -> None:
+        rule = events.Rule(
+            self,
+            f"{pipeline.node.id}Failed",
+            description=f"A run of {pipeline.node.id} failed",
+            event_pattern=events.EventPattern(
+                source=["aws.codepipeline"],
+                detail_type=[PIPELINE_EXECUTION_STATE_CHANGE],
+                detail={"pipeline": [pipeline.pipeline_name], "state": ["FAILED"]},
+            ),
+        )
+        rule.add_target(
+            targets.SnsTopic(
+                self.topic,
+                message=events.RuleTargetInput.from_text(
+                    f"CodePipeline {events.EventField.from_path('$.detail.pipeline')} run "
+                    f"{events.EventField.from_path('$.detail.execution-id')} failed. The failed stage stopped "
+                    "the run; see the pipeline's execution history."
+                ),
+            )
+        )

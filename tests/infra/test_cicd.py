@@ -1,0 +1,254 @@
+"""What the CICD stack promises: stages in order, the V2 variable, the triggers, Makefile buildspecs, scoped roles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from moto.events.models import EventPattern
+
+from stacks import naming
+from stacks.config import PlatformConfig
+from stacks.nag import flatten_reference
+from tests.conftest import Synthesized
+
+STAGES = ["dev", "staging", "prod"]
+
+
+def _resources(synthesized: Synthesized, stage: str) -> dict[str, dict[str, Any]]:
+    resources: dict[str, dict[str, Any]] = synthesized.template(stage, "cicd").to_json()["Resources"]
+    return resources
+
+
+def _pipeline(resources: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    (pipeline,) = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CodePipeline::Pipeline" and r["Properties"]["Name"] == name
+    ]
+    return pipeline
+
+
+def _stages(pipeline: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    return [(stage["Name"], [action["Name"] for action in stage["Actions"]]) for stage in pipeline["Stages"]]
+
+
+def _project(resources: dict[str, dict[str, Any]], logical_prefix: str) -> tuple[str, dict[str, Any]]:
+    (item,) = [
+        (name, r["Properties"])
+        for name, r in resources.items()
+        if r["Type"] == "AWS::CodeBuild::Project" and name.startswith(logical_prefix)
+    ]
+    return item
+
+
+def _statements(resources: dict[str, dict[str, Any]], role: Any) -> list[dict[str, Any]]:
+    return [
+        statement
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and role in r["Properties"]["Roles"]
+        for statement in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_push_tests_then_trains(synthesized: Synthesized, platform_config: PlatformConfig, stage: str) -> None:
+    config = platform_config.stage(stage)
+    resources = _resources(synthesized, stage)
+    pipeline = _pipeline(resources, naming.build_ci_pipeline(config))
+    assert pipeline["PipelineType"] == "V2"
+    assert _stages(pipeline) == [("Source", ["Source"]), ("Test", ["Test"]), ("Train", ["Train"])]
+    (source,) = pipeline["Stages"][0]["Actions"]
+    if config.source.provider == "codeconnections":
+        assert source["ActionTypeId"]["Provider"] == "CodeStarSourceConnection"
+        assert source["Configuration"]["ConnectionArn"] == config.source.connection_arn
+        assert source["Configuration"]["FullRepositoryId"] == config.source.repository
+        assert source["Configuration"]["BranchName"] == config.source.branch
+        (trigger,) = pipeline["Triggers"]
+        push = trigger["GitConfiguration"]["Push"]
+        assert push == [{"Branches": {"Includes": [config.source.branch]}}]
+    else:
+        assert config.source.provider == "s3"
+        assert source["ActionTypeId"]["Provider"] == "S3"
+        assert source["Configuration"]["S3ObjectKey"] == naming.source_object(config)
+        assert source["Configuration"]["PollForSourceChanges"] is False
+        (rule,) = [
+            r["Properties"]
+            for name, r in resources.items()
+            if r["Type"] == "AWS::Events::Rule" and name.startswith("SourceUploaded")
+        ]
+        pattern = json.dumps(rule["EventPattern"])
+        delivery = json.dumps(rule["EventPattern"]["detail"]["bucket"]["name"][0])
+        matcher = EventPattern.load(pattern.replace(delivery, '"delivery"'))
+
+        def created(key: str) -> dict[str, Any]:
+            detail = {"bucket": {"name": "delivery"}, "object": {"key": key}}
+            return {"source": "aws.s3", "detail-type": "Object Created", "detail": detail}
+
+        assert matcher.matches_event(created(naming.source_object(config)))
+        assert not matcher.matches_event(created("pipelines/ModelBuild/Source/abc.zip"))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_an_approval_goes_staging_smoke_test_gate_production(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    config = platform_config.stage(stage)
+    resources = _resources(synthesized, stage)
+    pipeline = _pipeline(resources, naming.deploy_pipeline(config))
+    assert pipeline["PipelineType"] == "V2"
+    assert [variable["Name"] for variable in pipeline["Variables"]] == ["ModelPackageArn"]
+    assert _stages(pipeline) == [
+        ("Source", ["Source"]),
+        ("DeployStaging", ["Deploy-staging"]),
+        ("SmokeTest", ["SmokeTest"]),
+        ("Approve", ["Approve"]),
+        ("DeployProduction", ["Deploy-production"]),
+    ]
+    # Started only by the registry-approval function: no push trigger, no change detection.
+    assert "Triggers" not in pipeline
+    (source,) = pipeline["Stages"][0]["Actions"]
+    assert source["Configuration"].get("DetectChanges", False) is False
+    assert source["Configuration"].get("PollForSourceChanges", False) is False
+    for stage_name in ("DeployStaging", "DeployProduction"):
+        (action,) = next(s for s in pipeline["Stages"] if s["Name"] == stage_name)["Actions"]
+        variables = json.loads(action["Configuration"]["EnvironmentVariables"])
+        assert {"name": "MODEL_PACKAGE_ARN", "type": "PLAINTEXT", "value": "#{variables.ModelPackageArn}"} in variables
+    (approve,) = next(s for s in pipeline["Stages"] if s["Name"] == "Approve")["Actions"]
+    assert approve["ActionTypeId"]["Provider"] == "Manual"
+    assert "#{variables.ModelPackageArn}" in approve["Configuration"]["CustomData"]
+    assert "NotificationArn" in approve["Configuration"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_buildspec_installs_and_builds_through_the_makefile(synthesized: Synthesized, stage: str) -> None:
+    projects = [
+        r["Properties"] for r in _resources(synthesized, stage).values() if r["Type"] == "AWS::CodeBuild::Project"
+    ]
+    assert len(projects) == 5
+    for project in projects:
+        spec = json.loads(project["Source"]["BuildSpec"])
+        assert spec["phases"]["install"]["commands"] == ["make install"]
+        assert all(command.startswith("make ") for command in spec["phases"]["build"]["commands"]), spec
+        assert project["EncryptionKey"], "artifacts and logs encrypted with the lake key"
+        assert project["Environment"]["PrivilegedMode"] is False
+
+
+def test_tests_report_as_junit_and_training_keeps_its_summary(synthesized: Synthesized) -> None:
+    resources = _resources(synthesized, "dev")
+    _, test = _project(resources, "Test")
+    spec = json.loads(test["Source"]["BuildSpec"])
+    assert spec["phases"]["build"]["commands"] == ["make test JUNIT_DIR=reports"]
+    assert spec["reports"]["pytest"]["file-format"] == "JUNITXML"
+    _, train = _project(resources, "Train")
+    spec = json.loads(train["Source"]["BuildSpec"])
+    assert spec["phases"]["build"]["commands"] == ["make ci-train"]
+    assert spec["artifacts"]["files"] == ["reports/train-summary.json"]
+
+
+def _role(project: dict[str, Any]) -> Any:
+    return {"Ref": project["ServiceRole"]["Fn::GetAtt"][0]}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_build_role_can_do_only_what_its_stage_needs(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    config = platform_config.stage(stage)
+    resources = _resources(synthesized, stage)
+
+    def privileged(statements: list[dict[str, Any]]) -> set[str]:
+        """Actions beyond a build's own logs, reports, artifacts and key."""
+        everyday = ("logs:", "codebuild:", "s3:Get", "s3:List", "s3:Put", "s3:Abort", "s3:DeleteObject", "kms:")
+        return {action for s in statements for action in _list(s["Action"]) if not action.startswith(everyday)}
+
+    _, test = _project(resources, "Test")
+    assert privileged(_statements(resources, _role(test))) == set()
+
+    _, train = _project(resources, "Train")
+    statements = _statements(resources, _role(train))
+    assert privileged(statements) == {
+        "sagemaker:DescribePipeline",
+        "sagemaker:CreatePipeline",
+        "sagemaker:UpdatePipeline",
+        "sagemaker:StartPipelineExecution",
+        "sagemaker:DescribePipelineExecution",
+        "sagemaker:ListPipelineExecutionSteps",
+        "sagemaker:AddTags",
+        "iam:PassRole",
+    }
+    for statement in statements:
+        if any(action.startswith("sagemaker:") for action in _list(statement["Action"])):
+            targets = {flatten_reference(r) for r in _list(statement["Resource"])}
+            assert all(f":pipeline/{naming.build_pipeline(config)}" in t for t in targets), targets
+        if "iam:PassRole" in _list(statement["Action"]):
+            assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+    for target in ("staging", "production"):
+        _, deploy = _project(resources, f"Deploy{target}")
+        statements = _statements(resources, _role(deploy))
+        expected = {"sts:AssumeRole"} | ({"sagemaker:DescribeModelPackage"} if target == "production" else set())
+        assert privileged(statements) == expected
+        (assume,) = [s for s in statements if "sts:AssumeRole" in _list(s["Action"])]
+        roles = {flatten_reference(r).rsplit("/", 1)[1].split("-role-")[0] for r in assume["Resource"]}
+        assert roles == {"cdk-hnb659fds-deploy", "cdk-hnb659fds-file-publishing", "cdk-hnb659fds-lookup"}
+
+    _, smoke = _project(resources, "SmokeTest")
+    statements = _statements(resources, _role(smoke))
+    assert privileged(statements) == {"sagemaker:InvokeEndpoint"}
+    (invoke,) = [s for s in statements if "sagemaker:InvokeEndpoint" in _list(s["Action"])]
+    assert flatten_reference(invoke["Resource"]).endswith(f":endpoint/{naming.endpoint(config, 'staging')}")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_failed_run_of_either_pipeline_is_notified(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    config = platform_config.stage(stage)
+    resources = _resources(synthesized, stage)
+    rules = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Events::Rule"
+        and r["Properties"]["EventPattern"].get("detail-type") == ["CodePipeline Pipeline Execution State Change"]
+    ]
+    pipelines = {
+        json.dumps({"Ref": name}): r["Properties"]["Name"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::CodePipeline::Pipeline"
+    }
+    watched = set()
+    for rule in rules:
+        assert rule["EventPattern"]["detail"]["state"] == ["FAILED"]
+        (pipeline,) = rule["EventPattern"]["detail"]["pipeline"]
+        watched.add(pipelines[json.dumps(pipeline)])
+        (target,) = rule["Targets"]
+        assert "InputTransformer" in target
+    assert watched == {naming.build_ci_pipeline(config), naming.deploy_pipeline(config)}
+
+
+@pytest.mark.slow
+def test_codecommit_is_there_for_accounts_that_have_it() -> None:
+    """A stage with provider codecommit gets a repository and a source action that reacts to pushes."""
+    import copy
+
+    from aws_cdk.assertions import Template
+
+    from stacks.app import build
+    from stacks.config import load_config
+    from tests.conftest import cdk_json_context, new_app
+
+    context = copy.deepcopy(cdk_json_context())
+    context["mlops"]["stages"]["dev"]["source"] = {"provider": "codecommit"}
+    app = new_app()
+    (stage,) = build(app, load_config(context), ["dev"])
+    template = Template.from_stack(stage.cicd).to_json()["Resources"]
+    (repository,) = [r["Properties"] for r in template.values() if r["Type"] == "AWS::CodeCommit::Repository"]
+    assert repository["RepositoryName"] == "example-org-delivery-time-model"
+    rules = [r["Properties"] for r in template.values() if r["Type"] == "AWS::Events::Rule"]
+    assert any(rule["EventPattern"].get("source") == ["aws.codecommit"] for rule in rules)
