@@ -36,12 +36,11 @@ from stacks.config import StageConfig
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.model_build import ModelBuildPipeline
 from stacks.constructs.network import PrivateNetwork
+from stacks.ml_platform_stack import CODE_PREFIX
 from stacks.nag import acknowledge_wildcards
 from stacks.retention import log_retention, removal_policy
 
 PACKAGE_VARIABLE = "ModelPackageArn"
-# Where the train stage uploads the pushed step code in the artifacts bucket (content-addressed keys).
-CODE_PREFIX = "code"
 DEFAULT_TIMEOUT = Duration.hours(1)
 PIPELINE_EXECUTION_STATE_CHANGE = "CodePipeline Pipeline Execution State Change"
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0

@@ -30,6 +30,7 @@ from stacks.constructs.dashboard import VARIANT
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.sagemaker_access import SageMakerExecutionRole
+from stacks.ml_platform_stack import CODE_PREFIX
 
 TARGETS = ("staging", "production")
 MODEL_PACKAGE_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[\w-]{1,63}/\d+$"
@@ -91,7 +92,11 @@ class EndpointStack(Stack):
             "Execution",
             key=lake.key,
             # The model artifacts the build pipeline wrote; the inference code the package points at.
-            read_prefixes=[(lake.artifacts, f"model-build/{naming.build_pipeline(config)}/")],
+            # Versions built by CI point at inference code under code/ (pipelines_src/cicd.py).
+            read_prefixes=[
+                (lake.artifacts, f"model-build/{naming.build_pipeline(config)}/"),
+                (lake.artifacts, f"{CODE_PREFIX}/"),
+            ],
             write_prefixes=[(lake.raw, capture)] if production else [],
             vpc=network.vpc,
             model_package_group_name=None,

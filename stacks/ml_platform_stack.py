@@ -17,6 +17,8 @@ from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.sagemaker_access import ModelRegistry, SageMakerExecutionRole, SageMakerJobsSecurityGroup
 
 DRIFT_ARTIFACTS_PREFIX = "drift-check"
+# Where CI's train stage uploads pushed step code in the artifacts bucket (pipelines_src/cicd.py).
+CODE_PREFIX = "code"
 
 
 class MLPlatformStack(Stack):
@@ -47,7 +49,12 @@ class MLPlatformStack(Stack):
             self,
             "Execution",
             key=lake.key,
-            read_prefixes=[(lake.raw, dataset_prefix), (lake.curated, dataset_prefix)],
+            # ...and the step code CI uploads (make ci-train) under code/, besides the stack's own assets.
+            read_prefixes=[
+                (lake.raw, dataset_prefix),
+                (lake.curated, dataset_prefix),
+                (lake.artifacts, f"{CODE_PREFIX}/"),
+            ],
             write_prefixes=[(lake.artifacts, f"{artifacts_prefix}/{self.pipeline_name}/")],
             vpc=network.vpc,
             model_package_group_name=self.registry.group_name,

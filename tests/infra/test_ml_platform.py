@@ -214,7 +214,8 @@ def test_execution_role_reaches_only_the_dataset_and_pipeline_prefixes(
         for asset, suffix in ((model_build.source, ".gz"), (model_build.runner, ".sh"), (model_build.contract, ".json"))
     }
     tails = {tail for _, tail in object_resources}
-    assert tails == {f"/{dataset}/*", f"/model-build/mlops-{stage}-delivery-time-build/*", *code_objects}
+    # The step code: the stack's assets, and what CI's train stage uploads under code/ (read only).
+    assert tails == {f"/{dataset}/*", f"/model-build/mlops-{stage}-delivery-time-build/*", "/code/*", *code_objects}
     writes = {tail for actions, tail in object_resources if "s3:PutObject" in actions}
     assert writes == {f"/model-build/mlops-{stage}-delivery-time-build/*"}, "writes only under the pipeline prefix"
     for actions, _ in object_resources:
