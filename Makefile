@@ -77,10 +77,9 @@ ci-train: install ## CI: update the model-build pipeline from this checkout, run
 
 TARGET ?= staging
 MODEL_PACKAGE_ARN ?=
-deploy-endpoint: install ## Deploy the TARGET (staging|production) endpoint of STAGE serving MODEL_PACKAGE_ARN
+deploy-endpoint: install ## Deploy MODEL_PACKAGE_ARN to the TARGET (staging|production) endpoint of STAGE
 	@test -n "$(MODEL_PACKAGE_ARN)" || { echo "deploy-endpoint: set MODEL_PACKAGE_ARN=arn:aws:sagemaker:...:model-package/<group>/<version>"; exit 2; }
-	$(CDK) deploy "$$($(BIN)/python -m stacks.naming stack-path $(STAGE) Endpoint-$(TARGET))" -c stage=$(STAGE) \
-		--exclusively --require-approval never --parameters ModelPackageArn=$(MODEL_PACKAGE_ARN)
+	$(BIN)/python -m stacks.release --stage $(STAGE) --target $(TARGET) --model-package-arn $(MODEL_PACKAGE_ARN)
 
 smoke-test: install ## Invoke the TARGET endpoint of STAGE with payloads drawn from the data contract
 	@mkdir -p reports

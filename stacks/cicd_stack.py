@@ -396,7 +396,7 @@ class CICDStack(Stack):
         )
 
     def _allow_deploy(self, project: codebuild.PipelineProject, target: str) -> None:
-        """`cdk deploy` of one Endpoint stack: through the CDK bootstrap roles, nothing else."""
+        """`make deploy-endpoint`: the target's version parameter, then `cdk deploy` through the bootstrap roles."""
         role = project.role
         assert role is not None
         role.add_to_principal_policy(
@@ -412,6 +412,14 @@ class CICDStack(Stack):
                     )
                     for name in BOOTSTRAP_ROLES
                 ],
+            )
+        )
+        parameter = naming.deployed_version_parameter(self.config, target)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="RecordTheDeployedVersion",
+                actions=["ssm:GetParameter", "ssm:PutParameter"],
+                resources=[self.format_arn(service="ssm", resource="parameter", resource_name=parameter.lstrip("/"))],
             )
         )
         if target == "production":

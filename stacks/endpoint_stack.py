@@ -1,9 +1,9 @@
 """Endpoint stack: one SageMaker real-time endpoint serving an approved model version.
 
-Parameterized by the model package ARN (a CloudFormation parameter the deploy pipeline
-sets) and by the deployment target (``staging`` or ``production``). With no ARN the
-stack holds nothing but its parameter: the platform deploys it empty, and the deploy
-pipeline fills it in.
+Parameterized by the model package ARN (an SSM parameter the deploy pipeline sets,
+read by CloudFormation at deploy time) and by the deployment target (``staging`` or
+``production``). While no version is deployed the stack holds nothing: the platform
+deploys it empty, and the deploy pipeline fills it in.
 
 An update to a new version is a blue/green deployment: a canary share of capacity
 takes traffic first, and the deployment rolls back on its own if the 5XX or latency
@@ -30,10 +30,9 @@ from stacks.constructs.dashboard import VARIANT
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.sagemaker_access import SageMakerExecutionRole
-from stacks.ml_platform_stack import CODE_PREFIX
+from stacks.ml_platform_stack import CODE_PREFIX, ENDPOINT_TARGETS, NO_VERSION
 
-TARGETS = ("staging", "production")
-MODEL_PACKAGE_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[\w-]{1,63}/\d+$"
+TARGETS = ENDPOINT_TARGETS
 # Blue/green: how long the old fleet is kept after all traffic moved, and the whole deployment's limit.
 TERMINATION_WAIT = Duration.minutes(5)
 MAX_DEPLOYMENT = Duration.hours(2)
@@ -71,20 +70,19 @@ class EndpointStack(Stack):
         endpoint_config = config.endpoint
         serverless = endpoint_config.serverless
         self.endpoint_name = naming.endpoint(config, target)
+        # The deployed version lives in an SSM parameter (pipelines_src/release.py sets it, then deploys this
+        # stack); CloudFormation reads its current value on every deployment, so redeploying the platform
+        # keeps the endpoint on its version instead of resetting a template parameter to a default.
+        self.version_parameter = naming.deployed_version_parameter(config, target)
         self.model_package_arn = CfnParameter(
             self,
             "ModelPackageArn",
-            type="String",
-            default="",
-            allowed_pattern=MODEL_PACKAGE_ARN_PATTERN,
-            constraint_description="a model package version ARN of the model registry, or empty for no endpoint",
-            description=f"The approved model version {self.endpoint_name} serves (empty: no endpoint)",
+            type="AWS::SSM::Parameter::Value<String>",
+            default=self.version_parameter,
+            description=f"SSM parameter holding the model version {self.endpoint_name} serves ({NO_VERSION}: none)",
         )
-        self.has_model = CfnCondition(
-            self,
-            "HasModel",
-            expression=Fn.condition_not(Fn.condition_equals(self.model_package_arn.value_as_string, "")),
-        )
+        no_model = Fn.condition_equals(self.model_package_arn.value_as_string, NO_VERSION)
+        self.has_model = CfnCondition(self, "HasModel", expression=Fn.condition_not(no_model))
 
         capture = f"{naming.capture_prefix(config)}{self.endpoint_name}/"
         self.execution = SageMakerExecutionRole(

@@ -49,6 +49,11 @@ def endpoint(config: StageConfig, target: str = "production") -> str:
     return f"{config.prefix}-{config.model.name}{suffix}"
 
 
+def deployed_version_parameter(config: StageConfig, target: str) -> str:
+    """The SSM parameter holding the model package ARN a target's endpoint serves ("none" before the first)."""
+    return f"/{config.project}/{config.name}/{config.model.name}/{target}/model-package-arn"
+
+
 def drift_alarm_prefix(config: StageConfig) -> str:
     """Every drift alarm of the model starts with this; the composite alarm is exactly this name."""
     return f"{config.prefix}-{config.model.name}-drift"

@@ -52,6 +52,9 @@ class PlatformStage(Stage):
             )
             for target in TARGETS
         }
+        for endpoint in self.endpoints.values():
+            # CloudFormation reads the deployed-version parameter the MLPlatform stack creates.
+            endpoint.add_stack_dependency(self.ml_platform)
         self.operations = OperationsStack(
             self,
             "Operations",

@@ -192,8 +192,12 @@ def test_each_build_role_can_do_only_what_its_stage_needs(
     for target in ("staging", "production"):
         _, deploy = _project(resources, f"Deploy{target}")
         statements = _statements(resources, _role(deploy))
-        expected = {"sts:AssumeRole"} | ({"sagemaker:DescribeModelPackage"} if target == "production" else set())
+        expected = {"sts:AssumeRole", "ssm:GetParameter", "ssm:PutParameter"}
+        expected |= {"sagemaker:DescribeModelPackage"} if target == "production" else set()
         assert privileged(statements) == expected
+        (record,) = [s for s in statements if "ssm:PutParameter" in _list(s["Action"])]
+        parameter = naming.deployed_version_parameter(config, target)
+        assert flatten_reference(record["Resource"]).endswith(f":parameter{parameter}")
         (assume,) = [s for s in statements if "sts:AssumeRole" in _list(s["Action"])]
         roles = {flatten_reference(r).rsplit("/", 1)[1].split("-role-")[0] for r in assume["Resource"]}
         assert roles == {"cdk-hnb659fds-deploy", "cdk-hnb659fds-file-publishing", "cdk-hnb659fds-lookup"}

@@ -4,14 +4,12 @@ canary-deployed endpoint that rolls back on its own alarms."""
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 import pytest
 
 from stacks import naming
 from stacks.config import PlatformConfig, load_config
-from stacks.endpoint_stack import MODEL_PACKAGE_ARN_PATTERN
 from stacks.nag import flatten_reference
 from tests.conftest import Synthesized, cdk_json_context, new_app
 
@@ -42,25 +40,25 @@ def test_without_a_model_version_the_stack_creates_nothing(
     templates: dict[tuple[str, str], dict[str, Any]], stage: str, target: str
 ) -> None:
     template = templates[stage, target]
+    # The version comes from the SSM parameter the deploy pipeline sets: read at every deployment.
     parameter = template["Parameters"]["ModelPackageArn"]
-    assert parameter["Default"] == ""
+    assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
+    assert parameter["Default"] == f"/mlops/{stage}/delivery-time/{target}/model-package-arn"
     for name, resource in template["Resources"].items():
         if resource["Type"] != "AWS::CDK::Metadata":
             assert resource.get("Condition") == "HasModel", name
-    assert template["Conditions"]["HasModel"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelPackageArn"}, ""]}]}
+    assert template["Conditions"]["HasModel"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelPackageArn"}, "none"]}]}
 
 
-def test_the_parameter_takes_a_model_package_version_arn_or_nothing() -> None:
-    pattern = re.compile(MODEL_PACKAGE_ARN_PATTERN)
-    assert pattern.match("")
-    assert pattern.match("arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlops-prod-delivery-time/7")
-    for bad in (
-        "mlops-prod-delivery-time/7",
-        "arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/mlops-prod-delivery-time",
-        "arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlops-prod-delivery-time/latest",
-        "arn:aws:s3:::bucket/model-package/x/1",
-    ):
-        assert not pattern.match(bad), bad
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_target_starts_with_no_version_recorded(synthesized: Synthesized, stage: str) -> None:
+    resources = synthesized.template(stage, "ml_platform").to_json()["Resources"]
+    parameters = {
+        r["Properties"]["Name"]: r["Properties"]["Value"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SSM::Parameter"
+    }
+    assert parameters == {f"/mlops/{stage}/delivery-time/{target}/model-package-arn": "none" for target in TARGETS}
 
 
 @pytest.mark.parametrize("stage", STAGES)
