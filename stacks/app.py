@@ -8,10 +8,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Validations
+from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import CONTEXT_KEY, DEFAULT_STAGE, ConfigError, PlatformConfig, load_config
+from stacks.infra_pipeline_stack import InfraPipelineStack
 from stacks.platform import PlatformStage
 
 VALIDATION_REPORT = "validation-report.json"
@@ -26,7 +27,22 @@ def config_from(app: App) -> PlatformConfig:
 
 
 def build(app: App, config: PlatformConfig, stage_names: Iterable[str]) -> list[PlatformStage]:
-    return [PlatformStage(app, config.stage(name)) for name in stage_names]
+    """Each stage's stacks; with ``source.self_update``, also the pipeline that deploys them on push."""
+    stages = []
+    for name in stage_names:
+        stage_config = config.stage(name)
+        stage = PlatformStage(app, stage_config)
+        if stage_config.source.self_update:
+            stage.infra_pipeline = InfraPipelineStack(
+                app,
+                f"{stage_config.prefix}-InfraPipeline",
+                config=stage_config,
+                stage=stage,
+                env=Environment(account=stage_config.account, region=stage_config.region),
+                description=f"{stage_config.prefix}: self-updating pipeline of the platform's infrastructure",
+            )
+        stages.append(stage)
+    return stages
 
 
 def validation_failures(assembly_dir: str | Path) -> list[str]:

@@ -127,6 +127,8 @@ class SourceConfig:
     repository: str
     branch: str
     connection_arn: str | None
+    # A self-updating CDK Pipelines pipeline deploys this stage's infrastructure on push.
+    self_update: bool
 
 
 @dataclass(frozen=True)
@@ -390,8 +392,14 @@ def _source(reader: _Reader) -> SourceConfig:
             f"{reader.key('connection_arn')}: required with provider codeconnections (create and authorize a "
             'connection to GitHub, GitLab or Bitbucket in the console first), or use provider "s3" or "codecommit"'
         )
+    self_update = reader.flag("self_update")
+    if self_update and provider == "s3":
+        raise ConfigError(
+            f"{reader.key('self_update')}: needs provider codeconnections or codecommit (a push to watch), not s3"
+        )
     return reader.build(
         SourceConfig,
+        self_update=self_update,
         provider=provider,
         repository=reader.matching("repository", _REPOSITORY_RE, "a repository name like owner/name"),
         branch=reader.string("branch"),

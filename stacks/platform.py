@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Environment, Stage, Tags
+from aws_cdk import Environment, Stack, Stage, Tags
 from constructs import Construct
 
 from stacks.cicd_stack import CICDStack
@@ -22,6 +22,8 @@ class PlatformStage(Stage):
     def __init__(self, scope: Construct, config: StageConfig) -> None:
         super().__init__(scope, config.prefix, env=Environment(account=config.account, region=config.region))
         self.config = config
+        # Set by stacks.app.build when the stage updates itself from its repository.
+        self.infra_pipeline: Stack | None = None
         self.network = NetworkStack(self, "Network", config=config, description=f"{config.prefix}: private VPC")
         self.data_lake = DataLakeStack(
             self,
