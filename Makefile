@@ -29,6 +29,7 @@ $(STAMPS)/python: pyproject.toml requirements.lock | $(STAMPS)/toolchain
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==25.3
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .  # the mlops console script
 	@touch $@
 
 $(STAMPS)/node: package.json package-lock.json | $(STAMPS)/toolchain

@@ -1,0 +1,223 @@
+"""Drift status: the composite drift alarm, the feature alarms in ALARM, the latest drift report."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from mlops_cli import text
+from mlops_cli.aws import Aws, CliError
+from stacks import naming
+
+REPORT_FILE = "drift_report.json"
+# The MLPlatform stack's prefix of the drift-check pipeline's outputs in the artifacts bucket.
+ARTIFACTS_PREFIX = "drift-check"
+BUCKET_ENV = "MLOPS_ARTIFACTS_BUCKET"
+# The artifacts bucket of the local runs (pipelines_src.local.run.ARTIFACTS_BUCKET).
+LOCAL_ARTIFACTS_BUCKET = "local-lake-artifacts"
+ALARM = "ALARM"
+
+
+def report_prefix(aws: Aws) -> str:
+    return f"{ARTIFACTS_PREFIX}/{naming.drift_pipeline(aws.config)}/"
+
+
+def artifacts_bucket(aws: Aws, given: str | None) -> tuple[str | None, str]:
+    """The bucket holding the drift reports, and where that answer came from.
+
+    In order: ``--artifacts-bucket``, ``$MLOPS_ARTIFACTS_BUCKET``, with ``--local`` the local
+    runs' bucket, else the bucket the deployed drift-check pipeline writes its report to (read
+    from its definition). None when none of these gives one.
+    """
+    if given:
+        return given, "--artifacts-bucket"
+    if os.environ.get(BUCKET_ENV):
+        return os.environ[BUCKET_ENV], f"${BUCKET_ENV}"
+    if aws.local:
+        return LOCAL_ARTIFACTS_BUCKET, "--local"
+    pipeline = naming.drift_pipeline(aws.config)
+    try:
+        definition = aws.client("sagemaker").describe_pipeline(PipelineName=pipeline).get("PipelineDefinition", "")
+        parsed = json.loads(definition or "{}")
+    except ClientError:
+        return None, f"no pipeline {pipeline}"
+    except ValueError:
+        return None, f"the definition of {pipeline} is not JSON"
+    location = re.compile(rf"^s3://([^/]+)/{re.escape(report_prefix(aws))}")
+    for uri in _s3_uris(parsed):
+        match = location.match(uri if uri.endswith("/") else f"{uri}/")
+        if match:
+            return match[1], f"pipeline {pipeline}"
+    return None, f"no report location in the definition of {pipeline}"
+
+
+def _s3_uris(node: object) -> list[str]:
+    """Every S3 URI a pipeline definition spells out: plain strings, and the literal start of each ``Std:Join``."""
+    if isinstance(node, str):
+        return [node] if node.startswith("s3://") else []
+    if isinstance(node, list):
+        return [uri for item in node for uri in _s3_uris(item)]
+    if not isinstance(node, dict):
+        return []
+    uris = [uri for value in node.values() for uri in _s3_uris(value)]
+    join = node.get("Std:Join")
+    if isinstance(join, dict) and isinstance(join.get("Values"), list):
+        literal = []
+        for value in join["Values"]:
+            if not isinstance(value, str):
+                break
+            literal.append(value)
+        joined = str(join.get("On", "")).join(literal)
+        if joined.startswith("s3://"):
+            uris.append(joined)
+    return uris
+
+
+def _alarms(cloudwatch: Any, **request: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    metric: list[dict[str, Any]] = []
+    composite: list[dict[str, Any]] = []
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(**request):
+        metric.extend(page.get("MetricAlarms", []))
+        composite.extend(page.get("CompositeAlarms", []))
+    return metric, composite
+
+
+def _alarm_row(alarm: dict[str, Any]) -> dict[str, Any]:
+    dimensions = {item.get("Name"): item.get("Value") for item in alarm.get("Dimensions", [])}
+    return {
+        "name": alarm.get("AlarmName"),
+        "state": alarm.get("StateValue"),
+        "metric": alarm.get("MetricName"),
+        "feature": dimensions.get("Feature"),
+        "threshold": alarm.get("Threshold"),
+        "since": alarm.get("StateUpdatedTimestamp"),
+        "reason": alarm.get("StateReason"),
+    }
+
+
+def alarm_status(aws: Aws) -> dict[str, Any]:
+    """The composite alarm (named exactly the drift-alarm prefix) and the drift alarms in ALARM."""
+    prefix = naming.drift_alarm_prefix(aws.config)
+    cloudwatch = aws.client("cloudwatch")
+    metric, composite = _alarms(cloudwatch, AlarmNames=[prefix], AlarmTypes=["CompositeAlarm", "MetricAlarm"])
+    found = next((alarm for alarm in [*composite, *metric] if alarm.get("AlarmName") == prefix), None)
+    if found is None:
+        raise CliError(f"drift alarm {prefix} not found ({aws.where}): is the Operations stack deployed?")
+    members, _ = _alarms(cloudwatch, AlarmNamePrefix=f"{prefix}-", AlarmTypes=["MetricAlarm"], StateValue=ALARM)
+    alarming = [
+        _alarm_row(alarm)
+        for alarm in members
+        if alarm.get("StateValue") == ALARM and str(alarm.get("AlarmName", "")).startswith(f"{prefix}-")
+    ]
+    return {"composite": _alarm_row(found), "in_alarm": sorted(alarming, key=lambda row: str(row["name"]))}
+
+
+def latest_report(aws: Aws, bucket: str) -> dict[str, Any] | None:
+    """The newest ``drift_report.json`` under the drift-check prefix: its location, time and content."""
+    s3 = aws.client("s3")
+    newest: dict[str, Any] | None = None
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=report_prefix(aws)):
+            for item in page.get("Contents", []):
+                if str(item["Key"]).endswith(f"/{REPORT_FILE}") and (
+                    newest is None or item["LastModified"] > newest["LastModified"]
+                ):
+                    newest = item
+    except ClientError as error:
+        raise aws.not_found(f"artifacts bucket {bucket}", error) from None
+    if newest is None:
+        return None
+    uri = f"s3://{bucket}/{newest['Key']}"
+    try:
+        report = json.loads(s3.get_object(Bucket=bucket, Key=newest["Key"])["Body"].read())
+    except (ClientError, ValueError) as error:
+        raise CliError(f"drift report {uri} is unreadable: {error}") from None
+    if not isinstance(report, dict):
+        raise CliError(f"drift report {uri} is not a JSON object")
+    return {"uri": uri, "written": newest["LastModified"], "report": report}
+
+
+def status(aws: Aws, given_bucket: str | None) -> dict[str, Any]:
+    alarms = alarm_status(aws)
+    bucket, source = artifacts_bucket(aws, given_bucket)
+    latest = latest_report(aws, bucket) if bucket else None
+    return {**alarms, "bucket": bucket, "bucket_source": source, "prefix": report_prefix(aws), "latest": latest}
+
+
+def _feature_rows(report: dict[str, Any]) -> list[tuple[object, ...]]:
+    rows: list[tuple[object, ...]] = []
+    features = report.get("features")
+    for name, stats in (features if isinstance(features, dict) else {}).items():
+        if not isinstance(stats, dict):
+            continue
+        rows.append(
+            (
+                name,
+                stats.get("kind") or text.MISSING,
+                text.number(_float(stats.get("psi"))),
+                text.number(_float(stats.get("ks"))),
+                text.number(_float(stats.get("missing_rate_change"))),
+                "yes" if stats.get("drifted") else "no",
+            )
+        )
+    return rows
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def render(aws: Aws, data: dict[str, Any]) -> str:
+    composite = data["composite"]
+    lines = [
+        f"drift alarm {composite['name']} ({aws.where}): {composite['state']} since "
+        f"{text.timestamp(composite['since'])} UTC ({text.age(composite['since'])} ago)"
+    ]
+    if data["in_alarm"]:
+        rows = [
+            (row["name"], row["metric"], row["feature"], row["threshold"], text.age(row["since"]))
+            for row in data["in_alarm"]
+        ]
+        lines += ["alarms in ALARM:", text.table(("ALARM", "METRIC", "FEATURE", "THRESHOLD", "FOR"), rows)]
+    else:
+        lines.append("alarms in ALARM: none")
+    latest = data["latest"]
+    if data["bucket"] is None:
+        lines.append(
+            f"latest report: unknown artifacts bucket ({data['bucket_source']}); "
+            f"give --artifacts-bucket or set {BUCKET_ENV}"
+        )
+    elif latest is None:
+        lines.append(f"latest report: none under s3://{data['bucket']}/{data['prefix']}")
+    else:
+        report = latest["report"]
+        drifted = report.get("drifted_features") or []
+        max_psi = _float(report.get("max_psi"))
+        worst = f" ({report['max_psi_feature']})" if report.get("max_psi_feature") else ""
+        violations = (report.get("schema") or {}).get("violation_count", text.MISSING)
+        lines += [
+            f"latest report: {latest['uri']} ({text.age(latest['written'])} ago)",
+            f"rows {report.get('row_count', text.MISSING)}, max PSI {text.number(max_psi)}{worst}, "
+            f"drifted: {', '.join(map(str, drifted)) or 'none'}, schema violations: {violations}",
+            text.table(("FEATURE", "KIND", "PSI", "KS", "MISSING CHANGE", "DRIFTED"), _feature_rows(report)),
+        ]
+    return "\n".join(lines)
+
+
+def as_json(data: dict[str, Any]) -> dict[str, Any]:
+    def alarm(row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "since": text.iso(row["since"])}
+
+    latest = data["latest"]
+    return {
+        "composite": alarm(data["composite"]),
+        "in_alarm": [alarm(row) for row in data["in_alarm"]],
+        "bucket": data["bucket"],
+        "latest_report": None
+        if latest is None
+        else {"uri": latest["uri"], "written": text.iso(latest["written"]), "report": latest["report"]},
+    }
