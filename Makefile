@@ -12,7 +12,7 @@ STAMPS := .make
 # jsii prints an end-of-life banner on every start under Node 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test publish-baseline lock bench clean
+.PHONY: help install synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test publish-baseline costs lock bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -90,6 +90,11 @@ smoke-test: install ## Invoke the TARGET endpoint of STAGE with payloads drawn f
 publish-baseline: install ## Make MODEL_PACKAGE_ARN's data baseline the drift check's reference in STAGE
 	$(BIN)/python -m pipelines_src.promote --model-package-arn $(MODEL_PACKAGE_ARN) \
 		--prefix "$$($(BIN)/python -m stacks.naming baseline-prefix $(STAGE))"
+
+costs: install ## Idle cost per stage (USD a month) from each stage's synthesized templates; ARGS=--markdown for the README
+	@rm -rf cdk.out/costs
+	@for stage in dev staging prod; do $(CDK) synth --quiet -c stage=$$stage -o cdk.out/costs/$$stage >/dev/null || exit 1; done
+	$(BIN)/python -m stacks.costs cdk.out/costs/dev cdk.out/costs/staging cdk.out/costs/prod $(ARGS)
 
 lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf $(STAMPS)/lock-venv

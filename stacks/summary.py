@@ -13,14 +13,25 @@ from pathlib import Path
 
 def stacks_in(assembly: Path) -> Iterator[tuple[str, Path]]:
     """(stack name, template path) for every stack of an assembly, nested stage assemblies included."""
+    for _, name, template_file in stacks_by_stage(assembly):
+        yield name, template_file
+
+
+def stacks_by_stage(assembly: Path, stage: str = "") -> Iterator[tuple[str, str, Path]]:
+    """(stage, stack name, template path) in manifest order; the stage is its nested assembly's display name.
+
+    Stacks at the top of the assembly, outside any CDK Stage, get ``stage`` ("" unless given).
+    """
     manifest = json.loads((assembly / "manifest.json").read_text())
     for artifact in manifest.get("artifacts", {}).values():
         kind = artifact.get("type")
         properties = artifact.get("properties", {})
         if kind == "aws:cloudformation:stack":
-            yield properties.get("stackName", artifact.get("displayName")), assembly / properties["templateFile"]
+            name = properties.get("stackName", artifact.get("displayName"))
+            yield stage, name, assembly / properties["templateFile"]
         elif kind == "cdk:cloud-assembly":
-            yield from stacks_in(assembly / properties["directoryName"])
+            directory = properties["directoryName"]
+            yield from stacks_by_stage(assembly / directory, properties.get("displayName", directory))
 
 
 def summary(assembly: Path) -> str:
