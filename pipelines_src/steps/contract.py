@@ -462,7 +462,7 @@ def _read_file(path: Path, contract: Contract) -> pd.DataFrame | Exception:
 
 def _assemble(parts: Iterable[tuple[str, pd.DataFrame | Exception]], contract: Contract, source: str) -> Dataset:
     findings = _Findings()
-    frames: list[pd.DataFrame] = []
+    frames: list[dict[str, Any]] = []
     labels: list[str] = []
     masks: list[dict[str, Mask]] = []
     for label, raw in parts:
@@ -474,7 +474,7 @@ def _assemble(parts: Iterable[tuple[str, pd.DataFrame | Exception]], contract: C
         frames.append(typed)
         labels.append(label)
         masks.append(invalid)
-    lengths = [len(frame) for frame in frames]
+    lengths = [len(next(iter(frame.values()))) if frame else 0 for frame in frames]
     offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
     frame = _concat(frames, contract)
     reported: dict[str, Mask] = {}
@@ -486,7 +486,7 @@ def _assemble(parts: Iterable[tuple[str, pd.DataFrame | Exception]], contract: C
 
 def _coerce_file(
     raw: pd.DataFrame, contract: Contract, label: str, findings: _Findings
-) -> tuple[pd.DataFrame, dict[str, Mask]]:
+) -> tuple[dict[str, Any], dict[str, Mask]]:
     """One file's frame in the contract's types; records its violations, returns its null-because-invalid masks."""
     rows = len(raw)
     raw = raw.reset_index(drop=True)  # a Parquet file may carry its own index
@@ -508,22 +508,32 @@ def _coerce_file(
             positions = np.flatnonzero(bad)
             rule = "not_allowed_value" if spec.type == "category" else "wrong_type"
             findings.add(rule, spec.name, len(positions), spec.describe_type(), _raw_samples(raw, positions, label))
-    return pd.DataFrame(typed, index=pd.RangeIndex(rows)), invalid
+    # Columns, not a frame: a frame would consolidate them into one copy per dtype, and _concat
+    # would then hold every file's frame and the whole result at once.
+    return typed, invalid
 
 
-def _concat(frames: list[pd.DataFrame], contract: Contract) -> pd.DataFrame:
+def _concat(frames: list[dict[str, Any]], contract: Contract) -> pd.DataFrame:
+    """Every file's typed columns as one frame, built column by column.
+
+    Each file's column is released as soon as it is joined, so the peak is the data plus
+    one column, not two copies of the data.
+    """
     if not frames:
         return pd.DataFrame({spec.name: _empty_column(spec, 0) for spec in contract.columns})
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    columns: dict[str, Any] = {}
     for spec in contract.columns:
-        column = frame[spec.name]
+        pieces = [pd.Series(frame.pop(spec.name)).reset_index(drop=True) for frame in frames]
+        column = pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
+        del pieces
         if spec.type == "int" and column.dtype.kind == "f" and not column.isna().any():
-            frame[spec.name] = column.astype(np.int64)
+            column = column.astype(np.int64)
         elif spec.type == "bool" and column.dtype != bool and not column.isna().any():
-            frame[spec.name] = column.astype(bool)
+            column = column.astype(bool)
         elif spec.type == "category" and not isinstance(column.dtype, pd.CategoricalDtype):
-            frame[spec.name] = pd.Categorical(column, categories=list(spec.allowed))
-    return frame
+            column = pd.Series(pd.Categorical(column, categories=list(spec.allowed)))
+        columns[spec.name] = column
+    return pd.DataFrame(columns, copy=False)
 
 
 def _empty_column(spec: ColumnSpec, rows: int) -> Any:
