@@ -10,16 +10,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from aws_cdk import Fn, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as s3_assets
-from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from pipelines_src.definition import list_placeholders
 from pipelines_src.drift_definition import DriftSettings, build_drift_definition
 from stacks.config import DriftConfig
+from stacks.constructs.model_build import asset_uri, deploy_definition, job_placeholders
 
 
 @functools.lru_cache(maxsize=16)
@@ -55,22 +54,15 @@ class DriftCheckPipeline(Construct):
         for asset in (source, runner, contract):
             asset.bucket.grant_read(role, asset.s3_object_key)
 
-        def asset_uri(asset: s3_assets.Asset) -> str:
-            return f"s3://${{CodeBucket}}/{stack.resolve(asset.s3_object_key)}"
-
-        values: dict[str, str] = {
-            "CodeBucket": source.s3_bucket_name,
-            "RoleArn": role.role_arn,
-            "ArtifactsBucket": artifacts_bucket,
-            "KmsKeyArn": key.key_arn,
-            "BaselineUri": baseline_uri,
-            "DataUri": data_uri,
-            "JobsSecurityGroup": security_groups[0],
-        }
-        subnet_names = []
-        for index, subnet in enumerate(subnets):
-            values[f"Subnet{index}"] = subnet
-            subnet_names.append(f"${{Subnet{index}}}")
+        values, subnet_names = job_placeholders(
+            code=source,
+            role=role,
+            artifacts_bucket=artifacts_bucket,
+            key=key,
+            subnets=subnets,
+            security_groups=security_groups,
+        )
+        values |= {"BaselineUri": baseline_uri, "DataUri": data_uri}
         self.settings = DriftSettings(
             pipeline_name=pipeline_name,
             region=region,
@@ -79,11 +71,11 @@ class DriftCheckPipeline(Construct):
             artifacts_prefix=artifacts_prefix,
             baseline_uri="${BaselineUri}",
             data_uri="${DataUri}",
-            contract_uri=asset_uri(contract),
-            source_tar_uri=asset_uri(source),
-            runner_uri=asset_uri(runner),
+            contract_uri=asset_uri(stack, contract),
+            source_tar_uri=asset_uri(stack, source),
+            runner_uri=asset_uri(stack, runner),
             kms_key_arn="${KmsKeyArn}",
-            subnet_ids=tuple(subnet_names),
+            subnet_ids=subnet_names,
             security_group_ids=("${JobsSecurityGroup}",),
             model_name=model_name,
             stage_name=stage_name,
@@ -94,17 +86,12 @@ class DriftCheckPipeline(Construct):
             processing_instance_type=config.instance_type,
         )
         self.definition = _definition(self.settings)
-        missing = set(list_placeholders(self.definition)) - set(values)
-        if missing:
-            raise ValueError(f"drift-check definition uses placeholders with no value: {sorted(missing)}")
-        self.pipeline = sagemaker.CfnPipeline(
+        self.pipeline = deploy_definition(
             self,
-            "Pipeline",
-            pipeline_name=pipeline_name,
-            pipeline_display_name=pipeline_name,
-            pipeline_description=f"Compare recent inputs of {model_name} ({stage_name}) with the deployed "
-            "version's training baseline; publish drift metrics",
-            role_arn=role.role_arn,
-            pipeline_definition={"PipelineDefinitionBody": Fn.sub(self.definition, values)},
+            self.definition,
+            values,
+            name=pipeline_name,
+            description=f"Compare recent inputs of {model_name} ({stage_name}) with the deployed version's "
+            "training baseline; publish drift metrics",
+            role=role,
         )
-        self.pipeline.node.add_dependency(role)

@@ -28,6 +28,53 @@ def _definition(settings: PipelineSettings) -> str:
     return build_definition(settings)
 
 
+def asset_uri(stack: Stack, asset: s3_assets.Asset) -> str:
+    """The asset's S3 URI with the bootstrap bucket as ``${CodeBucket}``: its key (the content hash) is concrete."""
+    return f"s3://${{CodeBucket}}/{stack.resolve(asset.s3_object_key)}"
+
+
+def job_placeholders(
+    *,
+    code: s3_assets.Asset,
+    role: iam.IRole,
+    artifacts_bucket: str,
+    key: kms.IKey,
+    subnets: Sequence[str],
+    security_groups: Sequence[str],
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Deploy-time values every platform pipeline's jobs need, by placeholder name; and the subnets' placeholders."""
+    values: dict[str, str] = {
+        "CodeBucket": code.s3_bucket_name,
+        "RoleArn": role.role_arn,
+        "ArtifactsBucket": artifacts_bucket,
+        "KmsKeyArn": key.key_arn,
+        "JobsSecurityGroup": security_groups[0],
+    }
+    for index, subnet in enumerate(subnets):
+        values[f"Subnet{index}"] = subnet
+    return values, tuple(f"${{Subnet{index}}}" for index in range(len(subnets)))
+
+
+def deploy_definition(
+    scope: Construct, definition: str, values: dict[str, str], *, name: str, description: str, role: iam.IRole
+) -> sagemaker.CfnPipeline:
+    """The SageMaker pipeline resource whose definition's placeholders Fn::Sub fills at deploy time."""
+    missing = set(list_placeholders(definition)) - set(values)
+    if missing:
+        raise ValueError(f"{name}: the definition uses placeholders with no value: {sorted(missing)}")
+    pipeline = sagemaker.CfnPipeline(
+        scope,
+        "Pipeline",
+        pipeline_name=name,
+        pipeline_display_name=name,
+        pipeline_description=description,
+        role_arn=role.role_arn,
+        pipeline_definition={"PipelineDefinitionBody": Fn.sub(definition, values)},
+    )
+    pipeline.node.add_dependency(role)
+    return pipeline
+
+
 class ModelBuildPipeline(Construct):
     """Ships the step scripts, runner and data contract as assets and deploys the definition that uses them.
 
@@ -64,22 +111,15 @@ class ModelBuildPipeline(Construct):
             # Exactly these objects of the bootstrap bucket, not the whole bucket.
             asset.bucket.grant_read(role, asset.s3_object_key)
 
-        def asset_uri(asset: s3_assets.Asset) -> str:
-            # The object key is the content hash: concrete at synth; the bootstrap bucket is not.
-            return f"s3://${{CodeBucket}}/{stack.resolve(asset.s3_object_key)}"
-
-        values: dict[str, str] = {
-            "CodeBucket": self.source.s3_bucket_name,
-            "RoleArn": role.role_arn,
-            "ArtifactsBucket": artifacts_bucket,
-            "KmsKeyArn": key.key_arn,
-            "InputDataUri": input_data_uri,
-            "JobsSecurityGroup": security_groups[0],
-        }
-        subnet_names = []
-        for index, subnet in enumerate(subnets):
-            values[f"Subnet{index}"] = subnet
-            subnet_names.append(f"${{Subnet{index}}}")
+        values, subnet_names = job_placeholders(
+            code=self.source,
+            role=role,
+            artifacts_bucket=artifacts_bucket,
+            key=key,
+            subnets=subnets,
+            security_groups=security_groups,
+        )
+        values["InputDataUri"] = input_data_uri
         self.settings = PipelineSettings(
             pipeline_name=pipeline_name,
             region=region,
@@ -87,12 +127,12 @@ class ModelBuildPipeline(Construct):
             artifacts_bucket="${ArtifactsBucket}",
             artifacts_prefix=artifacts_prefix,
             input_data_uri="${InputDataUri}",
-            contract_uri=asset_uri(self.contract),
-            source_tar_uri=asset_uri(self.source),
-            runner_uri=asset_uri(self.runner),
+            contract_uri=asset_uri(stack, self.contract),
+            source_tar_uri=asset_uri(stack, self.source),
+            runner_uri=asset_uri(stack, self.runner),
             model_package_group_name=model_package_group_name,
             kms_key_arn="${KmsKeyArn}",
-            subnet_ids=tuple(subnet_names),
+            subnet_ids=subnet_names,
             security_group_ids=("${JobsSecurityGroup}",),
             metric=config.metric,
             goal=config.goal,
@@ -101,16 +141,11 @@ class ModelBuildPipeline(Construct):
             training_instance_type=config.training_instance_type,
         )
         self.definition = _definition(self.settings)
-        missing = set(list_placeholders(self.definition)) - set(values)
-        if missing:
-            raise ValueError(f"pipeline definition uses placeholders with no value: {sorted(missing)}")
-        self.pipeline = sagemaker.CfnPipeline(
+        self.pipeline = deploy_definition(
             self,
-            "Pipeline",
-            pipeline_name=pipeline_name,
-            pipeline_display_name=pipeline_name,
-            pipeline_description=f"Validate, preprocess, train and evaluate {config.name}; register if good enough",
-            role_arn=role.role_arn,
-            pipeline_definition={"PipelineDefinitionBody": Fn.sub(self.definition, values)},
+            self.definition,
+            values,
+            name=pipeline_name,
+            description=f"Validate, preprocess, train and evaluate {config.name}; register if good enough",
+            role=role,
         )
-        self.pipeline.node.add_dependency(role)
