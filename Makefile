@@ -12,10 +12,13 @@ STAMPS := .make
 # jsii prints an end-of-life banner on every start under Node 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test publish-baseline costs lock bench clean
+.PHONY: help demo install synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test publish-baseline costs lock bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+demo: install java ## The whole lifecycle on embedded AWS emulation: data, ETL, training, approval, deploy, traffic, drift, retraining
+	$(BIN)/python -m demo $(ARGS)
 
 install: $(STAMPS)/python $(STAMPS)/node ## Create .venv and node_modules (again if pins changed)
 

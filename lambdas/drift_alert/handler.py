@@ -2,7 +2,8 @@
 
 ALARM -> start the SageMaker model-build pipeline, unless one is Executing or this function
 started one within the cooldown; a suppressed trigger is recorded in DynamoDB and notified.
-OK -> "recovered" notification. INSUFFICIENT_DATA and other teams' alarms -> ignored.
+OK after ALARM -> "recovered" notification. INSUFFICIENT_DATA, OK after anything else and other
+teams' alarms -> ignored.
 Malformed events are rejected with a result (never retried); AWS API errors raise.
 """
 
@@ -269,6 +270,10 @@ def handle_event(
     if change.state == INSUFFICIENT_DATA:
         logger.info("Ignored INSUFFICIENT_DATA")
         return events.ignored("INSUFFICIENT_DATA needs no action")
+    if change.state == OK and change.previous_state != ALARM:
+        # A first evaluation (INSUFFICIENT_DATA -> OK) is no recovery: there was nothing to recover from.
+        logger.info("Ignored OK that follows no ALARM", extra={"previous_state": change.previous_state})
+        return events.ignored(f"OK after {change.previous_state or 'no known state'} is no recovery")
     act, idempotency_config = _idempotent_act(config, clients)
     if context is not None:
         idempotency_config.register_lambda_context(context)

@@ -255,6 +255,16 @@ def test_ok_sends_recovery_notification(build: Aws) -> None:
     assert executions(build) == []
 
 
+@pytest.mark.parametrize("previous", ["INSUFFICIENT_DATA", "OK"])
+def test_ok_that_follows_no_alarm_is_no_recovery(build: Aws, previous: str) -> None:
+    # The first drift check after a deployment takes the alarm from INSUFFICIENT_DATA to OK.
+    result = handle(build, alarm_event("OK", previous=previous))
+
+    assert result["status"] == "ignored"
+    assert build.published() == []
+    assert executions(build) == []
+
+
 def test_insufficient_data_is_ignored(build: Aws) -> None:
     assert handle(build, alarm_event("INSUFFICIENT_DATA"))["status"] == "ignored"
     assert executions(build) == []
@@ -272,7 +282,7 @@ def test_alarm_not_ours_is_ignored(build: Aws) -> None:
 
 def test_duplicate_delivery_has_one_effect(build: Aws) -> None:
     results = [handle(build, alarm_event()) for _ in range(3)]
-    ok = [handle(build, alarm_event("OK")) for _ in range(2)]
+    ok = [handle(build, alarm_event("OK", previous="ALARM")) for _ in range(2)]
 
     assert results[0] == results[1] == results[2]
     assert len(executions(build)) == 1

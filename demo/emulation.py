@@ -1,0 +1,428 @@
+"""The emulated AWS account: one moto server on 127.0.0.1, the resources the stacks would create, and
+what moto does not do on its own (evaluating metric alarms, emitting EventBridge events).
+
+Names come from the stage config (``stacks.naming``), so the operator CLI, the Lambda handlers and
+the pipelines find what they look for. Buckets get fixed names here; the stacks let CloudFormation
+generate theirs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import urllib.request
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines_src.steps import drift as drift_step
+from stacks import naming
+from stacks.config import StageConfig
+
+ACCOUNT = "123456789012"  # moto's default account
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+PIPELINE_VARIABLE = "ModelPackageArn"
+MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
+ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+ALARM, OK, INSUFFICIENT_DATA = "ALARM", "OK", "INSUFFICIENT_DATA"
+
+
+class EmulationError(RuntimeError):
+    """The emulation could not be set up or read."""
+
+
+@contextlib.contextmanager
+def environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (a value) or unset (None) environment variables for the block; restore what was there after it."""
+    saved = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A ThreadedMotoServer on a free port of 127.0.0.1; yields its URL, stops it afterwards."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    try:
+        yield url
+    finally:
+        with contextlib.suppress(OSError):
+            request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+            urllib.request.urlopen(request, timeout=10).close()
+        server.stop()
+
+
+def aws_environment(url: str, region: str) -> dict[str, str | None]:
+    """What every client and subprocess of the demo sees: the emulator, fake credentials, the region."""
+    return {
+        **CREDENTIALS,
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_ENDPOINT_URL": url,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        # No shared config or credential files: nothing of a real account is read.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_PROFILE": None,
+    }
+
+
+@dataclass(frozen=True)
+class Names:
+    """The physical names of the emulated account's resources."""
+
+    stage: str
+    region: str
+    model: str
+    dataset: str
+    raw_bucket: str
+    curated_bucket: str
+    artifacts_bucket: str
+    model_package_group: str
+    build_pipeline: str
+    drift_pipeline: str
+    deploy_pipeline: str
+    endpoint: str
+    topic: str
+    queue: str
+    idempotency_table: str
+    alarm_prefix: str
+    role_arn: str
+    kms_key_arn: str
+
+    @classmethod
+    def from_config(cls, config: StageConfig) -> Names:
+        prefix = config.prefix
+        return cls(
+            stage=config.name,
+            region=config.region,
+            model=config.model.name,
+            dataset=config.model.dataset,
+            raw_bucket=f"{prefix}-lake-raw-{ACCOUNT}",
+            curated_bucket=f"{prefix}-lake-curated-{ACCOUNT}",
+            artifacts_bucket=f"{prefix}-lake-artifacts-{ACCOUNT}",
+            model_package_group=naming.model_package_group(config),
+            build_pipeline=naming.build_pipeline(config),
+            drift_pipeline=naming.drift_pipeline(config),
+            deploy_pipeline=naming.deploy_pipeline(config),
+            endpoint=naming.endpoint(config),
+            topic=f"{prefix}-notifications",
+            queue=f"{prefix}-demo-notifications-probe",
+            idempotency_table=f"{prefix}-idempotency",
+            alarm_prefix=naming.drift_alarm_prefix(config),
+            role_arn=f"arn:aws:iam::{ACCOUNT}:role/{prefix}-sagemaker-execution",
+            kms_key_arn=f"arn:aws:kms:{config.region}:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000",
+        )
+
+    @property
+    def topic_arn(self) -> str:
+        return f"arn:aws:sns:{self.region}:{ACCOUNT}:{self.topic}"
+
+
+@dataclass(frozen=True)
+class FeatureAlarm:
+    """One per-feature drift alarm: its name, the metric it watches and its threshold."""
+
+    name: str
+    feature: str
+    metric: str
+    threshold: float
+
+
+@dataclass
+class Account:
+    """Clients of the emulated account and what setup created in it."""
+
+    url: str
+    names: Names
+    clients: dict[str, Any] = field(default_factory=dict)
+    queue_url: str = ""
+    feature_alarms: list[FeatureAlarm] = field(default_factory=list)
+
+    def client(self, service: str) -> Any:
+        if service not in self.clients:
+            import boto3
+            from botocore.config import Config
+
+            self.clients[service] = boto3.session.Session().client(
+                service,
+                region_name=self.names.region,
+                endpoint_url=self.url,
+                aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                config=Config(retries={"mode": "standard", "max_attempts": 2}, s3={"addressing_style": "path"}),
+            )
+        return self.clients[service]
+
+    # ------------------------------------------------------------------ setup
+    def create_storage(self) -> None:
+        s3 = self.client("s3")
+        for bucket in (self.names.raw_bucket, self.names.curated_bucket, self.names.artifacts_bucket):
+            s3.create_bucket(Bucket=bucket)
+        self.client("sagemaker").create_model_package_group(
+            ModelPackageGroupName=self.names.model_package_group,
+            ModelPackageGroupDescription=f"{self.names.model} versions ({self.names.stage})",
+        )
+
+    def create_notifications(self) -> None:
+        """The topic, and a queue subscribed to it so the demo can read what was notified."""
+        sns, sqs = self.client("sns"), self.client("sqs")
+        topic_arn = sns.create_topic(Name=self.names.topic)["TopicArn"]
+        if topic_arn != self.names.topic_arn:
+            raise EmulationError(f"the topic's ARN is {topic_arn}, expected {self.names.topic_arn}")
+        self.queue_url = sqs.create_queue(QueueName=self.names.queue)["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=attributes["QueueArn"])
+
+    def create_idempotency_table(self) -> None:
+        """As the Operations stack's table: partition key ``id`` (string), on-demand."""
+        self.client("dynamodb").create_table(
+            TableName=self.names.idempotency_table,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def create_deploy_pipeline(self) -> None:
+        """The CICD stack's deploy pipeline shape: V2, the ModelPackageArn variable, its stages."""
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+        role = self.client("iam").create_role(
+            RoleName=f"{self.names.deploy_pipeline}-role", AssumeRolePolicyDocument=json.dumps(trust)
+        )["Role"]["Arn"]
+
+        def build(name: str, artifact: str) -> dict[str, Any]:
+            return {
+                "name": name,
+                "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+                "configuration": {"ProjectName": f"{self.names.deploy_pipeline}-{name.lower()}"},
+                "inputArtifacts": [{"name": artifact}],
+            }
+
+        approve = {
+            "name": "Approve",
+            "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"},
+        }
+        source = {
+            "name": "Source",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+            "configuration": {"S3Bucket": self.names.artifacts_bucket, "S3ObjectKey": "source/deploy.zip"},
+            "outputArtifacts": [{"name": "Source"}],
+        }
+        self.client("codepipeline").create_pipeline(
+            pipeline={
+                "name": self.names.deploy_pipeline,
+                "roleArn": role,
+                "pipelineType": "V2",
+                "artifactStore": {"type": "S3", "location": self.names.artifacts_bucket},
+                "variables": [{"name": PIPELINE_VARIABLE, "description": "the approved model package version"}],
+                "stages": [
+                    {"name": "Source", "actions": [source]},
+                    {"name": "DeployStaging", "actions": [build("DeployStaging", "Source")]},
+                    {"name": "SmokeTest", "actions": [build("SmokeTest", "Source")]},
+                    {"name": "Approve", "actions": [approve]},
+                    {"name": "DeployProduction", "actions": [build("DeployProduction", "Source")]},
+                ],
+            }
+        )
+
+    def create_drift_alarms(self, features: list[tuple[str, bool]], psi: float, ks: float) -> None:
+        """Per feature PSI (and KS for numeric ones) alarms, and a metric alarm standing in for the composite."""
+        cloudwatch = self.client("cloudwatch")
+        run = [{"Name": "Model", "Value": self.names.model}, {"Name": "Stage", "Value": self.names.stage}]
+        self.feature_alarms = []
+        for feature, numeric in features:
+            self.feature_alarms.append(
+                FeatureAlarm(f"{self.names.alarm_prefix}-psi-{feature}", feature, drift_step.FEATURE_PSI, psi)
+            )
+            if numeric:
+                self.feature_alarms.append(
+                    FeatureAlarm(f"{self.names.alarm_prefix}-ks-{feature}", feature, drift_step.FEATURE_KS, ks)
+                )
+        for alarm in self.feature_alarms:
+            cloudwatch.put_metric_alarm(
+                AlarmName=alarm.name,
+                AlarmDescription=f"{alarm.metric} of {alarm.feature} above {alarm.threshold}",
+                Namespace=drift_step.NAMESPACE,
+                MetricName=alarm.metric,
+                Dimensions=[*run, {"Name": "Feature", "Value": alarm.feature}],
+                Statistic="Maximum",
+                Period=86400,
+                EvaluationPeriods=1,
+                DatapointsToAlarm=1,
+                Threshold=alarm.threshold,
+                ComparisonOperator="GreaterThanThreshold",
+                TreatMissingData="notBreaching",
+            )
+        cloudwatch.put_metric_alarm(
+            AlarmName=self.names.alarm_prefix,
+            AlarmDescription="Stands in for the composite alarm (ANY of the feature alarms); moto has none",
+            Namespace=drift_step.NAMESPACE,
+            MetricName=drift_step.DRIFTED_FEATURES,
+            Dimensions=run,
+            Statistic="Maximum",
+            Period=86400,
+            EvaluationPeriods=1,
+            Threshold=0.0,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            AlarmActions=[self.names.topic_arn],
+        )
+
+    # --------------------------------------------------------------- alarms
+    def evaluate_alarms(self, since: dt.datetime) -> dict[str, dict[str, Any]]:
+        """What CloudWatch would do: each feature alarm against the highest datapoint published since
+        ``since``; the composite stand-in is ALARM when any feature alarm is. Returns name -> state, value."""
+        cloudwatch = self.client("cloudwatch")
+        run = [{"Name": "Model", "Value": self.names.model}, {"Name": "Stage", "Value": self.names.stage}]
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+        states: dict[str, dict[str, Any]] = {}
+        for alarm in self.feature_alarms:
+            points = cloudwatch.get_metric_statistics(
+                Namespace=drift_step.NAMESPACE,
+                MetricName=alarm.metric,
+                Dimensions=[*run, {"Name": "Feature", "Value": alarm.feature}],
+                StartTime=since,
+                EndTime=until,
+                Period=60,
+                Statistics=["Maximum"],
+            )["Datapoints"]
+            value = max((float(point["Maximum"]) for point in points), default=None)
+            breaching = value is not None and value > alarm.threshold
+            if value is None:
+                reason = "no datapoint in the period (treated as not breaching)"
+            else:
+                relation = "greater than" if breaching else "not greater than"
+                reason = (
+                    f"Threshold Crossed: 1 datapoint [{value:.4g}] was {relation} the threshold ({alarm.threshold:g})."
+                )
+            states[alarm.name] = {"state": ALARM if breaching else OK, "value": value, "reason": reason}
+        in_alarm = sorted(name for name, state in states.items() if state["state"] == ALARM)
+        composite_reason = (
+            f"{len(in_alarm)} of {len(states)} feature alarms in ALARM: {', '.join(in_alarm)}"
+            if in_alarm
+            else f"none of the {len(states)} feature alarms is in ALARM"
+        )
+        states[self.names.alarm_prefix] = {
+            "state": ALARM if in_alarm else OK,
+            "value": float(len(in_alarm)),
+            "reason": composite_reason,
+        }
+        for name, state in states.items():
+            self.set_alarm(name, state["state"], state["reason"])
+        return states
+
+    def set_alarm(self, name: str, state: str, reason: str) -> None:
+        self.client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason[:1023])
+
+    def alarm(self, name: str) -> dict[str, Any]:
+        found = self.client("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"]
+        if not found:
+            raise EmulationError(f"alarm {name} not found")
+        alarm: dict[str, Any] = found[0]
+        return alarm
+
+    # ----------------------------------------------------------- notifications
+    def notifications(self) -> list[dict[str, str]]:
+        """Every SNS message delivered to the probe queue since the last call: subject and message."""
+        sqs = self.client("sqs")
+        messages: list[dict[str, str]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return messages
+            for message in batch:
+                body = json.loads(message["Body"])
+                messages.append({"subject": str(body.get("Subject", "")), "message": str(body.get("Message", ""))})
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+# ------------------------------------------------------------------------- events
+def _millis(value: Any) -> int | None:
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp() * 1000)
+    return None
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def model_package_event(package: Mapping[str, Any], region: str, *, now: dt.datetime) -> dict[str, Any]:
+    """The "SageMaker Model Package State Change" event EventBridge delivers for a described package."""
+    arn = str(package["ModelPackageArn"])
+    detail: dict[str, Any] = {
+        "ModelPackageGroupName": package["ModelPackageGroupName"],
+        "ModelPackageVersion": package["ModelPackageVersion"],
+        "ModelPackageArn": arn,
+        "CreationTime": _millis(package.get("CreationTime")),
+        "InferenceSpecification": package.get("InferenceSpecification", {}),
+        "ModelPackageStatus": package.get("ModelPackageStatus", "Completed"),
+        "ModelApprovalStatus": package["ModelApprovalStatus"],
+        "LastModifiedTime": _millis(package.get("LastModifiedTime")) or int(now.timestamp() * 1000),
+        "ModelMetrics": package.get("ModelMetrics", {}),
+    }
+    if package.get("ApprovalDescription"):
+        detail["ApprovalDescription"] = package["ApprovalDescription"]
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{arn}#{detail['ModelApprovalStatus']}")),
+        "detail-type": MODEL_PACKAGE_STATE_CHANGE,
+        "source": "aws.sagemaker",
+        "account": ACCOUNT,
+        "time": _iso(now),
+        "region": region,
+        "resources": [arn],
+        "detail": detail,
+    }
+    parsed: dict[str, Any] = json.loads(json.dumps(event, default=str))
+    return parsed
+
+
+def alarm_event(alarm: Mapping[str, Any], previous: str, region: str) -> dict[str, Any]:
+    """The "CloudWatch Alarm State Change" event for a described alarm's current state."""
+    updated = alarm.get("StateUpdatedTimestamp")
+    moment = updated if isinstance(updated, dt.datetime) else dt.datetime.now(dt.UTC)
+    timestamp = moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+    name = str(alarm["AlarmName"])
+    return {
+        "version": "0",
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{name}#{alarm['StateValue']}#{timestamp}")),
+        "detail-type": ALARM_STATE_CHANGE,
+        "source": "aws.cloudwatch",
+        "account": ACCOUNT,
+        "time": _iso(moment),
+        "region": region,
+        "resources": [str(alarm.get("AlarmArn", f"arn:aws:cloudwatch:{region}:{ACCOUNT}:alarm:{name}"))],
+        "detail": {
+            "alarmName": name,
+            "state": {"value": alarm["StateValue"], "reason": alarm.get("StateReason", ""), "timestamp": timestamp},
+            "previousState": {"value": previous},
+            "configuration": {"description": alarm.get("AlarmDescription", "")},
+        },
+    }

@@ -1,0 +1,1001 @@
+"""``python -m demo`` (``make demo``): the platform's whole lifecycle on this machine, without an AWS account.
+
+    python -m demo                     # 20k rows over 90 days, 500 requests a traffic window
+    python -m demo --fast              # small sizes (3k rows, 200 requests a window)
+    python -m demo --no-etl            # train on the raw files, skip the Spark curation job
+    python -m demo --seed 3 --keep     # another seed; keep the working folder
+
+One embedded AWS emulation (a moto server on 127.0.0.1, fake credentials) stands in for the
+account. The steps run the platform's own code against it: the data generator, the curation
+job on local Spark, the model-build pipeline definition run step by step, the operator CLI,
+the registry-approval and drift-alert functions' handlers, the baseline promotion, the
+endpoint's inference handlers, the drift-check pipeline definition. What the emulation cannot
+do (run containers, evaluate alarms, emit EventBridge events) the demo does in their place and
+says so when it does.
+
+Exit codes: 0 done; 1 a step failed (``demo: step N (<name>) failed: <error>``; ``--debug`` adds
+the traceback); 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import traceback
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final, TextIO
+
+from demo.emulation import (
+    ALARM,
+    INSUFFICIENT_DATA,
+    OK,
+    Account,
+    Names,
+    alarm_event,
+    aws_environment,
+    environment,
+    model_package_event,
+    moto_server,
+)
+from demo.progress import Timeline
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINES_SRC = ROOT / "pipelines_src"
+LAMBDAS = ROOT / "lambdas"
+CDK_JSON = ROOT / "cdk.json"
+
+DEFAULTS = {"rows": 20_000, "days": 90, "traffic": 500}
+FAST = {"rows": 3_000, "days": 90, "traffic": 200}
+MIN_ROWS = 1_000
+# Rows the curation job must quarantine: a few of every kind its rules catch.
+BAD_ROWS = 16
+# Each request carries 1 to MAX_BATCH rows (CSV rows or JSON instances).
+MAX_BATCH = 15
+DRIFT_FEATURE: Final = "traffic_level"
+DRIFT_STRENGTH = 0.5
+VARIANT = "AllTraffic"
+# What the demo writes in its working folder.
+WORK_FOLDERS = ("lake", "build", "drift", "capture", "endpoint")
+STEPS = (
+    "set up the emulated account",
+    "generate data and curate it",
+    "run the model-build pipeline",
+    "approve the version",
+    "deploy and send traffic",
+    "check drift, react to the alarm",
+    "summary",
+)
+
+
+class StepFailedError(Exception):
+    """A step of the demo failed; the message is the one line the demo prints."""
+
+    def __init__(self, number: int, name: str, error: BaseException) -> None:
+        self.number = number
+        self.name = name
+        self.error = error
+        super().__init__(f"step {number} ({name}) failed: {one_line(error)}")
+
+
+class DemoError(RuntimeError):
+    """Something the demo checks did not hold; the message says what."""
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else ""
+    return first or type(error).__name__
+
+
+@dataclass(frozen=True)
+class Options:
+    seed: int = 7
+    rows: int = DEFAULTS["rows"]
+    days: int = DEFAULTS["days"]
+    traffic: int = DEFAULTS["traffic"]
+    workdir: Path | None = None
+    keep: bool = False
+    etl: bool = True
+    debug: bool = False
+    stage: str = "dev"
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _integer(minimum: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"{number} is below the minimum {minimum}")
+        return number
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m demo",
+        description="The whole lifecycle on embedded AWS emulation: data, ETL, training, approval, deploy, "
+        "traffic, drift, retraining.",
+    )
+    parser.add_argument("--seed", type=_integer(0), default=7, help="random seed of the data (default 7)")
+    parser.add_argument(
+        "--rows", type=_integer(MIN_ROWS), help=f"training rows to generate (default {DEFAULTS['rows']})"
+    )
+    parser.add_argument("--days", type=_integer(1), help=f"days the rows span (default {DEFAULTS['days']})")
+    parser.add_argument(
+        "--traffic", type=_integer(20), help=f"requests per traffic window (default {DEFAULTS['traffic']})"
+    )
+    parser.add_argument("--workdir", type=Path, help="working folder (default: a temporary folder, removed)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary working folder")
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help=f"small sizes ({FAST['rows']} rows, {FAST['traffic']} requests a window); explicit sizes win",
+    )
+    parser.add_argument(
+        "--no-etl",
+        dest="etl",
+        action="store_false",
+        help="skip the Spark curation job (which needs Java 17) and train on the raw files",
+    )
+    parser.add_argument("--stage", default="dev", help="stage of cdk.json whose names are used (default dev)")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of a failed step")
+    return parser
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    args = build_parser().parse_args(argv)
+    sizes = FAST if args.fast else DEFAULTS
+    return Options(
+        seed=args.seed,
+        rows=args.rows if args.rows is not None else sizes["rows"],
+        days=args.days if args.days is not None else sizes["days"],
+        traffic=args.traffic if args.traffic is not None else sizes["traffic"],
+        workdir=args.workdir,
+        keep=args.keep,
+        etl=args.etl,
+        debug=args.debug,
+        stage=args.stage,
+    )
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Point file descriptor 2 at ``path`` for the block: child processes started in it (the JVM) keep it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with path.open("ab") as handle:
+        os.dup2(handle.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _upload_tree(s3: Any, source: Path, bucket: str, prefix: str) -> int:
+    """Upload the data files of a folder (not Spark's ``.crc`` and ``_SUCCESS`` markers) under a prefix."""
+    count = 0
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if not path.is_file() or any(part.startswith((".", "_")) for part in relative.parts):
+            continue
+        s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{relative.as_posix()}")
+        count += 1
+    return count
+
+
+def _split_uri(uri: str) -> tuple[str, str]:
+    match = re.match(r"^s3://([^/]+)/(.*)$", uri)
+    if match is None:
+        raise DemoError(f"not an S3 URI: {uri!r}")
+    return match[1], match[2]
+
+
+def _feature_value(value: Any) -> Any:
+    """A frame value as the endpoint's clients send it: None for missing, plain numbers, category names."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _csv_field(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _fraction_text(report: Mapping[str, Any], feature: str) -> str:
+    statistics = report["features"].get(feature, {})
+    psi, ks = statistics.get("psi"), statistics.get("ks")
+    parts = [f"PSI {psi:.3f}" if psi is not None else "PSI -"]
+    parts.append(f"KS {ks:.3f}" if ks is not None else "KS -")
+    return ", ".join(parts)
+
+
+# ------------------------------------------------------------------------------- the demo
+
+
+@dataclass
+class Demo:
+    options: Options
+    timeline: Timeline
+    workdir: Path
+    account: Account | None = None
+    config: Any = None
+    names: Names | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    actions: list[dict[str, str]] = field(default_factory=list)
+    notifications: list[dict[str, str]] = field(default_factory=list)
+
+    # -- plumbing
+    @property
+    def aws(self) -> Account:
+        if self.account is None:
+            raise DemoError("the emulated account is not set up")
+        return self.account
+
+    @property
+    def n(self) -> Names:
+        if self.names is None:
+            raise DemoError("the emulated account is not set up")
+        return self.names
+
+    def say(self, text: str) -> None:
+        self.timeline.say(text)
+
+    def act(self, what: str, why: str) -> None:
+        self.actions.append({"action": what, "why": why})
+
+    def collect_notifications(self) -> list[dict[str, str]]:
+        new = self.aws.notifications()
+        self.notifications.extend(new)
+        return new
+
+    def load_stage(self) -> None:
+        from stacks.config import load_config
+
+        context = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]
+        self.config = load_config(context).stage(self.options.stage)
+        self.names = Names.from_config(self.config)
+
+    # -- step 1
+    def setup(self, url: str) -> None:
+        from pipelines_src.steps import contract as contracts
+
+        self.account = Account(url=url, names=self.n)
+        aws, n = self.aws, self.n
+        self.say(f"moto server at {url} (account {aws.names.role_arn.split(':')[4]}, {n.region}, fake credentials)")
+        aws.create_storage()
+        self.say(f"buckets: {n.raw_bucket}, {n.curated_bucket}, {n.artifacts_bucket}")
+        self.say(f"model package group: {n.model_package_group}")
+        aws.create_notifications()
+        self.say(f"SNS topic {n.topic}, with SQS queue {n.queue} subscribed (to read the notifications)")
+        aws.create_idempotency_table()
+        self.say(f"DynamoDB idempotency table {n.idempotency_table} (partition key id)")
+        aws.create_deploy_pipeline()
+        self.say(f"deploy CodePipeline {n.deploy_pipeline} (V2, variable ModelPackageArn)")
+        contract = contracts.load_contract(PIPELINES_SRC / "contracts" / f"{n.dataset}.json")
+        features = [(column.name, column.type in ("int", "float")) for column in contract.feature_columns]
+        drift = self.config.operations.drift
+        aws.create_drift_alarms(features, drift.psi_threshold, drift.ks_threshold)
+        self.say(
+            f"{len(aws.feature_alarms)} feature drift alarms ({n.alarm_prefix}-psi-*/-ks-*, PSI > "
+            f"{drift.psi_threshold:g}, KS > {drift.ks_threshold:g}) and {n.alarm_prefix}, a metric alarm standing in "
+            "for the composite alarm (moto has none)"
+        )
+        self.summary["names"] = {
+            "raw_bucket": n.raw_bucket,
+            "curated_bucket": n.curated_bucket,
+            "artifacts_bucket": n.artifacts_bucket,
+            "model_package_group": n.model_package_group,
+            "build_pipeline": n.build_pipeline,
+            "deploy_pipeline": n.deploy_pipeline,
+            "drift_pipeline": n.drift_pipeline,
+            "endpoint": n.endpoint,
+            "composite_alarm": n.alarm_prefix,
+        }
+
+    # -- step 2
+    def data(self) -> None:
+        options, n, s3 = self.options, self.n, self.aws.client("s3")
+        local_raw = self.workdir / "lake" / "raw"
+        if options.etl:
+            self._curate(local_raw)
+            uploaded = _upload_tree(s3, local_raw / n.dataset, n.raw_bucket, n.dataset)
+            curated = _upload_tree(s3, self.workdir / "lake" / "curated" / n.dataset, n.curated_bucket, n.dataset)
+            self.say(
+                f"synced to the emulated lake: {uploaded} raw files to s3://{n.raw_bucket}/{n.dataset}/, "
+                f"{curated} curated files to s3://{n.curated_bucket}/{n.dataset}/"
+            )
+            self.state["input_uri"] = f"s3://{n.curated_bucket}/{n.dataset}/"
+        else:
+            from pipelines_src.datasets.delivery_time import generate, write_raw
+
+            frame = generate(options.rows, seed=options.seed, days=options.days)
+            files = write_raw(frame, local_raw, dataset=n.dataset, file_format="csv", overwrite=True)
+            uploaded = _upload_tree(s3, local_raw / n.dataset, n.raw_bucket, n.dataset)
+            self.say(
+                f"generated {len(frame)} orders over {options.days} days ({len(files)} files); "
+                f"uploaded to s3://{n.raw_bucket}/{n.dataset}/"
+            )
+            self.say("--no-etl: no curation job; the model trains on the raw files")
+            self.summary["curation"] = None
+            self.state["input_uri"] = f"s3://{n.raw_bucket}/{n.dataset}/"
+
+    def _curate(self, local_raw: Path) -> None:
+        from etl.local import generate_raw, java_problem, job_argv, local_spark
+
+        problem = java_problem()
+        if problem:
+            raise DemoError(f"{problem} (or run the demo with --no-etl to train on the raw files)")
+        options, n = self.options, self.n
+        generated = generate_raw(
+            local_raw, rows=options.rows, seed=options.seed, days=options.days, bad_rows=BAD_ROWS, dataset=n.dataset
+        )
+        self.say(
+            f"generated {len(generated.frame)} orders over {options.days} days and {len(generated.bad.rows)} bad rows "
+            f"({len(generated.files)} files) in {local_raw}"
+        )
+        self.say(
+            "the curation job (etl/curate.py) runs on local Spark over local folders mirroring the raw and curated "
+            "buckets (the local Spark has no S3 connector); its output is then synced to the emulated buckets"
+        )
+        bar = self.timeline.bar("curation", 5)
+        from etl import curate
+
+        with _stderr_to(self.workdir / "spark.log"):
+            spark = local_spark(cores=2, java_options="-XX:TieredStopAtLevel=1")
+        bar.advance(note=f"Spark {spark.version} started")
+        try:
+            args = curate.parse_args(
+                job_argv(local_raw, self.workdir / "lake", dataset=n.dataset, extra=["--run_id", "demo"])
+            )
+            report = curate.run(spark, args, progress=lambda message: bar.advance(note=message.split(" (")[0][:60]))
+        finally:
+            spark.stop()
+        bar.finish(note=f"done in {report['seconds']:.1f}s")
+        counts = report["counts"]
+        rules = ", ".join(f"{rule} {count}" for rule, count in sorted(counts["quarantined_by_rule"].items()))
+        self.say(
+            f"curated: {counts['rows_read']} rows read, {counts['rows_written']} written, "
+            f"{counts['rows_quarantined']} quarantined ({rules}), {counts['duplicates_dropped']} duplicates dropped"
+        )
+        self.summary["curation"] = {
+            key: counts[key] for key in ("rows_read", "rows_written", "rows_quarantined", "duplicates_dropped")
+        }
+        self.summary["curation"]["quarantined_by_rule"] = dict(counts["quarantined_by_rule"])
+
+    # -- step 3
+    def stage_code(self) -> dict[str, str]:
+        """The steps tarball, the runner and the contract, where the stack's assets would be."""
+        from pipelines_src.packaging import build_source_tarball
+
+        n, s3 = self.n, self.aws.client("s3")
+        tarball = build_source_tarball(PIPELINES_SRC / "steps", self.workdir / "steps.tar.gz")
+        files = {
+            "source_tar_uri": tarball,
+            "runner_uri": PIPELINES_SRC / "run_step.sh",
+            "contract_uri": PIPELINES_SRC / "contracts" / f"{n.dataset}.json",
+        }
+        uris = {}
+        for name, path in files.items():
+            key = f"code/{path.name}"
+            s3.upload_file(str(path), n.artifacts_bucket, key)
+            uris[name] = f"s3://{n.artifacts_bucket}/{key}"
+        return uris
+
+    def build(self) -> None:
+        from pipelines_src.definition import PipelineSettings, build_definition
+        from pipelines_src.local.runner import LocalPipelineRunner
+
+        n, model, sagemaker = self.n, self.config.model, self.aws.client("sagemaker")
+        code = self.stage_code()
+        self.state["code"] = code
+        settings = PipelineSettings(
+            pipeline_name=n.build_pipeline,
+            region=n.region,
+            role_arn=n.role_arn,
+            artifacts_bucket=n.artifacts_bucket,
+            input_data_uri=self.state["input_uri"],
+            model_package_group_name=n.model_package_group,
+            kms_key_arn=n.kms_key_arn,
+            subnet_ids=("subnet-demo",),
+            security_group_ids=("sg-demo",),
+            metric=model.metric,
+            goal=model.goal,
+            threshold=model.threshold,
+            processing_instance_type=model.processing_instance_type,
+            training_instance_type=model.training_instance_type,
+            source_tar_uri=code["source_tar_uri"],
+            runner_uri=code["runner_uri"],
+            contract_uri=code["contract_uri"],
+        )
+        definition = build_definition(settings)
+        sagemaker.create_pipeline(
+            PipelineName=n.build_pipeline,
+            PipelineDefinition=definition,
+            RoleArn=n.role_arn,
+            PipelineDescription=f"{model.name} model build ({n.stage})",
+        )
+        self.say(
+            f"SageMaker pipeline {n.build_pipeline} created from pipelines_src/definition.py; moto stores it but runs "
+            "no step, so each step runs here as a local process (LocalPipelineRunner), reading and writing the "
+            "emulated S3"
+        )
+        self.say(f"input: {self.state['input_uri']}")
+        steps = [step["Name"] for step in json.loads(definition)["Steps"]]
+        bar = self.timeline.bar("pipeline", len(steps))
+
+        def on_event(line: str) -> None:
+            match = re.match(r"^\[(\d+)/(\d+)\] (\S+)", line)
+            if match:
+                bar.update(int(match[1]) - 1, note=match[3])
+
+        runner = LocalPipelineRunner(
+            json.loads(definition),
+            s3=self.aws.client("s3"),
+            sagemaker=sagemaker,
+            workdir=self.workdir / "build",
+            on_event=on_event,
+        )
+        result = runner.run(execution_id="demo-build-1")
+        bar.finish(note=result.status)
+        for step in result.steps:
+            if step.status != "Skipped":
+                detail = f": {step.detail}" if step.detail else ""
+                self.say(f"{step.name:<22} {step.status:<9} {step.seconds:5.1f}s{detail}")
+        if result.status != "Succeeded":
+            raise DemoError(f"the model-build run failed: {result.failure}")
+        arn = next(
+            (props["ModelPackageArn"] for props in result.properties.values() if "ModelPackageArn" in props), None
+        )
+        if arn is None:
+            raise DemoError("the model-build run registered no model version")
+        package = sagemaker.describe_model_package(ModelPackageName=arn)
+        metrics = {name: value for step in result.steps for name, value in step.metrics.items()}
+        evaluation = next((step.metrics for step in result.steps if "rmse" in step.metrics), metrics)
+        self.state["package_arn"] = arn
+        self.summary["versions"] = [
+            {
+                "version": int(package["ModelPackageVersion"]),
+                "arn": arn,
+                "status": package["ModelApprovalStatus"],
+                "metrics": {name: float(value) for name, value in evaluation.items()},
+            }
+        ]
+        shown = ", ".join(f"{name} {value:.3f}" for name, value in evaluation.items())
+        self.say(f"registered {arn} ({package['ModelApprovalStatus']}; {shown})")
+
+    # -- step 4
+    def load_handler(self, name: str) -> ModuleType:
+        """The function's handler module, imported as Lambda imports it (``lambdas/`` as the package root)."""
+        if str(LAMBDAS) not in sys.path:
+            sys.path.insert(0, str(LAMBDAS))
+        env = {
+            **self.function_environment("registry_approval"),
+            **self.function_environment("drift_alert"),
+            "POWERTOOLS_SERVICE_NAME": "mlops-demo",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        with environment(env):
+            module = importlib.import_module(f"{name}.handler")
+        module.logger.setLevel("WARNING")
+        return module
+
+    def function_environment(self, name: str) -> dict[str, str]:
+        """The environment the Operations stack gives the function."""
+        n = self.n
+        shared = {"NOTIFICATION_TOPIC_ARN": n.topic_arn, "IDEMPOTENCY_TABLE": n.idempotency_table}
+        if name == "registry_approval":
+            return {"MODEL_PACKAGE_GROUP": n.model_package_group, "DEPLOY_PIPELINE_NAME": n.deploy_pipeline, **shared}
+        return {
+            "MODEL_BUILD_PIPELINE_NAME": n.build_pipeline,
+            "ALARM_PREFIX": n.alarm_prefix,
+            "COOLDOWN_MINUTES": str(self.config.operations.retraining.cooldown_minutes),
+            **shared,
+        }
+
+    def approve(self) -> None:
+        from mlops_cli import cli
+
+        n, aws = self.n, self.aws
+        version = self.summary["versions"][0]["version"]
+        argv = ["--local", "--endpoint-url", aws.url, "--stage", n.stage, "approve", str(version), "--reason", "demo"]
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(argv)
+        if code != 0:
+            raise DemoError(f"mlops approve exited {code}: {err.getvalue().strip() or out.getvalue().strip()}")
+        self.say(f"$ mlops {' '.join(argv)}")
+        self.say(out.getvalue().strip())
+
+        sagemaker, codepipeline = aws.client("sagemaker"), aws.client("codepipeline")
+        package = sagemaker.describe_model_package(ModelPackageName=self.state["package_arn"])
+        event = model_package_event(package, n.region, now=dt.datetime.now(dt.UTC))
+        self.say(
+            'moto emits no EventBridge event on UpdateModelPackage: the demo builds the "SageMaker Model Package '
+            'State Change" event SageMaker sends and delivers it to the registry-approval handler'
+        )
+        handler = self.load_handler("registry_approval")
+        config = handler.load_config(self.function_environment("registry_approval"))
+        clients = handler.Clients(codepipeline=codepipeline, sns=aws.client("sns"), dynamodb=aws.client("dynamodb"))
+        first = self._deliver(handler, event, config, clients)
+        if first.get("status") != "deploy_started":
+            raise DemoError(f"the registry-approval function did not start the deploy: {first}")
+        execution = codepipeline.get_pipeline_execution(
+            pipelineName=n.deploy_pipeline, pipelineExecutionId=first["pipelineExecutionId"]
+        )["pipelineExecution"]
+        variables = {item["name"]: item["resolvedValue"] for item in execution.get("variables", [])}
+        self.say(
+            f"-> deploy_started: {n.deploy_pipeline} execution {first['pipelineExecutionId']} "
+            f"({execution['status']} at once in moto, which runs no action), "
+            f"variable ModelPackageArn={variables.get('ModelPackageArn')}"
+        )
+        self.act(
+            f"deploy pipeline {n.deploy_pipeline} started (execution {first['pipelineExecutionId']})",
+            f"version {package['ModelPackageVersion']} was approved",
+        )
+        again = self._deliver(handler, event, config, clients)
+        runs = codepipeline.list_pipeline_executions(pipelineName=n.deploy_pipeline)["pipelineExecutionSummaries"]
+        duplicate_ignored = again == first and len(runs) == 1
+        self.say(
+            f"the same event delivered again -> {again.get('status')} (answered from the idempotency record); "
+            f"deploy executions: {len(runs)}"
+        )
+        if not duplicate_ignored:
+            raise DemoError(f"the duplicate approval had another effect: {again}, {len(runs)} executions")
+        self.act("duplicate approval event ignored", "same package and status within the idempotency window")
+        self.summary["versions"][0]["status"] = package["ModelApprovalStatus"]
+        self.summary["deploy"] = {
+            "pipeline": n.deploy_pipeline,
+            "executions": [{"id": run["pipelineExecutionId"], "status": run["status"]} for run in runs],
+            "variables": variables,
+            "first": first,
+            "duplicate": again,
+            "duplicate_ignored": duplicate_ignored,
+        }
+
+    def _deliver(self, handler: ModuleType, event: Mapping[str, Any], config: Any, clients: Any) -> dict[str, Any]:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Couldn't determine the remaining time")
+            result: dict[str, Any] = handler.handle_event(event, config=config, clients=clients)
+        return result
+
+    # -- step 5
+    def deploy(self) -> None:
+        from pipelines_src import promote
+        from pipelines_src.serving import inference
+        from stacks import naming
+
+        n, aws = self.n, self.aws
+        s3, sagemaker = aws.client("s3"), aws.client("sagemaker")
+        arn = self.state["package_arn"]
+        record = promote.publish_baseline(
+            sagemaker, s3, arn, n.artifacts_bucket, naming.deployed_baseline_prefix(self.config)
+        )
+        self.say(f"baseline published (pipelines_src/promote.py): {record['baseline_source']} -> {record['baseline']}")
+        self.state["baseline_uri"] = record["baseline"].rsplit("/", 1)[0] + "/"
+        self.summary["baseline"] = record
+
+        package = sagemaker.describe_model_package(ModelPackageName=arn)
+        model_url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        bucket, key = _split_uri(model_url)
+        model_dir = self.workdir / "endpoint" / "model"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        archive = self.workdir / "endpoint" / "model.tar.gz"
+        s3.download_file(bucket, key, str(archive))
+        with tarfile.open(archive) as tar:
+            tar.extractall(model_dir, filter="data")
+        model = inference.model_fn(str(model_dir))
+        self.say(
+            f"endpoint {n.endpoint} stands in locally: {model_url} loaded with serving/inference.py's model_fn; "
+            "each request goes through input_fn, predict_fn and output_fn, and is captured in SageMaker's "
+            f"data-capture format under s3://{n.raw_bucket}/{naming.capture_prefix(self.config)}{n.endpoint}/{VARIANT}/"
+        )
+        now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+        windows = {"normal": now - dt.timedelta(hours=2), "drifted": now - dt.timedelta(hours=1)}
+        self.state["windows"] = windows
+        bar = self.timeline.bar("traffic", 2 * self.options.traffic)
+        captured: dict[str, Any] = {}
+        for offset, (window, start) in enumerate(windows.items(), start=1):
+            captured[window] = self._traffic(inference, model, window, start, self.options.seed + offset, bar)
+        bar.finish(note=f"{sum(item['requests'] for item in captured.values())} requests")
+        for window, item in captured.items():
+            self.say(
+                f"{window} window ({item['hour']}): {item['requests']} requests, {item['rows']} rows, "
+                f"{item['files']} capture files -> {item['prefix']}"
+            )
+        self.summary["capture"] = captured
+        self.say(f"the drifted window's rows come from the generator with covariate drift on {DRIFT_FEATURE}")
+
+    def _traffic(
+        self, inference: ModuleType, model: Any, window: str, start: dt.datetime, seed: int, bar: Any
+    ) -> dict[str, Any]:
+        import numpy as np
+
+        from pipelines_src.datasets.delivery_time import CovariateDrift, generate
+        from pipelines_src.steps import contract as contracts
+        from pipelines_src.steps import features
+
+        n, options = self.n, self.options
+        contract = contracts.load_contract(PIPELINES_SRC / "contracts" / f"{n.dataset}.json")
+        names = features.from_contract(contract).names
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0xCA9,)))
+        sizes = rng.integers(1, MAX_BATCH + 1, size=options.traffic)
+        drift = CovariateDrift(DRIFT_FEATURE, strength=DRIFT_STRENGTH) if window == "drifted" else None
+        frame = generate(int(sizes.sum()), seed=seed, days=options.days, covariate_drift=drift)
+        records = [
+            [_feature_value(row[name]) for name in names] for row in frame[names].astype(object).to_dict("records")
+        ]
+        hour = start.strftime("%Y/%m/%d/%H")
+        local = self.workdir / "capture" / n.endpoint / VARIANT / hour
+        local.mkdir(parents=True, exist_ok=True)
+        step = 3600.0 / options.traffic
+        files: dict[str, list[str]] = {}
+        position = 0
+        for index, size in enumerate(sizes.tolist()):
+            rows = records[position : position + size]
+            position += size
+            if index % 2 == 0:
+                content_type, encoding = "text/csv", "CSV"
+                body = "\n".join(",".join(_csv_field(value) for value in row) for row in rows)
+            else:
+                content_type, encoding = "application/json", "JSON"
+                body = json.dumps({"instances": [dict(zip(names, row, strict=True)) for row in rows]})
+            response = inference.handle(model, body, content_type, "application/json").decode("utf-8")
+            moment = start + dt.timedelta(seconds=index * step)
+            record = {
+                "captureData": {
+                    "endpointInput": {
+                        "observedContentType": content_type,
+                        "mode": "INPUT",
+                        "data": body,
+                        "encoding": encoding,
+                    },
+                    "endpointOutput": {
+                        "observedContentType": "application/json",
+                        "mode": "OUTPUT",
+                        "data": response,
+                        "encoding": "JSON",
+                    },
+                },
+                "eventMetadata": {
+                    "eventId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{n.endpoint}/{window}/{index}")),
+                    "inferenceTime": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+                },
+                "eventVersion": "0",
+            }
+            # SageMaker writes a capture file every few minutes: one per quarter hour here.
+            quarter = moment.replace(minute=moment.minute // 15 * 15, second=0, microsecond=0)
+            name = f"{quarter:%M-%S}-000-{uuid.uuid5(uuid.NAMESPACE_URL, f'{window}/{quarter}').hex[:8]}.jsonl"
+            files.setdefault(name, []).append(json.dumps(record, separators=(",", ":")))
+            bar.advance(note=f"{window} window")
+        for name, lines in files.items():
+            (local / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        from stacks import naming
+
+        prefix = f"{naming.capture_prefix(self.config)}{n.endpoint}/{VARIANT}/{hour}/"
+        _upload_tree(self.aws.client("s3"), local, n.raw_bucket, prefix)
+        return {
+            "hour": hour,
+            "requests": len(sizes),
+            "rows": int(sizes.sum()),
+            "files": len(files),
+            "prefix": f"s3://{n.raw_bucket}/{prefix}",
+        }
+
+    # -- step 6
+    def drift(self) -> None:
+        from pipelines_src.drift_definition import DriftSettings, build_drift_definition
+        from pipelines_src.local.runner import LocalPipelineRunner
+
+        n, aws = self.n, self.aws
+        settings = self.config.operations.drift
+        code = self.state["code"]
+        drift_settings = DriftSettings(
+            pipeline_name=n.drift_pipeline,
+            region=n.region,
+            role_arn=n.role_arn,
+            artifacts_bucket=n.artifacts_bucket,
+            baseline_uri=self.state["baseline_uri"],
+            data_uri=f"s3://{n.raw_bucket}/datacapture/{n.endpoint}/{VARIANT}/",
+            kms_key_arn=n.kms_key_arn,
+            subnet_ids=("subnet-demo",),
+            security_group_ids=("sg-demo",),
+            model_name=n.model,
+            stage_name=n.stage,
+            input_format="capture",
+            window_hours=settings.window_hours,
+            psi_threshold=settings.psi_threshold,
+            ks_threshold=settings.ks_threshold,
+            processing_instance_type=settings.instance_type,
+            source_tar_uri=code["source_tar_uri"],
+            runner_uri=code["runner_uri"],
+            contract_uri=code["contract_uri"],
+        )
+        definition = build_drift_definition(drift_settings)
+        aws.client("sagemaker").create_pipeline(
+            PipelineName=n.drift_pipeline, PipelineDefinition=definition, RoleArn=n.role_arn
+        )
+        self.say(
+            f"drift-check pipeline {n.drift_pipeline} (pipelines_src/drift_definition.py) runs locally; its job "
+            "reaches the emulator itself (AWS_ENDPOINT_URL) to publish the MLOps/Drift metrics. Scheduled runs read "
+            f"the last {settings.window_hours} h of capture; here each run reads one window's hour folder"
+        )
+        job_environment = {
+            name: value for name, value in aws_environment(aws.url, n.region).items() if value is not None
+        }
+        reports: dict[str, Any] = {}
+        alarms: dict[str, Any] = {}
+        composite = INSUFFICIENT_DATA
+        for window in ("normal", "drifted"):
+            since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+            began = time.perf_counter()
+            # A job folder per run, as each SageMaker processing job gets a fresh container.
+            runner = LocalPipelineRunner(
+                json.loads(definition),
+                s3=aws.client("s3"),
+                sagemaker=aws.client("sagemaker"),
+                workdir=self.workdir / "drift" / window,
+                on_event=lambda _: None,
+                job_environment=job_environment,
+            )
+            result = runner.run(
+                {"DataUri": self.summary["capture"][window]["prefix"], "WindowHours": 0},
+                execution_id=f"{window}-window",
+            )
+            if result.status != "Succeeded":
+                raise DemoError(f"the drift check of the {window} window failed: {result.failure}")
+            output = result.properties["DetectDrift"]["ProcessingOutputConfig"]["Outputs"]["report"]["S3Output"]
+            bucket, key = _split_uri(f"{output['S3Uri'].rstrip('/')}/drift_report.json")
+            report = json.loads(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+            reports[window] = report
+            drifted = report["drifted_features"]
+            self.say(
+                f"{window} window: {report['row_count']} rows, max PSI {report['max_psi']:.3f}, drifted: "
+                f"{', '.join(drifted) if drifted else 'none'} ({time.perf_counter() - began:.1f}s; "
+                f"report s3://{bucket}/{key})"
+            )
+            states = aws.evaluate_alarms(since)
+            alarms[window] = {name: state["state"] for name, state in states.items()}
+            firing = sorted(name for name, state in states.items() if state["state"] == ALARM)
+            self.say(
+                "alarm evaluation (the demo reads the metrics back with GetMetricStatistics and sets each alarm's "
+                f"state, standing in for CloudWatch): {', '.join(firing) if firing else 'all OK'}"
+            )
+            new_state = states[n.alarm_prefix]["state"]
+            if new_state == ALARM and composite != ALARM:
+                self._alarm_changed(composite)
+            composite = new_state
+        self.summary["drift"] = {
+            window: {
+                "rows": report["row_count"],
+                "max_psi": report["max_psi"],
+                "drifted_features": list(report["drifted_features"]),
+                "features": {
+                    name: {"psi": stats.get("psi"), "ks": stats.get("ks"), "drifted": bool(stats.get("drifted"))}
+                    for name, stats in report["features"].items()
+                },
+            }
+            for window, report in reports.items()
+        }
+        self.summary["alarms"] = alarms
+        if composite == ALARM:
+            self._flap()
+        self._retraining_summary()
+
+    def _drift_handler(self) -> tuple[ModuleType, Any, Any]:
+        aws = self.aws
+        handler = self.load_handler("drift_alert")
+        config = handler.load_config(self.function_environment("drift_alert"))
+        clients = handler.Clients(
+            sagemaker=aws.client("sagemaker"), sns=aws.client("sns"), dynamodb=aws.client("dynamodb")
+        )
+        return handler, config, clients
+
+    def _alarm_changed(self, previous: str) -> dict[str, Any]:
+        """Deliver the composite alarm's current state as CloudWatch's state-change event; record the outcome."""
+        n, aws = self.n, self.aws
+        alarm = aws.alarm(n.alarm_prefix)
+        event = alarm_event(alarm, previous, n.region)
+        handler, config, clients = self._drift_handler()
+        result = self._deliver(handler, event, config, clients)
+        state = event["detail"]["state"]
+        self.say(
+            f"event: {n.alarm_prefix} {previous} -> {state['value']} at {state['timestamp']} "
+            f"-> drift-alert function: {result.get('status')}"
+            + (f" ({result['reason']})" if result.get("reason") else "")
+        )
+        self.state.setdefault("alarm_results", []).append({"state": state["value"], "result": result})
+        status = result.get("status")
+        if status == "retraining_started":
+            self.say(f"   retraining execution {result['pipelineExecutionArn']}")
+            self.act(
+                f"retraining of {n.build_pipeline} started",
+                f"composite drift alarm {n.alarm_prefix} went to ALARM ({state['reason']})",
+            )
+        elif status == "suppressed":
+            self.act("retraining suppressed, recorded and notified", str(result.get("reason")))
+        elif status == "recovery_notified":
+            self.act("recovery notified", f"composite drift alarm {n.alarm_prefix} returned to OK")
+        return result
+
+    def _flap(self) -> None:
+        """The alarm leaves ALARM and enters it again (a later evaluation): a second trigger within the cooldown."""
+        n, aws = self.n, self.aws
+        self.say(
+            "later: the next evaluation period has no breaching datapoint, then the next drift check breaches again "
+            "(the demo sets these two states; traffic is not re-sent)"
+        )
+        aws.set_alarm(n.alarm_prefix, OK, "no feature alarm in ALARM in this period (emulated)")
+        self._alarm_changed(ALARM)
+        aws.set_alarm(n.alarm_prefix, ALARM, f"{DRIFT_FEATURE} drifted again in the next drift check (emulated)")
+        self._alarm_changed(OK)
+
+    def _retraining_summary(self) -> None:
+        n, aws = self.n, self.aws
+        executions = aws.client("sagemaker").list_pipeline_executions(PipelineName=n.build_pipeline)[
+            "PipelineExecutionSummaries"
+        ]
+        results = [item["result"] for item in self.state.get("alarm_results", []) if item["state"] == ALARM]
+        records = aws.client("dynamodb").scan(TableName=n.idempotency_table)["Items"]
+        suppressed = [item for item in records if item["id"]["S"].startswith("drift-alert#suppressed#")]
+        self.collect_notifications()
+        self.summary["retraining"] = {
+            "alarm_results": results,
+            "executions": [
+                {
+                    "arn": item["PipelineExecutionArn"],
+                    "display_name": item.get("PipelineExecutionDisplayName"),
+                    "status": item.get("PipelineExecutionStatus"),
+                }
+                for item in executions
+            ],
+            "suppressed_records": [
+                {"id": item["id"]["S"], "because": item.get("suppressed_because", {}).get("S")} for item in suppressed
+            ],
+        }
+        self.say(
+            f"{n.build_pipeline} executions in the registry: {len(executions)} (moto records them, runs no step); "
+            f"suppressed triggers recorded: {len(suppressed)}"
+        )
+
+    # -- step 7
+    def report(self) -> None:
+        say = self.say
+        say("model versions:")
+        for version in self.summary.get("versions", []):
+            metrics = ", ".join(f"{name} {value:.3f}" for name, value in version["metrics"].items())
+            say(f"  v{version['version']}  {version['status']:<22} {metrics}")
+        drift = self.summary.get("drift", {})
+        if drift:
+            say("drift per feature (PSI / KS; * drifted):")
+            say(f"  {'feature':<20} {'normal window':<24} drifted window")
+            for feature in drift["normal"]["features"]:
+                cells = []
+                for window in ("normal", "drifted"):
+                    stats = drift[window]["features"][feature]
+                    ks = f"{stats['ks']:.3f}" if stats["ks"] is not None else "  -  "
+                    psi = f"{stats['psi']:.3f}" if stats["psi"] is not None else "  -  "
+                    cells.append(f"{psi} / {ks}{' *' if stats['drifted'] else ''}")
+                say(f"  {feature:<20} {cells[0]:<24} {cells[1]}")
+        say("automatic actions:")
+        for item in self.actions:
+            say(f"  - {item['action']}: {item['why']}")
+        self.collect_notifications()
+        say(f"notifications on {self.n.topic} (read from the subscribed queue): {len(self.notifications)}")
+        for message in self.notifications:
+            say(f"  - {message['subject']}")
+        self.summary["actions"] = list(self.actions)
+        self.summary["notifications"] = list(self.notifications)
+
+
+def run_demo(options: Options, *, out: TextIO | None = None, tty: bool | None = None) -> dict[str, Any]:
+    """Run every step; returns the summary. StepFailedError names the step that failed."""
+    timeline = Timeline(out, tty=tty, total_steps=len(STEPS))
+    temporary = options.workdir is None
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="mlops-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    for folder in WORK_FOLDERS:  # what an earlier run left in a reused --workdir
+        shutil.rmtree(workdir / folder, ignore_errors=True)
+    demo = Demo(options=options, timeline=timeline, workdir=workdir)
+    failed = False
+    print(
+        f"mlops demo: seed {options.seed}, {options.rows} rows over {options.days} days, {options.traffic} requests "
+        f"a window, {'with' if options.etl else 'without'} the curation job; working folder {workdir}",
+        file=timeline.out,
+    )
+    try:
+        _steps(demo)
+    except StepFailedError:
+        failed = True
+        raise
+    finally:
+        if temporary and not options.keep and not (failed and options.debug):
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif temporary:
+            print(f"working folder kept: {workdir}", file=timeline.out)
+    demo.summary.update(
+        seed=options.seed,
+        rows=options.rows,
+        days=options.days,
+        traffic=options.traffic,
+        etl=options.etl,
+        seconds=round(timeline.elapsed(), 1),
+        workdir=str(workdir),
+    )
+    print(f"\ndemo finished in {timeline.elapsed():.1f}s", file=timeline.out)
+    return demo.summary
+
+
+def _steps(demo: Demo) -> None:
+    number = 1
+    try:
+        demo.load_stage()
+    except Exception as error:
+        raise StepFailedError(number, STEPS[0], error) from error
+    with moto_server() as url, environment(aws_environment(url, demo.n.region)):
+        actions: list[Callable[[], None]] = [
+            lambda: demo.setup(url),
+            demo.data,
+            demo.build,
+            demo.approve,
+            demo.deploy,
+            demo.drift,
+            demo.report,
+        ]
+        for number, action in enumerate(actions, start=1):
+            demo.timeline.step(number, STEPS[number - 1])
+            began = time.perf_counter()
+            try:
+                action()
+            except Exception as error:
+                raise StepFailedError(number, STEPS[number - 1], error) from error
+            demo.summary.setdefault("step_seconds", {})[STEPS[number - 1]] = round(time.perf_counter() - began, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_options(argv)
+    try:
+        run_demo(options)
+    except StepFailedError as failure:
+        print(file=sys.stdout, flush=True)
+        if options.debug:
+            traceback.print_exception(failure.error, file=sys.stderr)
+        print(f"demo: {failure}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("demo: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,153 @@
+"""``make demo``: the whole lifecycle on embedded AWS emulation, and how a failed step ends it."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from demo import run
+from demo.progress import Timeline
+from pipelines_src.steps import capture, contract
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, Path]:
+    workdir = tmp_path_factory.mktemp("demo")
+    out = io.StringIO()
+    summary = run.run_demo(run.parse_options(["--fast", "--workdir", str(workdir)]), out=out, tty=False)
+    return summary, out.getvalue(), workdir
+
+
+@pytest.mark.slow
+def test_one_version_is_registered_with_a_finite_metric(fast_run: tuple[dict[str, Any], str, Path]) -> None:
+    summary, _, _ = fast_run
+    (version,) = summary["versions"]
+    assert version["version"] == 1
+    assert version["status"] == "Approved"
+    assert math.isfinite(version["metrics"]["rmse"])
+    assert summary["curation"]["rows_quarantined"] == run.BAD_ROWS
+
+
+@pytest.mark.slow
+def test_the_approval_starts_one_deploy_with_the_versions_arn(fast_run: tuple[dict[str, Any], str, Path]) -> None:
+    summary, _, _ = fast_run
+    deploy = summary["deploy"]
+    assert deploy["first"]["status"] == "deploy_started"
+    assert len(deploy["executions"]) == 1
+    assert deploy["variables"] == {"ModelPackageArn": summary["versions"][0]["arn"]}
+    assert deploy["duplicate"] == deploy["first"]
+    assert deploy["duplicate_ignored"] is True
+
+
+@pytest.mark.slow
+def test_requests_are_captured_in_the_data_capture_format(fast_run: tuple[dict[str, Any], str, Path]) -> None:
+    summary, _, workdir = fast_run
+    endpoint = summary["names"]["endpoint"]
+    layout = rf"s3://{summary['names']['raw_bucket']}/datacapture/{endpoint}/AllTraffic/\d{{4}}/\d\d/\d\d/\d\d/"
+    for window in ("normal", "drifted"):
+        assert re.fullmatch(layout, summary["capture"][window]["prefix"])
+        assert summary["capture"][window]["requests"] == run.FAST["traffic"]
+    lines = [
+        json.loads(line)
+        for path in sorted((workdir / "capture").rglob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+    assert len(lines) == 2 * run.FAST["traffic"]
+    assert {line["captureData"]["endpointInput"]["encoding"] for line in lines} == {"CSV", "JSON"}
+    assert all(line["captureData"]["endpointInput"]["mode"] == "INPUT" for line in lines)
+    assert all("predictions" in json.loads(line["captureData"]["endpointOutput"]["data"]) for line in lines)
+    # The drift job's reader takes every captured row.
+    terms = contract.load_contract(run.PIPELINES_SRC / "contracts" / "delivery_time.json")
+    read = capture.read_capture(workdir / "capture", terms)
+    assert read.dataset.rows == sum(summary["capture"][window]["rows"] for window in ("normal", "drifted"))
+    assert read.malformed == []
+
+
+@pytest.mark.slow
+def test_only_the_drifted_window_flags_the_injected_feature(fast_run: tuple[dict[str, Any], str, Path]) -> None:
+    summary, _, _ = fast_run
+    assert summary["drift"]["normal"]["drifted_features"] == []
+    assert run.DRIFT_FEATURE in summary["drift"]["drifted"]["drifted_features"]
+    composite = summary["names"]["composite_alarm"]
+    assert summary["alarms"]["normal"][composite] == "OK"
+    assert summary["alarms"]["drifted"][composite] == "ALARM"
+
+
+@pytest.mark.slow
+def test_drift_retrains_once_then_the_cooldown_suppresses(fast_run: tuple[dict[str, Any], str, Path]) -> None:
+    summary, _, _ = fast_run
+    retraining = summary["retraining"]
+    first, second = retraining["alarm_results"]
+    assert first["status"] == "retraining_started"
+    assert second["status"] == "suppressed"
+    assert "retraining started within" in second["reason"]
+    assert [execution["arn"] for execution in retraining["executions"]] == [first["pipelineExecutionArn"]]
+    assert len(retraining["suppressed_records"]) == 1
+    subjects = [message["subject"] for message in summary["notifications"]]
+    assert f"Retraining suppressed: {composite_name(summary)}" in subjects
+
+
+def composite_name(summary: dict[str, Any]) -> str:
+    return str(summary["names"]["composite_alarm"])
+
+
+@pytest.mark.slow
+def test_the_timeline_numbers_every_step(fast_run: tuple[dict[str, Any], str, Path]) -> None:
+    _, output, _ = fast_run
+    assert [int(n) for n in re.findall(r"step (\d)/7", output)] == list(range(1, 8))
+    assert "curation [########################] 100%" in output
+    assert "\r" not in output
+
+
+def test_a_failing_step_stops_the_demo_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    def broken(self: run.Demo) -> None:
+        raise RuntimeError("injected failure\nwith a second line")
+
+    monkeypatch.setattr(run.Demo, "data", broken)
+    assert run.main(["--fast", "--workdir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == "demo: step 2 (generate data and curate it) failed: injected failure\n"
+    assert "step 3/7" not in captured.out
+
+
+def test_debug_keeps_the_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    def broken(self: run.Demo) -> None:
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(run.Demo, "data", broken)
+    assert run.main(["--fast", "--debug", "--workdir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err
+    assert err.endswith("demo: step 2 (generate data and curate it) failed: injected failure\n")
+
+
+def test_sizes_below_the_minimum_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run.parse_options(["--rows", "10"])
+    assert exit_.value.code == 2
+    assert "--rows" in capsys.readouterr().err
+
+
+def test_fast_sizes_give_way_to_explicit_ones() -> None:
+    options = run.parse_options(["--fast", "--traffic", "50"])
+    assert (options.rows, options.traffic) == (run.FAST["rows"], 50)
+
+
+def test_progress_prints_milestones_when_not_a_terminal() -> None:
+    out = io.StringIO()
+    bar = Timeline(out, tty=False, clock=lambda: 0.0).bar("work", 8)
+    for _ in range(8):
+        bar.advance()
+    bar.finish("done")
+    lines = out.getvalue().splitlines()
+    assert [line.split("] ")[-1].strip() for line in lines] == ["25%", "50%", "75%", "100%  done"]
