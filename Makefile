@@ -12,7 +12,7 @@ STAMPS := .make
 # jsii prints an end-of-life banner on every start under Node 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help demo install synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test publish-baseline costs lock bench clean
+.PHONY: help demo install synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test version-metrics publish-baseline costs lock bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ smoke-test: install ## Invoke the TARGET endpoint of STAGE with payloads drawn f
 	@mkdir -p reports
 	$(BIN)/python -m pipelines_src.serving.smoke_test --endpoint-name "$$($(BIN)/python -m stacks.naming endpoint $(STAGE) $(TARGET))" \
 		--contract "$$($(BIN)/python -m stacks.naming contract $(STAGE))" --report reports/smoke-test.json
+
+version-metrics: install ## One line: MODEL_PACKAGE_ARN's version and its evaluation metrics
+	@$(BIN)/python -m pipelines_src.version_info --model-package-arn $(MODEL_PACKAGE_ARN)
 
 publish-baseline: install ## Make MODEL_PACKAGE_ARN's data baseline the drift check's reference in STAGE
 	$(BIN)/python -m pipelines_src.promote --model-package-arn $(MODEL_PACKAGE_ARN) \

@@ -53,11 +53,13 @@ INSTALL = {
 }
 
 
-def buildspec(*commands: str, reports: bool = False, artifacts: list[str] | None = None) -> codebuild.BuildSpec:
-    """A buildspec that installs with make and runs Makefile targets only."""
+def buildspec(
+    *commands: str, reports: bool = False, artifacts: list[str] | None = None, exported: list[str] | None = None
+) -> codebuild.BuildSpec:
+    """A buildspec that installs with make and runs Makefile targets only (``exported``: variables for later stages)."""
     spec: dict[str, Any] = {
         "version": "0.2",
-        "env": {"shell": "bash"},
+        "env": {"shell": "bash", **({"exported-variables": exported} if exported else {})},
         "phases": {"install": INSTALL, "build": {"commands": list(commands)}},
     }
     if reports:
@@ -184,7 +186,40 @@ class CICDStack(Stack):
         self.smoke_project = self._project(
             "SmokeTest",
             "Invoke the staging endpoint with payloads drawn from the data contract (make smoke-test)",
-            buildspec(f"make smoke-test STAGE={config.name} TARGET=staging", reports=False),
+            buildspec(
+                f"make smoke-test STAGE={config.name} TARGET=staging",
+                # For the approval notification: the version and its evaluation metrics, one line.
+                'export MODEL_METRICS="$(make --no-print-directory --silent version-metrics '
+                'MODEL_PACKAGE_ARN=$MODEL_PACKAGE_ARN)"',
+                exported=["MODEL_METRICS"],
+            ),
+        )
+        self.smoke_project.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ReadTheVersionsMetrics",
+                actions=["sagemaker:DescribeModelPackage"],
+                resources=[
+                    self.format_arn(
+                        service="sagemaker",
+                        resource="model-package",
+                        resource_name=f"{naming.model_package_group(config)}/*",
+                    )
+                ],
+            )
+        )
+        lake.artifacts.grant_read(self.smoke_project, "model-build/*")
+        acknowledge_wildcards(
+            self.smoke_project,
+            resources=[
+                self.format_arn(
+                    service="sagemaker",
+                    resource="model-package",
+                    resource_name=f"{naming.model_package_group(config)}/*",
+                ),
+                lake.artifacts.arn_for_objects("model-build/*"),
+            ],
+            reason="Versions of the platform's one model package group; their evaluation reports, which the "
+            "model-build pipeline writes per execution under model-build/.",
         )
         self.smoke_project.add_to_role_policy(
             iam.PolicyStatement(
@@ -209,7 +244,15 @@ class CICDStack(Stack):
         self.deploy.add_stage(stage_name="DeployStaging", actions=[deploy_action("staging")])
         self.deploy.add_stage(
             stage_name="SmokeTest",
-            actions=[actions.CodeBuildAction(action_name="SmokeTest", project=self.smoke_project, input=deploy_source)],
+            actions=[
+                actions.CodeBuildAction(
+                    action_name="SmokeTest",
+                    project=self.smoke_project,
+                    input=deploy_source,
+                    variables_namespace="SmokeTest",
+                    environment_variables={"MODEL_PACKAGE_ARN": codebuild.BuildEnvironmentVariable(value=package)},
+                )
+            ],
         )
         self.deploy.add_stage(
             stage_name="Approve",
@@ -217,8 +260,10 @@ class CICDStack(Stack):
                 actions.ManualApprovalAction(
                     action_name="Approve",
                     notification_topic=topic,
-                    additional_information=f"Promote {package} to production? It passed the staging smoke test; "
-                    f"its evaluation metrics are in the model registry ({naming.model_package_group(config)}).",
+                    additional_information=f"Promote {package} to production? It passed the staging smoke test. "
+                    "#{SmokeTest.MODEL_METRICS}. Its evaluation and baseline are in the model registry "
+                    f"({naming.model_package_group(config)}); the staging endpoint "
+                    f"{naming.endpoint(config, 'staging')} serves it now.",
                     external_entity_link=f"https://{self.region}.console.aws.amazon.com/sagemaker/home?region="
                     f"{self.region}#/model-registry",
                     timeout=Duration.days(3),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -121,7 +122,12 @@ def test_an_approval_goes_staging_smoke_test_gate_production(
         assert {"name": "MODEL_PACKAGE_ARN", "type": "PLAINTEXT", "value": "#{variables.ModelPackageArn}"} in variables
     (approve,) = next(s for s in pipeline["Stages"] if s["Name"] == "Approve")["Actions"]
     assert approve["ActionTypeId"]["Provider"] == "Manual"
+    # The notification names the version, carries its metrics (exported by the smoke test) and where to look.
     assert "#{variables.ModelPackageArn}" in approve["Configuration"]["CustomData"]
+    assert "#{SmokeTest.MODEL_METRICS}" in approve["Configuration"]["CustomData"]
+    assert "ExternalEntityLink" in approve["Configuration"]
+    (smoke,) = next(s for s in pipeline["Stages"] if s["Name"] == "SmokeTest")["Actions"]
+    assert smoke["Namespace"] == "SmokeTest"
     assert "NotificationArn" in approve["Configuration"]
 
 
@@ -134,7 +140,9 @@ def test_every_buildspec_installs_and_builds_through_the_makefile(synthesized: S
     for project in projects:
         spec = json.loads(project["Source"]["BuildSpec"])
         assert spec["phases"]["install"]["commands"] == ["make install"]
-        assert all(command.startswith("make ") for command in spec["phases"]["build"]["commands"]), spec
+        for command in spec["phases"]["build"]["commands"]:
+            # A Makefile target, or a Makefile target's output kept for a later stage.
+            assert command.startswith("make ") or re.fullmatch(r'export [A-Z_]+="\$\(make [^)]*\)"', command), command
         assert project["EncryptionKey"], "artifacts and logs encrypted with the lake key"
         assert project["Environment"]["PrivilegedMode"] is False
 
@@ -204,7 +212,7 @@ def test_each_build_role_can_do_only_what_its_stage_needs(
 
     _, smoke = _project(resources, "SmokeTest")
     statements = _statements(resources, _role(smoke))
-    assert privileged(statements) == {"sagemaker:InvokeEndpoint"}
+    assert privileged(statements) == {"sagemaker:InvokeEndpoint", "sagemaker:DescribeModelPackage"}
     (invoke,) = [s for s in statements if "sagemaker:InvokeEndpoint" in _list(s["Action"])]
     assert flatten_reference(invoke["Resource"]).endswith(f":endpoint/{naming.endpoint(config, 'staging')}")
 
