@@ -105,6 +105,7 @@ def test_the_timeline_numbers_every_step(fast_run: tuple[dict[str, Any], str, Pa
     assert "\r" not in output
 
 
+@pytest.mark.slow  # a subprocess or a whole run: end to end
 def test_a_failing_step_stops_the_demo_with_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -118,6 +119,7 @@ def test_a_failing_step_stops_the_demo_with_one_line(
     assert "step 3/7" not in captured.out
 
 
+@pytest.mark.slow  # a subprocess or a whole run: end to end
 def test_debug_keeps_the_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

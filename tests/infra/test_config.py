@@ -261,6 +261,7 @@ def _run_app(context: dict[str, Any], outdir: str) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.slow  # a subprocess or a whole run: end to end
 def test_synth_of_bad_config_exits_with_the_message(context: dict[str, Any], tmp_path: Any) -> None:
     context["mlops"]["stages"]["dev"]["network"] = {"az_count": 9}
     result = _run_app(context, str(tmp_path))
@@ -271,6 +272,7 @@ def test_synth_of_bad_config_exits_with_the_message(context: dict[str, Any], tmp
     assert not list(tmp_path.iterdir()), "nothing is synthesized from a bad config"
 
 
+@pytest.mark.slow  # a subprocess or a whole run: end to end
 def test_synth_of_unknown_stage_exits_with_the_message(context: dict[str, Any], tmp_path: Any) -> None:
     context["stage"] = "qa"
     result = _run_app(context, str(tmp_path))

@@ -396,6 +396,7 @@ def _inputs(tmp_path: Path, baseline: dict[str, Any], new: pd.DataFrame) -> list
     ]
 
 
+@pytest.mark.slow  # a subprocess or a whole run: end to end
 def test_script_runs_as_a_plain_script_and_reports_drift(tmp_path: Path, baseline: dict[str, Any]) -> None:
     code = tmp_path / "code"  # the steps folder alone, as a SageMaker container sees it
     shutil.copytree(STEPS, code, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))

@@ -240,6 +240,7 @@ class BaseInferenceToolkitError(Exception):
 """
 
 
+@pytest.mark.slow  # a subprocess or a whole run: end to end
 def test_the_tarball_serves_as_the_container_imports_it(served: Served, tmp_path: Path) -> None:
     """inference.py from the steps tarball as a top-level module beside its step modules, with the toolkit's
     error class (a stand-in of sagemaker_inference.errors) as a base of its refusals."""
