@@ -36,6 +36,7 @@ from stacks.config import StageConfig
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.model_build import ModelBuildPipeline
 from stacks.constructs.network import PrivateNetwork
+from stacks.constructs.notifications import notify_on
 from stacks.ml_platform_stack import CODE_PREFIX
 from stacks.nag import acknowledge_wildcards
 from stacks.retention import log_retention, removal_policy
@@ -194,33 +195,8 @@ class CICDStack(Stack):
                 exported=["MODEL_METRICS"],
             ),
         )
-        self.smoke_project.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="ReadTheVersionsMetrics",
-                actions=["sagemaker:DescribeModelPackage"],
-                resources=[
-                    self.format_arn(
-                        service="sagemaker",
-                        resource="model-package",
-                        resource_name=f"{naming.model_package_group(config)}/*",
-                    )
-                ],
-            )
-        )
-        lake.artifacts.grant_read(self.smoke_project, "model-build/*")
-        acknowledge_wildcards(
-            self.smoke_project,
-            resources=[
-                self.format_arn(
-                    service="sagemaker",
-                    resource="model-package",
-                    resource_name=f"{naming.model_package_group(config)}/*",
-                ),
-                lake.artifacts.arn_for_objects("model-build/*"),
-            ],
-            reason="Versions of the platform's one model package group; their evaluation reports, which the "
-            "model-build pipeline writes per execution under model-build/.",
-        )
+        assert self.smoke_project.role is not None
+        self._allow_reading_versions(self.smoke_project.role)
         self.smoke_project.add_to_role_policy(
             iam.PolicyStatement(
                 sid="InvokeStagingEndpoint",
@@ -469,55 +445,48 @@ class CICDStack(Stack):
         )
         if target == "production":
             # make publish-baseline: the version's baseline becomes the drift check's reference.
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    sid="ReadApprovedVersion",
-                    actions=["sagemaker:DescribeModelPackage"],
-                    resources=[
-                        self.format_arn(
-                            service="sagemaker",
-                            resource="model-package",
-                            resource_name=f"{naming.model_package_group(self.config)}/*",
-                        )
-                    ],
-                )
-            )
-            self.lake.artifacts.grant_read(role, "model-build/*")
-            self.lake.artifacts.grant_put(role, naming.deployed_baseline_prefix(self.config) + "*")
+            self._allow_reading_versions(role)
+            baseline_objects = naming.deployed_baseline_prefix(self.config) + "*"
+            self.lake.artifacts.grant_put(role, baseline_objects)
             self.lake.key.grant_encrypt_decrypt(role)
             acknowledge_wildcards(
                 role,
-                resources=[
-                    self.format_arn(
-                        service="sagemaker",
-                        resource="model-package",
-                        resource_name=f"{naming.model_package_group(self.config)}/*",
-                    ),
-                    self.lake.artifacts.arn_for_objects("model-build/*"),
-                    self.lake.artifacts.arn_for_objects(naming.deployed_baseline_prefix(self.config) + "*"),
-                ],
-                reason="Versions of the platform's one model package group; the baselines the model-build "
-                "pipeline wrote (per execution); the deployed-baseline prefix the drift check reads.",
+                resources=[self.lake.artifacts.arn_for_objects(baseline_objects)],
+                reason="The deployed-baseline prefix the drift check reads (baseline.json and its record).",
             )
 
+    def _allow_reading_versions(self, role: iam.IRole) -> None:
+        """Describe this group's versions and read what the build pipeline wrote for them (reports, baselines)."""
+        packages = self.format_arn(
+            service="sagemaker",
+            resource="model-package",
+            resource_name=f"{naming.model_package_group(self.config)}/*",
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadModelVersions", actions=["sagemaker:DescribeModelPackage"], resources=[packages]
+            )
+        )
+        self.lake.artifacts.grant_read(role, "model-build/*")
+        acknowledge_wildcards(
+            role,
+            resources=[packages, self.lake.artifacts.arn_for_objects("model-build/*")],
+            reason="Versions of the platform's one model package group; their evaluation reports and baselines, "
+            "which the model-build pipeline writes per execution under model-build/.",
+        )
+
     def _notify_on_failure(self, pipeline: codepipeline.Pipeline) -> None:
-        rule = events.Rule(
+        field = events.EventField.from_path
+        notify_on(
             self,
             f"{pipeline.node.id}Failed",
+            topic=self.topic,
             description=f"A run of {pipeline.node.id} failed",
-            event_pattern=events.EventPattern(
+            pattern=events.EventPattern(
                 source=["aws.codepipeline"],
                 detail_type=[PIPELINE_EXECUTION_STATE_CHANGE],
                 detail={"pipeline": [pipeline.pipeline_name], "state": ["FAILED"]},
             ),
-        )
-        rule.add_target(
-            targets.SnsTopic(
-                self.topic,
-                message=events.RuleTargetInput.from_text(
-                    f"CodePipeline {events.EventField.from_path('$.detail.pipeline')} run "
-                    f"{events.EventField.from_path('$.detail.execution-id')} failed. The failed stage stopped "
-                    "the run; see the pipeline's execution history."
-                ),
-            )
+            message=f"CodePipeline {field('$.detail.pipeline')} run {field('$.detail.execution-id')} failed. "
+            "The failed stage stopped the run; see the pipeline's execution history.",
         )

@@ -18,7 +18,6 @@ import jsii
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sns as sns
@@ -33,6 +32,7 @@ from stacks.constructs.drift_alarms import DriftAlarms, Feature, alarm_period
 from stacks.constructs.encryption import platform_key
 from stacks.constructs.event_function import EventFunction
 from stacks.constructs.lambda_code import handlers_code, powertools_layer
+from stacks.constructs.notifications import notify_on
 from stacks.datasets import contract_path
 from stacks.retention import log_retention, removal_policy
 
@@ -214,66 +214,48 @@ class OperationsStack(Stack):
 
     def _notification_rules(self, config: StageConfig, group: str, build_pipeline_arn: str) -> None:
         job = naming.curation_job(config)
-        etl_failed = events.Rule(
+        field = events.EventField.from_path
+        notify_on(
             self,
             "CurationFailedRule",
+            topic=self.topic,
             description=f"A run of the Glue job {job} failed",
-            event_pattern=events.EventPattern(
+            pattern=events.EventPattern(
                 source=["aws.glue"],
                 detail_type=[GLUE_JOB_STATE_CHANGE],
                 detail={"jobName": [job], "state": ["FAILED", "TIMEOUT", "ERROR"]},
             ),
+            message=f"Curation run {field('$.detail.jobRunId')} of {job} ended {field('$.detail.state')}: "
+            f"{field('$.detail.message')}. Raw files stay in place; the next run picks up every file not yet "
+            "processed.",
         )
-        etl_failed.add_target(
-            targets.SnsTopic(
-                self.topic,
-                message=events.RuleTargetInput.from_text(
-                    f"Curation run {events.EventField.from_path('$.detail.jobRunId')} of {job} ended "
-                    f"{events.EventField.from_path('$.detail.state')}: "
-                    f"{events.EventField.from_path('$.detail.message')}. Raw files stay in place; the next run "
-                    "picks up every file not yet processed."
-                ),
-            )
-        )
-        failed = events.Rule(
+        notify_on(
             self,
             "ModelBuildFailedRule",
+            topic=self.topic,
             description=f"A run of {naming.build_pipeline(config)} failed",
-            event_pattern=events.EventPattern(
+            pattern=events.EventPattern(
                 source=["aws.sagemaker"],
                 detail_type=[PIPELINE_EXECUTION_STATUS_CHANGE],
                 detail={"pipelineArn": [build_pipeline_arn], "currentPipelineExecutionStatus": ["Failed"]},
             ),
+            message=f"Model-build run {field('$.detail.pipelineExecutionArn')} failed at {events.EventField.time}. "
+            "See its steps in SageMaker Studio or "
+            "aws sagemaker list-pipeline-execution-steps --pipeline-execution-arn <arn>.",
         )
-        failed.add_target(
-            targets.SnsTopic(
-                self.topic,
-                message=events.RuleTargetInput.from_text(
-                    f"Model-build run {events.EventField.from_path('$.detail.pipelineExecutionArn')} failed "
-                    f"at {events.EventField.time}. See its steps in SageMaker Studio or "
-                    f"aws sagemaker list-pipeline-execution-steps --pipeline-execution-arn <arn>."
-                ),
-            )
-        )
-        pending = events.Rule(
+        notify_on(
             self,
             "VersionPendingApprovalRule",
+            topic=self.topic,
             description=f"A new version of {group} waits for approval",
-            event_pattern=events.EventPattern(
+            pattern=events.EventPattern(
                 source=["aws.sagemaker"],
                 detail_type=[MODEL_PACKAGE_STATE_CHANGE],
                 detail={"ModelPackageGroupName": [group], "ModelApprovalStatus": ["PendingManualApproval"]},
             ),
-        )
-        pending.add_target(
-            targets.SnsTopic(
-                self.topic,
-                message=events.RuleTargetInput.from_text(
-                    f"Version {events.EventField.from_path('$.detail.ModelPackageVersion')} of {group} waits for "
-                    f"approval: {events.EventField.from_path('$.detail.ModelPackageArn')}. Its evaluation metrics "
-                    "are in the model registry (ModelMetrics); approve or reject it there."
-                ),
-            )
+            message=f"Version {field('$.detail.ModelPackageVersion')} of {group} waits for approval: "
+            f"{field('$.detail.ModelPackageArn')}. Its evaluation metrics are in the model registry "
+            "(ModelMetrics); approve or reject it there.",
         )
 
     def _schedules(self, config: StageConfig, build_pipeline: str) -> None:
