@@ -258,11 +258,21 @@ class Account:
         self.feature_alarms = []
         for feature, numeric in features:
             self.feature_alarms.append(
-                FeatureAlarm(f"{self.names.alarm_prefix}-psi-{feature}", feature, drift_step.FEATURE_PSI, psi)
+                FeatureAlarm(
+                    naming.feature_drift_alarm(self.names.alarm_prefix, "psi", feature),
+                    feature,
+                    drift_step.FEATURE_PSI,
+                    psi,
+                )
             )
             if numeric:
                 self.feature_alarms.append(
-                    FeatureAlarm(f"{self.names.alarm_prefix}-ks-{feature}", feature, drift_step.FEATURE_KS, ks)
+                    FeatureAlarm(
+                        naming.feature_drift_alarm(self.names.alarm_prefix, "ks", feature),
+                        feature,
+                        drift_step.FEATURE_KS,
+                        ks,
+                    )
                 )
         for alarm in self.feature_alarms:
             cloudwatch.put_metric_alarm(

@@ -49,6 +49,11 @@ def endpoint(config: StageConfig, target: str = "production") -> str:
     return f"{config.prefix}-{config.model.name}{suffix}"
 
 
+def feature_drift_alarm(alarm_prefix: str, statistic: str, feature: str) -> str:
+    """A feature's drift alarm under the model's prefix: statistic is "psi" (every feature) or "ks" (numeric)."""
+    return f"{alarm_prefix}-{statistic}-{feature}"
+
+
 def deployed_version_parameter(config: StageConfig, target: str) -> str:
     """The SSM parameter holding the model package ARN a target's endpoint serves ("none" before the first)."""
     return f"/{config.project}/{config.name}/{config.model.name}/{target}/model-package-arn"

@@ -20,6 +20,8 @@ from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from stacks import naming
+
 NAMESPACE = "MLOps/Drift"
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -75,7 +77,7 @@ class DriftAlarms(Construct):
             return cloudwatch.Alarm(
                 self,
                 id_,
-                alarm_name=f"{alarm_prefix}-{name}",
+                alarm_name=name,
                 alarm_description=description,
                 metric=source,
                 threshold=threshold,
@@ -91,7 +93,7 @@ class DriftAlarms(Construct):
             self.feature_alarms.append(
                 alarm(
                     f"Psi-{feature.name}",
-                    f"psi-{feature.name}",
+                    naming.feature_drift_alarm(alarm_prefix, "psi", feature.name),
                     f"PSI of {feature.name} against the training baseline above {psi_threshold}",
                     metric("FeaturePSI", Feature=feature.name),
                     psi_threshold,
@@ -101,7 +103,7 @@ class DriftAlarms(Construct):
                 self.feature_alarms.append(
                     alarm(
                         f"Ks-{feature.name}",
-                        f"ks-{feature.name}",
+                        naming.feature_drift_alarm(alarm_prefix, "ks", feature.name),
                         f"Binned Kolmogorov-Smirnov distance of {feature.name} above {ks_threshold}",
                         metric("FeatureKS", Feature=feature.name),
                         ks_threshold,
@@ -119,7 +121,7 @@ class DriftAlarms(Construct):
         self.composite.add_alarm_action(notify)
         self.schema = alarm(
             "SchemaViolations",
-            "schema",
+            f"{alarm_prefix}-schema",
             f"Inputs of {model} ({stage}) break the data contract (schema violations in the drift window)",
             metric("SchemaViolations"),
             0,
