@@ -152,6 +152,8 @@ class DriftConfig:
     ks_threshold: float
     evaluation_periods: int
     instance_type: str
+    # engine model_monitor: the monitoring schedule's cron (SageMaker takes hourly, every N hours or daily).
+    monitor_cron: str | None = None
 
 
 @dataclass(frozen=True)
@@ -467,22 +469,68 @@ def _threshold(reader: _Reader, name: str, high: float) -> float:
 def _drift(reader: _Reader) -> DriftConfig:
     schedule_what = "an EventBridge Scheduler expression like rate(1 day) or cron(0 3 * * ? *)"
     engine = reader.one_of("engine", DRIFT_ENGINES)
+    schedule = reader.matching("schedule", _SCHEDULE_RE, schedule_what, optional=True)
+    drift_input = reader.one_of("input", DRIFT_INPUTS)
+    monitor_cron = None
     if engine == "model_monitor":
-        raise ConfigError(
-            f'{reader.key("engine")}: "model_monitor" is not available yet: its monitoring schedule attaches to '
-            'the endpoint, which the Endpoint stack does not create yet; use "processing"'
-        )
+        if drift_input != "capture":
+            raise ConfigError(
+                f'{reader.key("input")}: "{drift_input}" does not work with engine "model_monitor", which reads '
+                'the production endpoint\'s data capture; set "capture" or use engine "processing"'
+            )
+        monitor_cron = monitoring_cron(schedule, reader.key("schedule"))
     return reader.build(
         DriftConfig,
         engine=engine,
-        schedule=reader.matching("schedule", _SCHEDULE_RE, schedule_what, optional=True),
-        input=reader.one_of("input", DRIFT_INPUTS),
+        schedule=schedule,
+        input=drift_input,
         window_hours=reader.integer("window_hours", minimum=0, maximum=24 * 90),
         psi_threshold=_threshold(reader, "psi_threshold", 10.0),
         ks_threshold=_threshold(reader, "ks_threshold", 1.0),
         evaluation_periods=reader.integer("evaluation_periods", minimum=1, maximum=24),
         instance_type=reader.matching("instance_type", _INSTANCE_RE, "a SageMaker instance type"),
+        monitor_cron=monitor_cron,
     )
+
+
+_HOURLY_RATE = re.compile(r"^rate\((?P<count>[1-9]\d*) (?P<unit>hour|hours|day|days)\)$")
+_MONITOR_CRON = re.compile(r"^cron\(0 (?P<hour>\*|\d{1,2}|\d{1,2}/\d{1,2}) \? \* \* \*\)$")
+
+
+def monitoring_cron(schedule: str | None, key: str) -> str:
+    """The Model Monitor cron for a drift schedule: hourly, every N hours (N divides 24) or daily.
+
+    ``rate(1 hour)`` -> ``cron(0 * ? * * *)``; ``rate(6 hours)`` -> ``cron(0 0/6 ? * * *)``;
+    ``rate(1 day)`` -> ``cron(0 0 ? * * *)``; a cron already in one of those forms is kept.
+    """
+    allowed = "rate(1 hour), rate(N hours) with N dividing 24, rate(1 day), or cron(0 H ? * * *)"
+    if schedule is None:
+        raise ConfigError(f'{key}: required with engine "model_monitor" (its monitoring schedule), e.g. {allowed}')
+    rate = _HOURLY_RATE.match(schedule)
+    if rate is not None:
+        hours = int(rate["count"]) * (24 if rate["unit"].startswith("day") else 1)
+        if hours == 1:
+            return "cron(0 * ? * * *)"
+        if hours == 24:
+            return "cron(0 0 ? * * *)"
+        if hours < 24 and 24 % hours == 0:
+            return f"cron(0 0/{hours} ? * * *)"
+    cron = _MONITOR_CRON.match(schedule)
+    if cron is not None and _valid_hour_field(cron["hour"]):
+        return schedule
+    raise ConfigError(
+        f'{key}: "{schedule}" is not a Model Monitor schedule (SageMaker runs them at most hourly, on the hour); '
+        f"use {allowed}"
+    )
+
+
+def _valid_hour_field(field_: str) -> bool:
+    if field_ == "*":
+        return True
+    start, _, step = field_.partition("/")
+    if not 0 <= int(start) <= 23:
+        return False
+    return not step or (1 <= int(step) <= 24 and 24 % int(step) == 0)
 
 
 def _operations(reader: _Reader) -> OperationsConfig:
@@ -519,6 +567,11 @@ def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
             raise ConfigError(f'{reader.key("notification_emails")}[{index}]: "{email}" is not an e-mail address')
     endpoint = _endpoint(reader.block("endpoint"))
     operations = _operations(reader.block("operations"))
+    if endpoint.serverless is not None and operations.drift.engine == "model_monitor":
+        raise ConfigError(
+            f"{reader.key('endpoint.serverless')}: serverless endpoints have no data capture, which "
+            f'{reader.key("operations.drift.engine")} "model_monitor" reads; use instances or engine "processing"'
+        )
     if endpoint.serverless is not None and operations.drift.input == "capture":
         raise ConfigError(
             f"{reader.key('endpoint.serverless')}: serverless endpoints have no data capture; "

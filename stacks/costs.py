@@ -95,6 +95,7 @@ PAY_PER_USE = frozenset(
         "AWS::S3::Bucket",
         "AWS::SNS::Topic",
         "AWS::SQS::Queue",
+        "AWS::SageMaker::MonitoringSchedule",  # processing time per run, like the scheduled drift-check pipeline
         "AWS::SageMaker::Pipeline",
         "AWS::Scheduler::Schedule",
         "AWS::StepFunctions::StateMachine",
@@ -143,6 +144,7 @@ NO_CHARGE = frozenset(
         "AWS::SNS::TopicPolicy",
         "AWS::SQS::QueuePolicy",
         "AWS::SSM::Parameter",  # standard tier; advanced parameters are priced
+        "AWS::SageMaker::DataQualityJobDefinition",  # its schedule's runs are the cost
         "AWS::SageMaker::EndpointConfig",  # priced through the endpoint that uses it
         "AWS::SageMaker::Model",
         "AWS::SageMaker::ModelPackageGroup",

@@ -8,7 +8,8 @@ deploys it empty, and the deploy pipeline fills it in.
 An update to a new version is a blue/green deployment: a canary share of capacity
 takes traffic first, and the deployment rolls back on its own if the 5XX or latency
 alarm fires while it waits. Production captures requests and responses into the lake
-(KMS) for the drift check and scales on invocations per instance.
+(KMS) for the drift check and scales on invocations per instance; with the drift engine
+``model_monitor`` it also carries the Model Monitor data-quality schedule over that capture.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from stacks import naming
 from stacks.config import StageConfig
 from stacks.constructs.dashboard import VARIANT
 from stacks.constructs.data_lake import LakeStorage
+from stacks.constructs.data_quality_monitor import DataQualityMonitor
 from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.sagemaker_access import SageMakerExecutionRole
 from stacks.ml_platform_stack import CODE_PREFIX, ENDPOINT_TARGETS, NO_VERSION
@@ -238,6 +240,29 @@ class EndpointStack(Stack):
                 predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
                 scale_in_cooldown=Duration.minutes(10),
                 scale_out_cooldown=Duration.minutes(2),
+            )
+        self.monitor: DataQualityMonitor | None = None
+        drift = config.operations.drift
+        if production and drift.engine == "model_monitor":
+            assert drift.monitor_cron is not None  # the config sets it with the engine
+            self.monitor = DataQualityMonitor(
+                self,
+                "DataQuality",
+                endpoint=self.endpoint,
+                endpoint_name=self.endpoint_name,
+                model_package_arn=self.model_package_arn.value_as_string,
+                schedule_name=naming.monitoring_schedule(config),
+                cron=drift.monitor_cron,
+                region=config.region,
+                instance_type=drift.instance_type,
+                lake=lake,
+                capture_prefix=naming.capture_prefix(config),
+                baseline_prefix=naming.deployed_baseline_prefix(config),
+                statistics_file=naming.MONITOR_STATISTICS_FILE,
+                constraints_file=naming.MONITOR_CONSTRAINTS_FILE,
+                reports_prefix=naming.monitoring_reports_prefix(config),
+                vpc=network.vpc,
+                subnet_ids=network.workload_subnet_ids,
             )
         Aspects.of(self).add(_OnlyWithModel(self.has_model))
 

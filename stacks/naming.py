@@ -74,6 +74,22 @@ def deployed_baseline_prefix(config: StageConfig) -> str:
     return f"deployed/{endpoint(config)}/baseline/"
 
 
+def monitoring_schedule(config: StageConfig) -> str:
+    """The production endpoint's Model Monitor data-quality schedule (drift engine model_monitor)."""
+    return f"{endpoint(config)}-data-quality"
+
+
+def monitoring_reports_prefix(config: StageConfig) -> str:
+    """Where the data-quality schedule writes its reports (statistics, constraint violations), in the artifacts zone."""
+    return f"monitoring/{endpoint(config)}/"
+
+
+# What publish-baseline (pipelines_src/promote.py) puts beside baseline.json when the version has a Model
+# Monitor baseline; the data-quality schedule compares captured requests with them.
+MONITOR_STATISTICS_FILE = "statistics.json"
+MONITOR_CONSTRAINTS_FILE = "constraints.json"
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m stacks.naming <what> <stage> [arg]``: names for Makefile targets, from cdk.json.
 

@@ -6,8 +6,9 @@
   EventBridge rule with retries, a dead-letter queue and alarms.
 - The idempotency table both functions share (DynamoDB, TTL).
 - Rules that notify on a failed model-build run and on a version waiting for approval.
-- Schedules: drift checks, and retraining when the stage wants it regardless of drift.
-- Drift alarms per feature, one composite, and a dashboard per model.
+- Schedules: drift checks (engine ``processing``; with ``model_monitor`` the production endpoint's
+  monitoring schedule runs them), and retraining when the stage wants it regardless of drift.
+- Drift alarms per feature on either engine's metrics, one composite, and a dashboard per model.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pipelines_src.steps.contract import load_contract
 from stacks import naming
 from stacks.config import StageConfig
 from stacks.constructs.dashboard import ModelDashboard
-from stacks.constructs.drift_alarms import DriftAlarms, Feature, alarm_period
+from stacks.constructs.drift_alarms import DriftAlarms, Feature, MonitorSource, alarm_period
 from stacks.constructs.encryption import platform_key
 from stacks.constructs.event_function import EventFunction
 from stacks.constructs.lambda_code import handlers_code, powertools_layer
@@ -197,6 +198,9 @@ class OperationsStack(Stack):
             evaluation_periods=operations.drift.evaluation_periods,
             period=alarm_period(operations.drift.schedule),
             topic=self.topic,
+            monitor=MonitorSource(naming.endpoint(config), naming.monitoring_schedule(config))
+            if operations.drift.engine == "model_monitor"
+            else None,
         )
         self.dashboard = ModelDashboard(
             self,
@@ -207,7 +211,6 @@ class OperationsStack(Stack):
             pipelines=[build_pipeline, naming.drift_pipeline(config)],
             dataset=model.dataset,
             endpoint_name=naming.endpoint(config),
-            features=[feature.name for feature in features],
             drift=self.drift_alarms,
             functions=functions,
         )
@@ -263,7 +266,12 @@ class OperationsStack(Stack):
         self.schedules: dict[str, scheduler.Schedule] = {}
         wanted = {
             "Retraining": (operations.retraining.schedule, build_pipeline, "Scheduled retraining"),
-            "DriftCheck": (operations.drift.schedule, naming.drift_pipeline(config), "Scheduled drift check"),
+            # With Model Monitor the endpoint's monitoring schedule checks drift; the pipeline stays for runs by hand.
+            "DriftCheck": (
+                operations.drift.schedule if operations.drift.engine == "processing" else None,
+                naming.drift_pipeline(config),
+                "Scheduled drift check",
+            ),
         }
         for id_, (expression, pipeline_name, what) in wanted.items():
             if expression is None:

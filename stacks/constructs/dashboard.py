@@ -8,7 +8,6 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from stacks.constructs.drift_alarms import NAMESPACE as DRIFT_NAMESPACE
 from stacks.constructs.drift_alarms import DriftAlarms
 from stacks.constructs.event_function import EventFunction
 
@@ -32,7 +31,6 @@ class ModelDashboard(Construct):
         pipelines: Sequence[str],
         dataset: str,
         endpoint_name: str,
-        features: Sequence[str],
         drift: DriftAlarms,
         functions: Sequence[EventFunction],
     ) -> None:
@@ -57,16 +55,6 @@ class ModelDashboard(Construct):
                 statistic=statistic,
                 period=Duration.minutes(5),
                 label=label,
-            )
-
-        def drift_metric(name: str, **dimensions: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace=DRIFT_NAMESPACE,
-                metric_name=name,
-                dimensions_map={"Model": model, "Stage": stage, **dimensions},
-                statistic="Maximum",
-                period=hour,
-                label=dimensions.get("Feature", name),
             )
 
         def etl_metric(name: str) -> cloudwatch.Metric:
@@ -103,7 +91,7 @@ class ModelDashboard(Construct):
                         title="Alarms",
                         alarms=[
                             drift.composite,
-                            drift.schema,
+                            *([drift.schema] if drift.schema is not None else []),
                             *(function.errors_alarm for function in functions),
                             *(function.dead_letter_alarm for function in functions),
                         ],
@@ -144,21 +132,16 @@ class ModelDashboard(Construct):
                 ],
                 [
                     cloudwatch.GraphWidget(
-                        title="Drift: PSI per feature",
-                        left=[drift_metric("FeaturePSI", Feature=feature) for feature in features],
-                        left_annotations=[cloudwatch.HorizontalAnnotation(value=drift.psi_threshold, label="alarm")],
-                        width=12,
+                        title=drift.title,
+                        left=drift.feature_metrics,
+                        left_annotations=[cloudwatch.HorizontalAnnotation(value=drift.threshold, label="alarm")],
+                        width=12 if drift.summary_metrics else WIDTH,
                         height=6,
                     ),
-                    cloudwatch.GraphWidget(
-                        title="Drift: summary",
-                        left=[
-                            drift_metric("MaxPSI"),
-                            drift_metric("DriftedFeatures"),
-                            drift_metric("SchemaViolations"),
-                        ],
-                        width=12,
-                        height=6,
+                    *(
+                        [cloudwatch.GraphWidget(title="Drift: summary", left=drift.summary_metrics, width=12, height=6)]
+                        if drift.summary_metrics
+                        else []
                     ),
                 ],
                 [

@@ -1,11 +1,17 @@
-"""CloudWatch alarms on the drift metrics the drift job publishes (pipelines_src/steps/drift.py).
+"""CloudWatch alarms on the drift metrics, from either drift engine.
 
-Per feature: PSI above the threshold (every feature) and binned KS above the threshold
-(numeric features). One composite alarm, named exactly the model's drift-alarm prefix,
-is in ALARM when any of them is: that is the alarm the drift-alert function reacts to
-(retrain) and the one that notifies (the function notifies its recovery). Schema violations
-in the inputs are a separate alarm that notifies only: retraining cannot fix a client that
-sends malformed data.
+Engine ``processing`` (the drift job, pipelines_src/steps/drift.py): per feature, PSI above
+the threshold (every feature) and binned KS above the threshold (numeric features). Schema
+violations in the inputs are a separate alarm that notifies only: retraining cannot fix a
+client that sends malformed data.
+
+Engine ``model_monitor`` (the production endpoint's data-quality schedule): per feature,
+Model Monitor's ``feature_baseline_drift_<feature>`` distance above the KS threshold (both
+are distances between distributions, from 0 to 1).
+
+Either way one composite alarm, named exactly the model's drift-alarm prefix, is in ALARM
+when any feature alarm is: that is the alarm the drift-alert function reacts to (retrain)
+and the one that notifies (the function notifies its recovery).
 """
 
 from __future__ import annotations
@@ -21,8 +27,12 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks import naming
+from stacks.constructs.data_quality_monitor import METRICS_NAMESPACE as MONITOR_NAMESPACE
+from stacks.constructs.data_quality_monitor import drift_metric_name as monitor_metric_name
 
 NAMESPACE = "MLOps/Drift"
+# Dashboards plot each run's value on its own: one point an hour at most.
+DASHBOARD_PERIOD = Duration.hours(1)
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -31,6 +41,14 @@ _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 class Feature:
     name: str
     numeric: bool
+
+
+@dataclass(frozen=True)
+class MonitorSource:
+    """Engine model_monitor: the schedule whose metrics the alarms read."""
+
+    endpoint_name: str
+    schedule_name: str
 
 
 def alarm_period(schedule: str | None) -> Duration:
@@ -57,10 +75,10 @@ class DriftAlarms(Construct):
         evaluation_periods: int,
         period: Duration,
         topic: sns.ITopic,
+        monitor: MonitorSource | None = None,
     ) -> None:
         super().__init__(scope, id_)
         self.alarm_prefix = alarm_prefix
-        self.psi_threshold = psi_threshold
 
         def metric(name: str, **dimensions: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
@@ -89,23 +107,59 @@ class DriftAlarms(Construct):
             )
 
         self.feature_alarms: list[cloudwatch.Alarm] = []
-        for feature in features:
-            self.feature_alarms.append(
-                alarm(
-                    f"Psi-{feature.name}",
-                    naming.feature_drift_alarm(alarm_prefix, "psi", feature.name),
-                    f"PSI of {feature.name} against the training baseline above {psi_threshold}",
-                    metric("FeaturePSI", Feature=feature.name),
-                    psi_threshold,
-                )
-            )
-            if feature.numeric:
+        # What the dashboard plots: one metric per feature against the alarm threshold, and a summary.
+        self.feature_metrics: list[cloudwatch.Metric] = []
+        self.summary_metrics: list[cloudwatch.Metric] = []
+        self.schema: cloudwatch.Alarm | None = None
+        if monitor is None:
+            self.title = "Drift: PSI per feature"
+            self.threshold = psi_threshold
+            for feature in features:
+                psi = metric("FeaturePSI", Feature=feature.name)
+                self.feature_metrics.append(psi.with_(label=feature.name, period=DASHBOARD_PERIOD))
                 self.feature_alarms.append(
                     alarm(
-                        f"Ks-{feature.name}",
-                        naming.feature_drift_alarm(alarm_prefix, "ks", feature.name),
-                        f"Binned Kolmogorov-Smirnov distance of {feature.name} above {ks_threshold}",
-                        metric("FeatureKS", Feature=feature.name),
+                        f"Psi-{feature.name}",
+                        naming.feature_drift_alarm(alarm_prefix, "psi", feature.name),
+                        f"PSI of {feature.name} against the training baseline above {psi_threshold}",
+                        psi,
+                        psi_threshold,
+                    )
+                )
+                if feature.numeric:
+                    self.feature_alarms.append(
+                        alarm(
+                            f"Ks-{feature.name}",
+                            naming.feature_drift_alarm(alarm_prefix, "ks", feature.name),
+                            f"Binned Kolmogorov-Smirnov distance of {feature.name} above {ks_threshold}",
+                            metric("FeatureKS", Feature=feature.name),
+                            ks_threshold,
+                        )
+                    )
+            self.summary_metrics = [
+                metric(name).with_(label=name, period=DASHBOARD_PERIOD)
+                for name in ("MaxPSI", "DriftedFeatures", "SchemaViolations")
+            ]
+        else:
+            self.title = "Drift: Model Monitor baseline distance per feature"
+            self.threshold = ks_threshold
+            for feature in features:
+                distance = cloudwatch.Metric(
+                    namespace=MONITOR_NAMESPACE,
+                    metric_name=monitor_metric_name(feature.name),
+                    dimensions_map={"Endpoint": monitor.endpoint_name, "MonitoringSchedule": monitor.schedule_name},
+                    # A late run can land two values in one period: the larger one counts.
+                    statistic="Maximum",
+                    period=period,
+                )
+                self.feature_metrics.append(distance.with_(label=feature.name, period=DASHBOARD_PERIOD))
+                self.feature_alarms.append(
+                    alarm(
+                        f"Monitor-{feature.name}",
+                        naming.feature_drift_alarm(alarm_prefix, "monitor", feature.name),
+                        f"Model Monitor distance of {feature.name} from the training baseline above {ks_threshold} "
+                        f"(schedule {monitor.schedule_name})",
+                        distance,
                         ks_threshold,
                     )
                 )
@@ -119,11 +173,12 @@ class DriftAlarms(Construct):
             alarm_rule=cloudwatch.AlarmRule.any_of(*self.feature_alarms),
         )
         self.composite.add_alarm_action(notify)
-        self.schema = alarm(
-            "SchemaViolations",
-            f"{alarm_prefix}-schema",
-            f"Inputs of {model} ({stage}) break the data contract (schema violations in the drift window)",
-            metric("SchemaViolations"),
-            0,
-        )
-        self.schema.add_alarm_action(notify)
+        if monitor is None:
+            self.schema = alarm(
+                "SchemaViolations",
+                f"{alarm_prefix}-schema",
+                f"Inputs of {model} ({stage}) break the data contract (schema violations in the drift window)",
+                metric("SchemaViolations"),
+                0,
+            )
+            self.schema.add_alarm_action(notify)

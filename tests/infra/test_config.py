@@ -60,6 +60,14 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
     return mutate
 
 
+def _both(*mutations: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def mutate(context: dict[str, Any]) -> None:
+        for mutation in mutations:
+            mutation(context)
+
+    return mutate
+
+
 BAD_CONFIGS = {
     "malformed CIDR": (
         _set("stages.dev.network.vpc_cidr", "10.0.0.0/33"),
@@ -192,9 +200,50 @@ BAD_CONFIGS = {
         _set("defaults.operations.drift.input", "stream"),
         'mlops.stages.dev.operations.drift.input: "stream" is not one of capture, dataset',
     ),
-    "Model Monitor engine before the endpoint exists": (
-        _set("defaults.operations.drift.engine", "model_monitor"),
-        'mlops.stages.dev.operations.drift.engine: "model_monitor" is not available yet',
+    "Model Monitor engine on curated data": (
+        _both(
+            _set("defaults.operations.drift.engine", "model_monitor"),
+            _set("defaults.operations.drift.input", "dataset"),
+        ),
+        'mlops.stages.dev.operations.drift.input: "dataset" does not work with engine "model_monitor", which reads '
+        "the production endpoint's data capture",
+    ),
+    "Model Monitor engine more often than hourly": (
+        _both(
+            _set("defaults.operations.drift.engine", "model_monitor"),
+            _set("defaults.operations.drift.schedule", "rate(30 minutes)"),
+        ),
+        'mlops.stages.dev.operations.drift.schedule: "rate(30 minutes)" is not a Model Monitor schedule '
+        "(SageMaker runs them at most hourly, on the hour)",
+    ),
+    "Model Monitor engine every five hours": (
+        _both(
+            _set("defaults.operations.drift.engine", "model_monitor"),
+            _set("defaults.operations.drift.schedule", "rate(5 hours)"),
+        ),
+        'mlops.stages.dev.operations.drift.schedule: "rate(5 hours)" is not a Model Monitor schedule',
+    ),
+    "Model Monitor engine at minute 30": (
+        _both(
+            _set("defaults.operations.drift.engine", "model_monitor"),
+            _set("defaults.operations.drift.schedule", "cron(30 2 ? * * *)"),
+        ),
+        'mlops.stages.dev.operations.drift.schedule: "cron(30 2 ? * * *)" is not a Model Monitor schedule',
+    ),
+    "Model Monitor engine without a schedule": (
+        _both(
+            _set("defaults.operations.drift.engine", "model_monitor"),
+            _set("defaults.operations.drift.schedule", None),
+        ),
+        'mlops.stages.dev.operations.drift.schedule: required with engine "model_monitor"',
+    ),
+    "Model Monitor engine on a serverless endpoint": (
+        _both(
+            _set("defaults.operations.drift.engine", "model_monitor"),
+            _set("stages.dev.endpoint.serverless", {"memory_mb": 2048, "max_concurrency": 5}),
+        ),
+        "mlops.stages.dev.endpoint.serverless: serverless endpoints have no data capture, which "
+        'mlops.stages.dev.operations.drift.engine "model_monitor" reads',
     ),
     "retraining cooldown over a week": (
         _set("defaults.operations.retraining.cooldown_minutes", 20000),
@@ -278,3 +327,37 @@ def test_synth_of_unknown_stage_exits_with_the_message(context: dict[str, Any], 
     result = _run_app(context, str(tmp_path))
     assert result.returncode == 2
     assert 'unknown stage "qa"' in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("schedule", "cron"),
+    [
+        ("rate(1 hour)", "cron(0 * ? * * *)"),
+        ("rate(60 minutes)", None),
+        ("rate(3 hours)", "cron(0 0/3 ? * * *)"),
+        ("rate(12 hours)", "cron(0 0/12 ? * * *)"),
+        ("rate(24 hours)", "cron(0 0 ? * * *)"),
+        ("rate(1 day)", "cron(0 0 ? * * *)"),
+        ("rate(2 days)", None),
+        ("cron(0 * ? * * *)", "cron(0 * ? * * *)"),
+        ("cron(0 4 ? * * *)", "cron(0 4 ? * * *)"),
+        ("cron(0 1/6 ? * * *)", "cron(0 1/6 ? * * *)"),
+        ("cron(0 24 ? * * *)", None),
+        ("cron(0 0/5 ? * * *)", None),
+        ("cron(0 3 ? * MON *)", None),
+    ],
+)
+def test_model_monitor_runs_on_the_drift_schedule_when_sagemaker_can(
+    context: dict[str, Any], schedule: str, cron: str | None
+) -> None:
+    """Model Monitor takes hourly, every-N-hours (N dividing 24) and daily crons on the hour, nothing else."""
+    drift = context["mlops"]["defaults"]["operations"]["drift"]
+    drift.update(engine="model_monitor", schedule=schedule)
+    if cron is None:
+        with pytest.raises(ConfigError, match="is not a Model Monitor schedule"):
+            load_config(context)
+        return
+    config = load_config(context)
+    assert {stage.operations.drift.monitor_cron for stage in config.stages.values()} == {cron}
+    drift["engine"] = "processing"
+    assert {stage.operations.drift.monitor_cron for stage in load_config(context).stages.values()} == {None}
