@@ -20,6 +20,7 @@ BUCKET_ENV = "MLOPS_ARTIFACTS_BUCKET"
 # The artifacts bucket of the local runs (pipelines_src.local.run.ARTIFACTS_BUCKET).
 LOCAL_ARTIFACTS_BUCKET = "local-lake-artifacts"
 ALARM = "ALARM"
+MONITOR_METRIC_PREFIX = "feature_baseline_drift_"
 
 
 def report_prefix(aws: Aws) -> str:
@@ -88,11 +89,16 @@ def _alarms(cloudwatch: Any, **request: Any) -> tuple[list[dict[str, Any]], list
 
 def _alarm_row(alarm: dict[str, Any]) -> dict[str, Any]:
     dimensions = {item.get("Name"): item.get("Value") for item in alarm.get("Dimensions", [])}
+    metric = alarm.get("MetricName")
+    feature = dimensions.get("Feature")
+    # Engine model_monitor: the feature is in the metric's name (feature_baseline_drift_<feature>).
+    if feature is None and isinstance(metric, str) and metric.startswith(MONITOR_METRIC_PREFIX):
+        feature = metric.removeprefix(MONITOR_METRIC_PREFIX)
     return {
         "name": alarm.get("AlarmName"),
         "state": alarm.get("StateValue"),
-        "metric": alarm.get("MetricName"),
-        "feature": dimensions.get("Feature"),
+        "metric": metric,
+        "feature": feature,
         "threshold": alarm.get("Threshold"),
         "since": alarm.get("StateUpdatedTimestamp"),
         "reason": alarm.get("StateReason"),

@@ -535,6 +535,22 @@ def test_drift_with_an_empty_bucket_and_without_alarms(capsys: pytest.CaptureFix
     assert "mlops: drift alarm mlops-staging-delivery-time-drift not found" in one_line(err)
 
 
+def test_a_model_monitor_alarm_names_its_feature_from_the_metric() -> None:
+    row = drift._alarm_row(
+        {
+            "AlarmName": f"{ALARM_PREFIX}-monitor-weather",
+            "StateValue": "ALARM",
+            "MetricName": "feature_baseline_drift_weather",
+            "Dimensions": [
+                {"Name": "Endpoint", "Value": "mlops-dev-delivery-time"},
+                {"Name": "MonitoringSchedule", "Value": "mlops-dev-delivery-time-data-quality"},
+            ],
+            "Threshold": 0.1,
+        }
+    )
+    assert (row["metric"], row["feature"], row["threshold"]) == ("feature_baseline_drift_weather", "weather", 0.1)
+
+
 def test_local_mode_uses_the_local_runs_artifacts_bucket() -> None:
     assert drift.LOCAL_ARTIFACTS_BUCKET == ARTIFACTS_BUCKET
 
