@@ -95,7 +95,8 @@ version-metrics: install ## One line: MODEL_PACKAGE_ARN's version and its evalua
 
 publish-baseline: install ## Make MODEL_PACKAGE_ARN's data baseline the drift check's reference in STAGE
 	$(BIN)/python -m pipelines_src.promote --model-package-arn $(MODEL_PACKAGE_ARN) \
-		--prefix "$$($(BIN)/python -m stacks.naming baseline-prefix $(STAGE))"
+		--prefix "$$($(BIN)/python -m stacks.naming baseline-prefix $(STAGE))" \
+		$$(test "$$($(BIN)/python -m stacks.naming drift-engine $(STAGE))" = model_monitor && echo --require-monitor-baseline)
 
 costs: install ## Idle cost per stage (USD a month) from each stage's synthesized templates; ARGS=--markdown for the README
 	@rm -rf cdk.out/costs

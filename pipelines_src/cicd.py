@@ -69,6 +69,8 @@ ENVIRONMENT: Final = {
     "dataset": "DATASET",
 }
 DEFAULTS: Final = {"ARTIFACTS_PREFIX": "model-build", "CODE_PREFIX": "code"}
+# Optional: "true" adds the Model Monitor baseline step (drift engine model_monitor); default "false".
+MONITOR_VARIABLE: Final = "DATA_QUALITY_MONITOR"
 # The commit CodeBuild checked out.
 COMMIT_VARIABLE: Final = "CODEBUILD_RESOLVED_SOURCE_VERSION"
 BUILD_VARIABLE: Final = "CODEBUILD_BUILD_ID"
@@ -131,6 +133,7 @@ class CiSettings:
     artifacts_prefix: str = DEFAULTS["ARTIFACTS_PREFIX"]
     # Where upload_code puts the code in the artifacts bucket.
     code_prefix: str = DEFAULTS["CODE_PREFIX"]
+    data_quality_monitor: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> CiSettings:
@@ -157,6 +160,9 @@ class CiSettings:
             threshold = float(raw_threshold)
         except ValueError:
             raise ConfigError(f"THRESHOLD: {raw_threshold!r} is not a number") from None
+        monitor = environ.get(MONITOR_VARIABLE, "false").strip().lower()
+        if monitor not in ("true", "false"):
+            raise ConfigError(f"{MONITOR_VARIABLE}: {environ[MONITOR_VARIABLE]!r} is not true or false")
         values: dict[str, Any] = {
             name: text(variable)
             for name, variable in ENVIRONMENT.items()
@@ -167,6 +173,7 @@ class CiSettings:
             subnet_ids=ids("SUBNET_IDS"),
             security_group_ids=ids("SECURITY_GROUP_IDS"),
             threshold=threshold,
+            data_quality_monitor=monitor == "true",
         )
         settings.check()
         return settings
@@ -208,6 +215,7 @@ class CiSettings:
                 threshold=self.threshold,
                 processing_instance_type=self.processing_instance_type,
                 training_instance_type=self.training_instance_type,
+                data_quality_monitor=self.data_quality_monitor,
             )
         except SettingsError as error:
             found = _FIELD_ERROR.fullmatch(str(error))

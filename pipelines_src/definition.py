@@ -25,6 +25,16 @@ run with network isolation, so they fetch nothing from S3 themselves. The jobs f
 the tarball and the data contract by their object names, the last segment of their URIs: a URI
 given as one whole placeholder must resolve to an object with the conventional name
 (`RUNNER_NAME`, `SOURCE_TARBALL_NAME`, `CONTRACT_NAME`).
+
+With ``data_quality_monitor`` (the stage's drift engine is SageMaker Model Monitor), Preprocess
+also writes the training rows as the endpoint sees them, the target where Model Monitor puts the
+prediction, then the request (its ``serving`` output, ``--serving-sample``),
+and MonitorBaseline runs the Model Monitor analyzer image on them, with the analyzer's own
+entrypoint and its settings in the environment (`ANALYZER_ENVIRONMENT`). RegisterModel then
+records the analyzer's ``statistics.json`` and ``constraints.json`` as the version's
+``ModelMetrics.ModelDataQuality`` and its ``constraints.json`` as
+``DriftCheckBaselines.ModelDataQuality.Constraints``; the drift check's statistics stay
+Preprocess's ``baseline.json``. Without it the definition holds neither.
 """
 
 from __future__ import annotations
@@ -69,6 +79,8 @@ STEP_NAMES: Final = (
     REGISTER_MODEL,
     METRIC_NOT_MET,
 )
+# Only with PipelineSettings.data_quality_monitor: in CheckDataContract's IfSteps, after Preprocess.
+MONITOR_BASELINE: Final = "MonitorBaseline"
 
 # Pipeline parameters.
 INPUT_DATA_URI: Final = "InputDataUri"
@@ -85,6 +97,14 @@ VALIDATION_REPORT_FILE: Final = "validation_report.json"
 EVALUATION_REPORT: Final = "EvaluationReport"
 EVALUATION_REPORT_FILE: Final = "evaluation.json"
 BASELINE_FILE: Final = "baseline.json"
+
+# Model Monitor data-quality baseline (data_quality_monitor): Preprocess's output of the training
+# rows as endpoint requests, MonitorBaseline's output and the files the analyzer writes there.
+SERVING_OUTPUT: Final = "serving"
+MONITOR_OUTPUT: Final = "monitor"
+MONITOR_STATISTICS_FILE: Final = "statistics.json"
+MONITOR_CONSTRAINTS_FILE: Final = "constraints.json"
+ANALYZER_INPUT: Final = "baseline_dataset_input"
 
 # Framework containers.
 SKLEARN_VERSION: Final = "1.2-1"
@@ -112,6 +132,16 @@ _MODEL_DIR = f"{_PROCESSING_INPUT}/model"
 _TEST_DIR = f"{_PROCESSING_INPUT}/test"
 _TRAINING_CODE_CHANNEL = "code"
 _TRAINING_CODE_DIR = f"/opt/ml/input/data/{_TRAINING_CODE_CHANNEL}"
+_ANALYZER_DATASET_DIR = f"{_PROCESSING_INPUT}/{ANALYZER_INPUT}"
+
+# What the Model Monitor analyzer reads from its environment: a CSV dataset with a header row,
+# where to find it and where to write statistics.json and constraints.json; no CloudWatch metrics.
+ANALYZER_ENVIRONMENT: Final[Mapping[str, str]] = {
+    "dataset_format": json.dumps({"csv": {"header": True, "output_columns_position": "START"}}),
+    "dataset_source": _ANALYZER_DATASET_DIR,
+    "output_path": _PROCESSING_OUTPUT,
+    "publish_cloudwatch_metrics": "Disabled",
+}
 
 HyperparameterValue = int | float | str
 
@@ -199,8 +229,14 @@ class PipelineSettings:
     hyperparameters: Mapping[str, HyperparameterValue] = field(default_factory=dict, hash=False)
     volume_size_gb: int = 30
     max_runtime_seconds: int = 3600
+    # The stage's drift engine is SageMaker Model Monitor: Preprocess also writes the training rows as
+    # endpoint requests, MonitorBaseline runs the Model Monitor analyzer on them and RegisterModel
+    # records its statistics and constraints (module doc). Such a pipeline runs only in SageMaker.
+    data_quality_monitor: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.data_quality_monitor, bool):
+            raise _fail("data_quality_monitor", self.data_quality_monitor, "must be True or False")
         _check_sequences(self, ("subnet_ids", "security_group_ids"))
         _check_strings(
             self,
@@ -603,6 +639,16 @@ def _image(framework: str, version: str, region: str, scope: str, owner: str = _
         raise _fail("region", region, f"has no SageMaker {framework} {version} image: {error}", owner) from error
 
 
+def _analyzer_image(region: str, owner: str = _OWNER) -> str:
+    """The SageMaker Model Monitor analyzer image of the region (it computes data-quality baselines)."""
+    from sagemaker.core import image_uris
+
+    try:
+        return str(image_uris.retrieve("model-monitor", region=region))
+    except ValueError as error:
+        raise _fail("region", region, f"has no SageMaker Model Monitor analyzer image: {error}", owner) from error
+
+
 # --- Processing jobs, shared by the pipelines ---------------------------------------------------
 
 
@@ -683,6 +729,31 @@ def _processor(
     s: _JobSettings, session: Any, names: _ObjectNames, *, image: str, job: str, instance_type: Any, isolated: bool
 ) -> Any:
     """A processing job that runs ``bash run_step.sh <script> <args>``, in the VPC, encrypted with the KMS key."""
+    return _image_processor(
+        s,
+        session,
+        image=image,
+        job=job,
+        instance_type=instance_type,
+        isolated=isolated,
+        entrypoint=["bash", f"{_CODE_DIR}/{names.runner}"],
+        env={"RUN_STEP_SOURCE_DIR": _SOURCE_DIR},  # where run_step.sh finds the tarball
+    )
+
+
+def _image_processor(
+    s: _JobSettings,
+    session: Any,
+    *,
+    image: str,
+    job: str,
+    instance_type: Any,
+    isolated: bool,
+    entrypoint: list[str] | None,
+    env: Mapping[str, str],
+) -> Any:
+    """A processing job running ``image`` (with ``entrypoint``, else the image's own), in the VPC, encrypted
+    with the KMS key."""
     from sagemaker.core.network import NetworkConfig  # type: ignore[import-untyped]
     from sagemaker.core.processing import Processor  # type: ignore[import-untyped]
 
@@ -691,7 +762,7 @@ def _processor(
         image_uri=image,
         instance_count=1,
         instance_type=instance_type,
-        entrypoint=["bash", f"{_CODE_DIR}/{names.runner}"],
+        entrypoint=entrypoint,
         volume_size_in_gb=s.volume_size_gb,
         volume_kms_key=s.kms_key_arn,
         output_kms_key=s.kms_key_arn,
@@ -704,7 +775,7 @@ def _processor(
             subnets=list(s.subnet_ids),
             encrypt_inter_container_traffic=True,
         ),
-        env={"RUN_STEP_SOURCE_DIR": _SOURCE_DIR},  # where run_step.sh finds the tarball
+        env=dict(env),
     )
 
 
@@ -756,6 +827,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     from sagemaker.train import ModelTrainer  # type: ignore[import-untyped]
 
     session = _session(s)
+    monitor = s.data_quality_monitor
     sklearn_image = _image("sklearn", SKLEARN_VERSION, s.region, "training")
     xgboost_image = _image("xgboost", XGBOOST_VERSION, s.region, "training")
     xgboost_inference_image = _image("xgboost", XGBOOST_VERSION, s.region, "inference")
@@ -806,16 +878,55 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
         ),
     )
 
-    # Preprocess
-    splits = ("train", "validation", "test", "baseline")
+    # Preprocess (-> MonitorBaseline)
+    splits = ("train", "validation", "test", "baseline", *((SERVING_OUTPUT,) if monitor else ()))
     preprocess = ProcessingStep(
         name=PREPROCESS,
         step_args=processor(sklearn_image, "preprocess").run(
             inputs=code_inputs + data_inputs,
             outputs=[_processing_output(s, PREPROCESS, split, f"{_PROCESSING_OUTPUT}/{split}") for split in splits],
-            arguments=["preprocess.py", *data_arguments, "--output-dir", _PROCESSING_OUTPUT],
+            arguments=[
+                "preprocess.py",
+                *data_arguments,
+                "--output-dir",
+                _PROCESSING_OUTPUT,
+                *(["--serving-sample"] if monitor else []),
+            ],
         ),
     )
+
+    # MonitorBaseline (data_quality_monitor only): the Model Monitor analyzer on Preprocess's serving sample.
+    monitor_steps: list[Any] = []
+    monitor_statistics: Any = None  # the analyzer's statistics.json and constraints.json, as registered
+    monitor_constraints: Any = None
+    if monitor:
+        analyzer = _image_processor(
+            s,
+            session,
+            image=_analyzer_image(s.region),
+            job="monitor-baseline",
+            instance_type=processing_type,
+            isolated=True,
+            entrypoint=None,  # the analyzer image's own
+            env=ANALYZER_ENVIRONMENT,
+        )
+        monitor_baseline = ProcessingStep(
+            name=MONITOR_BASELINE,
+            step_args=analyzer.run(
+                inputs=[
+                    _processing_input(ANALYZER_INPUT, output_uri(preprocess, SERVING_OUTPUT), _ANALYZER_DATASET_DIR)
+                ],
+                outputs=[_processing_output(s, MONITOR_BASELINE, MONITOR_OUTPUT, _PROCESSING_OUTPUT)],
+            ),
+        )
+        monitor_steps.append(monitor_baseline)
+        monitor_statistics, monitor_constraints = (
+            MetricsSource(
+                content_type="application/json",
+                s3_uri=Join(on="/", values=[output_uri(monitor_baseline, MONITOR_OUTPUT), name]),
+            )
+            for name in (MONITOR_STATISTICS_FILE, MONITOR_CONSTRAINTS_FILE)
+        )
 
     # Train: XGBoost framework container, script mode, train.py from the tarball's code channel.
     def channel(name: str, uri: Any, content_type: str | None) -> Any:
@@ -894,8 +1005,9 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     meets = ConditionLessThanOrEqualTo if s.goal == "minimize" else ConditionGreaterThanOrEqualTo
     operator = "<=" if s.goal == "minimize" else ">="
 
-    # RegisterModel: the XGBoost model with its evaluation and its data baseline, served by
-    # inference.py from the steps tarball (script mode: the container fetches the tarball itself).
+    # RegisterModel: the XGBoost model with its evaluation and its data baseline (and the Model Monitor
+    # baseline), served by inference.py from the steps tarball (script mode: the container fetches the
+    # tarball itself).
     builder = ModelBuilder(
         s3_model_data_url=model_data,
         image_uri=xgboost_inference_image,
@@ -916,13 +1028,16 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
                 model_statistics=MetricsSource(
                     content_type="application/json",
                     s3_uri=Join(on="/", values=[output_uri(evaluate, "evaluation"), EVALUATION_REPORT_FILE]),
-                )
+                ),
+                model_data_statistics=monitor_statistics,
+                model_data_constraints=monitor_constraints,
             ),
             drift_check_baselines=DriftCheckBaselines(
                 model_data_statistics=MetricsSource(
                     content_type="application/json",
                     s3_uri=Join(on="/", values=[output_uri(preprocess, "baseline"), BASELINE_FILE]),
-                )
+                ),
+                model_data_constraints=monitor_constraints,
             ),
         )
     register = ModelStep(name=REGISTER_MODEL, step_args=register_arguments)
@@ -953,7 +1068,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
                 right=0,
             )
         ],
-        if_steps=[preprocess, train, evaluate, check_metric],
+        if_steps=[preprocess, *monitor_steps, train, evaluate, check_metric],
         else_steps=[contract_violated],
     )
     pipeline = Pipeline(

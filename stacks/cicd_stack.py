@@ -31,6 +31,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from pipelines_src.cicd import MONITOR_VARIABLE
 from stacks import naming
 from stacks.config import StageConfig
 from stacks.constructs.data_lake import LakeStorage
@@ -137,6 +138,8 @@ class CICDStack(Stack):
                 "PROCESSING_INSTANCE_TYPE": config.model.processing_instance_type,
                 "TRAINING_INSTANCE_TYPE": config.model.training_instance_type,
                 "DATASET": config.model.dataset,
+                # Versions carry a Model Monitor baseline when the endpoint's drift check uses it.
+                **({MONITOR_VARIABLE: "true"} if config.operations.drift.engine == "model_monitor" else {}),
             },
             timeout=Duration.hours(8),
         )

@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     endpoint STAGE TARGET    the endpoint name of a deployment target (staging | production)
     contract STAGE           the data contract file of the stage's dataset
     baseline-prefix STAGE    where the deployed version's baseline goes in the artifacts bucket
+    drift-engine STAGE       processing or model_monitor (operations.drift.engine)
     """
     import json
     import sys
@@ -107,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     usage = (
         "usage: python -m stacks.naming "
-        "{stack-path STAGE STACK | endpoint STAGE TARGET | contract STAGE | baseline-prefix STAGE}"
+        "{stack-path STAGE STACK | endpoint STAGE TARGET | contract STAGE | baseline-prefix STAGE | drift-engine STAGE}"
     )
-    if len(args) < 2 or args[0] not in ("stack-path", "endpoint", "contract", "baseline-prefix"):
+    if len(args) < 2 or args[0] not in ("stack-path", "endpoint", "contract", "baseline-prefix", "drift-engine"):
         print(usage, file=sys.stderr)
         return 2
     context = json.loads((Path(__file__).resolve().parents[1] / "cdk.json").read_text())["context"]
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         print(CONTRACTS_DIR / f"{config.model.dataset}.json")
     elif args[0] == "baseline-prefix":
         print(deployed_baseline_prefix(config))
+    elif args[0] == "drift-engine":
+        print(config.operations.drift.engine)
     elif len(args) != 3:
         print(usage, file=sys.stderr)
         return 2

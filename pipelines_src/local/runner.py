@@ -4,9 +4,11 @@ Each step of the definition runs as SageMaker would run it, with the container
 replaced by a local subprocess: processing inputs are downloaded from S3 into a
 job folder laid out like ``/opt/ml/processing``, the step's own entrypoint and
 arguments run with those paths rewritten into the job folder, and its outputs go
-back to S3. Training runs the script-mode entry script with SageMaker's
-environment (``SM_CHANNEL_*``, ``SM_MODEL_DIR``, hyperparameters as arguments) and
-packs the model as ``model.tar.gz``. Conditions, Fail steps and parameters are
+back to S3. A processing step without an entrypoint (one that runs its image's own,
+such as the SageMaker Model Monitor analyzer) cannot run here: it fails, naming the
+step. Training runs the script-mode entry script with SageMaker's environment
+(``SM_CHANNEL_*``, ``SM_MODEL_DIR``, hyperparameters as arguments) and packs the
+model as ``model.tar.gz``. Conditions, Fail steps and parameters are
 honoured; RegisterModel calls CreateModelPackage on the given SageMaker client.
 
 S3 and SageMaker are whatever clients are passed in: embedded (moto) for local
@@ -168,12 +170,16 @@ class LocalPipelineRunner:
     def _processing(
         self, name: str, step: Mapping[str, Any], arguments: Mapping[str, Any], job_dir: Path
     ) -> tuple[dict[str, Any], dict[str, float]]:
+        app = arguments.get("AppSpecification", {})
+        if not app.get("ContainerEntrypoint"):
+            raise StepFailedError(
+                f"step {name} runs the image {app.get('ImageUri', '(none given)')} with the image's own entrypoint, "
+                "not a script this runner can run: it runs only in SageMaker. Local runs need "
+                "operations.drift.engine: processing (no SageMaker Model Monitor baseline step)"
+            )
+        command = [*app["ContainerEntrypoint"], *app.get("ContainerArguments", [])]
         for item in arguments.get("ProcessingInputs", []):
             self._download(item["S3Input"]["S3Uri"], self._local(job_dir, item["S3Input"]["LocalPath"]))
-        app = arguments["AppSpecification"]
-        command = [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
-        if not command:
-            raise StepFailedError("the processing job has no entrypoint")
         outputs = arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])
         for output in outputs:
             self._local(job_dir, output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Preprocess step: raw data -> encoded train/validation/test CSVs and the drift baseline.
+"""Preprocess step: raw data -> encoded train/validation/test CSVs, the drift baseline, optionally a serving sample.
 
 Reads the raw files with the data contract's types, drops rows without a target,
 encodes the features as ``features.py`` says, splits the rows at random (seeded) and
@@ -14,6 +14,15 @@ writes, under the output folder::
         per numeric feature quantiles, histogram (fixed bin edges and counts), mean, std
         and missing rate; per categorical feature category counts, frequencies and
         missing rate; the same for the target; row count; contract name and version.
+    serving/serving.csv (only with ``serving_sample``, ``--serving-sample``)
+        the training split's rows as the endpoint sees them, for SageMaker Model Monitor's
+        analyzer to compute its data-quality baseline (statistics.json, constraints.json):
+        a header row, then per row the target first (where Model Monitor puts the endpoint's
+        prediction when it rebuilds rows from the capture, output columns at START), then the
+        request as a client sends it (the ``text/csv`` request contract of
+        serving/inference.py): the model's request columns in request order
+        (``features.from_contract(contract).names``), raw values (categories as their names,
+        bools as true/false, empty cells for missing values).
 
 Histogram bins are ``[edges[i], edges[i + 1])``, the last one closed, as ``numpy.histogram``
 counts them; binning new data with the same edges makes the counts comparable (values
@@ -23,6 +32,8 @@ outside ``[edges[0], edges[-1]]`` are out of the baseline's range).
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
 import time
@@ -45,6 +56,8 @@ CONTRACT_PATH = "/opt/ml/processing/input/contract/contract.json"
 OUTPUT_DIR = "/opt/ml/processing/output"
 SPLITS = ("train", "validation", "test")
 BASELINE_FILE = "baseline.json"
+SERVING_DIR = "serving"
+SERVING_FILE = "serving.csv"
 QUANTILE_LEVELS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
 HISTOGRAM_BINS = 20
 # Integer columns spanning at most this many values get one bin per value.
@@ -59,8 +72,11 @@ def preprocess(
     validation_fraction: float = 0.15,
     test_fraction: float = 0.15,
     seed: int = 0,
+    serving_sample: bool = False,
 ) -> dict[str, Any]:
     """Split, encode and write the data under ``data_dir``; returns a summary (rows per split, paths, seconds).
+
+    ``serving_sample`` also writes ``serving/serving.csv`` (module doc).
 
     ValueError when the fractions are unusable or fewer than three rows have a target.
     """
@@ -94,6 +110,13 @@ def preprocess(
     baseline_path.parent.mkdir(parents=True, exist_ok=True)
     baseline_path.write_text(json.dumps(baseline, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     written["baseline"] = str(baseline_path)
+    if serving_sample:
+        serving_path = output / SERVING_DIR / SERVING_FILE
+        serving_path.parent.mkdir(parents=True, exist_ok=True)
+        serving_path.write_text(
+            request_csv(frame.iloc[indices["train"]], contract, spec, with_target=True), encoding="utf-8"
+        )
+        written["serving"] = str(serving_path)
     return {
         "rows": dataset.rows,
         "rows_without_target": dropped,
@@ -129,6 +152,54 @@ def split_indices(
         "validation": np.sort(order[test : test + validation]),
         "test": np.sort(order[:test]),
     }
+
+
+# --- serving sample ---------------------------------------------------------------------
+
+
+def request_csv(
+    frame: pd.DataFrame, contract: contracts.Contract, spec: features.FeatureSpec, *, with_target: bool = False
+) -> str:
+    """The rows of ``frame`` (typed as the contract reader returns them) as ``text/csv`` request rows,
+    after a header row of the feature names (see the module doc). ``with_target`` puts the target
+    first, where Model Monitor puts the endpoint's prediction in the rows it rebuilds from the capture."""
+    columns = [
+        _request_fields(frame[feature.name], feature, contract.column(feature.name)) for feature in spec.features
+    ]
+    header = list(spec.names)
+    if with_target:
+        header.insert(0, contract.target)
+        columns.insert(0, _target_fields(frame[contract.target], contract.column(contract.target)))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(zip(*columns, strict=True))
+    return buffer.getvalue()
+
+
+def _target_fields(column: pd.Series, spec: contracts.ColumnSpec) -> list[str]:
+    """The target as the model's numeric output: bools as 1/0, integers without a fraction."""
+    if spec.type == "bool":
+        return ["" if pd.isna(flag) else str(int(bool(flag))) for flag in column.astype("boolean")]
+    numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    if spec.type == "int":
+        return ["" if np.isnan(number) else str(int(number)) for number in numbers]
+    return ["" if np.isnan(number) else repr(float(number)) for number in numbers]
+
+
+def _request_fields(column: pd.Series, feature: features.Feature, spec: contracts.ColumnSpec) -> list[str]:
+    """One column's values as a client writes them: empty for missing, names for categories,
+    true/false for bools, integers without a fraction, floats as their shortest exact form."""
+    if feature.encoding == features.CATEGORY_CODES:
+        values = column.astype(object)
+        return ["" if pd.isna(value) else str(value) for value in values]
+    if feature.encoding == features.BOOL:
+        flags = column.astype("boolean")
+        return ["" if pd.isna(flag) else ("true" if flag else "false") for flag in flags]
+    numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    if spec.type == "int":
+        return ["" if np.isnan(number) else str(int(number)) for number in numbers]
+    return ["" if np.isnan(number) else repr(float(number)) for number in numbers]
 
 
 # --- baseline ---------------------------------------------------------------------------
@@ -245,7 +316,8 @@ def _pairs(levels: tuple[float, ...], values: npt.NDArray[np.float64]) -> list[t
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python preprocess.py [--data-dir ...] [--contract ...] [--output-dir ...]`` with SageMaker's defaults."""
+    """``python preprocess.py [--data-dir ...] [--contract ...] [--output-dir ...] [--serving-sample]``
+    with SageMaker's defaults."""
     parser = argparse.ArgumentParser(description="Split and encode raw data; write the drift baseline.")
     parser.add_argument("--data-dir", default=DATA_DIR, help=f"raw data folder (default {DATA_DIR})")
     parser.add_argument("--contract", default=CONTRACT_PATH, help=f"data contract JSON (default {CONTRACT_PATH})")
@@ -253,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation-fraction", type=float, default=0.15)
     parser.add_argument("--test-fraction", type=float, default=0.15)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    parser.add_argument(
+        "--serving-sample",
+        action="store_true",
+        help=f"also write {SERVING_DIR}/{SERVING_FILE}: the training rows as endpoint requests, with a header",
+    )
     args = parser.parse_args(argv)
     try:
         summary = preprocess(
@@ -262,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             validation_fraction=args.validation_fraction,
             test_fraction=args.test_fraction,
             seed=args.seed,
+            serving_sample=args.serving_sample,
         )
     except ValueError as error:  # contract, feature and argument errors
         print(f"preprocess: {error}", file=sys.stderr)

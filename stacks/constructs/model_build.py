@@ -80,6 +80,8 @@ class ModelBuildPipeline(Construct):
 
     The definition is built at synth time with ``${Name}`` placeholders for deploy-time
     values (role, buckets, key, subnets, code locations) that Fn::Sub fills in.
+    ``data_quality_monitor`` (the stage's drift engine is SageMaker Model Monitor) adds the Model
+    Monitor baseline step and registers its statistics and constraints with each version.
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class ModelBuildPipeline(Construct):
         model_package_group_name: str,
         subnets: Sequence[str],
         security_groups: Sequence[str],
+        data_quality_monitor: bool = False,
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
@@ -139,6 +142,7 @@ class ModelBuildPipeline(Construct):
             threshold=config.threshold,
             processing_instance_type=config.processing_instance_type,
             training_instance_type=config.training_instance_type,
+            data_quality_monitor=data_quality_monitor,
         )
         self.definition = _definition(self.settings)
         self.pipeline = deploy_definition(

@@ -220,3 +220,22 @@ def test_the_monitoring_schedule_is_priced_as_pay_per_use(monitored: Monitored) 
 
     (cost,) = idle_costs(monitored.outdir)
     assert cost.unpriced == ()
+
+
+def test_every_version_is_built_with_a_model_monitor_baseline(monitored: Monitored) -> None:
+    """The stack's build pipeline and CI's rebuild of it both carry the MonitorBaseline step."""
+    from aws_cdk.assertions import Template
+
+    definition = monitored.stage.ml_platform.model_build.definition
+    assert '"Name": "MonitorBaseline"' in definition or '"Name":"MonitorBaseline"' in definition
+    cicd = Template.from_stack(monitored.stage.cicd).to_json()
+    train = [
+        project["Properties"]["Environment"]["EnvironmentVariables"]
+        for project in _of_type(cicd, "AWS::CodeBuild::Project").values()
+        if any(
+            variable["Name"] == "PIPELINE_NAME"
+            for variable in project["Properties"]["Environment"].get("EnvironmentVariables", [])
+        )
+    ]
+    (variables,) = train
+    assert {"Name": "DATA_QUALITY_MONITOR", "Type": "PLAINTEXT", "Value": "true"} in variables

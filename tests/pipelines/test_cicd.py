@@ -132,6 +132,13 @@ def test_settings_are_read_from_the_environment() -> None:
     assert set(cicd.ENVIRONMENT.values()) == set(ENV) | {"ARTIFACTS_PREFIX", "CODE_PREFIX"}
 
 
+def test_ci_builds_the_model_monitor_baseline_step_only_when_asked(code_uris: dict[str, str]) -> None:
+    """The drift engine model_monitor sets DATA_QUALITY_MONITOR on the train project; CI must not drop the step."""
+    assert cicd.CiSettings.from_environ(ENV).pipeline_settings(code_uris).data_quality_monitor is False
+    monitored = cicd.CiSettings.from_environ({**ENV, "DATA_QUALITY_MONITOR": "true"})
+    assert monitored.pipeline_settings(code_uris).data_quality_monitor is True
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "reason"),
     [
@@ -153,6 +160,7 @@ def test_settings_are_read_from_the_environment() -> None:
         ("MODEL_PACKAGE_GROUP", "${Group}", "MODEL_PACKAGE_GROUP: '${Group}' holds a '${'"),
         ("DATASET", "nope", "DATASET: 'nope' has no data contract (pipelines_src/contracts/nope.json does not exist)"),
         ("DATASET", "../secrets", "DATASET: '../secrets' is not a dataset name"),
+        ("DATA_QUALITY_MONITOR", "yes", "DATA_QUALITY_MONITOR: 'yes' is not true or false"),
     ],
 )
 def test_bad_settings_name_the_variable(variable: str, value: str | None, reason: str) -> None:

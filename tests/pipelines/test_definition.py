@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 
 from pipelines_src.definition import (
+    ANALYZER_ENVIRONMENT,
+    MONITOR_BASELINE,
     STEP_NAMES,
     TRAINING_METRIC_REGEX,
     PipelineSettings,
@@ -384,24 +386,31 @@ def jobs(document: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {name: step["Arguments"] for name, step in steps_of(document).items() if step["Type"] == kind}
 
 
+def assert_private_processing_job(job: dict[str, Any], vpc: dict[str, Any], *, isolated: bool) -> None:
+    """In the VPC, encrypted with the stage's key, as the pipeline's role, within the hour, untagged."""
+    assert job["NetworkConfig"] == {
+        "EnableInterContainerTrafficEncryption": True,
+        "EnableNetworkIsolation": isolated,
+        "VpcConfig": vpc,
+    }
+    assert job["ProcessingResources"]["ClusterConfig"] == {
+        "InstanceCount": 1,
+        "InstanceType": {"Get": "Parameters.ProcessingInstanceType"},
+        "VolumeKmsKeyId": "${KmsKeyArn}",
+        "VolumeSizeInGB": 30,
+    }
+    assert job["ProcessingOutputConfig"]["KmsKeyId"] == "${KmsKeyArn}"
+    assert job["RoleArn"] == "${RoleArn}"
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
+    assert "Tags" not in job
+
+
 def test_every_job_runs_isolated_in_the_vpc_with_the_kms_key(document: dict[str, Any]) -> None:
     processing, training = jobs(document, "Processing"), jobs(document, "Training")
     assert set(processing) == {"ValidateData", "Preprocess", "Evaluate"}
     assert set(training) == {"Train"}
     for job in processing.values():
-        assert job["NetworkConfig"] == {
-            "EnableInterContainerTrafficEncryption": True,
-            "EnableNetworkIsolation": True,
-            "VpcConfig": VPC,
-        }
-        assert job["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
-        assert job["ProcessingOutputConfig"]["KmsKeyId"] == "${KmsKeyArn}"
-        assert job["ProcessingResources"]["ClusterConfig"]["InstanceType"] == {
-            "Get": "Parameters.ProcessingInstanceType"
-        }
-        assert job["RoleArn"] == "${RoleArn}"
-        assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
-        assert "Tags" not in job
+        assert_private_processing_job(job, VPC, isolated=True)
     for job in training.values():
         assert job["EnableNetworkIsolation"] is True
         assert job["EnableInterContainerTrafficEncryption"] is True
@@ -640,6 +649,110 @@ def test_the_registered_model_runs_inference_py_from_the_steps_tarball(
     assert (SERVING_DIR / container["Environment"]["SAGEMAKER_PROGRAM"]).is_file()
 
 
+# --- Model Monitor data-quality baseline (data_quality_monitor) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def monitor_definition(definition: str) -> str:
+    return build_definition(dataclasses.replace(placeholder_settings(), data_quality_monitor=True))
+
+
+@pytest.fixture(scope="module")
+def monitor_document(monitor_definition: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(monitor_definition)
+    return loaded
+
+
+def monitor_file(name: str) -> dict[str, Any]:
+    return {
+        "ContentType": "application/json",
+        "S3Uri": {"Std:Join": {"On": "/", "Values": [step_output("MonitorBaseline", "monitor"), name]}},
+    }
+
+
+def test_without_the_monitor_there_is_no_model_monitor_baseline(document: dict[str, Any]) -> None:
+    steps = steps_of(document)
+    assert MONITOR_BASELINE not in steps
+    assert "--serving-sample" not in steps["Preprocess"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    register = steps["RegisterModel"]["Arguments"]
+    assert "ModelDataQuality" not in register["ModelMetrics"]
+    assert list(register["DriftCheckBaselines"]["ModelDataQuality"]) == ["Statistics"]
+
+
+def test_the_monitor_baseline_runs_after_preprocess_beside_train(monitor_document: dict[str, Any]) -> None:
+    (check_contract,) = [step for step in monitor_document["Steps"] if step["Name"] == "CheckDataContract"]
+    if_steps = [step["Name"] for step in check_contract["Arguments"]["IfSteps"]]
+    assert if_steps == ["Preprocess", "MonitorBaseline", "Train", "Evaluate", "CheckMetric"]
+    reads = {name: references(step["Arguments"]) for name, step in steps_of(monitor_document).items()}
+    assert reads["MonitorBaseline"] == {"Preprocess"}
+    assert reads["Train"] == {"Preprocess"}, "Train does not wait for the analyzer"
+    assert reads["RegisterModel"] == {"Preprocess", "Train", "Evaluate", "MonitorBaseline"}
+    assert set(steps_of(monitor_document)) == {*STEP_NAMES, MONITOR_BASELINE}
+
+
+def test_preprocess_writes_the_serving_sample_for_the_analyzer(monitor_document: dict[str, Any]) -> None:
+    preprocess = jobs(monitor_document, "Processing")["Preprocess"]
+    assert preprocess["AppSpecification"]["ContainerArguments"][-2:] == [
+        "/opt/ml/processing/output",
+        "--serving-sample",
+    ]
+    assert outputs(preprocess) == {
+        name: (artifacts("Preprocess", name), f"/opt/ml/processing/output/{name}")
+        for name in ("train", "validation", "test", "baseline", "serving")
+    }
+
+
+def test_the_monitor_baseline_runs_the_analyzer_image_isolated_in_the_vpc(monitor_document: dict[str, Any]) -> None:
+    job = jobs(monitor_document, "Processing")["MonitorBaseline"]
+    assert job["AppSpecification"].keys() == {"ImageUri"}, "the analyzer's own entrypoint, no arguments"
+    assert re.fullmatch(
+        r"\d{12}\.dkr\.ecr\.eu-west-1\.amazonaws\.com/sagemaker-model-monitor-analyzer",
+        job["AppSpecification"]["ImageUri"],
+    )
+    assert job["Environment"] == {
+        "dataset_format": '{"csv": {"header": true, "output_columns_position": "START"}}',
+        "dataset_source": "/opt/ml/processing/input/baseline_dataset_input",
+        "output_path": "/opt/ml/processing/output",
+        "publish_cloudwatch_metrics": "Disabled",
+    }
+    assert job["Environment"] == ANALYZER_ENVIRONMENT
+    assert inputs(job) == {
+        "baseline_dataset_input": (
+            step_output("Preprocess", "serving"),
+            "/opt/ml/processing/input/baseline_dataset_input",
+        )
+    }
+    assert outputs(job) == {"monitor": (artifacts("MonitorBaseline", "monitor"), "/opt/ml/processing/output")}
+    assert_private_processing_job(job, VPC, isolated=True)
+
+
+def test_the_version_is_registered_with_the_model_monitor_baseline(monitor_document: dict[str, Any]) -> None:
+    register = steps_of(monitor_document)["RegisterModel"]["Arguments"]
+    assert register["ModelMetrics"]["ModelDataQuality"] == {
+        "Statistics": monitor_file("statistics.json"),
+        "Constraints": monitor_file("constraints.json"),
+    }
+    assert register["DriftCheckBaselines"]["ModelDataQuality"] == {
+        "Statistics": {
+            "ContentType": "application/json",
+            "S3Uri": {"Std:Join": {"On": "/", "Values": [step_output("Preprocess", "baseline"), "baseline.json"]}},
+        },
+        "Constraints": monitor_file("constraints.json"),
+    }
+
+
+def test_the_monitor_changes_only_what_it_adds(document: dict[str, Any], monitor_document: dict[str, Any]) -> None:
+    before, after = steps_of(document), steps_of(monitor_document)
+    unchanged = set(STEP_NAMES) - {"CheckDataContract", "Preprocess", "CheckMetric", "RegisterModel"}
+    assert {name: after[name] for name in unchanged} == {name: before[name] for name in unchanged}
+    assert monitor_document["Parameters"] == document["Parameters"]
+
+
+def test_the_monitor_adds_no_placeholder(monitor_definition: str) -> None:
+    assert list_placeholders(monitor_definition) == PLACEHOLDERS
+    assert "zzcfnsub" not in monitor_definition
+
+
 # --- Placeholders --------------------------------------------------------------------------------
 
 
@@ -706,6 +819,9 @@ def test_settings_are_frozen_and_hashable() -> None:
         ("hyperparameters", {"eta": math.inf}, "must be finite"),
         ("hyperparameters", {"sagemaker_program": "x.py"}, "is not a hyperparameter name"),
         ("hyperparameters", {"eta": "${Eta}"}, "may not hold a placeholder"),
+        ("data_quality_monitor", "true", "must be True or False"),
+        ("data_quality_monitor", 1, "must be True or False"),
+        ("data_quality_monitor", None, "must be True or False"),
     ],
 )
 def test_bad_settings_name_the_field_and_the_value(name: str, value: Any, reason: str) -> None:

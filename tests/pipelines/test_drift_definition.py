@@ -22,6 +22,7 @@ from pipelines_src.drift_definition import (
     list_placeholders,
 )
 from pipelines_src.steps import drift
+from tests.pipelines.test_definition import assert_private_processing_job
 
 PLACEHOLDERS = [
     "ArtifactsBucket",
@@ -117,21 +118,7 @@ def test_one_processing_step_with_the_schedules_parameters(document: dict[str, A
 
 def test_the_job_runs_in_the_vpc_encrypted_but_not_network_isolated(job: dict[str, Any]) -> None:
     # drift.py publishes its metrics through the VPC's CloudWatch endpoint: isolation would cut it off.
-    assert job["NetworkConfig"] == {
-        "EnableInterContainerTrafficEncryption": True,
-        "EnableNetworkIsolation": False,
-        "VpcConfig": VPC,
-    }
-    assert job["ProcessingResources"]["ClusterConfig"] == {
-        "InstanceCount": 1,
-        "InstanceType": {"Get": "Parameters.ProcessingInstanceType"},
-        "VolumeKmsKeyId": "${KmsKeyArn}",
-        "VolumeSizeInGB": 30,
-    }
-    assert job["ProcessingOutputConfig"]["KmsKeyId"] == "${KmsKeyArn}"
-    assert job["RoleArn"] == "${RoleArn}"
-    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
-    assert "Tags" not in job
+    assert_private_processing_job(job, VPC, isolated=False)
 
 
 def test_drift_py_runs_through_run_step_sh_in_the_sklearn_container(job: dict[str, Any]) -> None:

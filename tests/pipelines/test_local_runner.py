@@ -271,3 +271,41 @@ def test_only_jobs_without_network_isolation_get_the_job_environment(aws: tuple[
         "Isolated": {"endpoint": None, "hours": "6"},
         "Networked": {"endpoint": "http://127.0.0.1:5000", "hours": "6"},
     }
+
+
+ANALYZER = "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer"
+
+
+@pytest.mark.parametrize("app", [{"ImageUri": ANALYZER}, None], ids=["image-entrypoint", "no-app-specification"])
+def test_a_job_without_an_entrypoint_fails_naming_the_step_before_it_downloads(
+    aws: tuple[Any, Any], tmp_path: Path, app: dict[str, Any] | None
+) -> None:
+    s3, sagemaker = aws
+    step: dict[str, Any] = {
+        "Name": "MonitorBaseline",
+        "Type": "Processing",
+        "Arguments": {
+            "ProcessingInputs": [
+                {
+                    "InputName": "baseline_dataset_input",
+                    "S3Input": {
+                        "S3Uri": "s3://lake/nothing-here/",
+                        "LocalPath": "/opt/ml/processing/input/baseline_dataset_input",
+                    },
+                }
+            ],
+            "Environment": {"dataset_source": "/opt/ml/processing/input/baseline_dataset_input"},
+        },
+    }
+    if app is not None:
+        step["Arguments"]["AppSpecification"] = app
+    runner = LocalPipelineRunner(
+        {"Steps": [step]}, s3=s3, sagemaker=sagemaker, workdir=tmp_path, on_event=lambda _: None
+    )
+    result = runner.run()
+    assert result.status == "Failed"
+    assert result.failure.startswith("MonitorBaseline: step MonitorBaseline runs the image ")
+    assert (ANALYZER if app else "(none given)") in result.failure
+    assert "it runs only in SageMaker" in result.failure
+    assert "operations.drift.engine: processing" in result.failure
+    assert not (tmp_path / "MonitorBaseline").exists(), "nothing downloaded for a job that cannot run"

@@ -1,4 +1,5 @@
-"""The preprocess step: seeded disjoint splits, encoded CSVs, and baseline statistics that match the data."""
+"""The preprocess step: seeded disjoint splits, encoded CSVs, baseline statistics that match the data, and the
+serving sample (the training rows as endpoint requests) that Model Monitor baselines."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost as xgb
 
 from pipelines_src.datasets.delivery_time import generate, write_raw
+from pipelines_src.serving import inference
+from pipelines_src.steps import capture, features
 from pipelines_src.steps import contract as contracts
-from pipelines_src.steps import features
-from pipelines_src.steps.preprocess import QUANTILE_LEVELS, preprocess, split_indices
+from pipelines_src.steps.preprocess import QUANTILE_LEVELS, main, preprocess, request_csv, split_indices
 
 CONTRACT = Path(__file__).resolve().parents[2] / "pipelines_src" / "contracts" / "delivery_time.json"
 ROWS = 10_000
@@ -170,3 +173,106 @@ def test_unusable_arguments_raise_clear_errors(raw: Path, tmp_path: Path) -> Non
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="0 rows with a target"):
         preprocess(tmp_path / "empty", CONTRACT, tmp_path / "out")
+
+
+# --- serving sample ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sampled(raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sampled")
+    preprocess(raw, CONTRACT, out, validation_fraction=0.2, test_fraction=0.1, seed=5, serving_sample=True)
+    return out
+
+
+def _serving_lines(sampled: Path) -> list[str]:
+    return (sampled / "serving" / "serving.csv").read_text(encoding="utf-8").splitlines()
+
+
+def test_without_the_option_there_is_no_serving_sample(output: Path) -> None:
+    assert not (output / "serving").exists()
+
+
+def test_the_serving_sample_leaves_the_other_outputs_as_they_were(output: Path, sampled: Path) -> None:
+    for name in ("train/train.csv", "validation/validation.csv", "test/test.csv", "baseline/baseline.json"):
+        assert (sampled / name).read_bytes() == (output / name).read_bytes()
+
+
+def test_the_serving_sample_has_the_request_columns_and_a_row_per_training_row(sampled: Path) -> None:
+    header, *rows = _serving_lines(sampled)
+    names = features.from_contract(contracts.load_contract(CONTRACT)).names
+    # The target first, where Model Monitor puts the prediction; then the request.
+    assert header.split(",") == ["delivery_minutes", *names]
+    assert len(rows) == len(_split(sampled, "train"))
+    targets = [float(row.split(",", 1)[0]) for row in rows]
+    np.testing.assert_array_equal(targets, _split(sampled, "train")["delivery_minutes"].to_numpy(dtype=np.float64))
+
+
+def test_serving_rows_parse_as_requests_to_the_raw_training_values(
+    raw: Path, sampled: Path, spec: features.FeatureSpec
+) -> None:
+    _, *rows = _serving_lines(sampled)
+    requests = [row.split(",", 1)[1] for row in rows]  # without the target
+    request = inference.input_fn("\n".join(requests).encode("utf-8"), "text/csv")
+    parsed = inference.rows(request, inference.Model(xgb.Booster(), spec))  # the endpoint's parser
+    contract = contracts.load_contract(CONTRACT)
+    frame = contracts.read_dataset(raw, contract).frame
+    train = frame.iloc[split_indices(len(frame), 0.2, 0.1, seed=5)["train"]].reset_index(drop=True)
+    for feature in spec.features:
+        if feature.encoding == features.NUMBER:
+            sent = pd.to_numeric(parsed[feature.name]).to_numpy(dtype=np.float64)
+            np.testing.assert_array_equal(sent, train[feature.name].to_numpy(dtype=np.float64, na_value=np.nan))
+        else:
+            assert parsed[feature.name].tolist() == train[feature.name].astype(object).tolist()
+    assert parsed[spec.names].isna().sum().to_dict() == train[spec.names].isna().sum().to_dict()
+    # and the model sees what it was trained on
+    encoded = features.encode(parsed, spec).astype(np.float64)
+    pd.testing.assert_frame_equal(encoded, _split(sampled, "train")[spec.names].astype(np.float64))
+
+
+SMALL_CONTRACT = {
+    "dataset": "small",
+    "version": "1",
+    "target": "y",
+    "id_columns": [],
+    "columns": [
+        {"name": "count", "type": "int", "nullable": True},
+        {"name": "express", "type": "bool", "nullable": True},
+        {"name": "size", "type": "category", "nullable": True, "allowed": ["s", "m, l"]},
+        {"name": "ratio", "type": "float", "nullable": True},
+        {"name": "y", "type": "float"},
+    ],
+}
+
+
+def test_requests_write_bools_integers_categories_and_missing_values_as_clients_do() -> None:
+    contract = contracts.parse_contract(SMALL_CONTRACT)
+    raw = pd.DataFrame(
+        {
+            "count": ["3", None, "12"],
+            "express": ["true", "no", None],
+            "size": ["m, l", None, "s"],
+            "ratio": ["0.1", "2.5e-7", None],
+            "y": ["1", "2", "3"],
+        }
+    )
+    typed = contracts.dataset_from_frame(raw, contract).frame
+    spec = features.from_contract(contract)
+    text = request_csv(typed, contract, spec)
+    assert text == 'count,express,size,ratio\n3,true,"m, l",0.1\n,false,,2.5e-07\n12,,s,\n'
+    with_target = request_csv(typed, contract, spec, with_target=True)
+    assert with_target == 'y,count,express,size,ratio\n1.0,3,true,"m, l",0.1\n2.0,,false,,2.5e-07\n3.0,12,,s,\n'
+    _, body = text.split("\n", 1)
+    parsed = capture.parse_request("text/csv", body, spec.names)
+    assert parsed.problems == []
+    sent = pd.DataFrame([values for _, values in parsed.rows], columns=spec.names)
+    pd.testing.assert_frame_equal(features.encode(sent, spec), features.encode(typed, spec))
+
+
+def test_the_command_writes_the_serving_sample_when_asked(tmp_path: Path) -> None:
+    write_raw(generate(200, seed=3, days=1), tmp_path / "raw")
+    arguments = ["--data-dir", str(tmp_path / "raw"), "--contract", str(CONTRACT)]
+    assert main([*arguments, "--output-dir", str(tmp_path / "plain")]) == 0
+    assert main([*arguments, "--output-dir", str(tmp_path / "sampled"), "--serving-sample"]) == 0
+    assert not (tmp_path / "plain" / "serving").exists()
+    assert len(_serving_lines(tmp_path / "sampled")) == 1 + len(_split(tmp_path / "sampled", "train"))
