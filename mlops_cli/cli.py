@@ -14,7 +14,8 @@ Names come from the stage's config in cdk.json (``stacks.naming``). ``--local`` 
 emulation of AWS (a moto server, ``--endpoint-url`` default http://127.0.0.1:5000) with fake
 credentials; there ``drift`` reads reports from the local runs' bucket (local-lake-artifacts). Elsewhere
 the artifacts bucket is ``--artifacts-bucket``, ``$MLOPS_ARTIFACTS_BUCKET``, or read from the deployed
-drift-check pipeline's definition.
+drift-check pipeline's definition. With the drift engine ``model_monitor``, ``drift`` shows the production
+endpoint's data-quality schedule's last run and its constraint violations instead of a drift report.
 
 Exit codes: 0 done; 1 not found, failed or unreachable; 2 usage, config or credentials.
 """

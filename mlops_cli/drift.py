@@ -1,4 +1,8 @@
-"""Drift status: the composite drift alarm, the feature alarms in ALARM, the latest drift report."""
+"""Drift status: the composite drift alarm, the feature alarms in ALARM, the latest drift report.
+
+With the drift engine ``model_monitor`` the latest report is the data-quality schedule's last run:
+its status and the constraint violations it wrote (``constraint_violations.json``).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ BUCKET_ENV = "MLOPS_ARTIFACTS_BUCKET"
 LOCAL_ARTIFACTS_BUCKET = "local-lake-artifacts"
 ALARM = "ALARM"
 MONITOR_METRIC_PREFIX = "feature_baseline_drift_"
+VIOLATIONS_FILE = "constraint_violations.json"
 
 
 def report_prefix(aws: Aws) -> str:
@@ -147,8 +152,67 @@ def latest_report(aws: Aws, bucket: str) -> dict[str, Any] | None:
     return {"uri": uri, "written": newest["LastModified"], "report": report}
 
 
+def latest_monitoring_run(aws: Aws) -> dict[str, Any] | None:
+    """The data-quality schedule's newest execution: status, time, report location, its violations."""
+    schedule = naming.monitoring_schedule(aws.config)
+    sagemaker = aws.client("sagemaker")
+    try:
+        summaries = sagemaker.list_monitoring_executions(
+            MonitoringScheduleName=schedule, SortBy="ScheduledTime", SortOrder="Descending", MaxResults=1
+        )["MonitoringExecutionSummaries"]
+    except ClientError as error:
+        raise aws.not_found(f"monitoring schedule {schedule}", error) from None
+    if not summaries:
+        return None
+    run = summaries[0]
+    found: dict[str, Any] = {
+        "schedule": schedule,
+        "scheduled": run["ScheduledTime"],
+        "status": run["MonitoringExecutionStatus"],
+        "failure": run.get("FailureReason"),
+        "report": None,
+        "violations": None,
+    }
+    job_arn = run.get("ProcessingJobArn")
+    if not job_arn:  # not started yet, or skipped (no captured data in the window)
+        return found
+    try:
+        job = sagemaker.describe_processing_job(ProcessingJobName=str(job_arn).rsplit("/", 1)[-1])
+    except ClientError as error:
+        raise aws.not_found(f"processing job {job_arn}", error) from None
+    outputs = job.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    report = str(outputs[0]["S3Output"]["S3Uri"]).rstrip("/") if outputs else None
+    found["report"] = report
+    if report is None or not report.startswith("s3://"):
+        return found
+    bucket, _, prefix = report.removeprefix("s3://").partition("/")
+    key = f"{prefix}/{VIOLATIONS_FILE}"
+    try:
+        document = json.loads(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            found["violations"] = []  # Model Monitor writes the file only when something is violated
+            return found
+        raise CliError(f"monitoring report s3://{bucket}/{key} is unreadable: {error}") from None
+    except ValueError as error:
+        raise CliError(f"monitoring report s3://{bucket}/{key} is not JSON: {error}") from None
+    violations = document.get("violations") if isinstance(document, dict) else None
+    found["violations"] = [
+        {
+            "feature": item.get("feature_name"),
+            "check": item.get("constraint_check_type"),
+            "description": item.get("description"),
+        }
+        for item in (violations if isinstance(violations, list) else [])
+        if isinstance(item, dict)
+    ]
+    return found
+
+
 def status(aws: Aws, given_bucket: str | None) -> dict[str, Any]:
     alarms = alarm_status(aws)
+    if aws.config.operations.drift.engine == "model_monitor":
+        return {**alarms, "engine": "model_monitor", "monitoring": latest_monitoring_run(aws)}
     bucket, source = artifacts_bucket(aws, given_bucket)
     latest = latest_report(aws, bucket) if bucket else None
     return {**alarms, "bucket": bucket, "bucket_source": source, "prefix": report_prefix(aws), "latest": latest}
@@ -191,6 +255,8 @@ def render(aws: Aws, data: dict[str, Any]) -> str:
         lines += ["alarms in ALARM:", text.table(("ALARM", "METRIC", "FEATURE", "THRESHOLD", "FOR"), rows)]
     else:
         lines.append("alarms in ALARM: none")
+    if data.get("engine") == "model_monitor":
+        return "\n".join([*lines, *_render_monitoring(data["monitoring"])])
     latest = data["latest"]
     if data["bucket"] is None:
         lines.append(
@@ -214,10 +280,38 @@ def render(aws: Aws, data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _render_monitoring(run: dict[str, Any] | None) -> list[str]:
+    if run is None:
+        return ["latest Model Monitor run: none yet"]
+    lines = [
+        f"latest Model Monitor run of {run['schedule']}: {run['status']}, scheduled "
+        f"{text.timestamp(run['scheduled'])} UTC ({text.age(run['scheduled'])} ago)"
+    ]
+    if run["failure"]:
+        lines.append(f"failure: {run['failure']}")
+    if run["report"]:
+        lines.append(f"report: {run['report']}")
+    violations = run["violations"]
+    if violations:
+        rows = [(item["feature"], item["check"], item["description"]) for item in violations]
+        lines += [f"{len(violations)} constraint violations:", text.table(("FEATURE", "CHECK", "DESCRIPTION"), rows)]
+    elif violations == []:
+        lines.append("constraint violations: none")
+    return lines
+
+
 def as_json(data: dict[str, Any]) -> dict[str, Any]:
     def alarm(row: dict[str, Any]) -> dict[str, Any]:
         return {**row, "since": text.iso(row["since"])}
 
+    if data.get("engine") == "model_monitor":
+        run = data["monitoring"]
+        return {
+            "composite": alarm(data["composite"]),
+            "in_alarm": [alarm(row) for row in data["in_alarm"]],
+            "engine": "model_monitor",
+            "latest_monitoring_run": None if run is None else {**run, "scheduled": text.iso(run["scheduled"])},
+        }
     latest = data["latest"]
     return {
         "composite": alarm(data["composite"]),

@@ -16,10 +16,13 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
 from mlops_cli import cli, drift, pipelines, text
+from mlops_cli.aws import Aws, CliError
 from pipelines_src.local.run import ARTIFACTS_BUCKET
+from stacks.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -701,3 +704,138 @@ def test_table_and_spans() -> None:
     )
     assert [text.span(s) for s in (5, 125, 3 * 3600 + 5, 2 * 86400 + 7)] == ["5s", "2m", "3h", "2d"]
     assert [text.duration(s) for s in (42, 303, 7620, None)] == ["42s", "5m 03s", "2h 07m", "-"]
+
+
+# --- drift with the model_monitor engine ----------------------------------------------------------
+
+MONITOR_SCHEDULE = "mlops-dev-delivery-time-data-quality"
+MONITOR_REPORT = f"monitoring/mlops-dev-delivery-time/{MONITOR_SCHEDULE}/2026/11/29/14"
+
+
+def _monitored_aws(endpoint: str) -> tuple[Aws, Stubber]:
+    """Stage dev with the model_monitor engine: alarms and reports in the emulator; SageMaker's
+    monitoring API (which the emulator lacks) stubbed against the real service model."""
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    context["mlops"]["stages"]["dev"].setdefault("operations", {})["drift"] = {
+        "engine": "model_monitor",
+        "schedule": "rate(1 hour)",
+    }
+    aws = Aws(config=load_config(context).stage("dev"), region=REGION, endpoint_url=endpoint, local=True)
+    sagemaker = boto3.client("sagemaker", endpoint_url=endpoint, **CREDENTIALS)
+    stubber = Stubber(sagemaker)
+    aws._clients["sagemaker"] = sagemaker
+    return aws, stubber
+
+
+def _execution(status: str, job: str | None) -> dict[str, Any]:
+    scheduled = text.now() - dt.timedelta(minutes=40)
+    summary: dict[str, Any] = {
+        "MonitoringScheduleName": MONITOR_SCHEDULE,
+        "ScheduledTime": scheduled,
+        "CreationTime": scheduled,
+        "LastModifiedTime": scheduled,
+        "MonitoringExecutionStatus": status,
+    }
+    if job:
+        summary["ProcessingJobArn"] = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{job}"
+    return {"MonitoringExecutionSummaries": [summary]}
+
+
+def _list_request() -> dict[str, Any]:
+    return {
+        "MonitoringScheduleName": MONITOR_SCHEDULE,
+        "SortBy": "ScheduledTime",
+        "SortOrder": "Descending",
+        "MaxResults": 1,
+    }
+
+
+def _job(job: str) -> dict[str, Any]:
+    return {
+        "ProcessingJobName": job,
+        "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{job}",
+        "ProcessingJobStatus": "Completed",
+        "CreationTime": text.now(),
+        "AppSpecification": {
+            "ImageUri": "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer"
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 20}
+        },
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "monitoring_output",
+                    "S3Output": {
+                        "S3Uri": f"s3://{ARTIFACTS_BUCKET}/{MONITOR_REPORT}",
+                        "LocalPath": "/opt/ml/processing/output",
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+    }
+
+
+def test_model_monitor_drift_shows_the_last_run_and_its_violations(endpoint: str) -> None:
+    aws, stubber = _monitored_aws(endpoint)
+    violations = {
+        "violations": [
+            {
+                "feature_name": "distance_km",
+                "constraint_check_type": "baseline_drift_check",
+                "description": "Baseline drift distance: 0.31 exceeds threshold: 0.1",
+            }
+        ]
+    }
+    aws.client("s3").put_object(
+        Bucket=ARTIFACTS_BUCKET, Key=f"{MONITOR_REPORT}/constraint_violations.json", Body=json.dumps(violations)
+    )
+    stubber.add_response("list_monitoring_executions", _execution("CompletedWithViolations", "dq-1"), _list_request())
+    stubber.add_response("describe_processing_job", _job("dq-1"), {"ProcessingJobName": "dq-1"})
+    with stubber:
+        data = drift.status(aws, None)
+    stubber.assert_no_pending_responses()
+    lines = drift.render(aws, data).splitlines()
+    assert lines[0].startswith(f"drift alarm {ALARM_PREFIX} (stage dev")
+    start = lines.index(next(line for line in lines if line.startswith("latest Model Monitor run")))
+    assert re.fullmatch(
+        rf"latest Model Monitor run of {MONITOR_SCHEDULE}: CompletedWithViolations, scheduled .* UTC \(40m ago\)",
+        lines[start],
+    )
+    assert lines[start + 1] == f"report: s3://{ARTIFACTS_BUCKET}/{MONITOR_REPORT}"
+    assert lines[start + 2] == "1 constraint violations:"
+    assert re.split(r"\s{2,}", lines[start + 4]) == [
+        "distance_km",
+        "baseline_drift_check",
+        "Baseline drift distance: 0.31 exceeds threshold: 0.1",
+    ]
+    as_json = drift.as_json(data)
+    assert as_json["engine"] == "model_monitor"
+    assert as_json["latest_monitoring_run"]["violations"][0]["feature"] == "distance_km"
+    assert "latest_report" not in as_json
+
+
+def test_model_monitor_drift_without_runs_or_violations(endpoint: str) -> None:
+    aws, stubber = _monitored_aws(endpoint)
+    stubber.add_response("list_monitoring_executions", {"MonitoringExecutionSummaries": []}, _list_request())
+    stubber.add_response("list_monitoring_executions", _execution("Completed", "dq-2"), _list_request())
+    stubber.add_response("describe_processing_job", _job("dq-2"), {"ProcessingJobName": "dq-2"})
+    stubber.add_response("list_monitoring_executions", _execution("Pending", None), _list_request())
+    with stubber:
+        assert drift.render(aws, drift.status(aws, None)).splitlines()[-1] == "latest Model Monitor run: none yet"
+        # A clean run writes no violations file (this prefix has none).
+        aws.client("s3").delete_object(Bucket=ARTIFACTS_BUCKET, Key=f"{MONITOR_REPORT}/constraint_violations.json")
+        assert drift.render(aws, drift.status(aws, None)).splitlines()[-1] == "constraint violations: none"
+        pending = drift.render(aws, drift.status(aws, None)).splitlines()
+        assert "Pending" in pending[-1] and not any(line.startswith("report:") for line in pending)
+    stubber.assert_no_pending_responses()
+
+
+def test_a_missing_monitoring_schedule_is_named(endpoint: str) -> None:
+    aws, stubber = _monitored_aws(endpoint)
+    stubber.add_client_error(
+        "list_monitoring_executions", "ValidationException", "Monitoring schedule not found", 400, _list_request()
+    )
+    with stubber, pytest.raises(CliError, match=f"monitoring schedule {MONITOR_SCHEDULE}"):
+        drift.status(aws, None)
