@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from aws_cdk import RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -25,6 +26,7 @@ def test_every_stage_has_no_unacknowledged_finding(synthesized: Synthesized) -> 
     assert _violations(synthesized.app) == []
 
 
+@pytest.mark.slow
 def test_every_acknowledgment_gives_a_reason_a_reviewer_can_judge(synthesized: Synthesized) -> None:
     acknowledged = {}
     for construct in synthesized.app.node.find_all():

@@ -173,6 +173,7 @@ def _copy_steps(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_evaluate_script_explains_a_missing_model(tmp_path: Path) -> None:
     code = _copy_steps(tmp_path)
     arguments = ["--model-dir", str(tmp_path / "none"), "--test-dir", str(tmp_path), "--output-dir", str(tmp_path)]

@@ -183,6 +183,7 @@ def _copy_steps(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_script_runs_as_a_plain_script_and_exits_0_on_bad_data(tmp_path: Path, clean: pd.DataFrame) -> None:
     code = _copy_steps(tmp_path)
     raw = _raw(tmp_path, _set("hour_of_day", [0], -1)(clean))
@@ -199,6 +200,7 @@ def test_script_runs_as_a_plain_script_and_exits_0_on_bad_data(tmp_path: Path, c
     assert "1 violation(s)" in result.stdout
 
 
+@pytest.mark.slow
 def test_script_exits_non_zero_with_one_line_for_a_missing_contract(tmp_path: Path) -> None:
     code = _copy_steps(tmp_path)
     arguments = ["--data-dir", str(tmp_path), "--contract", str(tmp_path / "nope.json"), "--output-dir", str(tmp_path)]
