@@ -41,6 +41,7 @@ MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
 PIPELINE_EXECUTION_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 GLUE_JOB_STATE_CHANGE = "Glue Job State Change"
+PROCESSING_JOB_STATE_CHANGE = "SageMaker Processing Job State Change"
 
 
 def drift_features(dataset: str) -> list[Feature]:
@@ -246,6 +247,29 @@ class OperationsStack(Stack):
             "See its steps in SageMaker Studio or "
             "aws sagemaker list-pipeline-execution-steps --pipeline-execution-arn <arn>.",
         )
+        if config.operations.drift.engine == "model_monitor":
+            # A failed monitoring run publishes no drift metrics, and missing data is not drift: say so.
+            schedule = naming.monitoring_schedule(config)
+            notify_on(
+                self,
+                "MonitoringFailedRule",
+                topic=self.topic,
+                description=f"A run of the data-quality schedule {schedule} failed",
+                pattern=events.EventPattern(
+                    source=["aws.sagemaker"],
+                    detail_type=[PROCESSING_JOB_STATE_CHANGE],
+                    detail={
+                        "MonitoringScheduleArn": [
+                            self.format_arn(service="sagemaker", resource="monitoring-schedule", resource_name=schedule)
+                        ],
+                        "ProcessingJobStatus": ["Failed", "Stopped"],
+                    },
+                ),
+                message=f"Data-quality run {field('$.detail.ProcessingJobName')} of {schedule} ended "
+                f"{field('$.detail.ProcessingJobStatus')}: {field('$.detail.FailureReason')}. No drift was measured "
+                "for its window (no captured requests, or the baseline files are missing under the deployed "
+                "baseline prefix: make publish-baseline).",
+            )
         notify_on(
             self,
             "VersionPendingApprovalRule",

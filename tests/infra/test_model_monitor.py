@@ -239,3 +239,27 @@ def test_every_version_is_built_with_a_model_monitor_baseline(monitored: Monitor
     ]
     (variables,) = train
     assert {"Name": "DATA_QUALITY_MONITOR", "Type": "PLAINTEXT", "Value": "true"} in variables
+
+
+def test_a_failed_monitoring_run_is_notified_and_other_jobs_are_not(monitored: Monitored) -> None:
+    from tests.infra.test_operations import _event, _matches, _rule
+
+    config = monitored.config
+    rule = _rule(monitored.operations["Resources"], "MonitoringFailedRule")
+    schedule_arn = (
+        f"arn:aws:sagemaker:{config.region}:{config.account}:monitoring-schedule/{naming.monitoring_schedule(config)}"
+    )
+
+    def job(status: str, schedule: str | None) -> dict[str, Any]:
+        detail = {"ProcessingJobName": "model-monitoring-202611291400-abc", "ProcessingJobStatus": status}
+        if schedule:
+            detail["MonitoringScheduleArn"] = schedule
+        return _event("aws.sagemaker", "SageMaker Processing Job State Change", detail, str(config.account))
+
+    assert _matches(rule, job("Failed", schedule_arn))
+    assert _matches(rule, job("Stopped", schedule_arn))
+    assert not _matches(rule, job("Completed", schedule_arn))
+    assert not _matches(rule, job("Failed", None)), "a pipeline's processing job"
+    assert not _matches(rule, job("Failed", schedule_arn.replace("data-quality", "other")))
+    (target,) = rule["Targets"]
+    assert "make publish-baseline" in target["InputTransformer"]["InputTemplate"]
