@@ -211,7 +211,7 @@ def latest_monitoring_run(aws: Aws) -> dict[str, Any] | None:
 
 def status(aws: Aws, given_bucket: str | None) -> dict[str, Any]:
     alarms = alarm_status(aws)
-    if aws.config.operations.drift.engine == "model_monitor":
+    if aws.config.operations.drift.model_monitor:
         return {**alarms, "engine": "model_monitor", "monitoring": latest_monitoring_run(aws)}
     bucket, source = artifacts_bucket(aws, given_bucket)
     latest = latest_report(aws, bucket) if bucket else None

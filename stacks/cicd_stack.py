@@ -139,7 +139,7 @@ class CICDStack(Stack):
                 "TRAINING_INSTANCE_TYPE": config.model.training_instance_type,
                 "DATASET": config.model.dataset,
                 # Versions carry a Model Monitor baseline when the endpoint's drift check uses it.
-                **({MONITOR_VARIABLE: "true"} if config.operations.drift.engine == "model_monitor" else {}),
+                **({MONITOR_VARIABLE: "true"} if config.operations.drift.model_monitor else {}),
             },
             timeout=Duration.hours(8),
         )

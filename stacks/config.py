@@ -155,6 +155,11 @@ class DriftConfig:
     # engine model_monitor: the monitoring schedule's cron (SageMaker takes hourly, every N hours or daily).
     monitor_cron: str | None = None
 
+    @property
+    def model_monitor(self) -> bool:
+        """The production endpoint's Model Monitor schedule checks drift, not the drift-check pipeline."""
+        return self.engine == "model_monitor"
+
 
 @dataclass(frozen=True)
 class RetrainingConfig:
@@ -567,7 +572,7 @@ def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
             raise ConfigError(f'{reader.key("notification_emails")}[{index}]: "{email}" is not an e-mail address')
     endpoint = _endpoint(reader.block("endpoint"))
     operations = _operations(reader.block("operations"))
-    if endpoint.serverless is not None and operations.drift.engine == "model_monitor":
+    if endpoint.serverless is not None and operations.drift.model_monitor:
         raise ConfigError(
             f"{reader.key('endpoint.serverless')}: serverless endpoints have no data capture, which "
             f'{reader.key("operations.drift.engine")} "model_monitor" reads; use instances or engine "processing"'

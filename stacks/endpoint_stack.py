@@ -243,7 +243,7 @@ class EndpointStack(Stack):
             )
         self.monitor: DataQualityMonitor | None = None
         drift = config.operations.drift
-        if production and drift.engine == "model_monitor":
+        if production and drift.model_monitor:
             assert drift.monitor_cron is not None  # the config sets it with the engine
             self.monitor = DataQualityMonitor(
                 self,

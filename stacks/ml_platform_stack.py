@@ -77,7 +77,7 @@ class MLPlatformStack(Stack):
             model_package_group_name=self.registry.group_name,
             subnets=network.workload_subnet_ids,
             security_groups=[self.jobs_security_group.security_group_id],
-            data_quality_monitor=config.operations.drift.engine == "model_monitor",
+            data_quality_monitor=config.operations.drift.model_monitor,
         )
         self.model_build.node.add_dependency(self.registry.group)
 

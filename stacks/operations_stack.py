@@ -200,7 +200,7 @@ class OperationsStack(Stack):
             period=alarm_period(operations.drift.schedule),
             topic=self.topic,
             monitor=MonitorSource(naming.endpoint(config), naming.monitoring_schedule(config))
-            if operations.drift.engine == "model_monitor"
+            if operations.drift.model_monitor
             else None,
         )
         self.dashboard = ModelDashboard(
@@ -247,7 +247,7 @@ class OperationsStack(Stack):
             "See its steps in SageMaker Studio or "
             "aws sagemaker list-pipeline-execution-steps --pipeline-execution-arn <arn>.",
         )
-        if config.operations.drift.engine == "model_monitor":
+        if config.operations.drift.model_monitor:
             # A failed monitoring run publishes no drift metrics, and missing data is not drift: say so.
             schedule = naming.monitoring_schedule(config)
             notify_on(
@@ -292,7 +292,7 @@ class OperationsStack(Stack):
             "Retraining": (operations.retraining.schedule, build_pipeline, "Scheduled retraining"),
             # With Model Monitor the endpoint's monitoring schedule checks drift; the pipeline stays for runs by hand.
             "DriftCheck": (
-                operations.drift.schedule if operations.drift.engine == "processing" else None,
+                None if operations.drift.model_monitor else operations.drift.schedule,
                 naming.drift_pipeline(config),
                 "Scheduled drift check",
             ),

@@ -181,10 +181,7 @@ def _target_fields(column: pd.Series, spec: contracts.ColumnSpec) -> list[str]:
     """The target as the model's numeric output: bools as 1/0, integers without a fraction."""
     if spec.type == "bool":
         return ["" if pd.isna(flag) else str(int(bool(flag))) for flag in column.astype("boolean")]
-    numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    if spec.type == "int":
-        return ["" if np.isnan(number) else str(int(number)) for number in numbers]
-    return ["" if np.isnan(number) else repr(float(number)) for number in numbers]
+    return _number_fields(column, spec)
 
 
 def _request_fields(column: pd.Series, feature: features.Feature, spec: contracts.ColumnSpec) -> list[str]:
@@ -196,6 +193,12 @@ def _request_fields(column: pd.Series, feature: features.Feature, spec: contract
     if feature.encoding == features.BOOL:
         flags = column.astype("boolean")
         return ["" if pd.isna(flag) else ("true" if flag else "false") for flag in flags]
+    return _number_fields(column, spec)
+
+
+def _number_fields(column: pd.Series, spec: contracts.ColumnSpec) -> list[str]:
+    """Numbers as a client writes them: empty for missing, integers without a fraction, floats as their
+    shortest exact form."""
     numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
     if spec.type == "int":
         return ["" if np.isnan(number) else str(int(number)) for number in numbers]

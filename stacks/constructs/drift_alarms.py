@@ -111,6 +111,7 @@ class DriftAlarms(Construct):
         self.feature_metrics: list[cloudwatch.Metric] = []
         self.summary_metrics: list[cloudwatch.Metric] = []
         self.schema: cloudwatch.Alarm | None = None
+        notify = cloudwatch_actions.SnsAction(topic)
         if monitor is None:
             self.title = "Drift: PSI per feature"
             self.threshold = psi_threshold
@@ -140,6 +141,14 @@ class DriftAlarms(Construct):
                 metric(name).with_(label=name, period=DASHBOARD_PERIOD)
                 for name in ("MaxPSI", "DriftedFeatures", "SchemaViolations")
             ]
+            self.schema = alarm(
+                "SchemaViolations",
+                f"{alarm_prefix}-schema",
+                f"Inputs of {model} ({stage}) break the data contract (schema violations in the drift window)",
+                metric("SchemaViolations"),
+                0,
+            )
+            self.schema.add_alarm_action(notify)
         else:
             self.title = "Drift: Model Monitor baseline distance per feature"
             self.threshold = ks_threshold
@@ -163,7 +172,6 @@ class DriftAlarms(Construct):
                         ks_threshold,
                     )
                 )
-        notify = cloudwatch_actions.SnsAction(topic)
         self.composite = cloudwatch.CompositeAlarm(
             self,
             "AnyFeature",
@@ -173,12 +181,3 @@ class DriftAlarms(Construct):
             alarm_rule=cloudwatch.AlarmRule.any_of(*self.feature_alarms),
         )
         self.composite.add_alarm_action(notify)
-        if monitor is None:
-            self.schema = alarm(
-                "SchemaViolations",
-                f"{alarm_prefix}-schema",
-                f"Inputs of {model} ({stage}) break the data contract (schema violations in the drift window)",
-                metric("SchemaViolations"),
-                0,
-            )
-            self.schema.add_alarm_action(notify)
