@@ -46,9 +46,11 @@ synth: install ## Synthesize every stack of STAGE (default dev) with cdk-nag and
 
 test: install lint typecheck unit e2e ## Lint, type-check, run every test: unit, then end-to-end
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check; vermin: code that runs in SageMaker images needs no newer Python than theirs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/vermin --quiet --violations --no-tips --backport dataclasses --backport typing -t=3.9- pipelines_src/steps
+	$(BIN)/vermin --quiet --violations --no-tips -t=3.10- pipelines_src/serving/inference.py
 
 format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

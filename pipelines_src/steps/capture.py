@@ -179,7 +179,7 @@ def parse_time(text: str) -> dt.datetime:
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
     fraction, offset = match.group(7), match.group(8)
     micro = int((fraction or "0")[:6].ljust(6, "0"))
-    moment = dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=dt.UTC)
+    moment = dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=dt.timezone.utc)
     if offset and offset.upper() != "Z":
         sign = -1 if offset[0] == "-" else 1
         digits = offset[1:].replace(":", "")
@@ -190,7 +190,7 @@ def parse_time(text: str) -> dt.datetime:
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
-    return moment.replace(tzinfo=dt.UTC)
+    return moment.replace(tzinfo=dt.timezone.utc)
 
 
 # --- one request body (shared with the endpoint's inference handlers) ----------------------
@@ -370,7 +370,7 @@ class _Reader:
         self._rows(*body, label, line)
 
     def _add(self, values: list[Any], line: int, row: int) -> None:
-        for name, value in zip(self.names, values, strict=True):
+        for name, value in contracts.zip_equal(self.names, values):
             self.columns[name].append(value)
         self.lines.append(line)
         self.rows_of_row.append(row)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -768,9 +768,19 @@ def _samples(dataset: Dataset, mask: Mask) -> list[dict[str, Any]]:
 
 
 def _with_positions(rows: list[dict[str, Any]], positions: list[int]) -> Iterator[tuple[dict[str, Any], int]]:
-    """Pairs of equally long lists (``zip(strict=True)`` needs Python 3.10)."""
-    for index, row in enumerate(rows):
-        yield row, positions[index]
+    """Pairs of equally long lists."""
+    return zip_equal(rows, positions)
+
+
+def zip_equal(*sequences: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+    """``zip`` of sequences that must be equally long; ValueError otherwise.
+
+    ``zip(strict=True)`` does the same from Python 3.10; the scikit-learn image runs 3.9.
+    """
+    lengths = {len(sequence) for sequence in sequences}
+    if len(lengths) > 1:
+        raise ValueError(f"sequences of unequal lengths {[len(sequence) for sequence in sequences]} zipped")
+    return zip(*sequences)
 
 
 def _sample(row: Mapping[Any, Any], label: str, position: int) -> dict[str, Any]:

@@ -63,7 +63,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Union, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -138,7 +138,7 @@ class CategoricalBaseline:
     shares: dict[str, float]
 
 
-FeatureBaseline = NumericBaseline | CategoricalBaseline
+FeatureBaseline = Union[NumericBaseline, CategoricalBaseline]  # evaluated at import: no `|` on 3.9
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
@@ -322,7 +322,7 @@ def categorical_drift(column: pd.Series, baseline: CategoricalBaseline) -> dict[
     result.update(
         psi=psi(expected, actual),
         ks=None,
-        frequencies={bucket: float(share) for bucket, share in zip(buckets, actual, strict=True)},
+        frequencies={bucket: float(share) for bucket, share in contracts.zip_equal(buckets, list(actual))},
     )
     return result
 
@@ -630,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.window_hours < 0 or (args.window_hours and args.since):
         parser.error("--window-hours must be >= 0, and not given with --since")
     if args.window_hours and args.input_format == CAPTURE_INPUT:
-        args.since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=args.window_hours)
+        args.since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=args.window_hours)
     try:
         report = detect_drift(
             args.baseline,

@@ -173,7 +173,7 @@ def request_csv(
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows(zip(*columns, strict=True))
+    writer.writerows(contracts.zip_equal(*columns))
     return buffer.getvalue()
 
 
