@@ -1,0 +1,265 @@
+"""The Python environments of the SageMaker images the pipelines run in, rebuilt on this machine.
+
+Each file ``pipelines_src/images/<repository>-<version>.txt`` pins every package of one image's
+Python environment (from the image's public sources), with a header that names the image and its
+Python, and what the image's Dockerfile changes after installing::
+
+    # image: sagemaker-xgboost:3.0-5
+    # python: 3.10
+    # uninstall: typing
+    # patch: sagemaker_containers/_mapping.py: collections.Mapping -> collections.abc.Mapping
+
+``build`` makes one virtual environment per file under ``.venv-images/<repository>-<version>``
+with the matching CPython, found through ``PYTHON39``/``PYTHON310`` (the digits of the version),
+pyenv, or ``python3.9`` on PATH. ``for_image`` maps an image URI of a definition
+(``<account>.dkr.ecr.<region>.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3``) to its
+environment, so the local runner runs each step on the interpreter its image has.
+
+    python -m pipelines_src.local.images build [--require]   # build (or keep) every environment
+    python -m pipelines_src.local.images python IMAGE_URI     # the interpreter for an image
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TextIO
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIREMENTS_DIR = ROOT / "pipelines_src" / "images"
+ENVS_DIR = ROOT / ".venv-images"
+STAMP = ".requirements.sha256"
+PIP = "pip==25.2"
+_IMAGE_URI = re.compile(r"^(?:[^/]+/)?(?P<repository>[a-z0-9._-]+):(?P<tag>[A-Za-z0-9._-]+)$")
+
+
+class ImageEnvironmentError(RuntimeError):
+    """An image environment is unknown, not built, or cannot be built; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A text replacement the image applies to an installed file (a path under site-packages)."""
+
+    path: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class ImageRuntime:
+    """One image's Python environment as its requirements file describes it."""
+
+    repository: str
+    version: str
+    python: str
+    requirements: Path
+    uninstall: tuple[str, ...] = ()
+    patches: tuple[Patch, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.repository}-{self.version}"
+
+    @property
+    def env_dir(self) -> Path:
+        return ENVS_DIR / self.name
+
+    @property
+    def interpreter(self) -> Path:
+        return self.env_dir / "bin" / "python"
+
+    @property
+    def python_variable(self) -> str:
+        """``PYTHON39`` for Python 3.9: the variable that names an interpreter for this environment."""
+        return "PYTHON" + self.python.replace(".", "")
+
+    def matches(self, repository: str, tag: str) -> bool:
+        return repository == self.repository and (tag == self.version or tag.startswith(f"{self.version}-"))
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.requirements.read_bytes()).hexdigest()
+
+    def is_built(self) -> bool:
+        stamp = self.env_dir / STAMP
+        return self.interpreter.exists() and stamp.is_file() and stamp.read_text().strip() == self.digest()
+
+
+def parse_requirements(path: Path) -> ImageRuntime:
+    """The runtime a requirements file describes; ImageEnvironmentError names the file and the missing key."""
+    headers: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        found = re.match(r"^#\s*(image|python|uninstall|patch):\s*(.+?)\s*$", line)
+        if found:
+            headers.setdefault(found.group(1), []).append(found.group(2))
+    for key in ("image", "python"):
+        if len(headers.get(key, [])) != 1:
+            raise ImageEnvironmentError(f"{path}: needs exactly one '# {key}:' header line")
+    repository, _, version = headers["image"][0].partition(":")
+    if not repository or not version:
+        raise ImageEnvironmentError(f"{path}: '# image:' must be <repository>:<version>, not {headers['image'][0]!r}")
+    patches = []
+    for spec in headers.get("patch", []):
+        found = re.match(r"^(?P<path>[^:]+):\s*(?P<old>.+?)\s*->\s*(?P<new>.+)$", spec)
+        if not found:
+            raise ImageEnvironmentError(f"{path}: '# patch: {spec}' must be '<file>: <old> -> <new>'")
+        patches.append(Patch(found.group("path"), found.group("old"), found.group("new")))
+    uninstall = tuple(name for spec in headers.get("uninstall", []) for name in spec.split())
+    return ImageRuntime(repository, version, headers["python"][0], path, uninstall, tuple(patches))
+
+
+def runtimes(directory: Path = REQUIREMENTS_DIR) -> list[ImageRuntime]:
+    """Every image environment the repository describes, one per requirements file."""
+    return [parse_requirements(path) for path in sorted(directory.glob("*.txt"))]
+
+
+def for_image(image_uri: str, known: Sequence[ImageRuntime] | None = None) -> ImageRuntime:
+    """The environment of the image an ECR image URI names; ImageEnvironmentError if none is described."""
+    found = _IMAGE_URI.match(image_uri.strip())
+    if not found:
+        raise ImageEnvironmentError(f"{image_uri!r} is not an image URI (<registry>/<repository>:<tag>)")
+    candidates = runtimes() if known is None else known
+    for runtime in candidates:
+        if runtime.matches(found.group("repository"), found.group("tag")):
+            return runtime
+    described = ", ".join(f"{item.repository}:{item.version}" for item in candidates) or "none"
+    raise ImageEnvironmentError(
+        f"no environment for the image {image_uri}: add pipelines_src/images/<repository>-<version>.txt "
+        f"(described: {described})"
+    )
+
+
+def find_python(version: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    """A CPython ``version`` (e.g. "3.9") interpreter: $PYTHON39, then pyenv's versions, then PATH."""
+    env = os.environ if environ is None else environ
+    variable = env.get("PYTHON" + version.replace(".", ""))
+    if variable:
+        return Path(variable) if _is_version(Path(variable), version) else None
+    candidates: list[Path] = []
+    pyenv_root = env.get("PYENV_ROOT") or _pyenv_root()
+    if pyenv_root:
+        versions = Path(pyenv_root) / "versions"
+        candidates += sorted(versions.glob(f"{version}.*/bin/python{version}"), reverse=True)
+    on_path = shutil.which(f"python{version}", path=env.get("PATH"))
+    if on_path:
+        candidates.append(Path(on_path))
+    return next((candidate for candidate in candidates if _is_version(candidate, version)), None)
+
+
+def _pyenv_root() -> str | None:
+    if not shutil.which("pyenv"):
+        return None
+    completed = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False)
+    return completed.stdout.strip() or None
+
+
+def _is_version(interpreter: Path, version: str) -> bool:
+    if not interpreter.exists():
+        return False
+    completed = subprocess.run(
+        [str(interpreter), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return completed.returncode == 0 and completed.stdout.strip() == version
+
+
+def missing_python_message(runtime: ImageRuntime) -> str:
+    return (
+        f"{runtime.name}: no CPython {runtime.python} found: install it (e.g. `pyenv install {runtime.python}`) "
+        f"or set {runtime.python_variable}=/path/to/python{runtime.python}"
+    )
+
+
+def build(runtime: ImageRuntime, *, log: TextIO | None = None) -> Path:
+    """Create (or keep, when its stamp matches the requirements) the runtime's environment; its interpreter."""
+    if runtime.is_built():
+        return runtime.interpreter
+    python = find_python(runtime.python)
+    if python is None:
+        raise ImageEnvironmentError(missing_python_message(runtime))
+    print(f"building {runtime.env_dir.relative_to(ROOT)} with {python}", file=log or sys.stdout, flush=True)
+    if runtime.env_dir.exists():
+        shutil.rmtree(runtime.env_dir)
+    _run([str(python), "-m", "venv", str(runtime.env_dir)])
+    pip = [str(runtime.interpreter), "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    _run([*pip, "install", PIP])
+    _run([*pip, "install", "-r", str(runtime.requirements)])
+    if runtime.uninstall:
+        _run([*pip, "uninstall", "--yes", *runtime.uninstall])
+    site_packages = Path(
+        subprocess.run(
+            [str(runtime.interpreter), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    for patch in runtime.patches:
+        apply_patch(site_packages, patch)
+    (runtime.env_dir / STAMP).write_text(runtime.digest() + "\n")
+    return runtime.interpreter
+
+
+def apply_patch(site_packages: Path, patch: Patch) -> None:
+    """Replace ``old`` by ``new`` in one installed file, as the image's Dockerfile does (idempotent)."""
+    target = site_packages / patch.path
+    if not target.is_file():
+        raise ImageEnvironmentError(f"patch target {target} does not exist")
+    text = target.read_text()
+    patched = re.sub(rf"{re.escape(patch.old)}(?![A-Za-z0-9_.])", patch.new, text)
+    if patched == text and patch.new not in text:
+        raise ImageEnvironmentError(f"patch target {target} does not contain {patch.old!r}")
+    target.write_text(patched)
+
+
+def _run(command: list[str]) -> None:
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0:
+        raise ImageEnvironmentError(f"failed ({completed.returncode}): {' '.join(command)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    build_parser = commands.add_parser("build", help="build every image environment that is missing or stale")
+    build_parser.add_argument(
+        "--require", action="store_true", help="fail when an image's Python is missing (CI); default: say so, go on"
+    )
+    python_parser = commands.add_parser("python", help="print the interpreter of an image's environment")
+    python_parser.add_argument("image_uri")
+    args = parser.parse_args(argv)
+    if args.command == "python":
+        try:
+            runtime = for_image(args.image_uri)
+        except ImageEnvironmentError as error:
+            print(error, file=sys.stderr)
+            return 2
+        print(runtime.interpreter)
+        return 0 if runtime.is_built() else 1
+    failed = False
+    for runtime in runtimes():
+        try:
+            build(runtime)
+        except ImageEnvironmentError as error:
+            missing = find_python(runtime.python) is None
+            print(
+                f"image environment {runtime.name} not built: {error}"
+                + ("" if args.require or not missing else " (its parity tests will be skipped)"),
+                file=sys.stderr,
+            )
+            failed = failed or args.require or not missing
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
