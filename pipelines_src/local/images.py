@@ -228,6 +228,77 @@ def _run(command: list[str]) -> None:
         raise ImageEnvironmentError(f"failed ({completed.returncode}): {' '.join(command)}")
 
 
+IMAGE = "image"
+AUTO = "auto"
+PROJECT = "project"
+MODES = (IMAGE, AUTO, PROJECT)
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """The Python a step runs on: its image's environment, or the project's (``fallback`` says why)."""
+
+    python: Path
+    image_uri: str
+    runtime: ImageRuntime | None
+    fallback: str = ""
+
+    @property
+    def is_image(self) -> bool:
+        return self.runtime is not None
+
+    def describe(self) -> str:
+        where = f"{self.runtime.name} environment" if self.runtime else "project venv"
+        text = f"{where}, Python {python_version(self.python)} ({_short(self.python)})"
+        return text + (f"; {self.fallback}" if self.fallback else "")
+
+
+def choose(image_uri: str, mode: str, *, project_python: Path | None = None) -> Interpreter:
+    """The interpreter a step of ``image_uri`` runs on.
+
+    ``image``: the image's environment, ImageEnvironmentError when it is not built (parity runs);
+    ``auto``: the image's environment when built, else the project venv, saying why;
+    ``project``: the project venv (fast runs).
+    """
+    if mode not in MODES:
+        raise ValueError(f"interpreter mode {mode!r} is not one of {', '.join(MODES)}")
+    project = project_python or Path(sys.executable)
+    if mode == PROJECT:
+        return Interpreter(project, image_uri, None)
+    runtime = for_image(image_uri)
+    if runtime.is_built():
+        return Interpreter(runtime.interpreter, image_uri, runtime)
+    reason = f"{runtime.name} is not built (make image-envs)"
+    if find_python(runtime.python) is None:
+        reason = missing_python_message(runtime)
+    if mode == IMAGE:
+        raise ImageEnvironmentError(reason)
+    return Interpreter(project, image_uri, None, fallback=f"fell back to the project venv: {reason}")
+
+
+_VERSIONS: dict[Path, str] = {}
+
+
+def python_version(python: Path) -> str:
+    """``3.9.18``: the full version of an interpreter (asked once per process)."""
+    if python not in _VERSIONS:
+        completed = subprocess.run(
+            [str(python), "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        _VERSIONS[python] = completed.stdout.strip() or "unknown"
+    return _VERSIONS[python]
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)

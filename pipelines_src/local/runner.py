@@ -19,11 +19,11 @@ itself (e.g. drift.py publishing CloudWatch metrics): it gets ``job_environment`
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import subprocess
-import sys
 import tarfile
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines_src.local import images
 from pipelines_src.local.expressions import ExpressionError, Resolver
 from pipelines_src.local.graph import step_graph
 from pipelines_src.local.storage import download, split_s3_uri, upload
@@ -84,6 +85,7 @@ class LocalPipelineRunner:
         workdir: Path,
         on_event: Callable[[str], None] = print,
         job_environment: Mapping[str, str] | None = None,
+        interpreters: str = images.AUTO,
     ) -> None:
         self.definition = definition
         self.graph = step_graph(definition)
@@ -92,7 +94,9 @@ class LocalPipelineRunner:
         self.workdir = workdir
         self.on_event = on_event
         self.job_environment = dict(job_environment or {})
+        self.interpreters = interpreters
         self._property_files: dict[tuple[str, str], Path] = {}
+        self._fallbacks_said: set[str] = set()
 
     # ---------------------------------------------------------------- run
     def run(self, parameters: Mapping[str, Any] | None = None, *, execution_id: str = "local") -> RunResult:
@@ -186,7 +190,8 @@ class LocalPipelineRunner:
         env = {key: self._remap(job_dir, str(value)) for key, value in arguments.get("Environment", {}).items()}
         if arguments.get("NetworkConfig", {}).get("EnableNetworkIsolation") is not True:
             env = {**self.job_environment, **env}
-        self._execute(name, [self._remap(job_dir, part) for part in command], env, job_dir)
+        python = self._interpreter(name, str(app.get("ImageUri", "")))
+        self._execute(name, [self._remap(job_dir, part) for part in command], env, job_dir, python=python)
         described: dict[str, Any] = {"ProcessingJobName": f"{name}-local", "ProcessingOutputConfig": {"Outputs": {}}}
         metrics: dict[str, float] = {}
         for output in outputs:
@@ -206,42 +211,35 @@ class LocalPipelineRunner:
     def _training(
         self, name: str, arguments: Mapping[str, Any], job_dir: Path
     ) -> tuple[dict[str, Any], dict[str, float]]:
-        """Framework script mode: channels under input/data, the entry script run with hyperparameters as flags."""
+        """Framework script mode: channels under input/data, the entry script run with hyperparameters as flags.
+
+        On the image's environment the image's own toolkit (sagemaker-containers) starts the script, as the
+        XGBoost image's training entry point does: it reads ``input/config/*.json``, installs the code
+        folder and runs ``python -m <program> --<hyperparameter> <value> ...`` from ``/opt/ml/code``. On the
+        project venv the runner does the same by itself.
+        """
         channels = {}
         for channel in arguments.get("InputDataConfig", []):
             local = job_dir / "input" / "data" / channel["ChannelName"]
             self._download(channel["DataSource"]["S3DataSource"]["S3Uri"], local)
             channels[channel["ChannelName"]] = local
-        hyperparameters = {key: str(value) for key, value in arguments.get("HyperParameters", {}).items()}
-        program = hyperparameters.pop("sagemaker_program", None)
-        submit = hyperparameters.pop("sagemaker_submit_directory", None)
+        raw = {key: str(value) for key, value in arguments.get("HyperParameters", {}).items()}
+        program, submit = raw.get("sagemaker_program"), raw.get("sagemaker_submit_directory")
         if not program or not submit:
             raise StepFailedError(
                 "only script-mode training (sagemaker_program, sagemaker_submit_directory) runs locally"
             )
-        framework = {key: hyperparameters.pop(key) for key in list(hyperparameters) if key.startswith("sagemaker_")}
-        code_dir = job_dir / "code"
-        code_dir.mkdir(parents=True, exist_ok=True)
         if not submit.startswith(CONTAINER_ROOT):
             raise StepFailedError(f"sagemaker_submit_directory {submit!r} must be a file in a channel under /opt/ml/")
-        with tarfile.open(self._local(job_dir, submit)) as tar:
-            tar.extractall(code_dir, filter="data")
         model_dir, output_dir = job_dir / "model", job_dir / "output" / "data"
         model_dir.mkdir(parents=True, exist_ok=True)
         output_dir.mkdir(parents=True, exist_ok=True)
-        env = {
-            "SM_MODEL_DIR": str(model_dir),
-            "SM_OUTPUT_DATA_DIR": str(output_dir),
-            "SM_CHANNELS": json.dumps(sorted(channels)),
-            "SM_HPS": json.dumps(hyperparameters, sort_keys=True),
-            "SM_CURRENT_HOST": "algo-1",
-            "SM_HOSTS": json.dumps(["algo-1"]),
-            "SM_NUM_CPUS": str(os.cpu_count() or 1),
-            "SM_LOG_LEVEL": framework.get("sagemaker_container_log_level", "20"),
-            **{f"SM_CHANNEL_{channel.upper()}": str(path) for channel, path in channels.items()},
-        }
-        flags = [part for key, value in sorted(hyperparameters.items()) for part in (f"--{key}", value)]
-        output = self._execute(name, [sys.executable, str(code_dir / program), *flags], env, job_dir)
+        python = self._interpreter(name, str(arguments.get("AlgorithmSpecification", {}).get("TrainingImage", "")))
+        if python.is_image and _has_module(python.python, "sagemaker_containers"):
+            command, env = self._toolkit_training(job_dir, raw, channels, python)
+        else:
+            command, env = self._script_training(job_dir, raw, channels, python)
+        output = self._execute(name, command, env, job_dir, python=python, cwd=job_dir / "code")
         job_name = f"{name}-local"
         uri = f"{str(arguments['OutputDataConfig']['S3OutputPath']).rstrip('/')}/{job_name}/output/model.tar.gz"
         archive = pack_model(model_dir, job_dir / "output" / "model.tar.gz")
@@ -254,6 +252,57 @@ class LocalPipelineRunner:
             "FinalMetricDataList": [{"MetricName": metric, "Value": value} for metric, value in metrics.items()],
         }
         return described, metrics
+
+    def _toolkit_training(
+        self, job_dir: Path, raw: Mapping[str, str], channels: Mapping[str, Path], python: images.Interpreter
+    ) -> tuple[list[str], dict[str, str]]:
+        """The files SageMaker writes under /opt/ml/input/config, and the toolkit's script-mode launch."""
+        config = job_dir / "input" / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        hyperparameters = {key: self._remap(job_dir, value) for key, value in raw.items()}
+        files = {
+            "hyperparameters.json": hyperparameters,
+            "inputdataconfig.json": {
+                channel: {
+                    "TrainingInputMode": "File",
+                    "S3DistributionType": "FullyReplicated",
+                    "RecordWrapperType": "None",
+                }
+                for channel in channels
+            },
+            "resourceconfig.json": {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"},
+        }
+        for file_name, content in files.items():
+            (config / file_name).write_text(json.dumps(content, sort_keys=True))
+        (job_dir / "code").mkdir(parents=True, exist_ok=True)
+        env = {"SAGEMAKER_BASE_DIR": str(job_dir), "PIP_NO_INDEX": "1"}  # a network-isolated job fetches nothing
+        return [str(python.python), "-c", _TOOLKIT_TRAINING], env
+
+    def _script_training(
+        self, job_dir: Path, raw: Mapping[str, str], channels: Mapping[str, Path], python: images.Interpreter
+    ) -> tuple[list[str], dict[str, str]]:
+        """What the toolkit does, for an interpreter without it: extract, then ``python -m <program> <flags>``."""
+        hyperparameters = {key: value for key, value in raw.items() if not key.startswith("sagemaker_")}
+        framework = {key: value for key, value in raw.items() if key.startswith("sagemaker_")}
+        code_dir = job_dir / "code"
+        code_dir.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(self._local(job_dir, framework["sagemaker_submit_directory"])) as tar:
+            tar.extractall(code_dir, filter="data")
+        typed = {key: _typed(value) for key, value in hyperparameters.items()}
+        env = {
+            "SM_MODEL_DIR": str(job_dir / "model"),
+            "SM_OUTPUT_DATA_DIR": str(job_dir / "output" / "data"),
+            "SM_CHANNELS": json.dumps(sorted(channels)),
+            "SM_HPS": json.dumps(typed, sort_keys=True),
+            "SM_CURRENT_HOST": "algo-1",
+            "SM_HOSTS": json.dumps(["algo-1"]),
+            "SM_NUM_CPUS": str(os.cpu_count() or 1),
+            "SM_LOG_LEVEL": framework.get("sagemaker_container_log_level", "20"),
+            **{f"SM_CHANNEL_{channel.upper()}": str(path) for channel, path in channels.items()},
+        }
+        flags = [part for key, value in sorted(typed.items()) for part in (_flag_name(key), _flag(value))]
+        module = framework["sagemaker_program"].removesuffix(".py")
+        return [str(python.python), "-m", module, *flags], env
 
     # ------------------------------------------------------------ register
     def _register(self, arguments: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
@@ -276,18 +325,74 @@ class LocalPipelineRunner:
         """Rewrite container paths (/opt/ml/...) in one argument into the job folder."""
         return re.sub(r"/opt/ml/[^\s=:,]*", lambda match: str(self._local(job_dir, match.group(0))), value)
 
-    def _execute(self, name: str, command: list[str], env: Mapping[str, str], job_dir: Path) -> str:
+    def _interpreter(self, step: str, image_uri: str) -> images.Interpreter:
+        """The interpreter for a step of this image, announced with the step (and a fallback, once per image)."""
+        try:
+            chosen = images.choose(image_uri, self.interpreters)
+        except images.ImageEnvironmentError as error:
+            raise StepFailedError(f"image {image_uri}: {error}") from None
+        if chosen.fallback and image_uri not in self._fallbacks_said:
+            self._fallbacks_said.add(image_uri)
+            self.on_event(f"    {chosen.fallback}")
+        self.on_event(f"    python: {chosen.describe() if not chosen.fallback else 'project venv'}")
+        return chosen
+
+    def _execute(
+        self,
+        name: str,
+        command: list[str],
+        env: Mapping[str, str],
+        job_dir: Path,
+        *,
+        python: images.Interpreter,
+        cwd: Path | None = None,
+    ) -> str:
         log = job_dir / "job.log"
-        environment = {**os.environ, **env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        path = f"{python.python.parent}{os.pathsep}{os.environ['PATH']}"  # python3 on PATH is the image's
+        environment = {**os.environ, **env, "PATH": path}
+        environment.pop("PYTHONPATH", None)
         with log.open("w") as handle:
             completed = subprocess.run(
-                command, cwd=job_dir, env=environment, stdout=handle, stderr=subprocess.STDOUT, check=False
+                command, cwd=cwd or job_dir, env=environment, stdout=handle, stderr=subprocess.STDOUT, check=False
             )
         output = log.read_text()
         if completed.returncode != 0:
             tail = "\n".join(output.strip().splitlines()[-5:])
             raise StepFailedError(f"exited with {completed.returncode} (log: {log})\n{tail}")
         return output
+
+
+# What the XGBoost image's training entry point does in script mode, with the image's own toolkit.
+_TOOLKIT_TRAINING = (
+    "from sagemaker_containers.beta.framework import modules, training_env\n"
+    "env = training_env()\n"
+    "modules.run_module(env.module_dir, env.to_cmd_args(), env.to_env_vars(), env.module_name)\n"
+)
+
+
+@functools.lru_cache(maxsize=16)
+def _has_module(python: Path, module: str) -> bool:
+    probe = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"
+    return subprocess.run([str(python), "-c", probe], capture_output=True, check=False).returncode == 0
+
+
+def _typed(value: str) -> Any:
+    """A hyperparameter as the toolkit reads it: JSON where it parses (numbers, booleans, lists), else the string."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _flag(value: Any) -> str:
+    """A typed hyperparameter as a command-line value, as the toolkit writes it (``str``; maps as k=v,k=v)."""
+    if isinstance(value, dict):
+        return ",".join(f"{key}={item}" for key, item in sorted(value.items()))
+    return str(value)
+
+
+def _flag_name(key: str) -> str:
+    return f"--{key}" if len(key) > 1 else f"-{key}"
 
 
 def pack_model(model_dir: Path, archive: Path) -> Path:
