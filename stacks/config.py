@@ -85,6 +85,11 @@ _SCHEDULE_RE = re.compile(r"^(rate\([1-9]\d* (minute|minutes|hour|hours|day|days
 GLUE_WORKER_TYPES = frozenset({"G.025X", "G.1X", "G.2X", "G.4X", "G.8X", "R.1X", "R.2X", "R.4X", "R.8X"})
 DRIFT_ENGINES = frozenset({"processing", "model_monitor"})
 DRIFT_INPUTS = frozenset({"capture", "dataset"})
+_DRIFT_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+# CloudWatch evaluates an alarm over at most a day when its period is under an hour, else at most 7 days.
+_SHORT_PERIOD_RANGE_SECONDS = 86400
+_LONG_PERIOD_RANGE_SECONDS = 7 * 86400
 
 
 class ConfigError(ValueError):
@@ -151,6 +156,8 @@ class DriftConfig:
     psi_threshold: float
     ks_threshold: float
     evaluation_periods: int
+    # Periods without a completed drift check before the check-missing alarm (engine processing, on a schedule).
+    missing_runs_alarm_periods: int
     instance_type: str
     # engine model_monitor: the monitoring schedule's cron (SageMaker takes hourly, every N hours or daily).
     monitor_cron: str | None = None
@@ -493,9 +500,33 @@ def _drift(reader: _Reader) -> DriftConfig:
         psi_threshold=_threshold(reader, "psi_threshold", 10.0),
         ks_threshold=_threshold(reader, "ks_threshold", 1.0),
         evaluation_periods=reader.integer("evaluation_periods", minimum=1, maximum=24),
+        missing_runs_alarm_periods=_missing_runs_alarm_periods(reader, schedule),
         instance_type=reader.matching("instance_type", _INSTANCE_RE, "a SageMaker instance type"),
         monitor_cron=monitor_cron,
     )
+
+
+def drift_period_seconds(schedule: str | None) -> int:
+    """One drift alarm period per drift run: the schedule's rate, at least 5 minutes and at most a day."""
+    match = _DRIFT_RATE.match(schedule or "")
+    if match is None:  # cron schedules and none: daily
+        return 86400
+    seconds = int(match[1]) * _UNIT_SECONDS[match[2].rstrip("s")]
+    return min(max(seconds, 300), 86400)
+
+
+def _missing_runs_alarm_periods(reader: _Reader, schedule: str | None) -> int:
+    """How many drift periods may pass without a completed check; CloudWatch bounds periods times their length."""
+    name = "missing_runs_alarm_periods"
+    value: int = reader._typed(name, (int,), "an integer")
+    period = drift_period_seconds(schedule)
+    longest = _SHORT_PERIOD_RANGE_SECONDS if period < 3600 else _LONG_PERIOD_RANGE_SECONDS
+    if not 1 <= value <= longest // period:
+        raise ConfigError(
+            f"{reader.key(name)}: {value} is out of range, expected 1 to {longest // period} (one period per drift "
+            f"run of schedule {schedule or 'null'}, {period} s; CloudWatch evaluates an alarm over at most {longest} s)"
+        )
+    return value
 
 
 _HOURLY_RATE = re.compile(r"^rate\((?P<count>[1-9]\d*) (?P<unit>hour|hours|day|days)\)$")

@@ -202,6 +202,11 @@ class OperationsStack(Stack):
             monitor=MonitorSource(naming.endpoint(config), naming.monitoring_schedule(config))
             if operations.drift.model_monitor
             else None,
+            # Only a scheduled drift-check pipeline has runs that are due. Model Monitor publishes no
+            # run-completed metric; its failed runs are notified by the MonitoringFailedRule instead.
+            missing_runs_periods=None
+            if operations.drift.model_monitor or operations.drift.schedule is None
+            else operations.drift.missing_runs_alarm_periods,
         )
         self.dashboard = ModelDashboard(
             self,
@@ -246,6 +251,30 @@ class OperationsStack(Stack):
             message=f"Model-build run {field('$.detail.pipelineExecutionArn')} failed at {events.EventField.time}. "
             "See its steps in SageMaker Studio or "
             "aws sagemaker list-pipeline-execution-steps --pipeline-execution-arn <arn>.",
+        )
+        # The drift check's own failures: a failed or stopped run publishes no drift metrics, which the drift
+        # alarms read as no drift. Event shape: "Pipeline execution state change" in
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
+        drift_pipeline = naming.drift_pipeline(config)
+        notify_on(
+            self,
+            "DriftCheckFailedRule",
+            topic=self.topic,
+            description=f"A run of the drift-check pipeline {drift_pipeline} failed or was stopped",
+            pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[PIPELINE_EXECUTION_STATUS_CHANGE],
+                detail={
+                    "pipelineArn": [
+                        self.format_arn(service="sagemaker", resource="pipeline", resource_name=drift_pipeline)
+                    ],
+                    "currentPipelineExecutionStatus": ["Failed", "Stopped"],
+                },
+            ),
+            message=f"Drift-check run {field('$.detail.pipelineExecutionArn')} of {drift_pipeline} ended "
+            f"{field('$.detail.currentPipelineExecutionStatus')} at {events.EventField.time}: no drift was measured "
+            "in this run, and the drift alarms read that as no drift. See its DetectDrift step's logs (before a "
+            "first deployment there is no deployed baseline yet: make publish-baseline).",
         )
         if config.operations.drift.model_monitor:
             # A failed monitoring run publishes no drift metrics, and missing data is not drift: say so.

@@ -105,6 +105,9 @@ MAX_PSI = "MaxPSI"
 DRIFTED_FEATURES = "DriftedFeatures"
 SCHEMA_VIOLATIONS = "SchemaViolations"
 MALFORMED_CAPTURE = "MalformedCaptureRecords"  # capture input only
+# Per run, dimensions Model, Stage, value 1, sent after every other metric: the run completed and published.
+# Its absence is what the check-missing alarm watches (a crashed or unscheduled check publishes nothing).
+CHECK_COMPLETED = "DriftCheckCompleted"
 # PutMetricData takes at most 1000 metrics per call; batches stay well under that.
 BATCH_SIZE = 150
 MAX_BATCH_SIZE = 1000
@@ -467,7 +470,8 @@ def metric_data(report: Mapping[str, Any], *, model: str, stage: str) -> list[di
     was computed), DriftedFeatures and SchemaViolations (count of violations, as
     ``schema.violation_count``), dimensions Model, Stage, and for capture input
     MalformedCaptureRecords (skipped lines and rows). Statistics that could not be
-    computed (None) produce no entry.
+    computed (None) produce no entry. Last, always, DriftCheckCompleted = 1 (Model, Stage):
+    ``publish`` sends in order, so it reaches CloudWatch only if everything before it did.
     """
     run = [_dimension("Model", model), _dimension("Stage", stage)]
     entries = []
@@ -483,6 +487,7 @@ def metric_data(report: Mapping[str, Any], *, model: str, stage: str) -> list[di
     entries.append(_entry(SCHEMA_VIOLATIONS, report["schema"]["violation_count"], run, "Count"))
     if report.get("capture") is not None:
         entries.append(_entry(MALFORMED_CAPTURE, report["capture"]["malformed_count"], run, "Count"))
+    entries.append(_entry(CHECK_COMPLETED, 1, run, "Count"))
     return entries
 
 

@@ -92,6 +92,7 @@ class ModelDashboard(Construct):
                         alarms=[
                             drift.composite,
                             *([drift.schema] if drift.schema is not None else []),
+                            *([drift.check_missing] if drift.check_missing is not None else []),
                             *(function.errors_alarm for function in functions),
                             *(function.dead_letter_alarm for function in functions),
                         ],

@@ -12,11 +12,23 @@ are distances between distributions, from 0 to 1).
 Either way one composite alarm, named exactly the model's drift-alarm prefix, is in ALARM
 when any feature alarm is: that is the alarm the drift-alert function reacts to (retrain)
 and the one that notifies (the function notifies its recovery).
+
+Missing data: composite alarms have no missing-data treatment of their own; their children's
+decides. Every feature alarm treats a period without a datapoint as not breaching, because a
+run that measured nothing (no traffic) is not drift, so the composite (and retraining) never
+fires on missing data. The price is that a drift check that crashes or stops running looks
+like "no drift" there. Catching that is the job of the check-missing alarm (engine
+``processing`` on a schedule): it reads the ``DriftCheckCompleted`` heartbeat that each
+completed run publishes last, treats missing data as breaching, notifies on ALARM and OK, and
+is not part of the composite: a stale check must be looked at, not answered by retraining.
+Engine ``model_monitor`` has no such alarm: Model Monitor publishes no metric that says a run
+completed (its per-feature metrics depend on the baseline's ``emit_metrics`` setting and on
+the window's data), and its schedule exists only while a version is deployed; its failed runs
+are notified by an EventBridge rule instead (OperationsStack).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,14 +39,15 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks import naming
+from stacks.config import drift_period_seconds
 from stacks.constructs.data_quality_monitor import METRICS_NAMESPACE as MONITOR_NAMESPACE
 from stacks.constructs.data_quality_monitor import drift_metric_name as monitor_metric_name
 
 NAMESPACE = "MLOps/Drift"
+# What every completed drift run publishes last, value 1 (pipelines_src/steps/drift.py: CHECK_COMPLETED).
+CHECK_COMPLETED = "DriftCheckCompleted"
 # Dashboards plot each run's value on its own: one point an hour at most.
 DASHBOARD_PERIOD = Duration.hours(1)
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
 @dataclass(frozen=True)
@@ -53,11 +66,7 @@ class MonitorSource:
 
 def alarm_period(schedule: str | None) -> Duration:
     """One alarm period per drift run: the schedule's rate, at least 5 minutes and at most a day."""
-    match = _RATE.match(schedule or "")
-    if match is None:  # cron schedules and none: daily
-        return Duration.days(1)
-    seconds = int(match[1]) * _UNIT_SECONDS[match[2].rstrip("s")]
-    return Duration.seconds(min(max(seconds, 300), 86400))
+    return Duration.seconds(drift_period_seconds(schedule))
 
 
 class DriftAlarms(Construct):
@@ -76,7 +85,10 @@ class DriftAlarms(Construct):
         period: Duration,
         topic: sns.ITopic,
         monitor: MonitorSource | None = None,
+        missing_runs_periods: int | None = None,
     ) -> None:
+        """``missing_runs_periods``: engine processing on a schedule, the check-missing alarm's evaluation
+        periods (None: no such alarm, e.g. no schedule, so no run is ever due)."""
         super().__init__(scope, id_)
         self.alarm_prefix = alarm_prefix
 
@@ -102,7 +114,8 @@ class DriftAlarms(Construct):
                 evaluation_periods=evaluation_periods,
                 datapoints_to_alarm=evaluation_periods,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                # No drift run in a period (no traffic, job not scheduled yet) is not drift.
+                # No drift run in a period (no traffic, job not scheduled yet) is not drift; a check that
+                # stopped running is the check-missing alarm's to report, not these (module doc).
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
 
@@ -111,6 +124,7 @@ class DriftAlarms(Construct):
         self.feature_metrics: list[cloudwatch.Metric] = []
         self.summary_metrics: list[cloudwatch.Metric] = []
         self.schema: cloudwatch.Alarm | None = None
+        self.check_missing: cloudwatch.Alarm | None = None
         notify = cloudwatch_actions.SnsAction(topic)
         if monitor is None:
             self.title = "Drift: PSI per feature"
@@ -149,6 +163,24 @@ class DriftAlarms(Construct):
                 0,
             )
             self.schema.add_alarm_action(notify)
+            if missing_runs_periods is not None:
+                self.check_missing = cloudwatch.Alarm(
+                    self,
+                    "CheckMissing",
+                    alarm_name=f"{alarm_prefix}-check-missing",
+                    alarm_description=f"No completed drift check of {model} ({stage}) in the last "
+                    f"{missing_runs_periods} periods of {period.to_human_string()}: drift is not being measured, "
+                    "and the drift alarms read that as no drift. See the drift-check pipeline's executions.",
+                    metric=metric(CHECK_COMPLETED),
+                    threshold=1,
+                    comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                    evaluation_periods=missing_runs_periods,
+                    datapoints_to_alarm=missing_runs_periods,
+                    # The heartbeat's absence is the very thing this alarm is for.
+                    treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+                )
+                self.check_missing.add_alarm_action(notify)
+                self.check_missing.add_ok_action(notify)
         else:
             self.title = "Drift: Model Monitor baseline distance per feature"
             self.threshold = ks_threshold
@@ -172,6 +204,7 @@ class DriftAlarms(Construct):
                         ks_threshold,
                     )
                 )
+        # Feature alarms only: the schema and check-missing alarms notify, they must not start retraining.
         self.composite = cloudwatch.CompositeAlarm(
             self,
             "AnyFeature",

@@ -245,6 +245,32 @@ BAD_CONFIGS = {
         "mlops.stages.dev.endpoint.serverless: serverless endpoints have no data capture, which "
         'mlops.stages.dev.operations.drift.engine "model_monitor" reads',
     ),
+    "no periods before the drift check counts as missing": (
+        _set("defaults.operations.drift.missing_runs_alarm_periods", 0),
+        "mlops.stages.dev.operations.drift.missing_runs_alarm_periods: 0 is out of range, expected 1 to 7 "
+        "(one period per drift run of schedule rate(1 day), 86400 s; CloudWatch evaluates an alarm over at most "
+        "604800 s)",
+    ),
+    "missing drift runs counted over more than CloudWatch evaluates": (
+        _set("defaults.operations.drift.missing_runs_alarm_periods", 8),
+        "mlops.stages.dev.operations.drift.missing_runs_alarm_periods: 8 is out of range, expected 1 to 7",
+    ),
+    "missing drift runs of a short schedule over more than a day": (
+        _both(
+            _set("defaults.operations.drift.schedule", "rate(30 minutes)"),
+            _set("defaults.operations.drift.missing_runs_alarm_periods", 49),
+        ),
+        "mlops.stages.dev.operations.drift.missing_runs_alarm_periods: 49 is out of range, expected 1 to 48 "
+        "(one period per drift run of schedule rate(30 minutes), 1800 s",
+    ),
+    "missing drift runs given as a string": (
+        _set("defaults.operations.drift.missing_runs_alarm_periods", "2"),
+        "mlops.stages.dev.operations.drift.missing_runs_alarm_periods: expected an integer, got str '2'",
+    ),
+    "missing drift runs key left out": (
+        _delete("defaults.operations.drift.missing_runs_alarm_periods"),
+        "mlops.stages.dev.operations.drift.missing_runs_alarm_periods: required key is missing",
+    ),
     "retraining cooldown over a week": (
         _set("defaults.operations.retraining.cooldown_minutes", 20000),
         "mlops.stages.dev.operations.retraining.cooldown_minutes: 20000 is out of range, expected 0 to 10080",
@@ -289,6 +315,12 @@ def test_bad_config_fails_with_one_message_naming_key_and_value(case: str, conte
     message = str(caught.value)
     assert message.startswith(expected), message
     assert "\n" not in message
+
+
+def test_missing_drift_runs_alarm_periods_are_read_per_stage(context: dict[str, Any]) -> None:
+    assert {stage.operations.drift.missing_runs_alarm_periods for stage in load_config(context).stages.values()} == {2}
+    context["mlops"]["stages"]["prod"].setdefault("operations", {})["drift"] = {"missing_runs_alarm_periods": 7}
+    assert load_config(context).stage("prod").operations.drift.missing_runs_alarm_periods == 7
 
 
 def test_unknown_stage_names_the_stage_and_the_known_ones(platform_config: PlatformConfig) -> None:

@@ -13,8 +13,9 @@ import pytest
 from aws_cdk.assertions import Template
 from moto.events.models import EventPattern
 
+from pipelines_src.steps.drift import CHECK_COMPLETED
 from stacks import naming
-from stacks.config import PlatformConfig
+from stacks.config import PlatformConfig, drift_period_seconds
 from stacks.nag import flatten_reference
 from stacks.operations_stack import drift_features
 from tests.conftest import Synthesized
@@ -170,6 +171,85 @@ def test_notification_rules_take_failed_runs_of_the_build_pipeline_and_versions_
         assert "InputTransformer" in target  # a sentence for a human, not the raw event
 
 
+# AWS's example event for this detail-type ("Pipeline execution state change",
+# https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html), as given there.
+AWS_PIPELINE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/myPipeline-123"
+AWS_PIPELINE_EXECUTION_EVENT: dict[str, Any] = {
+    "version": "0",
+    "id": "315c1398-40ff-a850-213b-158f73kd93ir",
+    "detail-type": "SageMaker Model Building Pipeline Execution Status Change",
+    "source": "aws.sagemaker",
+    "account": "123456789012",
+    "time": "2021-03-15T16:10:11Z",
+    "region": "us-east-1",
+    "resources": [
+        "arn:aws:sagemaker:us-east-1:123456789012:pipeline/myPipeline-123",
+        "arn:aws:sagemaker:us-east-1:123456789012:pipeline/myPipeline-123/execution/p4jn9xou8a8s",
+    ],
+    "detail": {
+        "pipelineExecutionDisplayName": "SomeDisplayName",
+        "currentPipelineExecutionStatus": "Succeeded",
+        "previousPipelineExecutionStatus": "Executing",
+        "executionStartTime": "2021-03-15T16:03:13Z",
+        "executionEndTime": "2021-03-15T16:10:10Z",
+        "pipelineExecutionDescription": "SomeDescription",
+        "pipelineArn": "arn:aws:sagemaker:us-east-1:123456789012:pipeline/myPipeline-123",
+        "pipelineExecutionArn": f"{AWS_PIPELINE_ARN}/execution/p4jn9xou8a8s",
+    },
+}
+
+
+def _aws_execution_event(config: Any, pipeline: str, status: str) -> dict[str, Any]:
+    """AWS's example event, moved to this stage's account and region, for ``pipeline`` ending in ``status``."""
+    text = json.dumps(AWS_PIPELINE_EXECUTION_EVENT)
+    text = text.replace(AWS_PIPELINE_ARN, _pipeline_arn(config, pipeline))
+    event: dict[str, Any] = json.loads(text)
+    event.update(account=config.account, region=config.region)
+    event["detail"]["currentPipelineExecutionStatus"] = status
+    return event
+
+
+def _pipeline_arn(config: Any, pipeline: str) -> str:
+    return f"arn:aws:sagemaker:{config.region}:{config.account}:pipeline/{pipeline}"
+
+
+def _render(target: dict[str, Any], event: dict[str, Any]) -> str:
+    """What EventBridge's input transformer makes of ``event``: each <name> replaced by the value at its path."""
+    transformer = target["InputTransformer"]
+    text: str = json.loads(transformer["InputTemplate"])
+    for name, path in transformer["InputPathsMap"].items():
+        value: Any = event
+        for key in path.removeprefix("$.").split("."):
+            value = value[key]
+        text = text.replace(f"<{name}>", str(value))
+    return text
+
+
+def test_a_failed_or_stopped_drift_check_run_is_notified_and_nothing_else(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage(STAGE)
+    rule = _rule(resources, "DriftCheckFailedRule")
+    drift_pipeline = naming.drift_pipeline(config)
+    failed = _aws_execution_event(config, drift_pipeline, "Failed")
+    assert _matches(rule, failed)
+    assert _matches(rule, _aws_execution_event(config, drift_pipeline, "Stopped"))
+    for status in ("Succeeded", "Executing", "Stopping"):
+        assert not _matches(rule, _aws_execution_event(config, drift_pipeline, status)), status
+    assert not _matches(rule, _aws_execution_event(config, naming.build_pipeline(config), "Failed"))
+    assert not _matches(rule, _aws_execution_event(config, "another-pipeline", "Failed"))
+    other_stage = platform_config.stage("staging")
+    assert not _matches(rule, _aws_execution_event(other_stage, naming.drift_pipeline(other_stage), "Failed"))
+    # One notification per failure: the model-build rule leaves drift-check runs alone.
+    assert not _matches(_rule(resources, "ModelBuildFailedRule"), failed)
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Ref": _only(resources, "AWS::SNS::Topic")}
+    message = _render(target, failed)
+    assert drift_pipeline in message
+    assert f"{_pipeline_arn(config, drift_pipeline)}/execution/p4jn9xou8a8s" in message
+    assert "Failed" in message and "no drift was measured" in message
+
+
 def _only(resources: dict[str, dict[str, Any]], kind: str) -> str:
     (name,) = _of_type(resources, kind)
     return name
@@ -317,7 +397,7 @@ def test_drift_alarms_cover_every_feature_and_one_composite_drives_retraining(
     }
     features = drift_features(config.model.dataset)
     expected = {f"{prefix}-psi-{f.name}" for f in features} | {f"{prefix}-ks-{f.name}" for f in features if f.numeric}
-    assert expected | {f"{prefix}-schema"} == set(alarms)
+    assert expected | {f"{prefix}-schema", f"{prefix}-check-missing"} == set(alarms)
     for feature in features:
         psi = alarms[f"{prefix}-psi-{feature.name}"]
         assert psi["MetricName"] == "FeaturePSI"
@@ -338,6 +418,40 @@ def test_drift_alarms_cover_every_feature_and_one_composite_drives_retraining(
     assert rule.count("ALARM(") == len(expected)
     assert composite["AlarmActions"] == [{"Ref": _only(resources, "AWS::SNS::Topic")}]
     assert alarms[f"{prefix}-schema"]["AlarmActions"] == [{"Ref": _only(resources, "AWS::SNS::Topic")}]
+
+
+def test_a_drift_check_that_stops_publishing_raises_its_own_alarm_which_does_not_retrain(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage(STAGE)
+    prefix = naming.drift_alarm_prefix(config)
+    drift = config.operations.drift
+    alarms = {
+        r["Properties"]["AlarmName"]: (name, r["Properties"])
+        for name, r in _of_type(resources, "AWS::CloudWatch::Alarm").items()
+        if "AlarmName" in r["Properties"]
+    }
+    # Missing data is not drift: every feature alarm reads a period without a run as not breaching.
+    feature_alarms = [alarm for name, (_, alarm) in alarms.items() if "-psi-" in name or "-ks-" in name]
+    assert feature_alarms and {alarm["TreatMissingData"] for alarm in feature_alarms} == {"notBreaching"}
+    # A missing heartbeat is the point of this one.
+    logical_id, heartbeat = alarms[f"{prefix}-check-missing"]
+    assert heartbeat["Namespace"] == "MLOps/Drift" and heartbeat["MetricName"] == CHECK_COMPLETED
+    assert {d["Name"]: d["Value"] for d in heartbeat["Dimensions"]} == {
+        "Model": config.model.name,
+        "Stage": config.name,
+    }
+    assert heartbeat["TreatMissingData"] == "breaching"
+    assert heartbeat["ComparisonOperator"] == "LessThanThreshold" and heartbeat["Threshold"] == 1
+    assert heartbeat["Period"] == drift_period_seconds(drift.schedule) == 86400
+    assert heartbeat["EvaluationPeriods"] == heartbeat["DatapointsToAlarm"] == drift.missing_runs_alarm_periods == 2
+    topic = [{"Ref": _only(resources, "AWS::SNS::Topic")}]
+    assert heartbeat["AlarmActions"] == topic and heartbeat["OKActions"] == topic
+    # Not part of the composite: a stale check is looked at, it does not start retraining.
+    (composite,) = [r["Properties"] for r in _of_type(resources, "AWS::CloudWatch::CompositeAlarm").values()]
+    rule = json.dumps(composite["AlarmRule"])
+    assert logical_id not in rule and f"{prefix}-check-missing" not in rule
+    assert not _matches(_rule(resources, "DriftAlertRule"), _alarm_event(config, f"{prefix}-check-missing", "ALARM"))
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -381,6 +495,13 @@ def test_dashboard_shows_pipelines_endpoint_drift_functions_and_queues(
         assert needle in body, needle
     for feature in drift_features(config.model.dataset):
         assert f'\\"{feature.name}\\"' in body or feature.name in body
+    # The alarm status widget shows whether the drift check still runs.
+    (check_missing,) = [
+        name
+        for name, r in _of_type(resources, "AWS::CloudWatch::Alarm").items()
+        if r["Properties"].get("AlarmName") == f"{naming.drift_alarm_prefix(config)}-check-missing"
+    ]
+    assert check_missing in body
 
 
 def _asset_dir(synthesized: Synthesized, stage: str, resource: dict[str, Any], key: str) -> Path:

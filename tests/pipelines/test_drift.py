@@ -23,6 +23,7 @@ from pipelines_src.datasets.delivery_time import ConceptDrift, CovariateDrift, g
 from pipelines_src.steps import contract as contracts
 from pipelines_src.steps import drift, features
 from pipelines_src.steps.drift import (
+    CHECK_COMPLETED,
     EPSILON,
     NAMESPACE,
     BaselineError,
@@ -314,7 +315,7 @@ def test_metric_data_names_and_dimensions(same_report: dict[str, Any]) -> None:
     expected_keys = {("FeaturePSI", name) for name in feature_stats}
     expected_keys |= {("MissingRateChange", name) for name in feature_stats}
     expected_keys |= {("FeatureKS", name) for name in numeric}
-    expected_keys |= {("MaxPSI",), ("DriftedFeatures",), ("SchemaViolations",)}
+    expected_keys |= {("MaxPSI",), ("DriftedFeatures",), ("SchemaViolations",), ("DriftCheckCompleted",)}
     assert set(by_key) == expected_keys
     psi_entry = by_key[("FeaturePSI", "distance_km")]
     assert psi_entry == {
@@ -352,6 +353,42 @@ def test_publish_sends_batches_within_the_limit() -> None:
     assert publish([], client) == 0
     with pytest.raises(ValueError, match="batch_size"):
         publish(entries, client, batch_size=1001)
+
+
+def test_every_run_ends_its_metrics_with_the_heartbeat(same_report: dict[str, Any]) -> None:
+    run = [{"Name": "Model", "Value": "delivery-time"}, {"Name": "Stage", "Value": "dev"}]
+    heartbeat = {"MetricName": "DriftCheckCompleted", "Dimensions": run, "Value": 1.0, "Unit": "Count"}
+    entries = metric_data(same_report, model="delivery-time", stage="dev")
+    assert CHECK_COMPLETED == "DriftCheckCompleted"
+    assert entries[-1] == heartbeat
+    assert [entry["MetricName"] for entry in entries].count(CHECK_COMPLETED) == 1
+    # A run that measured nothing (no rows) still completed: its heartbeat goes out, the schema alarm tells why.
+    empty = {"features": {}, "max_psi": None, "drifted_features": [], "schema": {"violation_count": 1}}
+    assert metric_data(empty, model="delivery-time", stage="dev")[-1] == heartbeat
+
+
+class _FailingAfter(_Recorder):
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self._left = calls
+
+    def put_metric_data(self, **arguments: Any) -> None:
+        if not self._left:
+            raise RuntimeError("throttled")
+        self._left -= 1
+        super().put_metric_data(**arguments)
+
+
+def test_the_heartbeat_is_sent_only_after_every_other_metric(same_report: dict[str, Any]) -> None:
+    entries = metric_data(same_report, model="delivery-time", stage="dev")
+    client = _Recorder()
+    publish(entries, client, batch_size=3)
+    assert client.calls[-1]["MetricData"][-1]["MetricName"] == CHECK_COMPLETED
+    failing = _FailingAfter(1)
+    with pytest.raises(RuntimeError):
+        publish(entries, failing, batch_size=3)
+    sent = [entry["MetricName"] for call in failing.calls for entry in call["MetricData"]]
+    assert sent and CHECK_COMPLETED not in sent
 
 
 def _listed_metrics(client: Any) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
@@ -423,6 +460,7 @@ def test_main_publishes_only_when_asked(
         assert drift.main([*arguments, "--publish", "--model", "delivery-time", "--stage", "dev"]) == 0
         published = _listed_metrics(boto3.client("cloudwatch", region_name="eu-west-1"))
     assert ("MaxPSI", (("Model", "delivery-time"), ("Stage", "dev"))) in published
+    assert (CHECK_COMPLETED, (("Model", "delivery-time"), ("Stage", "dev"))) in published
     with pytest.raises(SystemExit):  # argparse: --publish needs the dimensions
         drift.main([*arguments, "--publish"])
 
