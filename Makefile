@@ -12,12 +12,12 @@ STAMPS := .make
 # jsii prints an end-of-life banner on every start under Node 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help demo install synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test version-metrics publish-baseline costs lock bench clean
+.PHONY: help demo install image-envs synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test version-metrics publish-baseline costs lock bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-demo: install java ## The whole lifecycle on embedded AWS emulation: data, ETL, training, approval, deploy, traffic, drift, retraining
+demo: install java image-envs ## The whole lifecycle on embedded AWS emulation: data, ETL, training, approval, deploy, traffic, drift, retraining
 	$(BIN)/python -m demo $(ARGS)
 
 install: $(STAMPS)/python $(STAMPS)/node ## Create .venv and node_modules (again if pins changed)
@@ -38,6 +38,13 @@ $(STAMPS)/python: pyproject.toml requirements.lock | $(STAMPS)/toolchain
 $(STAMPS)/node: package.json package-lock.json | $(STAMPS)/toolchain
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# The Python environments of the SageMaker images (pipelines_src/images/*.txt) in .venv-images, each on
+# its image's CPython (PYTHON39, PYTHON310, pyenv or PATH). Rebuilt when its requirements file changes.
+# Without such an interpreter it says so and goes on (the parity tests then skip); MLOPS_REQUIRE_PARITY=1
+# (CI) makes that an error.
+image-envs: install ## Build the SageMaker images' Python environments the steps and the endpoint run on
+	$(BIN)/python -m pipelines_src.local.images build $(if $(filter 1,$(MLOPS_REQUIRE_PARITY)),--require)
 
 synth: install ## Synthesize every stack of STAGE (default dev) with cdk-nag and CloudFormation validation
 	@rm -rf cdk.out
@@ -64,14 +71,14 @@ JUNIT_DIR ?=
 unit: install ## The fast tests (pytest -m "not slow")
 	$(BIN)/pytest -m "not slow" $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/unit.xml)
 
-e2e: install java ## The end-to-end tests: local pipelines, local Spark, synth with validation, cfn-lint
+e2e: install java image-envs ## The end-to-end tests: local pipelines and serving on the images' Python, local Spark, synth with validation, cfn-lint
 	$(BIN)/pytest -m slow $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/e2e.xml)
 
 java: # Spark (the curation job's tests and local runs) needs a Java runtime
 	@command -v java >/dev/null || test -x "$$JAVA_HOME/bin/java" || { echo "Spark needs Java 17: install a JDK (e.g. apt install openjdk-17-jre-headless) or set JAVA_HOME"; exit 1; }
 
 ROWS ?= 20000
-pipeline-local: install ## Run the model-build pipeline on this machine (ROWS=, ARGS= e.g. ARGS="--bad-rows 20")
+pipeline-local: install image-envs ## Run the model-build pipeline on this machine (ROWS=, ARGS= e.g. ARGS="--bad-rows 20" or "--python project")
 	$(BIN)/python -m pipelines_src.local.run --rows $(ROWS) $(ARGS)
 
 etl-local: install java ## Run the curation job on local folders .etl/ (ROWS=, ARGS= e.g. ARGS="--full-refresh")

@@ -114,6 +114,7 @@ class Options:
     etl: bool = True
     debug: bool = False
     stage: str = "dev"
+    interpreters: str = "auto"
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -161,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--stage", default="dev", help="stage of cdk.json whose names are used (default dev)")
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failed step")
+    parser.add_argument(
+        "--python",
+        dest="interpreters",
+        choices=("auto", "image", "project"),
+        default="auto",
+        help="interpreter of the pipeline steps: each image's environment (image), that or the project venv when "
+        "it is not built (auto, the default), or the project venv (project, fastest)",
+    )
     return parser
 
 
@@ -177,6 +186,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         etl=args.etl,
         debug=args.debug,
         stage=args.stage,
+        interpreters=args.interpreters,
     )
 
 
@@ -467,6 +477,7 @@ class Demo:
             sagemaker=sagemaker,
             workdir=self.workdir / "build",
             on_event=on_event,
+            interpreters=self.options.interpreters,
         )
         result = runner.run(execution_id="demo-build-1")
         bar.finish(note=result.status)
@@ -474,6 +485,9 @@ class Demo:
             if step.status != "Skipped":
                 detail = f": {step.detail}" if step.detail else ""
                 self.say(f"{step.name:<22} {step.status:<9} {step.seconds:5.1f}s{detail}")
+        for python in sorted({step.python for step in result.steps if step.python}):
+            ran = [step.name for step in result.steps if step.python == python]
+            self.say(f"on {python}: {', '.join(ran)}")
         if result.status != "Succeeded":
             raise DemoError(f"the model-build run failed: {result.failure}")
         arn = next(
@@ -770,6 +784,7 @@ class Demo:
                 workdir=self.workdir / "drift" / window,
                 on_event=lambda _: None,
                 job_environment=job_environment,
+                interpreters=self.options.interpreters,
             )
             result = runner.run(
                 {"DataUri": self.summary["capture"][window]["prefix"], "WindowHours": 0},

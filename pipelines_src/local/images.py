@@ -265,7 +265,12 @@ def choose(image_uri: str, mode: str, *, project_python: Path | None = None) -> 
     project = project_python or Path(sys.executable)
     if mode == PROJECT:
         return Interpreter(project, image_uri, None)
-    runtime = for_image(image_uri)
+    try:
+        runtime = for_image(image_uri)
+    except ImageEnvironmentError as error:
+        if mode == IMAGE:
+            raise
+        return Interpreter(project, image_uri, None, fallback=f"fell back to the project venv: {error}")
     if runtime.is_built():
         return Interpreter(runtime.interpreter, image_uri, runtime)
     reason = f"{runtime.name} is not built (make image-envs)"

@@ -70,6 +70,8 @@ def run_local_pipeline(
     threshold: float = 8.0,
     parameters: dict[str, Any] | None = None,
     on_event: Callable[[str], None] = print,
+    interpreters: str = "auto",
+    data_quality_monitor: bool = False,
 ) -> LocalRun:
     """Stage code and data in the given (embedded) S3, build the definition, run it step by step."""
     from pipelines_src.definition import PipelineSettings
@@ -98,9 +100,12 @@ def run_local_pipeline(
         source_tar_uri=code["source_tar_uri"],
         runner_uri=code["runner_uri"],
         contract_uri=code["contract_uri"],
+        data_quality_monitor=data_quality_monitor,
     )
     definition: dict[str, Any] = json.loads(_built(settings))
-    runner = LocalPipelineRunner(definition, s3=s3, sagemaker=sagemaker, workdir=workdir / "jobs", on_event=on_event)
+    runner = LocalPipelineRunner(
+        definition, s3=s3, sagemaker=sagemaker, workdir=workdir / "jobs", on_event=on_event, interpreters=interpreters
+    )
     result = runner.run(parameters)
     arn = next(
         (props.get("ModelPackageArn") for props in result.properties.values() if "ModelPackageArn" in props), None
@@ -138,6 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bad-rows", type=int, default=0, help="corrupt this many generated rows")
     parser.add_argument("--threshold", type=float, default=8.0, help="MetricThreshold (rmse, minutes)")
     parser.add_argument("--workdir", type=Path, help="keep job folders here (default: a temporary folder)")
+    parser.add_argument(
+        "--python",
+        dest="interpreters",
+        choices=("auto", "image", "project"),
+        default="auto",
+        help="interpreter of each step: its image's environment (image), that or the project venv when it is "
+        "not built (auto, the default), or the project venv (project, fastest)",
+    )
     args = parser.parse_args(argv)
 
     from moto import mock_aws
@@ -156,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             raw_dir=raw_dir,
             workdir=workdir,
             parameters={"MetricThreshold": args.threshold},
+            interpreters=args.interpreters,
         )
     print(summary(run))
     if run.result.status != "Succeeded":

@@ -47,6 +47,7 @@ class StepResult:
     seconds: float = 0.0
     detail: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    python: str = ""  # the interpreter the job ran on, and why when it is not its image's
 
 
 @dataclass
@@ -97,6 +98,7 @@ class LocalPipelineRunner:
         self.interpreters = interpreters
         self._property_files: dict[tuple[str, str], Path] = {}
         self._fallbacks_said: set[str] = set()
+        self._step_python: dict[str, str] = {}
 
     # ---------------------------------------------------------------- run
     def run(self, parameters: Mapping[str, Any] | None = None, *, execution_id: str = "local") -> RunResult:
@@ -133,6 +135,7 @@ class LocalPipelineRunner:
                 result = StepResult(name, kind, "Failed", detail=str(error))
                 failure = f"{name}: {error}"
             result.seconds = time.perf_counter() - started
+            result.python = self._step_python.pop(name, "")
             results[name] = result
             self.on_event(
                 f"    {result.status} in {result.seconds:.1f}s" + (f": {result.detail}" if result.detail else "")
@@ -335,6 +338,7 @@ class LocalPipelineRunner:
             self._fallbacks_said.add(image_uri)
             self.on_event(f"    {chosen.fallback}")
         self.on_event(f"    python: {chosen.describe() if not chosen.fallback else 'project venv'}")
+        self._step_python[step] = chosen.describe()
         return chosen
 
     def _execute(

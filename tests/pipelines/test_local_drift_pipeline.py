@@ -117,7 +117,7 @@ def test_same_distribution_data_reports_no_drift_and_publishes_the_metrics(endpo
         if sorted((item["Name"], item["Value"]) for item in metric["Dimensions"])
         == [("Model", "delivery-time"), ("Stage", "local")]
     }
-    assert run_metrics == {drift.MAX_PSI, drift.DRIFTED_FEATURES, drift.SCHEMA_VIOLATIONS}
+    assert run_metrics == {drift.MAX_PSI, drift.DRIFTED_FEATURES, drift.SCHEMA_VIOLATIONS, drift.CHECK_COMPLETED}
     drifted = cloudwatch.get_metric_statistics(
         Namespace=drift.NAMESPACE,
         MetricName=drift.DRIFTED_FEATURES,
