@@ -127,7 +127,7 @@ class CICDStack(Stack):
                 "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
                 "ARTIFACTS_PREFIX": "model-build",
                 "CODE_PREFIX": CODE_PREFIX,
-                "INPUT_DATA_URI": lake.raw.s3_url_for_object(f"{config.model.dataset}/"),
+                "INPUT_DATA_URI": model_build.input_data_uri,
                 "KMS_KEY_ARN": lake.key.key_arn,
                 "SUBNET_IDS": ",".join(network.workload_subnet_ids),
                 "SECURITY_GROUP_IDS": ",".join(model_build.settings.security_group_ids),

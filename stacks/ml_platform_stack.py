@@ -71,7 +71,8 @@ class MLPlatformStack(Stack):
             region=config.region,
             role=self.execution.role,
             key=lake.key,
-            input_data_uri=lake.raw.s3_url_for_object(dataset_prefix),
+            # The curation job's output (curated Parquet, bad rows quarantined), never the raw zone.
+            input_data_uri=lake.curated.s3_url_for_object(dataset_prefix),
             artifacts_bucket=lake.artifacts.bucket_name,
             artifacts_prefix=artifacts_prefix,
             model_package_group_name=self.registry.group_name,

@@ -264,3 +264,17 @@ def test_codecommit_is_there_for_accounts_that_have_it() -> None:
     assert repository["RepositoryName"] == "example-org-delivery-time-model"
     rules = [r["Properties"] for r in template.values() if r["Type"] == "AWS::Events::Rule"]
     assert any(rule["EventPattern"].get("source") == ["aws.codecommit"] for rule in rules)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_ci_trains_on_the_curated_zone_like_the_deployed_pipeline(synthesized: Synthesized, stage: str) -> None:
+    """CI's run reads what the curation job wrote, the same input the deployed pipeline defaults to."""
+    _, train = _project(_resources(synthesized, stage), "Train")
+    variables = {item["Name"]: item["Value"] for item in train["Environment"]["EnvironmentVariables"]}
+    joined = variables["INPUT_DATA_URI"]["Fn::Join"][1]
+    lake_stack = synthesized.stages[stage].data_lake
+    output = joined[1]["Fn::GetStackOutput"]
+    outputs = synthesized.template(stage, "data_lake").to_json()["Outputs"]
+    assert output["StackName"] == lake_stack.stack_name
+    assert outputs[output["OutputName"]]["Value"] == lake_stack.resolve(lake_stack.storage.curated.bucket_name)
+    assert joined[-1] == f"/{synthesized.stages[stage].config.model.dataset}/"

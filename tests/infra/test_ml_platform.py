@@ -93,8 +93,16 @@ def test_parameters_default_to_the_stage_config(
         "MetricThreshold": model.threshold,
         "ModelApprovalStatus": "PendingManualApproval",
     }
-    # the input default is the dataset's prefix of the raw zone
-    assert variables["InputDataUri"]["Fn::Join"][1][-1] == f"/{model.dataset}/"
+    # the input default is the dataset's prefix of the curated zone: what the curation job wrote
+    joined = variables["InputDataUri"]["Fn::Join"][1]
+    assert joined[0] == "s3://" and joined[-1] == f"/{model.dataset}/"
+    lake_stack = synthesized.stages[stage].data_lake
+    output = joined[1]["Fn::GetStackOutput"]
+    assert output["StackName"] == lake_stack.stack_name
+    outputs = synthesized.template(stage, "data_lake").to_json()["Outputs"]
+    curated = lake_stack.resolve(lake_stack.storage.curated.bucket_name)
+    raw = lake_stack.resolve(lake_stack.storage.raw.bucket_name)
+    assert outputs[output["OutputName"]]["Value"] == curated != raw
 
 
 @pytest.mark.parametrize("stage", STAGES)
