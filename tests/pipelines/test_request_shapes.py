@@ -6,6 +6,7 @@ model_monitor from the same stacks built with that engine, without a synth). Eac
 with its placeholders and pipeline expressions resolved to plausible values, is validated against the
 input shape of the API SageMaker calls for it: botocore's ParamValidator (types, required and unknown
 members) and a walker over the shape for what it leaves out (enum values, patterns, min and max).
+No definition nests a ConditionStep in another's branches, which SageMaker does not support.
 """
 
 from __future__ import annotations
@@ -529,6 +530,37 @@ def test_every_job_step_is_a_request_sagemaker_accepts(
     failures, checked = definition_errors(stack.definitions[pipeline], Deployment(stack.config), label)
     assert failures == []
     assert checked == CHECKED[pipeline, engine]
+
+
+def nested_conditions(steps: list[dict[str, Any]], inside: str | None = None) -> Iterator[str]:
+    """Each ConditionStep inside another's IfSteps or ElseSteps, as "<step> in <condition>.<branch>"."""
+    for step in steps:
+        if step["Type"] != "Condition":
+            continue
+        if inside:
+            yield f"{step['Name']} in {inside}"
+        for branch in ("IfSteps", "ElseSteps"):
+            yield from nested_conditions(step["Arguments"].get(branch, []), f"{step['Name']}.{branch}")
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_condition_step_is_nested_in_another(
+    deployed: Mapping[tuple[str, str], Deployed], stage: str, engine: str, pipeline: str
+) -> None:
+    # SageMaker Pipelines does not support nested condition steps (Developer Guide, "Add a step": Condition).
+    document = json.loads(deployed[stage, engine].definitions[pipeline])
+    assert list(nested_conditions(document["Steps"])) == []
+
+
+def test_nested_conditions_are_found_in_either_branch_at_any_depth() -> None:
+    def condition(name: str, if_steps: list[Any], else_steps: list[Any]) -> dict[str, Any]:
+        return {"Name": name, "Type": "Condition", "Arguments": {"IfSteps": if_steps, "ElseSteps": else_steps}}
+
+    fail = {"Name": "Stop", "Type": "Fail", "Arguments": {}}
+    steps = [condition("A", [condition("B", [], [condition("C", [fail], [])])], []), condition("D", [], [fail])]
+    assert list(nested_conditions(steps)) == ["B in A.IfSteps", "C in B.ElseSteps"]
 
 
 # --- The checker itself ---------------------------------------------------------------------------
