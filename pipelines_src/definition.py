@@ -1068,13 +1068,15 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
                 right=0,
             )
         ],
-        if_steps=[preprocess, *monitor_steps, train, evaluate, check_metric],
+        if_steps=[preprocess, *monitor_steps, train, evaluate],
         else_steps=[contract_violated],
     )
     pipeline = Pipeline(
         name=s.pipeline_name,
         parameters=[input_data, processing_type, training_type, threshold, approval],
-        steps=[validate, check_contract],
+        # SageMaker does not run a ConditionStep nested in another's branches: CheckMetric is top-level,
+        # after Evaluate (whose evaluation it reads), so it runs only where CheckDataContract let Evaluate run.
+        steps=[validate, check_contract, check_metric],
         sagemaker_session=session,
         pipeline_experiment_config=None,  # no SageMaker Experiments: the model registry keeps the lineage
     )

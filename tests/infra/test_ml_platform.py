@@ -55,7 +55,7 @@ def test_step_graph_validates_before_training_and_registers_only_past_the_thresh
     synthesized: Synthesized, stage: str
 ) -> None:
     _, definition, _ = _pipeline(synthesized, stage)
-    assert [step["Name"] for step in definition["Steps"]] == ["ValidateData", "CheckDataContract"]
+    assert [step["Name"] for step in definition["Steps"]] == ["ValidateData", "CheckDataContract", "CheckMetric"]
     steps = _by_name(definition)
     kinds = {name: step["Type"] for name, step in steps.items()}
     assert kinds == {

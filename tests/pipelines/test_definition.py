@@ -35,6 +35,7 @@ from pipelines_src.definition import (
     list_placeholders,
     serving_environment,
 )
+from pipelines_src.local.graph import step_graph
 from pipelines_src.packaging import SERVING_DIR
 from tests.conftest import ROOT
 
@@ -319,14 +320,14 @@ def references(value: Any) -> set[str]:
 
 def test_steps_and_branches_follow_the_readme(document: dict[str, Any]) -> None:
     placement = {step["Name"]: (parent, branch) for step, parent, branch in walk(document["Steps"])}
-    assert [step["Name"] for step in document["Steps"]] == ["ValidateData", "CheckDataContract"]
+    assert [step["Name"] for step in document["Steps"]] == ["ValidateData", "CheckDataContract", "CheckMetric"]
     assert placement == {
         "ValidateData": (None, None),
         "CheckDataContract": (None, None),
         "Preprocess": ("CheckDataContract", "IfSteps"),
         "Train": ("CheckDataContract", "IfSteps"),
         "Evaluate": ("CheckDataContract", "IfSteps"),
-        "CheckMetric": ("CheckDataContract", "IfSteps"),
+        "CheckMetric": (None, None),
         "DataContractViolated": ("CheckDataContract", "ElseSteps"),
         "RegisterModel": ("CheckMetric", "IfSteps"),
         "MetricNotMet": ("CheckMetric", "ElseSteps"),
@@ -360,6 +361,23 @@ def test_each_step_reads_only_the_steps_before_it(document: dict[str, Any]) -> N
         "MetricNotMet": {"Evaluate"},
     }
     assert all("DependsOn" not in step for step in steps_of(document).values())
+
+
+@pytest.mark.parametrize("which", ["default", "monitor"])
+def test_the_metric_is_checked_only_after_an_evaluation_the_contract_let_run(
+    document: dict[str, Any], monitor_document: dict[str, Any], which: str
+) -> None:
+    """As SageMaker (and the local runner) order the steps: CheckMetric waits for Evaluate, which runs
+    only in CheckDataContract's IfSteps; registration and the metric failure are CheckMetric's branches."""
+    graph = step_graph(document if which == "default" else monitor_document)
+    assert graph.depends_on["CheckMetric"] == {"Evaluate"}
+    assert graph.branch_of["Evaluate"] == ("CheckDataContract", True)
+    assert graph.branch_of["DataContractViolated"] == ("CheckDataContract", False)
+    assert graph.branch_of["RegisterModel"] == ("CheckMetric", True)
+    assert graph.branch_of["MetricNotMet"] == ("CheckMetric", False)
+    assert "CheckMetric" not in graph.branch_of
+    order = graph.order
+    assert order.index("Evaluate") < order.index("CheckMetric") < order.index("RegisterModel")
 
 
 def test_parameters_and_their_defaults(document: dict[str, Any]) -> None:
@@ -682,7 +700,7 @@ def test_without_the_monitor_there_is_no_model_monitor_baseline(document: dict[s
 def test_the_monitor_baseline_runs_after_preprocess_beside_train(monitor_document: dict[str, Any]) -> None:
     (check_contract,) = [step for step in monitor_document["Steps"] if step["Name"] == "CheckDataContract"]
     if_steps = [step["Name"] for step in check_contract["Arguments"]["IfSteps"]]
-    assert if_steps == ["Preprocess", "MonitorBaseline", "Train", "Evaluate", "CheckMetric"]
+    assert if_steps == ["Preprocess", "MonitorBaseline", "Train", "Evaluate"]
     reads = {name: references(step["Arguments"]) for name, step in steps_of(monitor_document).items()}
     assert reads["MonitorBaseline"] == {"Preprocess"}
     assert reads["Train"] == {"Preprocess"}, "Train does not wait for the analyzer"
