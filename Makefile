@@ -12,7 +12,7 @@ STAMPS := .make
 # jsii prints an end-of-life banner on every start under Node 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help demo install synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test version-metrics publish-baseline costs lock bench clean
+.PHONY: help demo install image-envs synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test version-metrics publish-baseline costs lock bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ $(STAMPS)/node: package.json package-lock.json | $(STAMPS)/toolchain
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+image-envs: install ## Build the SageMaker images' Python environments (.venv-images): parity tests, the local serving stack
+	$(BIN)/python -m pipelines_src.local.images build
+
 synth: install ## Synthesize every stack of STAGE (default dev) with cdk-nag and CloudFormation validation
 	@rm -rf cdk.out
 	$(CDK) synth --quiet -c stage=$(STAGE)
@@ -50,7 +53,7 @@ lint: install ## ruff lint and format check; vermin: code that runs in SageMaker
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/vermin --quiet --violations --no-tips --backport dataclasses --backport typing -t=3.9- pipelines_src/steps
-	$(BIN)/vermin --quiet --violations --no-tips -t=3.10- pipelines_src/serving/inference.py
+	$(BIN)/vermin --quiet --violations --no-tips -t=3.10- pipelines_src/serving/inference.py pipelines_src/local/script_mode_server.py
 
 format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -53,7 +53,11 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
-    root = tmp_path_factory.mktemp("serving")
+    return train_served(tmp_path_factory.mktemp("serving"))
+
+
+def train_served(root: Path) -> Served:
+    """A real model trained under ``root`` on generated data, with request rows and what evaluate predicts."""
     write_raw(generate(3000, seed=41, days=5), root / "raw")
     preprocess(root / "raw" / "delivery_time", CONTRACT_PATH, root / "splits", seed=2)
     train(root / "splits" / "train", root / "splits" / "validation", root / "model", SMALL)
