@@ -1,12 +1,14 @@
 """The source tarball of the step scripts: a reproducible tar.gz of pipelines_src/steps and the serving entry point.
 
 The scripts sit at the root of the archive (``train.py``, ``validate.py``, ...), and so does
-``serving/inference.py``, next to the ``features.py`` and ``capture.py`` it imports: SageMaker script
-mode (``sagemaker_submit_directory``, ``SAGEMAKER_SUBMIT_DIRECTORY`` for the endpoint) extracts it and
-runs ``sagemaker_program`` from there, and
-run_step.sh extracts it and runs the script it is given. The same files give the same bytes
-whatever their timestamps, owners or the order the file system lists them in, so the archive's
-hash (what CDK asset hashing and pipeline step caching see) changes only when a file does.
+``serving/inference.py``, next to the step modules it imports (``SERVING_CODE``): SageMaker's training
+script mode (``sagemaker_submit_directory``) extracts it and runs ``sagemaker_program`` from there,
+and run_step.sh extracts it and runs the script it is given. train.py copies ``SERVING_CODE`` from
+beside itself into the model's ``code/``, which the endpoint serves (``MODEL_CODE_DIR``); the
+endpoint never reads the tarball. ``code_sha256`` is the digest of such a code folder. The same
+files give the same bytes whatever their timestamps, owners or the order the file system lists them
+in, so the archive's hash (what CDK asset hashing and pipeline step caching see) changes only when
+a file does.
 """
 
 from __future__ import annotations
