@@ -163,33 +163,33 @@ class ServingStack:
         if self._process is not None:
             raise ServingError("the stack is already started")
         runtime = image_runtime(self.image_uri)
-        self.scratch = self._given_scratch or Path(tempfile.mkdtemp(prefix="serving-"))
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        model_dir = self.base_dir / "model"
-        _place_model(self.model, model_dir)
-        server_dir = self.scratch / "server"
-        server_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(SERVER_SCRIPT, server_dir / SERVER_SCRIPT.name)
-        self.port = free_port()
-        environment = self._container_environment(runtime)
-        self._log = self.log_path.open("wb")
-        self._process = subprocess.Popen(
-            [str(runtime.interpreter), str(server_dir / SERVER_SCRIPT.name), HOST],
-            cwd=self.scratch,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        scratch = self._given_scratch or Path(tempfile.mkdtemp(prefix="serving-"))
+        self.scratch = scratch
         try:
+            scratch.mkdir(parents=True, exist_ok=True)
+            _place_model(self.model, self.base_dir / "model")
+            server = scratch / "server" / SERVER_SCRIPT.name
+            server.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(SERVER_SCRIPT, server)
+            self.port = free_port()
+            environment = self._container_environment(runtime, scratch / "site-packages")
+            self._log = self.log_path.open("wb")
+            self._process = subprocess.Popen(
+                [str(runtime.interpreter), str(server), HOST],
+                cwd=scratch,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             self._wait_until_ready()
         except BaseException:
             self.stop()
             raise
 
-    def _container_environment(self, runtime: ImageRuntime) -> dict[str, str]:
-        target = self.scratch / "site-packages" if self.scratch else Path()
+    def _container_environment(self, runtime: ImageRuntime, target: Path) -> dict[str, str]:
+        """The container's environment (module doc); ``target`` is where pip installs the code."""
         target.mkdir(parents=True, exist_ok=True)
         kept = {name: os.environ[name] for name in _KEPT if name in os.environ}
         container = {name: self._container_path(value) for name, value in self.environment.items()}
@@ -200,7 +200,6 @@ class ServingStack:
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
             "PYTHONIOENCODING": "utf-8",
-            "SAGEMAKER_SERVING_MODULE": "sagemaker_xgboost_container.serving:main",
             **container,
             # What SageMaker and this machine set.
             "SAGEMAKER_BASE_DIR": str(self.base_dir),

@@ -34,3 +34,16 @@ def test_requests_need_a_started_stack(tmp_path: Path) -> None:
 def test_at_least_one_worker(tmp_path: Path, workers: int) -> None:
     with pytest.raises(ValueError, match="workers: must be at least 1"):
         serving.ServingStack(tmp_path, {}, workers=workers)
+
+
+def test_a_missing_model_is_refused_and_leaves_no_scratch_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ImageRuntime, "is_built", lambda self: True)
+    scratch = tmp_path / "scratch"
+    monkeypatch.setattr(serving.tempfile, "mkdtemp", lambda **_: str(scratch))
+    stack = serving.ServingStack(tmp_path / "none.tar.gz", {"SAGEMAKER_PROGRAM": "inference.py"})
+    with pytest.raises(FileNotFoundError, match=r"none\.tar\.gz: no such file or folder"):
+        stack.start()
+    assert not scratch.exists()
+    assert stack.scratch is None
