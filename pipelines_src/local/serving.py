@@ -20,7 +20,9 @@ gunicorn with gevent workers, xgboost 3.0.5), in a subprocess:
 What differs from the image: no nginx in front of gunicorn; the process that installs the code
 becomes gunicorn instead of waiting for it; ``pip install .`` installs into a folder of the scratch
 (``PIP_TARGET``, on ``PYTHONPATH``) instead of the image's site-packages, so the shared environment
-stays as it is; the image's default handlers and algorithm mode are not there.
+stays as it is (the workers import the program from the code folder either way: gunicorn's
+``--pythonpath`` puts it first, as in the image); the image's default handlers and algorithm mode
+are not there.
 
 Network isolation is emulated: the stack gets no AWS credentials, ``PIP_NO_INDEX=1``, no pip
 configuration (``PIP_CONFIG_FILE`` is the null device, so no index or find-links of this machine),

@@ -47,6 +47,7 @@ def transform_fn(model, body, content_type, accept):
         "body": body if isinstance(body, str) else body.decode(),
         "content_type": content_type,
         "accept": accept,
+        "path": sys.path,
     }
     return worker.Response(response=json.dumps(answer), status=200, mimetype="application/json")
 """
@@ -86,7 +87,7 @@ def probed(stack: ServingStack) -> dict[str, object]:
 def test_the_code_and_the_model_are_laid_out_like_opt_ml(stack: ServingStack, probed: dict[str, object]) -> None:
     base = stack.base_dir
     assert probed["model"] == {"model_dir": str(base / "model"), "files": ["code", "weights.bin"]}
-    assert Path(str(probed["module"])).parent != base / "model" / "code", "imported from the installed copy"
+    assert Path(str(probed["module"])) == base / "code" / "probe.py", "imported from the copy in /opt/ml/code"
     assert (base / "code" / "probe.py").is_file() and (base / "code" / "setup.py").is_file()
     assert probed["environment"] == {
         "SAGEMAKER_BASE_DIR": str(base),
@@ -97,6 +98,18 @@ def test_the_code_and_the_model_are_laid_out_like_opt_ml(stack: ServingStack, pr
         "PIP_NO_INDEX": "1",
         "EXAMPLE": "1",
     }
+
+
+def test_the_code_folder_comes_before_every_site_packages_on_the_path(
+    stack: ServingStack, probed: dict[str, object]
+) -> None:
+    """The worker imports the program from the code folder (gunicorn's --pythonpath puts it first), so no
+    module of the same name in the image environment's site-packages, or pip's install of the folder, wins."""
+    path = [str(item) for item in probed["path"]]  # type: ignore[attr-defined]
+    code = str(stack.base_dir / "code")
+    assert Path(str(probed["module"])) == Path(code) / "probe.py"
+    site_packages = [index for index, item in enumerate(path) if item.endswith("site-packages")]
+    assert site_packages and path.index(code) < min(site_packages)
 
 
 def test_the_request_reaches_the_handler_as_the_container_passes_it(probed: dict[str, object]) -> None:
