@@ -57,7 +57,7 @@ lint: install ## ruff lint and format check; vermin: code that runs in SageMaker
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/vermin --quiet --violations --no-tips --backport dataclasses --backport typing -t=3.9- pipelines_src/steps
-	$(BIN)/vermin --quiet --violations --no-tips -t=3.10- pipelines_src/serving/inference.py
+	$(BIN)/vermin --quiet --violations --no-tips -t=3.10- pipelines_src/serving/inference.py pipelines_src/local/script_mode_server.py
 
 format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

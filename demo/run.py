@@ -9,7 +9,8 @@ One embedded AWS emulation (a moto server on 127.0.0.1, fake credentials) stands
 account. The steps run the platform's own code against it: the data generator, the curation
 job on local Spark, the model-build pipeline definition run step by step, the operator CLI,
 the registry-approval and drift-alert functions' handlers, the baseline promotion, the
-endpoint's inference handlers, the drift-check pipeline definition. What the emulation cannot
+endpoint's inference code (on the XGBoost image's own serving stack over HTTP when its environment
+is built: make image-envs), the drift-check pipeline definition. What the emulation cannot
 do (run containers, evaluate alarms, emit EventBridge events) the demo does in their place and
 says so when it does.
 
@@ -20,6 +21,7 @@ the traceback); 2 bad arguments.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import datetime as dt
 import importlib
@@ -70,6 +72,10 @@ MAX_BATCH = 15
 DRIFT_FEATURE: Final = "traffic_level"
 DRIFT_STRENGTH = 0.5
 VARIANT = "AllTraffic"
+JSON_TYPE = "application/json"
+# The stand-in endpoint on the image's serving stack: gunicorn workers, and requests in flight at once.
+STAND_IN_WORKERS = 2
+STAND_IN_THREADS = 4
 # What the demo writes in its working folder.
 WORK_FOLDERS = ("lake", "build", "drift", "capture", "endpoint")
 STEPS = (
@@ -101,6 +107,15 @@ def one_line(error: BaseException) -> str:
     text = str(error).strip()
     first = text.splitlines()[0] if text else ""
     return first or type(error).__name__
+
+
+@dataclass(frozen=True)
+class _StandIn:
+    """The stand-in endpoint: ``answer(body, content_type) -> (status, response body)``, asking for JSON."""
+
+    answer: Callable[[str, str], tuple[int, str]]
+    kind: str  # serving-stack | in-process
+    how: str
 
 
 @dataclass(frozen=True)
@@ -609,7 +624,6 @@ class Demo:
     # -- step 5
     def deploy(self) -> None:
         from pipelines_src import promote
-        from pipelines_src.serving import inference
         from stacks import naming
 
         n, aws = self.n, self.aws
@@ -623,7 +637,8 @@ class Demo:
         self.summary["baseline"] = record
 
         package = sagemaker.describe_model_package(ModelPackageName=arn)
-        model_url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        container = package["InferenceSpecification"]["Containers"][0]
+        model_url = container["ModelDataUrl"]
         bucket, key = _split_uri(model_url)
         model_dir = self.workdir / "endpoint" / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -631,31 +646,72 @@ class Demo:
         s3.download_file(bucket, key, str(archive))
         with tarfile.open(archive) as tar:
             tar.extractall(model_dir, filter="data")
-        model = inference.model_fn(str(model_dir))
-        self.say(
-            f"endpoint {n.endpoint} stands in locally: {model_url} loaded with serving/inference.py's model_fn; "
-            "each request goes through input_fn, predict_fn and output_fn, and is captured in SageMaker's "
-            f"data-capture format under s3://{n.raw_bucket}/{naming.capture_prefix(self.config)}{n.endpoint}/{VARIANT}/"
-        )
         now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
         windows = {"normal": now - dt.timedelta(hours=2), "drifted": now - dt.timedelta(hours=1)}
         self.state["windows"] = windows
-        bar = self.timeline.bar("traffic", 2 * self.options.traffic)
         captured: dict[str, Any] = {}
-        for offset, (window, start) in enumerate(windows.items(), start=1):
-            captured[window] = self._traffic(inference, model, window, start, self.options.seed + offset, bar)
-        bar.finish(note=f"{sum(item['requests'] for item in captured.values())} requests")
+        with self._stand_in(archive, model_dir, container.get("Environment", {})) as endpoint:
+            self.say(
+                f"endpoint {n.endpoint} stands in locally: {model_url} {endpoint.how}; each request is captured in "
+                f"SageMaker's data-capture format under s3://{n.raw_bucket}/{naming.capture_prefix(self.config)}"
+                f"{n.endpoint}/{VARIANT}/"
+            )
+            bar = self.timeline.bar("traffic", 2 * self.options.traffic)
+            seconds = 0.0
+            for offset, (window, start) in enumerate(windows.items(), start=1):
+                captured[window], took = self._traffic(endpoint, window, start, self.options.seed + offset, bar)
+                seconds += took
+        requests = sum(item["requests"] for item in captured.values())
+        bar.finish(note=f"{requests} requests")
+        rate = requests / seconds if seconds > 0 else float("inf")
+        self.say(f"{requests} requests answered in {seconds:.1f}s: {rate:.0f} requests/s ({endpoint.kind})")
         for window, item in captured.items():
             self.say(
                 f"{window} window ({item['hour']}): {item['requests']} requests, {item['rows']} rows, "
                 f"{item['files']} capture files -> {item['prefix']}"
             )
         self.summary["capture"] = captured
+        self.summary["endpoint"] = {"served_by": endpoint.kind, "requests_per_second": round(rate, 1)}
         self.say(f"the drifted window's rows come from the generator with covariate drift on {DRIFT_FEATURE}")
 
+    @contextlib.contextmanager
+    def _stand_in(self, archive: Path, model_dir: Path, environment: Mapping[str, str]) -> Iterator[_StandIn]:
+        """The endpoint: the XGBoost image's serving stack over HTTP when its environment is built, else the
+        inference code in this process."""
+        from pipelines_src.local.images import ImageEnvironmentError
+        from pipelines_src.local.serving import ServingStack, image_runtime
+        from pipelines_src.serving import inference
+
+        try:
+            image_runtime()
+        except ImageEnvironmentError as error:
+            self.say(f"{one_line(error)}: the stand-in endpoint answers in this process instead")
+            model = inference.model_fn(str(model_dir))
+
+            def in_process(body: str, content_type: str) -> tuple[int, str]:
+                reply = inference.respond(model, body, content_type, JSON_TYPE)
+                return reply.status, reply.body.decode("utf-8")
+
+            yield _StandIn(in_process, "in-process", "loaded with serving/inference.py's model_fn in this process")
+            return
+        with ServingStack(archive, environment, workers=STAND_IN_WORKERS) as stack:
+
+            def over_http(body: str, content_type: str) -> tuple[int, str]:
+                status, _, answer = stack.invoke(body.encode("utf-8"), content_type, JSON_TYPE)
+                return status, answer.decode("utf-8")
+
+            yield _StandIn(
+                over_http,
+                "serving-stack",
+                f"served by the XGBoost image's serving stack (sagemaker-containers, gunicorn, {STAND_IN_WORKERS} "
+                f"workers) at 127.0.0.1:{stack.port} with the package's container environment; "
+                f"{STAND_IN_THREADS} requests in flight",
+            )
+
     def _traffic(
-        self, inference: ModuleType, model: Any, window: str, start: dt.datetime, seed: int, bar: Any
-    ) -> dict[str, Any]:
+        self, endpoint: _StandIn, window: str, start: dt.datetime, seed: int, bar: Any
+    ) -> tuple[dict[str, Any], float]:
+        """One window's requests sent and captured: what was captured, and the seconds the answers took."""
         import numpy as np
 
         from pipelines_src.datasets.delivery_time import CovariateDrift, generate
@@ -676,58 +732,67 @@ class Demo:
         local = self.workdir / "capture" / n.endpoint / VARIANT / hour
         local.mkdir(parents=True, exist_ok=True)
         step = 3600.0 / options.traffic
-        files: dict[str, list[str]] = {}
+        requests: list[tuple[str, str, str]] = []
         position = 0
         for index, size in enumerate(sizes.tolist()):
             rows = records[position : position + size]
             position += size
             if index % 2 == 0:
-                content_type, encoding = "text/csv", "CSV"
                 body = "\n".join(",".join(_csv_field(value) for value in row) for row in rows)
+                requests.append((body, "text/csv", "CSV"))
             else:
-                content_type, encoding = "application/json", "JSON"
                 body = json.dumps({"instances": [dict(zip(names, row, strict=True)) for row in rows]})
-            response = inference.handle(model, body, content_type, "application/json").decode("utf-8")
-            moment = start + dt.timedelta(seconds=index * step)
-            record = {
-                "captureData": {
-                    "endpointInput": {
-                        "observedContentType": content_type,
-                        "mode": "INPUT",
-                        "data": body,
-                        "encoding": encoding,
+                requests.append((body, "application/json", "JSON"))
+        files: dict[str, list[str]] = {}
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=STAND_IN_THREADS) as pool:
+            answers = pool.map(lambda request: endpoint.answer(request[0], request[1]), requests)
+            for index, (request, (status, response)) in enumerate(zip(requests, answers, strict=True)):
+                body, content_type, encoding = request
+                if status != 200:
+                    raise DemoError(f"the stand-in endpoint answered request {index} with {status}: {response.strip()}")
+                moment = start + dt.timedelta(seconds=index * step)
+                record = {
+                    "captureData": {
+                        "endpointInput": {
+                            "observedContentType": content_type,
+                            "mode": "INPUT",
+                            "data": body,
+                            "encoding": encoding,
+                        },
+                        "endpointOutput": {
+                            "observedContentType": "application/json",
+                            "mode": "OUTPUT",
+                            "data": response,
+                            "encoding": "JSON",
+                        },
                     },
-                    "endpointOutput": {
-                        "observedContentType": "application/json",
-                        "mode": "OUTPUT",
-                        "data": response,
-                        "encoding": "JSON",
+                    "eventMetadata": {
+                        "eventId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{n.endpoint}/{window}/{index}")),
+                        "inferenceTime": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
                     },
-                },
-                "eventMetadata": {
-                    "eventId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{n.endpoint}/{window}/{index}")),
-                    "inferenceTime": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
-                },
-                "eventVersion": "0",
-            }
-            # SageMaker writes a capture file every few minutes: one per quarter hour here.
-            quarter = moment.replace(minute=moment.minute // 15 * 15, second=0, microsecond=0)
-            name = f"{quarter:%M-%S}-000-{uuid.uuid5(uuid.NAMESPACE_URL, f'{window}/{quarter}').hex[:8]}.jsonl"
-            files.setdefault(name, []).append(json.dumps(record, separators=(",", ":")))
-            bar.advance(note=f"{window} window")
+                    "eventVersion": "0",
+                }
+                # SageMaker writes a capture file every few minutes: one per quarter hour here.
+                quarter = moment.replace(minute=moment.minute // 15 * 15, second=0, microsecond=0)
+                name = f"{quarter:%M-%S}-000-{uuid.uuid5(uuid.NAMESPACE_URL, f'{window}/{quarter}').hex[:8]}.jsonl"
+                files.setdefault(name, []).append(json.dumps(record, separators=(",", ":")))
+                bar.advance(note=f"{window} window")
+        seconds = time.perf_counter() - started
         for name, lines in files.items():
             (local / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
         from stacks import naming
 
         prefix = f"{naming.capture_prefix(self.config)}{n.endpoint}/{VARIANT}/{hour}/"
         _upload_tree(self.aws.client("s3"), local, n.raw_bucket, prefix)
-        return {
+        item = {
             "hour": hour,
             "requests": len(sizes),
             "rows": int(sizes.sum()),
             "files": len(files),
             "prefix": f"s3://{n.raw_bucket}/{prefix}",
         }
+        return item, seconds
 
     # -- step 6
     def drift(self) -> None:

@@ -56,7 +56,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Protocol, TypeVar
 
-from pipelines_src.packaging import RUNNER_NAME, SERVING_PROGRAM, SOURCE_TARBALL_NAME
+from pipelines_src.packaging import (
+    MODEL_CODE_DIR,
+    RUNNER_NAME,
+    SERVING_PROGRAM,
+    SOURCE_TARBALL_NAME,
+    code_sha256,
+    serving_code,
+)
 
 # Step names, as in pipelines_src/README.md.
 VALIDATE_DATA: Final = "ValidateData"
@@ -779,16 +786,35 @@ def _image_processor(
     )
 
 
+# The model package's metadata key holding the sha256 of the inference code its model carries.
+SERVING_CODE_SHA256_KEY: Final = "serving_code_sha256"
+
+
 def serving_environment(settings: PipelineSettings) -> dict[str, str]:
-    """The registered model's container environment: the XGBoost container's script mode runs
-    pipelines_src/serving/inference.py (`SERVING_PROGRAM`, at the root of the steps tarball) from the
-    tarball at ``source_tar_uri``, which the container downloads from S3 when it starts."""
+    """The registered model's container environment (``container_environment`` in the pipeline's region)."""
+    return container_environment(settings.region)
+
+
+def container_environment(region: str) -> dict[str, str]:
+    """The XGBoost container's script mode runs inference.py (`SERVING_PROGRAM`) from the model itself:
+    train.py puts the serving code into the model folder's code/, so ``model.tar.gz`` carries it and
+    the container finds it at `MODEL_CODE_DIR`, copies it to /opt/ml/code and pip-installs it. An
+    endpoint with network isolation reaches no package index: ``PIP_NO_BUILD_ISOLATION=0`` (pip reads
+    "0" as "build isolation off") builds with the image's own setuptools where pip would otherwise
+    fetch setuptools into an isolated build environment (pip >= 25.3 always does)."""
     return {
         "SAGEMAKER_PROGRAM": SERVING_PROGRAM,
-        "SAGEMAKER_SUBMIT_DIRECTORY": settings.source_tar_uri,
+        "SAGEMAKER_SUBMIT_DIRECTORY": MODEL_CODE_DIR,
+        "PIP_NO_BUILD_ISOLATION": "0",
         "SAGEMAKER_CONTAINER_LOG_LEVEL": str(logging.INFO),
-        "SAGEMAKER_REGION": settings.region,
+        "SAGEMAKER_REGION": region,
     }
+
+
+def serving_metadata() -> dict[str, str]:
+    """The model package's customer metadata: the sha256 of the serving code (``packaging.code_sha256``
+    of what train.py copies into code/, from the same checkout as the steps tarball)."""
+    return {SERVING_CODE_SHA256_KEY: code_sha256(serving_code())}
 
 
 def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
@@ -1006,15 +1032,14 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     operator = "<=" if s.goal == "minimize" else ">="
 
     # RegisterModel: the XGBoost model with its evaluation and its data baseline (and the Model Monitor
-    # baseline), served by inference.py from the steps tarball (script mode: the container fetches the
-    # tarball itself).
+    # baseline), served by the inference.py the model carries in code/ (script mode).
     builder = ModelBuilder(
         s3_model_data_url=model_data,
         image_uri=xgboost_inference_image,
         role_arn=s.role_arn,
         sagemaker_session=session,
         env_vars=serving_environment(s),
-        dependencies=None,  # nothing to repack into the model artifact: the code comes from the tarball
+        dependencies=None,  # nothing to repack into the model artifact: train.py put the code in it
         log_level=None,  # leave the SDK's log levels alone
     )
     with _telemetry_off(session):
@@ -1024,6 +1049,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
             content_types=["text/csv", "application/json"],
             response_types=["application/json", "text/csv"],
             approval_status=approval,
+            customer_metadata_properties=serving_metadata(),
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(
                     content_type="application/json",

@@ -1,22 +1,25 @@
 """The source tarball of the step scripts: a reproducible tar.gz of pipelines_src/steps and the serving entry point.
 
 The scripts sit at the root of the archive (``train.py``, ``validate.py``, ...), and so does
-``serving/inference.py``, next to the ``features.py`` and ``capture.py`` it imports: SageMaker script
-mode (``sagemaker_submit_directory``, ``SAGEMAKER_SUBMIT_DIRECTORY`` for the endpoint) extracts it and
-runs ``sagemaker_program`` from there, and
-run_step.sh extracts it and runs the script it is given. The same files give the same bytes
-whatever their timestamps, owners or the order the file system lists them in, so the archive's
-hash (what CDK asset hashing and pipeline step caching see) changes only when a file does.
+``serving/inference.py``, next to the step modules it imports (``SERVING_CODE``): SageMaker's training
+script mode (``sagemaker_submit_directory``) extracts it and runs ``sagemaker_program`` from there,
+and run_step.sh extracts it and runs the script it is given. train.py copies ``SERVING_CODE`` from
+beside itself into the model's ``code/``, which the endpoint serves (``MODEL_CODE_DIR``); the
+endpoint never reads the tarball. ``code_sha256`` is the digest of such a code folder. The same
+files give the same bytes whatever their timestamps, owners or the order the file system lists them
+in, so the archive's hash (what CDK asset hashing and pipeline step caching see) changes only when
+a file does.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import stat
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -26,6 +29,10 @@ SERVING_DIR: Final = PIPELINES_SRC / "serving"
 # The endpoint's script-mode program (SAGEMAKER_PROGRAM), added at the root of every tarball by default.
 SERVING_PROGRAM: Final = "inference.py"
 SERVING_FILES: Final = (SERVING_DIR / SERVING_PROGRAM,)
+# What every model carries under code/ (train.py copies them): the serving program and the step modules it
+# imports, at the root of the folder as the tarball holds them. SAGEMAKER_SUBMIT_DIRECTORY of a model package.
+SERVING_CODE: Final = ("capture.py", "contract.py", "features.py", SERVING_PROGRAM)
+MODEL_CODE_DIR: Final = "/opt/ml/model/code"
 RUNNER_PATH: Final = PIPELINES_SRC / "run_step.sh"
 # The conventional object names of the tarball and of the runner in S3 (see definition.py).
 SOURCE_TARBALL_NAME: Final = "sourcedir.tar.gz"
@@ -104,3 +111,22 @@ def build_source_tarball(steps_dir: Path, out_path: Path, *, extra_files: Sequen
         gz.write(tar_bytes.getvalue())
     partial.replace(out_path)
     return out_path
+
+
+def serving_code(steps_dir: Path = STEPS_DIR, serving_dir: Path = SERVING_DIR) -> dict[str, bytes]:
+    """The contents of ``SERVING_CODE`` by name, as the tarball (and so every model's code/) holds them."""
+    folders = {name: serving_dir if name == SERVING_PROGRAM else steps_dir for name in SERVING_CODE}
+    return {name: (folders[name] / name).read_bytes() for name in SERVING_CODE}
+
+
+def code_sha256(files: Mapping[str, bytes]) -> str:
+    """The sha256 of a code folder: of the lines ``<sha256 of the file>  <name>`` in name order, which is
+    what ``sha256sum`` prints for the files (``cd code && sha256sum capture.py contract.py features.py
+    inference.py | sha256sum`` gives the same)."""
+    lines = "".join(f"{hashlib.sha256(files[name]).hexdigest()}  {name}\n" for name in sorted(files))
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def folder_sha256(folder: Path) -> str:
+    """``code_sha256`` of the regular files directly in ``folder`` (a model's code/)."""
+    return code_sha256({path.name: path.read_bytes() for path in Path(folder).iterdir() if path.is_file()})

@@ -21,7 +21,6 @@ from aws_cdk import Aspects, CfnCondition, CfnParameter, CfnResource, Duration, 
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct, IConstruct
 
@@ -62,7 +61,6 @@ class EndpointStack(Stack):
         target: str,
         network: PrivateNetwork,
         lake: LakeStorage,
-        code: s3_assets.Asset,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
@@ -91,8 +89,9 @@ class EndpointStack(Stack):
             self,
             "Execution",
             key=lake.key,
-            # The model artifacts the build pipeline wrote; the inference code the package points at.
-            # Versions built by CI point at inference code under code/ (pipelines_src/cicd.py).
+            # The model artifacts the build pipeline wrote: each carries its inference code (code/ in
+            # model.tar.gz), so the endpoint reads no steps tarball. Versions registered before models carried
+            # their code point at a content-addressed tarball under code/ (pipelines_src/cicd.py).
             read_prefixes=[
                 (lake.artifacts, f"model-build/{naming.build_pipeline(config)}/"),
                 (lake.artifacts, f"{CODE_PREFIX}/"),
@@ -101,9 +100,8 @@ class EndpointStack(Stack):
             vpc=network.vpc,
             model_package_group_name=None,
             runs_jobs=False,
-            description=f"Endpoint {self.endpoint_name}: model artifacts, inference code, data capture",
+            description=f"Endpoint {self.endpoint_name}: model artifacts (with their inference code), data capture",
         )
-        code.bucket.grant_read(self.execution.role, code.s3_object_key)
 
         vpc_config: dict[str, Any] | None = None
         if serverless is None:

@@ -48,7 +48,6 @@ class PlatformStage(Stage):
                 target=target,
                 network=self.network.network,
                 lake=self.data_lake.storage,
-                code=self.ml_platform.model_build.source,
                 description=f"{config.prefix}: {target} endpoint of {config.model.name} (empty until a version is "
                 "approved)",
             )

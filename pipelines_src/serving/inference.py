@@ -1,46 +1,54 @@
-"""Inference handlers for SageMaker's XGBoost framework container in script mode.
+"""The endpoint's inference code for SageMaker's XGBoost framework container in script mode.
 
-The registered model package runs this file (``SAGEMAKER_PROGRAM=inference.py``) from the
-steps source tarball (``SAGEMAKER_SUBMIT_DIRECTORY``), where it sits at the root next to
-``features.py`` and ``capture.py``: the container extracts the tarball into its code folder,
-puts that folder on ``sys.path`` and imports this module. The model folder holds only
-``xgboost-model.json``; the feature encoding comes from the model's ``feature_spec``
-attribute (written by train.py), or from ``features.json`` next to the model when present.
+The registered model package runs this file (``SAGEMAKER_PROGRAM=inference.py``) from the model
+itself: train.py copies it, with the step modules it imports (``features.py``, ``capture.py``,
+``contract.py``), into ``code/`` of the model folder, so ``model.tar.gz`` carries the code it was
+built with, and the package's ``SAGEMAKER_SUBMIT_DIRECTORY`` is ``/opt/ml/model/code``. The
+container (sagemaker-containers 2.8.6 under gunicorn) copies that folder to ``/opt/ml/code``,
+pip-installs it and imports this module by name. The model folder holds ``xgboost-model.json``;
+the feature encoding comes from the model's ``feature_spec`` attribute (written by train.py), or
+from ``features.json`` next to the model when present.
 
 Requests follow the endpoint request contract (pipelines_src/README.md): raw feature values,
 categories as their names, as ``text/csv`` rows without a header or ``application/json``
 (``{"instances": [...]}`` or one object); capture.py's ``parse_request`` splits them, as the
 drift job does with captured requests. A category the model does not know is encoded as a
-missing value. Responses: ``application/json`` (the default) ``{"predictions": [..]}``, or
-``text/csv`` with one prediction a line.
+missing value.
 
-The handlers, as the container calls them:
+The container calls two functions:
 
 ``model_fn(model_dir)``
     the Model (booster and feature spec).
-``input_fn(request_body, content_type)``
-    the body as text with its media type (a Request); the model is not known here.
-``predict_fn(data, model)``
-    the body's rows against the model's features, encoded as in training, and one prediction
-    per row (float64).
-``output_fn(prediction, accept)``
-    the response body (bytes).
+``transform_fn(model, request_body, content_type, accept)``
+    the whole request: the container's own response object (``worker.Response``) with the
+    status and Content-Type of ``respond``. The container turns any exception of a handler into
+    a 500 and labels anything but its response object ``text/html``, so every refusal is a
+    response, never an exception. (The container takes ``transform_fn`` or the
+    input_fn/predict_fn/output_fn trio, not both: this module defines no trio.)
 
-A request that cannot be served raises InvalidRequestError, a ValueError that carries an HTTP
-status: 400 for a malformed body, 415 for an unsupported content type, 406 for an unsupported
-Accept. Where the SageMaker inference toolkit is importable (inside the container) it also
-derives from the toolkit's BaseInferenceToolkitError, whose status the toolkit returns to the
-caller instead of a 500.
+``respond(model, body, content_type, accept)`` is the same answer as a plain ``Reply`` (status,
+Content-Type, body) for in-process callers:
+
+- 200 with ``application/json`` ``{"predictions": [..]}`` (for an absent Accept, ``*/*`` or
+  ``application/json``) or ``text/csv`` with one prediction a line (for ``text/csv``);
+- 400 for a malformed body, 415 for a content type other than ``text/csv`` and
+  ``application/json``, 406 for an Accept that names neither: ``text/plain`` with one line that
+  names the problem.
+
+A request without Content-Type is JSON: the container passes ``application/json`` for it, and
+``respond`` does the same. The body reaches ``transform_fn`` as text when the Content-Type is
+exactly ``text/csv`` or ``application/json`` (decoded by the container, undecodable bytes
+replaced by U+FFFD) and as bytes otherwise; either way a body that is not UTF-8 is a 400.
+``handle`` is ``respond`` for callers that want the body or an InvalidRequestError.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -53,48 +61,62 @@ except ImportError:  # inside the serving container: this file sits next to the 
     import capture  # type: ignore[no-redef, import-not-found]
     import features  # type: ignore[no-redef, import-not-found]
 
+try:  # the serving container's response type (Flask's, with the status and mimetype given)
+    from sagemaker_containers.beta.framework import worker as _worker  # type: ignore[import-not-found]
+except ImportError:  # no container here (unit tests, the project venv)
+    _worker = None
+
 MODEL_FILE = "xgboost-model.json"
 SPEC_ATTRIBUTE = "feature_spec"
 CSV = "text/csv"
 JSON = "application/json"
+TEXT = "text/plain"
 CONTENT_TYPES = (CSV, JSON)
 ACCEPT_TYPES = (JSON, CSV)
 DEFAULT_ACCEPT = JSON
+# What a request without Content-Type is: the container passes application/json for it.
+DEFAULT_CONTENT_TYPE = JSON
+OK = 200
 BAD_REQUEST = 400
 NOT_ACCEPTABLE = 406
 UNSUPPORTED_MEDIA_TYPE = 415
+REPLACEMENT_CHARACTER = "\ufffd"
 
 
-def _toolkit_error() -> type[Exception]:
-    """The inference toolkit's error base class where it is installed (the container), else Exception."""
-    try:
-        module = importlib.import_module("sagemaker_inference.errors")
-    except ImportError:
-        return Exception
-    base = getattr(module, "BaseInferenceToolkitError", None)
-    return base if isinstance(base, type) and issubclass(base, Exception) else Exception
-
-
-if TYPE_CHECKING:
-    _ErrorBase = Exception
-else:
-    _ErrorBase = _toolkit_error()
-
-
-class InvalidRequestError(ValueError, _ErrorBase):
-    """A request the endpoint refuses; ``status_code`` is the HTTP status the caller gets.
-
-    ``message`` and ``phrase`` are what the inference toolkit sends back with the status.
-    """
+class InvalidRequestError(ValueError):
+    """A request the endpoint refuses; ``status_code`` is the HTTP status the caller gets."""
 
     def __init__(self, message: str, status_code: int = BAD_REQUEST) -> None:
-        ValueError.__init__(self, message)
+        super().__init__(message)
         self.status_code = status_code
         self.message = message
-        self.phrase = message
 
     def __str__(self) -> str:
         return self.message
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer to one request: HTTP status, media type of the body, the body."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class FallbackResponse:
+    """What ``transform_fn`` returns where the container's response type is not importable.
+
+    It answers like the container's (a Flask response): ``status_code``, ``mimetype``, ``get_data()``.
+    """
+
+    status_code: int
+    mimetype: str
+    body: bytes
+
+    def get_data(self) -> bytes:
+        return self.body
 
 
 @dataclass(frozen=True)
@@ -137,9 +159,35 @@ def model_fn(model_dir: str) -> Model:
     return load_model(model_dir)
 
 
-def input_fn(request_body: str | bytes | bytearray, content_type: str | None) -> Request:
-    """Handler: the body as text with its media type; 415 for another content type, 400 for a body that is not UTF-8."""
-    media = capture.media_type(content_type)
+def transform_fn(model: Model, request_body: str | bytes, content_type: str | None, accept: str | None) -> Any:
+    """Handler: the answer to one request as the container's response object (module doc)."""
+    reply = respond(model, request_body, content_type, accept)
+    if _worker is None:
+        return FallbackResponse(reply.status, reply.content_type, reply.body)
+    return _worker.Response(response=reply.body, status=reply.status, mimetype=reply.content_type)
+
+
+def respond(model: Model, body: str | bytes, content_type: str | None, accept: str | None) -> Reply:
+    """The answer to one request (module doc): predictions with 200, or a refusal with its status as text."""
+    try:
+        answer = handle(model, body, content_type, accept)
+    except InvalidRequestError as error:
+        return Reply(error.status_code, TEXT, f"{error.message}\n".encode())
+    return Reply(OK, accepted(accept), answer)
+
+
+def handle(model: Model, body: str | bytes, content_type: str | None, accept: str | None) -> bytes:
+    """The body ``respond`` answers with 200, or the refusal as InvalidRequestError: the content type is
+    checked first (415), then the body's encoding (400), the Accept (406) and the rows (400)."""
+    request = read_request(body, content_type)
+    media = accepted(accept)
+    return encode(predict(request, model), media)
+
+
+def read_request(request_body: str | bytes | bytearray, content_type: str | None) -> Request:
+    """The body as text with its media type (``application/json`` when there is none); 415 for
+    another content type, 400 for a body that is not UTF-8."""
+    media = capture.media_type(content_type) or DEFAULT_CONTENT_TYPE
     if media not in CONTENT_TYPES:
         raise InvalidRequestError(
             f"content type {content_type!r} is not supported: send {' or '.join(CONTENT_TYPES)}",
@@ -152,31 +200,27 @@ def input_fn(request_body: str | bytes | bytearray, content_type: str | None) ->
             raise InvalidRequestError(f"the body is not UTF-8 text: {error}") from None
     elif isinstance(request_body, str):
         text = request_body
+        if REPLACEMENT_CHARACTER in text:  # what the container decodes undecodable bytes to
+            position = text.index(REPLACEMENT_CHARACTER)
+            raise InvalidRequestError(f"the body is not UTF-8 text: U+FFFD at character {position}")
     else:
         raise InvalidRequestError(f"the body is a {type(request_body).__name__}, not text")
     return Request(str(media), text)
 
 
-def predict_fn(data: Request, model: Model) -> npt.NDArray[np.float64]:
-    """Handler: one prediction per row of the request, in request order; 400 when any row is unusable."""
+def predict(data: Request, model: Model) -> npt.NDArray[np.float64]:
+    """One prediction per row of the request, in request order; 400 when any row is unusable."""
     frame = rows(data, model)
     encoded = pd.DataFrame(features.matrix(frame, model.spec), columns=model.spec.names)
     return np.asarray(model.booster.inplace_predict(encoded), dtype=np.float64).reshape(-1)
 
 
-def output_fn(prediction: Sequence[float] | npt.NDArray[Any], accept: str | None) -> bytes:
-    """Handler: ``{"predictions": [...]}`` for ``application/json`` (also for no Accept or ``*/*``),
-    one value a line for ``text/csv``; 406 for anything else."""
-    media = _accepted(accept)
+def encode(prediction: Sequence[float] | npt.NDArray[Any], media: str) -> bytes:
+    """The response body: ``{"predictions": [...]}`` for ``application/json``, one value a line for ``text/csv``."""
     values = [float(value) for value in np.asarray(prediction, dtype=np.float64).reshape(-1)]
     if media == CSV:
         return "".join(f"{value!r}\n" for value in values).encode("utf-8")
     return json.dumps({"predictions": values}, allow_nan=False).encode("utf-8")
-
-
-def handle(model: Model, body: str | bytes, content_type: str | None, accept: str | None) -> bytes:
-    """The four handlers in the order the container runs them: a response body, or InvalidRequestError."""
-    return output_fn(predict_fn(input_fn(body, content_type), model), accept)
 
 
 def rows(data: Request, model: Model) -> pd.DataFrame:
@@ -217,8 +261,9 @@ def _check_numbers(column: pd.Series, name: str, positions: list[int]) -> None:
         raise InvalidRequestError(f"row {positions[bad[0]]}: {name}: {value!r} is not a finite number")
 
 
-def _accepted(accept: str | None) -> str:
-    """The response media type for an Accept header: the first listed type served; JSON for none or ``*/*``."""
+def accepted(accept: str | None) -> str:
+    """The response media type for an Accept header: the first listed type served; JSON for none or ``*/*``;
+    406 when it lists none of them."""
     if accept is None or not accept.strip():
         return DEFAULT_ACCEPT
     for item in accept.split(","):

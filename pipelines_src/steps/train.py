@@ -9,8 +9,15 @@ folder:
                          CSV header's columns as plain numbers when preprocess wrote none),
                          the training target mean (the mean predictor evaluate compares
                          with), the validation RMSE and hyperparameters
+    code/                the endpoint's inference code this model is served with:
+                         ``inference.py`` and the step modules it imports (``SERVING_CODE``),
+                         copied from where this script runs (the steps tarball holds them
+                         beside it; in the repository inference.py is in ../serving/)
 
-and nothing else: SageMaker's XGBoost serving loads every file of the model folder as a model.
+SageMaker packs the model folder as ``model.tar.gz``, so every version carries its own inference
+code: the registered model package serves it from ``/opt/ml/model/code``, whatever the steps
+tarball holds by the time the version is deployed. (The XGBoost container loads only
+``xgboost-model.json`` in script mode: inference.py's ``model_fn`` does.)
 
 Every ``--log-every`` rounds it prints ``[round] train-rmse=<v> validation-rmse=<v>`` and
 at the end ``validation-rmse=<best value>``: the training job's metric definitions
@@ -25,6 +32,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -41,6 +49,10 @@ except ImportError:  # run as a script inside a SageMaker container
     import features  # type: ignore[no-redef, import-not-found]
 
 MODEL_FILE = "xgboost-model.json"
+CODE_DIR = "code"
+SERVING_PROGRAM = "inference.py"
+# The endpoint's program and the step modules it imports (packaging.SERVING_CODE), as the steps tarball holds them.
+SERVING_CODE = ("capture.py", "contract.py", "features.py", SERVING_PROGRAM)
 DEFAULT_TRAIN_DIR = "/opt/ml/input/data/train"
 DEFAULT_VALIDATION_DIR = "/opt/ml/input/data/validation"
 DEFAULT_MODEL_DIR = "/opt/ml/model"
@@ -202,11 +214,7 @@ def train(
 
 
 def _save(booster: xgb.Booster, spec: features.FeatureSpec, metrics: dict[str, Any], model_dir: Path) -> None:
-    """The model file, its feature spec and training summary as attributes, and nothing else.
-
-    SageMaker's XGBoost serving loads every file of the model folder as a model, so the
-    folder holds no other files.
-    """
+    """The model file, its feature spec and training summary as attributes, and the serving code in code/."""
     booster.set_attr(
         feature_spec=json.dumps(spec.to_dict()),
         target_mean=repr(metrics["target_mean"]),
@@ -216,6 +224,32 @@ def _save(booster: xgb.Booster, spec: features.FeatureSpec, metrics: dict[str, A
     )
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / MODEL_FILE))
+    copy_serving_code(model_dir / CODE_DIR)
+
+
+def serving_code_files(here: Path | None = None) -> list[Path]:
+    """The files of ``SERVING_CODE`` where this script runs: beside it (the steps tarball), with
+    inference.py in ``../serving/`` in the repository; FileNotFoundError names a missing one."""
+    folder = Path(__file__).resolve().parent if here is None else here
+    found = []
+    for name in SERVING_CODE:
+        candidates = [folder / name, folder.parent / "serving" / name]
+        path = next((candidate for candidate in candidates if candidate.is_file()), None)
+        if path is None:
+            raise FileNotFoundError(f"serving code {name} is neither in {folder} nor in {folder.parent / 'serving'}")
+        found.append(path)
+    return found
+
+
+def copy_serving_code(code_dir: Path, here: Path | None = None) -> list[str]:
+    """Replace ``code_dir`` by a copy of the serving code (``serving_code_files``); the names copied."""
+    files = serving_code_files(here)
+    if code_dir.exists():
+        shutil.rmtree(code_dir)
+    code_dir.mkdir(parents=True)
+    for path in files:
+        shutil.copyfile(path, code_dir / path.name)
+    return [path.name for path in files]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -13,6 +13,8 @@ import pytest
 
 from demo import run
 from demo.progress import Timeline
+from pipelines_src.local.images import ImageRuntime, for_image
+from pipelines_src.local.serving import XGBOOST_IMAGE
 from pipelines_src.steps import capture, contract
 
 
@@ -67,6 +69,46 @@ def test_requests_are_captured_in_the_data_capture_format(fast_run: tuple[dict[s
     read = capture.read_capture(workdir / "capture", terms)
     assert read.dataset.rows == sum(summary["capture"][window]["rows"] for window in ("normal", "drifted"))
     assert read.malformed == []
+
+
+@pytest.mark.slow
+def test_traffic_goes_through_the_image_serving_stack_when_its_environment_is_built(
+    fast_run: tuple[dict[str, Any], str, Path],
+) -> None:
+    summary, out, _ = fast_run
+    built = image_runtime_built()
+    assert summary["endpoint"]["served_by"] == ("serving-stack" if built else "in-process")
+    assert summary["endpoint"]["requests_per_second"] > 0
+    if built:
+        assert "served by the XGBoost image's serving stack" in out
+
+
+@pytest.mark.slow
+def test_without_the_image_environment_the_stand_in_answers_alike_in_process(
+    fast_run: tuple[dict[str, Any], str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, workdir = fast_run
+    first = next(iter(sorted((workdir / "capture").rglob("*.jsonl")))).read_text().splitlines()[0]
+    captured = json.loads(first)["captureData"]
+    monkeypatch.setattr(ImageRuntime, "is_built", lambda self: False)
+    out = io.StringIO()
+    demo = run.Demo(options=run.Options(), timeline=Timeline(out, tty=False), workdir=workdir)
+    endpoint = workdir / "endpoint"
+    with demo._stand_in(endpoint / "model.tar.gz", endpoint / "model", {}) as stand_in:
+        status, response = stand_in.answer(
+            captured["endpointInput"]["data"], captured["endpointInput"]["observedContentType"]
+        )
+    assert stand_in.kind == "in-process"
+    (notice,) = out.getvalue().splitlines()
+    assert notice.endswith("run `make image-envs`: the stand-in endpoint answers in this process instead")
+    assert status == 200
+    assert json.loads(response)["predictions"] == pytest.approx(
+        json.loads(captured["endpointOutput"]["data"])["predictions"], rel=1e-6
+    )
+
+
+def image_runtime_built() -> bool:
+    return for_image(XGBOOST_IMAGE).is_built()
 
 
 @pytest.mark.slow

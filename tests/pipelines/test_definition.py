@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -36,8 +37,13 @@ from pipelines_src.definition import (
     serving_environment,
 )
 from pipelines_src.local.graph import step_graph
-from pipelines_src.packaging import SERVING_DIR
+from pipelines_src.packaging import SERVING_DIR, STEPS_DIR
 from tests.conftest import ROOT
+
+SERVING_CODE_FILES = {
+    "inference.py": SERVING_DIR / "inference.py",
+    **{name: STEPS_DIR / name for name in ("capture.py", "contract.py", "features.py")},
+}
 
 PLACEHOLDERS = [
     "ArtifactsBucket",
@@ -646,25 +652,31 @@ def test_model_is_registered_with_its_evaluation_and_baseline(document: dict[str
     }
 
 
-@pytest.mark.parametrize(("which", "submit_directory"), [("placeholders", "${SourceTarUri}"), ("literal", None)])
-def test_the_registered_model_runs_inference_py_from_the_steps_tarball(
-    document: dict[str, Any], maximize_document: dict[str, Any], which: str, submit_directory: str | None
+@pytest.mark.parametrize("which", ["placeholders", "literal"])
+def test_the_registered_model_runs_the_inference_code_its_model_carries(
+    document: dict[str, Any], maximize_document: dict[str, Any], which: str
 ) -> None:
     settings = placeholder_settings() if which == "placeholders" else maximize_settings()
     chosen = document if which == "placeholders" else maximize_document
-    (container,) = steps_of(chosen)["RegisterModel"]["Arguments"]["InferenceSpecification"]["Containers"]
-    # script mode: the container downloads the tarball the training step uses and imports inference.py from it
+    register = steps_of(chosen)["RegisterModel"]["Arguments"]
+    (container,) = register["InferenceSpecification"]["Containers"]
+    # script mode from the model's code/ (train.py puts it there), not from the steps tarball of the day
     assert container["Environment"] == {
         "SAGEMAKER_PROGRAM": "inference.py",
-        "SAGEMAKER_SUBMIT_DIRECTORY": submit_directory or settings.source_tar_uri,
+        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        "PIP_NO_BUILD_ISOLATION": "0",
         "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
         "SAGEMAKER_REGION": settings.region,
     }
     assert container["Environment"] == serving_environment(settings)
-    channels = {item["ChannelName"]: item for item in jobs(chosen, "Training")["Train"]["InputDataConfig"]}
-    training_code = channels["code"]["DataSource"]["S3DataSource"]["S3Uri"]
-    assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == training_code, "the training step's tarball"
+    assert settings.source_tar_uri not in json.dumps(register), "the version does not depend on the tarball"
     assert (SERVING_DIR / container["Environment"]["SAGEMAKER_PROGRAM"]).is_file()
+    # and it records which code that is
+    files = {name: path.read_bytes() for name, path in SERVING_CODE_FILES.items()}
+    expected = hashlib.sha256(
+        "".join(f"{hashlib.sha256(files[name]).hexdigest()}  {name}\n" for name in sorted(files)).encode()
+    ).hexdigest()
+    assert register["CustomerMetadataProperties"] == {"serving_code_sha256": expected}
 
 
 # --- Model Monitor data-quality baseline (data_quality_monitor) ----------------------------------

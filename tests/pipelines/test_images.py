@@ -114,18 +114,3 @@ def test_the_command_line_prints_an_images_interpreter_or_says_why_not(capsys: p
     status = images.main(["python", SKLEARN_URI])
     assert capsys.readouterr().out.strip().endswith(".venv-images/sagemaker-scikit-learn-1.2-1/bin/python")
     assert status == (0 if images.for_image(SKLEARN_URI).is_built() else 1)
-
-
-def test_the_parity_suite_skips_in_one_line_without_the_environments_and_fails_in_ci(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tests.parity.conftest import require_image_envs
-
-    monkeypatch.setattr(images, "ENVS_DIR", tmp_path / "nothing-built")
-    monkeypatch.delenv("MLOPS_REQUIRE_PARITY", raising=False)
-    with pytest.raises(pytest.skip.Exception) as skipped:
-        require_image_envs()
-    assert str(skipped.value).startswith("parity suite skipped: ") and "\n" not in str(skipped.value)
-    monkeypatch.setenv("MLOPS_REQUIRE_PARITY", "1")
-    with pytest.raises(pytest.fail.Exception, match=r"parity suite required \(MLOPS_REQUIRE_PARITY=1\)"):
-        require_image_envs()

@@ -213,7 +213,7 @@ def test_serving_rows_parse_as_requests_to_the_raw_training_values(
 ) -> None:
     _, *rows = _serving_lines(sampled)
     requests = [row.split(",", 1)[1] for row in rows]  # without the target
-    request = inference.input_fn("\n".join(requests).encode("utf-8"), "text/csv")
+    request = inference.read_request("\n".join(requests).encode("utf-8"), "text/csv")
     parsed = inference.rows(request, inference.Model(xgb.Booster(), spec))  # the endpoint's parser
     contract = contracts.load_contract(CONTRACT)
     frame = contracts.read_dataset(raw, contract).frame

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
@@ -19,9 +20,19 @@ import pytest
 import xgboost as xgb
 
 from pipelines_src.datasets.delivery_time import generate, write_raw
-from pipelines_src.packaging import SERVING_PROGRAM, STEPS_DIR, build_source_tarball
+from pipelines_src.packaging import (
+    SERVING_CODE,
+    SERVING_DIR,
+    SERVING_PROGRAM,
+    STEPS_DIR,
+    build_source_tarball,
+    code_sha256,
+    folder_sha256,
+    serving_code,
+)
 from pipelines_src.serving import inference, smoke_test
 from pipelines_src.steps import features
+from pipelines_src.steps import train as train_step
 from pipelines_src.steps.contract import load_contract
 from pipelines_src.steps.preprocess import preprocess
 from pipelines_src.steps.train import Hyperparameters, train
@@ -42,7 +53,11 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
-    root = tmp_path_factory.mktemp("serving")
+    return train_served(tmp_path_factory.mktemp("serving"))
+
+
+def train_served(root: Path) -> Served:
+    """A real model trained under ``root`` on generated data, with request rows and what evaluate predicts."""
     write_raw(generate(3000, seed=41, days=5), root / "raw")
     preprocess(root / "raw" / "delivery_time", CONTRACT_PATH, root / "splits", seed=2)
     train(root / "splits" / "train", root / "splits" / "validation", root / "model", SMALL)
@@ -76,7 +91,7 @@ def predictions(body: bytes) -> np.ndarray:
 
 def test_model_fn_reads_the_feature_encoding_train_stored_in_the_model(served: Served) -> None:
     assert served.model.spec.names == features.from_contract(load_contract(CONTRACT_PATH)).names
-    assert sorted(path.name for path in served.model_dir.iterdir()) == ["xgboost-model.json"]
+    assert sorted(path.name for path in served.model_dir.iterdir()) == ["code", "xgboost-model.json"]
     weather = next(feature for feature in served.model.spec.features if feature.name == "weather")
     assert weather.categories == ("clear", "cloudy", "rain", "snow", "storm")
 
@@ -159,7 +174,9 @@ MALFORMED: list[tuple[str, Callable[[Served], str | bytes], str, int, str]] = [
     ("empty instances", lambda s: '{"instances": []}', "application/json", 400, "the request holds no rows"),
     ("not UTF-8", lambda s: b"\xff\xfe1,2", "text/csv", 400, "not UTF-8"),
     ("unsupported type", lambda s: _row(s), "text/plain", 415, "content type 'text/plain' is not supported"),
-    ("no content type", lambda s: _row(s), "", 415, "is not supported: send text/csv or application/json"),
+    ("octet stream", lambda s: _row(s), "application/octet-stream", 415, "send text/csv or application/json"),
+    # A request without Content-Type is JSON (what the serving container passes for it).
+    ("no content type, CSV body", lambda s: _row(s), "", 400, "body is not JSON"),
 ]
 
 
@@ -176,8 +193,10 @@ def test_malformed_requests_are_refused_with_a_client_status_and_a_clear_message
     assert isinstance(raised.value, ValueError)
     assert raised.value.status_code == status
     assert message in str(raised.value)
-    assert raised.value.message == raised.value.phrase == str(raised.value)
+    assert raised.value.message == str(raised.value)
     assert "\n" not in str(raised.value)
+    reply = inference.respond(served.model, body(served), content_type, None)
+    assert reply == inference.Reply(status, "text/plain", f"{raised.value}\n".encode())
 
 
 def test_one_bad_row_refuses_the_request_and_says_how_many(served: Served) -> None:
@@ -197,13 +216,65 @@ def test_one_bad_row_refuses_the_request_and_says_how_many(served: Served) -> No
     ],
 )
 def test_output_formats(accept: str | None, expected: bytes) -> None:
-    assert inference.output_fn(np.array([1.5, -2.0], dtype=np.float32), accept) == expected
+    assert inference.encode(np.array([1.5, -2.0], dtype=np.float32), inference.accepted(accept)) == expected
 
 
-def test_an_unsupported_accept_is_refused_with_406() -> None:
+def test_an_unsupported_accept_is_refused_with_406(served: Served) -> None:
     with pytest.raises(inference.InvalidRequestError, match="accept 'application/xml' is not supported") as raised:
-        inference.output_fn([1.0], "application/xml")
+        inference.accepted("application/xml")
     assert raised.value.status_code == 406
+    reply = inference.respond(served.model, _row(served), "text/csv", "application/xml")
+    assert (reply.status, reply.content_type) == (406, "text/plain")
+    assert reply.body == b"accept 'application/xml' is not supported: ask for application/json or text/csv\n"
+
+
+def test_the_content_type_is_checked_before_the_accept_and_the_body(served: Served) -> None:
+    reply = inference.respond(served.model, b"\xff", "text/plain", "application/xml")
+    assert reply.status == 415
+
+
+def test_a_request_without_content_type_is_json(served: Served) -> None:
+    record = records_of(served.raw.head(1), served.model.spec.names)[0]
+    for content_type in (None, "", " "):
+        reply = inference.respond(served.model, json.dumps(record).encode(), content_type, None)
+        assert (reply.status, reply.content_type) == (200, "application/json")
+        assert predictions(reply.body).tolist() == [served.expected[0]]
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [(None, "application/json"), ("*/*", "application/json"), ("text/csv", "text/csv"), ("text/*", "text/csv")],
+)
+def test_answers_carry_the_content_type_of_their_body(served: Served, accept: str | None, content_type: str) -> None:
+    reply = inference.respond(served.model, csv_of(served.raw.head(2), served.model.spec.names), "text/csv", accept)
+    assert (reply.status, reply.content_type) == (200, content_type)
+    got = predictions(reply.body) if content_type == "application/json" else np.loadtxt(io.BytesIO(reply.body))
+    np.testing.assert_array_equal(got, served.expected[:2])
+
+
+def test_a_body_the_container_decoded_with_replacement_characters_is_not_utf8(served: Served) -> None:
+    """The container hands text/csv and application/json bodies over as text, undecodable bytes as U+FFFD."""
+    decoded = b"\xff\xfe1,2".decode("utf-8", "replace")
+    reply = inference.respond(served.model, decoded, "text/csv", None)
+    assert reply.status == 400
+    assert reply.body == b"the body is not UTF-8 text: U+FFFD at character 0\n"
+
+
+def test_transform_fn_answers_with_a_response_object_outside_the_container_too(served: Served) -> None:
+    """Where sagemaker_containers is not importable, transform_fn's answer reads like the container's."""
+    answer = inference.transform_fn(served.model, _row(served), "text/csv", "text/csv")
+    assert isinstance(answer, inference.FallbackResponse)
+    assert (answer.status_code, answer.mimetype) == (200, "text/csv")
+    assert float(answer.get_data()) == served.expected[0]
+    refused = inference.transform_fn(served.model, "1,2", "text/csv", None)
+    assert (refused.status_code, refused.mimetype) == (400, "text/plain")
+    assert refused.get_data() == b"1 of 1 rows are malformed; first: row 0: 2 fields, expected 11\n"
+
+
+def test_the_module_gives_the_container_transform_fn_and_not_the_trio() -> None:
+    """The container refuses a module with transform_fn and any of input_fn, predict_fn, output_fn."""
+    assert callable(inference.transform_fn) and callable(inference.model_fn)
+    assert not [name for name in ("input_fn", "predict_fn", "output_fn") if hasattr(inference, name)]
 
 
 def test_a_model_without_a_feature_spec_is_refused_at_load(tmp_path: Path) -> None:
@@ -215,44 +286,29 @@ def test_a_model_without_a_feature_spec_is_refused_at_load(tmp_path: Path) -> No
 
 CONTAINER_SCRIPT = """
 import json, sys
-import inference  # as the container imports SAGEMAKER_PROGRAM from the extracted tarball
-from sagemaker_inference.errors import BaseInferenceToolkitError
+import inference  # as the container imports SAGEMAKER_PROGRAM from the installed code folder
 
 model = inference.model_fn(sys.argv[1])
 body = sys.stdin.read()
-result = {"predictions": json.loads(inference.handle(model, body, "text/csv", "application/json"))["predictions"]}
-try:
-    inference.handle(model, "1,2", "text/csv", None)
-except BaseInferenceToolkitError as error:
-    result["refusal"] = [type(error).__name__, error.status_code, error.phrase, isinstance(error, ValueError)]
-result["modules"] = sorted(name for name in ("inference", "capture", "features") if name in sys.modules)
+answer = inference.transform_fn(model, body, "text/csv", "application/json")
+result = {"predictions": json.loads(answer.get_data())["predictions"], "status": answer.status_code}
+refused = inference.transform_fn(model, "1,2", "text/csv", None)
+result["refusal"] = [refused.status_code, refused.mimetype, refused.get_data().decode()]
+result["modules"] = sorted(name for name in ("inference", "capture", "contract", "features") if name in sys.modules)
+result["files"] = sorted({sys.modules[name].__file__.rsplit("/", 2)[-2] for name in result["modules"]})
 result["package"] = "pipelines_src" in sys.modules
 json.dump(result, sys.stdout)
 """
 
-FAKE_TOOLKIT_ERRORS = """
-class BaseInferenceToolkitError(Exception):
-    def __init__(self, status_code, message, phrase):
-        self.status_code = status_code
-        self.message = message
-        self.phrase = phrase
-        super().__init__(status_code, message, phrase)
-"""
-
 
 @pytest.mark.slow  # a subprocess or a whole run: end to end
-def test_the_tarball_serves_as_the_container_imports_it(served: Served, tmp_path: Path) -> None:
-    """inference.py from the steps tarball as a top-level module beside its step modules, with the toolkit's
-    error class (a stand-in of sagemaker_inference.errors) as a base of its refusals."""
-    code = tmp_path / "code"
-    with tarfile.open(build_source_tarball(STEPS_DIR, tmp_path / "sourcedir.tar.gz")) as archive:
-        archive.extractall(code, filter="data")
-    assert (code / SERVING_PROGRAM).is_file()
-    toolkit = tmp_path / "toolkit" / "sagemaker_inference"
-    toolkit.mkdir(parents=True)
-    (toolkit / "__init__.py").write_text("")
-    (toolkit / "errors.py").write_text(FAKE_TOOLKIT_ERRORS)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), str(toolkit.parent)])}
+def test_the_model_carries_its_code_and_it_serves_as_the_container_imports_it(served: Served, tmp_path: Path) -> None:
+    """inference.py from the model's code/ folder as a top-level module beside its step modules."""
+    code = served.model_dir / "code"
+    assert sorted(path.name for path in code.iterdir()) == sorted(SERVING_CODE)
+    for name, content in serving_code().items():
+        assert (code / name).read_bytes() == content, name
+    env = {**os.environ, "PYTHONPATH": str(code)}
     result = subprocess.run(
         [sys.executable, "-c", CONTAINER_SCRIPT, str(served.model_dir)],
         input=csv_of(served.raw, served.model.spec.names).decode(),
@@ -266,14 +322,50 @@ def test_the_tarball_serves_as_the_container_imports_it(served: Served, tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     output = json.loads(result.stdout)
     assert output["predictions"] == served.expected.tolist()
-    assert output["refusal"] == [
-        "InvalidRequestError",
-        400,
-        "1 of 1 rows are malformed; first: row 0: 2 fields, expected 11",
-        True,
-    ]
-    assert output["modules"] == ["capture", "features", "inference"]
+    assert output["status"] == 200
+    assert output["refusal"] == [400, "text/plain", "1 of 1 rows are malformed; first: row 0: 2 fields, expected 11\n"]
+    assert output["modules"] == ["capture", "contract", "features", "inference"]
+    assert output["files"] == ["code"]
     assert output["package"] is False
+
+
+def _imported_step_modules(path: Path) -> set[str]:
+    """The step modules a file imports (``from ..steps import x``, ``from . import x``, ``import x``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.ImportFrom) and node.level > 0) or isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {name for name in names if (STEPS_DIR / f"{name}.py").is_file()}
+
+
+def test_the_code_a_model_carries_is_inference_py_and_every_step_module_it_imports() -> None:
+    closure: set[str] = set()
+    pending = [SERVING_DIR / SERVING_PROGRAM]
+    while pending:
+        for name in _imported_step_modules(pending.pop()) - closure:
+            closure.add(name)
+            pending.append(STEPS_DIR / f"{name}.py")
+    assert set(SERVING_CODE) == {SERVING_PROGRAM, *(f"{name}.py" for name in closure)}
+    assert train_step.SERVING_CODE == SERVING_CODE
+
+
+def test_train_copies_the_serving_code_from_the_steps_tarball_it_runs_from(tmp_path: Path) -> None:
+    """In the training job train.py runs from the extracted tarball: the serving code is beside it."""
+    extracted = tmp_path / "opt-ml-code"
+    with tarfile.open(build_source_tarball(STEPS_DIR, tmp_path / "sourcedir.tar.gz")) as archive:
+        archive.extractall(extracted, filter="data")
+    model_code = tmp_path / "model" / "code"
+    model_code.mkdir(parents=True)
+    (model_code / "stale.py").write_text("left from an earlier run")
+    assert train_step.copy_serving_code(model_code, here=extracted) == list(SERVING_CODE)
+    assert {path.name: path.read_bytes() for path in model_code.iterdir()} == serving_code()
+    assert folder_sha256(model_code) == code_sha256(serving_code())
+
+
+def test_train_refuses_to_run_without_the_serving_code(tmp_path: Path) -> None:
+    (tmp_path / "features.py").write_text("")
+    with pytest.raises(FileNotFoundError, match=r"serving code capture\.py is neither in"):
+        train_step.copy_serving_code(tmp_path / "code", here=tmp_path)
 
 
 # --- the smoke test ----------------------------------------------------------------------------

@@ -102,8 +102,9 @@ def test_metrics_match_the_saved_model_on_the_test_split(
 
 def test_training_writes_the_model_and_its_feature_encoding(trained: tuple[Path, dict[str, Any]], splits: Path) -> None:
     model_dir, metrics = trained
-    # Only the model: SageMaker's XGBoost serving would try to load any other file as a model.
-    assert sorted(path.name for path in model_dir.iterdir()) == ["xgboost-model.json"]
+    # The model, and the inference code it is served with (script mode loads only xgboost-model.json).
+    assert sorted(path.name for path in model_dir.iterdir()) == ["code", "xgboost-model.json"]
+    assert sorted(path.name for path in (model_dir / "code").iterdir()) == sorted(train_step.SERVING_CODE)
     stored = xgb.Booster()
     stored.load_model(str(model_dir / "xgboost-model.json"))
     assert json.loads(stored.attr("feature_spec") or "{}") == json.loads(
@@ -161,7 +162,7 @@ def test_train_main_reads_sagemaker_environment(splits: Path, tmp_path: Path, mo
     booster.load_model(str(tmp_path / "model" / "xgboost-model.json"))
     assert json.loads(booster.attr("hyperparameters") or "{}")["max_depth"] == 3
     assert booster.num_boosted_rounds() <= 20
-    assert sorted(path.name for path in (tmp_path / "model").iterdir()) == ["xgboost-model.json"]
+    assert sorted(path.name for path in (tmp_path / "model").iterdir()) == ["code", "xgboost-model.json"]
     with pytest.raises(SystemExit):
         train_step.main(["--max-dept", "3"])  # a typo stops the job
 
