@@ -278,7 +278,14 @@ class LocalPipelineRunner:
         for file_name, content in files.items():
             (config / file_name).write_text(json.dumps(content, sort_keys=True))
         (job_dir / "code").mkdir(parents=True, exist_ok=True)
-        env = {"SAGEMAKER_BASE_DIR": str(job_dir), "PIP_NO_INDEX": "1"}  # a network-isolated job fetches nothing
+        env = {
+            "SAGEMAKER_BASE_DIR": str(job_dir),
+            # A network-isolated job fetches nothing: no index, not this machine's pip configuration either.
+            "PIP_NO_INDEX": "1",
+            "PIP_CONFIG_FILE": os.devnull,
+            # The code is installed into the job folder, not into the shared image environment.
+            "PIP_TARGET": str(job_dir / "installed"),
+        }
         return [str(python.python), "-c", _TOOLKIT_TRAINING], env
 
     def _script_training(
