@@ -56,6 +56,7 @@ from demo.emulation import (
     moto_server,
 )
 from demo.progress import Timeline
+from pipelines_src.local import images
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES_SRC = ROOT / "pipelines_src"
@@ -177,14 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--stage", default="dev", help="stage of cdk.json whose names are used (default dev)")
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failed step")
-    parser.add_argument(
-        "--python",
-        dest="interpreters",
-        choices=("auto", "image", "project"),
-        default="auto",
-        help="interpreter of the pipeline steps: each image's environment (image), that or the project venv when "
-        "it is not built (auto, the default), or the project venv (project, fastest)",
-    )
+    images.add_interpreter_option(parser)
     return parser
 
 

@@ -281,6 +281,18 @@ def choose(image_uri: str, mode: str, *, project_python: Path | None = None) -> 
     return Interpreter(project, image_uri, None, fallback=f"fell back to the project venv: {reason}")
 
 
+def add_interpreter_option(parser: argparse.ArgumentParser) -> None:
+    """``--python image|auto|project`` (dest ``interpreters``): where the pipeline steps run."""
+    parser.add_argument(
+        "--python",
+        dest="interpreters",
+        choices=MODES,
+        default=AUTO,
+        help="interpreter of each pipeline step: its image's environment (image), that or the project venv "
+        "when it is not built (auto, the default), or the project venv (project, fastest)",
+    )
+
+
 _VERSIONS: dict[Path, str] = {}
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines_src.local import images
 from pipelines_src.local.runner import LocalPipelineRunner, RunResult
 from pipelines_src.local.storage import upload
 
@@ -113,6 +114,64 @@ def run_local_pipeline(
     return LocalRun(result=result, definition=definition, workdir=workdir, model_package_arn=arn)
 
 
+def run_local_drift(
+    *,
+    s3: Any,
+    endpoint_url: str,
+    workdir: Path,
+    baseline_uri: str,
+    data_uri: str,
+    input_format: str,
+    dataset: str = "delivery_time",
+    interpreters: str = "auto",
+    execution_id: str = "run-1",
+    on_event: Callable[[str], None] = print,
+) -> RunResult:
+    """The drift-check pipeline on this machine: code staged in ``s3``, jobs reaching AWS at ``endpoint_url``.
+
+    The drift job is not network-isolated: it publishes CloudWatch metrics itself, to ``endpoint_url``
+    (an embedded AWS server on 127.0.0.1), with test credentials.
+    """
+    from pipelines_src.drift_definition import DriftSettings, build_drift_definition
+
+    for bucket in (ARTIFACTS_BUCKET, CODE_BUCKET):
+        s3.create_bucket(Bucket=bucket)
+    code = stage_code(s3, dataset, workdir)
+    settings = DriftSettings(
+        pipeline_name=f"local-{dataset.replace('_', '-')}-drift",
+        region=REGION,
+        role_arn=ROLE_ARN,
+        artifacts_bucket=ARTIFACTS_BUCKET,
+        baseline_uri=baseline_uri,
+        data_uri=data_uri,
+        input_format=input_format,
+        window_hours=0,
+        kms_key_arn=KMS_KEY_ARN,
+        subnet_ids=("subnet-local",),
+        security_group_ids=("sg-local",),
+        model_name=dataset.replace("_", "-"),
+        stage_name="local",
+        source_tar_uri=code["source_tar_uri"],
+        runner_uri=code["runner_uri"],
+        contract_uri=code["contract_uri"],
+    )
+    runner = LocalPipelineRunner(
+        json.loads(build_drift_definition(settings)),
+        s3=s3,
+        sagemaker=None,
+        workdir=workdir / "jobs",
+        on_event=on_event,
+        job_environment={
+            "AWS_ENDPOINT_URL": endpoint_url,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        },
+        interpreters=interpreters,
+    )
+    return runner.run(execution_id=execution_id)
+
+
 @functools.lru_cache(maxsize=8)
 def _built(settings: Any) -> str:
     """The definition for these settings, built once per process (settings are frozen and hashable)."""
@@ -143,14 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bad-rows", type=int, default=0, help="corrupt this many generated rows")
     parser.add_argument("--threshold", type=float, default=8.0, help="MetricThreshold (rmse, minutes)")
     parser.add_argument("--workdir", type=Path, help="keep job folders here (default: a temporary folder)")
-    parser.add_argument(
-        "--python",
-        dest="interpreters",
-        choices=("auto", "image", "project"),
-        default="auto",
-        help="interpreter of each step: its image's environment (image), that or the project venv when it is "
-        "not built (auto, the default), or the project venv (project, fastest)",
-    )
+    images.add_interpreter_option(parser)
     args = parser.parse_args(argv)
 
     from moto import mock_aws

@@ -22,11 +22,15 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from pipelines_src.datasets.delivery_time import CovariateDrift, generate, write_raw
-from pipelines_src.drift_definition import DriftSettings, build_drift_definition
 from pipelines_src.local import images
-from pipelines_src.local.run import ARTIFACTS_BUCKET, CODE_BUCKET, KMS_KEY_ARN, REGION, ROLE_ARN, LocalRun, stage_code
+from pipelines_src.local.run import (
+    ARTIFACTS_BUCKET,
+    REGION,
+    LocalRun,
+    run_local_drift,
+)
 from pipelines_src.local.run import run_local_pipeline as run_build
-from pipelines_src.local.runner import LocalPipelineRunner, RunResult
+from pipelines_src.local.runner import RunResult
 from pipelines_src.local.storage import upload
 from pipelines_src.steps import contract as contracts
 from pipelines_src.steps import features
@@ -175,50 +179,26 @@ def _capture_lines(frame: pd.DataFrame, names: list[str]) -> str:
 
 def _drift(endpoint: str, workdir: Path, input_format: str, data: Path, interpreters: str) -> RunResult:
     s3 = boto3.client("s3", endpoint_url=endpoint, **CREDENTIALS)
-    for bucket in (ARTIFACTS_BUCKET, CODE_BUCKET, LAKE_BUCKET):
+    for bucket in (ARTIFACTS_BUCKET, LAKE_BUCKET):
         s3.create_bucket(Bucket=bucket)
-    code = stage_code(s3, "delivery_time", workdir)
     contract = contracts.load_contract(CONTRACT)
     typed = contracts.dataset_from_frame(generate(ROWS, seed=1), contract).frame
     baseline = build_baseline(typed, contract, features.from_contract(contract))
     s3.put_object(Bucket=ARTIFACTS_BUCKET, Key="models/v1/baseline/baseline.json", Body=json.dumps(baseline).encode())
     upload(s3, data, f"s3://{LAKE_BUCKET}/input/{input_format}")
-    settings = DriftSettings(
-        pipeline_name="local-delivery-time-drift",
-        region=REGION,
-        role_arn=ROLE_ARN,
-        artifacts_bucket=ARTIFACTS_BUCKET,
+    result = run_local_drift(
+        s3=s3,
+        endpoint_url=endpoint,
+        workdir=workdir,
         baseline_uri=f"s3://{ARTIFACTS_BUCKET}/models/v1/baseline/",
         data_uri=f"s3://{LAKE_BUCKET}/input/{input_format}/",
         input_format=input_format,
-        window_hours=0,
-        kms_key_arn=KMS_KEY_ARN,
-        subnet_ids=("subnet-local",),
-        security_group_ids=("sg-local",),
-        model_name="delivery-time",
-        stage_name="local",
-        source_tar_uri=code["source_tar_uri"],
-        runner_uri=code["runner_uri"],
-        contract_uri=code["contract_uri"],
-    )
-    definition = json.loads(build_drift_definition(settings))
-    runner = LocalPipelineRunner(
-        definition,
-        s3=s3,
-        sagemaker=None,
-        workdir=workdir / "jobs",
-        on_event=lambda _: None,
-        job_environment={
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
-        },
         interpreters=interpreters,
+        on_event=lambda _: None,
     )
-    result = runner.run(execution_id="run-1")
     if interpreters == images.IMAGE:
-        _expected_environment(result, definition)
+        # the definition the run used is the one build_drift_definition makes; its one job's image is this
+        assert result.step("DetectDrift").python.startswith(f"{SKLEARN} environment, Python 3.9.")
     return result
 
 

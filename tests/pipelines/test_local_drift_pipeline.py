@@ -17,9 +17,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from pipelines_src.datasets.delivery_time import generate, write_raw
-from pipelines_src.drift_definition import DriftSettings, build_drift_definition
-from pipelines_src.local.run import ARTIFACTS_BUCKET, CODE_BUCKET, KMS_KEY_ARN, REGION, ROLE_ARN, stage_code
-from pipelines_src.local.runner import LocalPipelineRunner
+from pipelines_src.local.run import ARTIFACTS_BUCKET, REGION, run_local_drift
 from pipelines_src.local.storage import upload
 from pipelines_src.steps import contract as contracts
 from pipelines_src.steps import drift, features
@@ -59,47 +57,22 @@ def _baseline() -> dict[str, Any]:
 
 def test_same_distribution_data_reports_no_drift_and_publishes_the_metrics(endpoint: str, tmp_path: Path) -> None:
     s3 = boto3.client("s3", endpoint_url=endpoint, **CREDENTIALS)
-    for bucket in (ARTIFACTS_BUCKET, CODE_BUCKET, LAKE_BUCKET):
+    for bucket in (ARTIFACTS_BUCKET, LAKE_BUCKET):
         s3.create_bucket(Bucket=bucket)
-    code = stage_code(s3, "delivery_time", tmp_path)
     s3.put_object(
         Bucket=ARTIFACTS_BUCKET, Key="models/v1/baseline/baseline.json", Body=json.dumps(_baseline()).encode()
     )
     write_raw(generate(NEW_ROWS, seed=2, days=DAYS), tmp_path / "raw", file_format="csv")
     upload(s3, tmp_path / "raw" / "delivery_time", f"s3://{LAKE_BUCKET}/raw/delivery_time")
-    settings = DriftSettings(
-        pipeline_name="local-delivery-time-drift",
-        region=REGION,
-        role_arn=ROLE_ARN,
-        artifacts_bucket=ARTIFACTS_BUCKET,
+    result = run_local_drift(
+        s3=s3,
+        endpoint_url=endpoint,
+        workdir=tmp_path,
         baseline_uri=f"s3://{ARTIFACTS_BUCKET}/models/v1/baseline/",
         data_uri=f"s3://{LAKE_BUCKET}/raw/delivery_time/",
         input_format="dataset",
-        window_hours=0,
-        kms_key_arn=KMS_KEY_ARN,
-        subnet_ids=("subnet-local",),
-        security_group_ids=("sg-local",),
-        model_name="delivery-time",
-        stage_name="local",
-        source_tar_uri=code["source_tar_uri"],
-        runner_uri=code["runner_uri"],
-        contract_uri=code["contract_uri"],
-    )
-    definition = json.loads(build_drift_definition(settings))
-    runner = LocalPipelineRunner(
-        definition,
-        s3=s3,
-        sagemaker=None,
-        workdir=tmp_path / "jobs",
         on_event=lambda _: None,
-        job_environment={
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
-        },
     )
-    result = runner.run(execution_id="run-1")
     assert result.status == "Succeeded", result.failure
 
     key = "drift-check/local-delivery-time-drift/run-1/DetectDrift/report/drift_report.json"
