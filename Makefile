@@ -79,7 +79,7 @@ java: # Spark (the curation job's tests and local runs) needs a Java runtime
 
 ROWS ?= 20000
 pipeline-local: install image-envs ## Run the model-build pipeline on this machine (ROWS=, ARGS= e.g. ARGS="--bad-rows 20" or "--python project")
-	$(BIN)/python -m pipelines_src.local.run --rows $(ROWS) $(ARGS)
+	$(BIN)/python -m pipelines_src.local.run --stage $(STAGE) --rows $(ROWS) $(ARGS)
 
 etl-local: install java ## Run the curation job on local folders .etl/ (ROWS=, ARGS= e.g. ARGS="--full-refresh")
 	$(BIN)/python -m etl.local --raw-dir .etl/raw --lake-dir .etl/lake --generate-rows $(ROWS) --bad-rows 40 $(ARGS)

@@ -34,6 +34,7 @@ from constructs import Construct
 from pipelines_src.cicd import MONITOR_VARIABLE
 from stacks import naming
 from stacks.config import StageConfig
+from stacks.constructs.connections import grant_connection_use
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.model_build import ModelBuildPipeline
 from stacks.constructs.network import PrivateNetwork
@@ -167,6 +168,9 @@ class CICDStack(Stack):
         )
         # Started only by the registry-approval function: the source is read, not watched.
         self.deploy.add_stage(stage_name="Source", actions=[self._source_action(deploy_source, trigger=False)])
+        if config.source.connection_arn and config.source.provider == "codeconnections":
+            for pipeline in (self.build, self.deploy):
+                grant_connection_use(pipeline, config.source.connection_arn)
         package = f"#{{variables.{PACKAGE_VARIABLE}}}"
         self.deploy_projects = {
             target: self._project(

@@ -22,6 +22,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import StageConfig
+from stacks.constructs.connections import grant_connection_use
 from stacks.constructs.encryption import platform_key
 from stacks.nag import acknowledge, acknowledge_wildcards
 from stacks.retention import removal_policy
@@ -85,6 +86,8 @@ class InfraPipelineStack(Stack):
         )
         self.pipeline.add_stage(stage)
         self.pipeline.build_pipeline()
+        if source_config.provider == "codeconnections" and source_config.connection_arn:
+            grant_connection_use(self.pipeline.pipeline, source_config.connection_arn)
         # CDK Pipelines renders its deploy actions' role ARNs with Fn::Join, which cfn-lint's E3703 would
         # rather see as Fn::Sub: a style preference about generated code, exempted on this resource only.
         cfn_pipeline = self.pipeline.pipeline.node.default_child

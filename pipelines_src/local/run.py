@@ -200,10 +200,17 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--rows", type=int, default=20_000, help="generate this many rows (default 20000)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--bad-rows", type=int, default=0, help="corrupt this many generated rows")
-    parser.add_argument("--threshold", type=float, default=8.0, help="MetricThreshold (rmse, minutes)")
+    parser.add_argument("--stage", default="dev", help="stage of cdk.json whose model settings apply (default dev)")
+    parser.add_argument(
+        "--threshold", type=float, help="MetricThreshold (default: the stage's model.threshold, in the metric's unit)"
+    )
     parser.add_argument("--workdir", type=Path, help="keep job folders here (default: a temporary folder)")
     images.add_interpreter_option(parser)
     args = parser.parse_args(argv)
+    model = stage_model(args.stage)
+    if model is None:
+        return 2
+    threshold = model.threshold if args.threshold is None else args.threshold
 
     from moto import mock_aws
 
@@ -220,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
             sagemaker=sagemaker,
             raw_dir=raw_dir,
             workdir=workdir,
-            parameters={"MetricThreshold": args.threshold},
+            dataset=model.dataset,
+            metric=model.metric,
+            goal=model.goal,
+            threshold=threshold,
+            parameters={"MetricThreshold": threshold},
             interpreters=args.interpreters,
         )
     print(summary(run))
@@ -230,6 +241,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"data contract report: {report}")
         return 1
     return 0
+
+
+def stage_model(stage: str) -> Any:
+    """The model settings of a cdk.json stage (``stacks.config.ModelConfig``); None, saying why, if unusable."""
+    from stacks.config import ConfigError, load_config
+
+    context = json.loads((PIPELINES_SRC.parent / "cdk.json").read_text())["context"]
+    try:
+        return load_config(context).stage(stage).model
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return None
 
 
 def generate_raw(out: Path, *, rows: int, seed: int, bad_rows: int) -> Path:

@@ -278,3 +278,28 @@ def test_ci_trains_on_the_curated_zone_like_the_deployed_pipeline(synthesized: S
     assert output["StackName"] == lake_stack.stack_name
     assert outputs[output["OutputName"]]["Value"] == lake_stack.resolve(lake_stack.storage.curated.bucket_name)
     assert joined[-1] == f"/{synthesized.stages[stage].config.model.dataset}/"
+
+
+@pytest.mark.parametrize("stage", ["staging", "prod"])
+def test_source_roles_may_use_the_connection_under_its_arns_own_service_prefix(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    """IAM matches the action's prefix to the ARN's: a codeconnections ARN needs codeconnections:* actions."""
+    arn = platform_config.stage(stage).source.connection_arn
+    assert arn is not None and arn.startswith("arn:aws:codeconnections:")
+    stacks = ["cicd"] + (["infra_pipeline"] if platform_config.stage(stage).source.self_update else [])
+    for stack in stacks:
+        resources = synthesized.template(stage, stack).to_json()["Resources"]
+        granted = [
+            statement
+            for resource in resources.values()
+            if resource["Type"] == "AWS::IAM::Policy"
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+            if statement.get("Resource") == arn
+        ]
+        actions = {action for statement in granted for action in _listed(statement["Action"])}
+        assert {"codeconnections:UseConnection", "codeconnections:GetConnection"} <= actions, (stack, actions)
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
