@@ -87,9 +87,9 @@ INPUT_DATA_URI: Final = "InputDataUri"
 PROCESSING_INSTANCE_TYPE: Final = "ProcessingInstanceType"
 TRAINING_INSTANCE_TYPE: Final = "TrainingInstanceType"
 METRIC_THRESHOLD: Final = "MetricThreshold"
-MODEL_APPROVAL_STATUS: Final = "ModelApprovalStatus"
-APPROVAL_STATUSES: Final = ("Approved", "PendingManualApproval", "Rejected")
-DEFAULT_APPROVAL_STATUS: Final = "PendingManualApproval"
+# Every version is registered waiting for a person: no parameter, definition or start variable can
+# register one as Approved (the execution role may not either; stacks/constructs/sagemaker_access.py).
+REGISTERED_APPROVAL_STATUS: Final = "PendingManualApproval"
 
 # Property files.
 VALIDATION_REPORT: Final = "ValidationReport"
@@ -836,9 +836,6 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     processing_type = ParameterString(name=PROCESSING_INSTANCE_TYPE, default_value=s.processing_instance_type)
     training_type = ParameterString(name=TRAINING_INSTANCE_TYPE, default_value=s.training_instance_type)
     threshold = ParameterFloat(name=METRIC_THRESHOLD, default_value=s.threshold)
-    approval = ParameterString(
-        name=MODEL_APPROVAL_STATUS, default_value=DEFAULT_APPROVAL_STATUS, enum_values=list(APPROVAL_STATUSES)
-    )
 
     def output_uri(step: Any, name: str) -> Any:
         return step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
@@ -1023,7 +1020,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
             # The request contract (serving/inference.py): CSV or JSON rows in, JSON (default) or CSV out.
             content_types=["text/csv", "application/json"],
             response_types=["application/json", "text/csv"],
-            approval_status=approval,
+            approval_status=REGISTERED_APPROVAL_STATUS,
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(
                     content_type="application/json",
@@ -1073,7 +1070,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     )
     pipeline = Pipeline(
         name=s.pipeline_name,
-        parameters=[input_data, processing_type, training_type, threshold, approval],
+        parameters=[input_data, processing_type, training_type, threshold],
         steps=[validate, check_contract],
         sagemaker_session=session,
         pipeline_experiment_config=None,  # no SageMaker Experiments: the model registry keeps the lineage
