@@ -384,6 +384,32 @@ def test_topic_is_encrypted_and_accepts_only_tls(resources: dict[str, dict[str, 
     assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+SERVICES_THAT_PUBLISH = {"events.amazonaws.com", "cloudwatch.amazonaws.com", "codestar-notifications.amazonaws.com"}
+
+
+def test_only_this_accounts_rules_may_publish_to_the_topic(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage(STAGE)
+    policy = resources[_only(resources, "AWS::SNS::TopicPolicy")]["Properties"]["PolicyDocument"]
+    services = []
+    for statement in policy["Statement"]:
+        principals = statement.get("Principal", {})
+        service = set(_list(principals.get("Service", []))) if isinstance(principals, dict) else set()
+        if statement["Effect"] != "Allow" or not service & SERVICES_THAT_PUBLISH:
+            continue
+        services += service
+        assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": config.account}
+        (source_arn,) = statement["Condition"]["ArnLike"].values()
+        assert list(statement["Condition"]["ArnLike"]) == ["aws:SourceArn"]
+        assert source_arn == f"arn:aws:events:{config.region}:{config.account}:rule/*"
+    assert services == ["events.amazonaws.com"], "one statement, for the notification rules"
+
+
 def test_drift_alarms_cover_every_feature_and_one_composite_drives_retraining(
     resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
 ) -> None:
