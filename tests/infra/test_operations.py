@@ -24,6 +24,9 @@ from tests.conftest import Synthesized
 HANDLER_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "MODEL_PACKAGE_GROUP": "group",
+    "MODEL_PACKAGE_PARTITION": "aws",
+    "MODEL_PACKAGE_REGION": "us-east-1",
+    "MODEL_PACKAGE_ACCOUNT": "123456789012",
     "DEPLOY_PIPELINE_NAME": "deploy",
     "MODEL_BUILD_PIPELINE_NAME": "build",
     "ALARM_PREFIX": "drift",
@@ -309,6 +312,9 @@ def test_each_function_gets_every_variable_its_config_needs(
     expected = {
         "registry_approval": {
             "MODEL_PACKAGE_GROUP": naming.model_package_group(config),
+            "MODEL_PACKAGE_PARTITION": "aws",
+            "MODEL_PACKAGE_REGION": config.region,
+            "MODEL_PACKAGE_ACCOUNT": config.account,
             "DEPLOY_PIPELINE_NAME": naming.deploy_pipeline(config),
         },
         "drift_alert": {
