@@ -92,7 +92,7 @@ TARGET ?= staging
 MODEL_PACKAGE_ARN ?=
 deploy-endpoint: install ## Deploy MODEL_PACKAGE_ARN to the TARGET (staging|production) endpoint of STAGE
 	@test -n "$(MODEL_PACKAGE_ARN)" || { echo "deploy-endpoint: set MODEL_PACKAGE_ARN=arn:aws:sagemaker:...:model-package/<group>/<version>"; exit 2; }
-	$(BIN)/python -m stacks.release --stage $(STAGE) --target $(TARGET) --model-package-arn $(MODEL_PACKAGE_ARN)
+	$(BIN)/python -m stacks.release --stage $(STAGE) --target $(TARGET) --model-package-arn "$(MODEL_PACKAGE_ARN)"
 
 smoke-test: install ## Invoke the TARGET endpoint of STAGE with payloads drawn from the data contract
 	@mkdir -p reports
@@ -100,10 +100,10 @@ smoke-test: install ## Invoke the TARGET endpoint of STAGE with payloads drawn f
 		--contract "$$($(BIN)/python -m stacks.naming contract $(STAGE))" --report reports/smoke-test.json
 
 version-metrics: install ## One line: MODEL_PACKAGE_ARN's version and its evaluation metrics
-	@$(BIN)/python -m pipelines_src.version_info --model-package-arn $(MODEL_PACKAGE_ARN)
+	@$(BIN)/python -m pipelines_src.version_info --model-package-arn "$(MODEL_PACKAGE_ARN)"
 
 publish-baseline: install ## Make MODEL_PACKAGE_ARN's data baseline the drift check's reference in STAGE
-	$(BIN)/python -m pipelines_src.promote --model-package-arn $(MODEL_PACKAGE_ARN) \
+	$(BIN)/python -m pipelines_src.promote --model-package-arn "$(MODEL_PACKAGE_ARN)" \
 		--prefix "$$($(BIN)/python -m stacks.naming baseline-prefix $(STAGE))" \
 		$$(test "$$($(BIN)/python -m stacks.naming drift-engine $(STAGE))" = model_monitor && echo --require-monitor-baseline)
 

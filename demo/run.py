@@ -44,6 +44,7 @@ from types import ModuleType
 from typing import Any, Final, TextIO
 
 from demo.emulation import (
+    ACCOUNT,
     ALARM,
     INSUFFICIENT_DATA,
     OK,
@@ -541,7 +542,14 @@ class Demo:
         n = self.n
         shared = {"NOTIFICATION_TOPIC_ARN": n.topic_arn, "IDEMPOTENCY_TABLE": n.idempotency_table}
         if name == "registry_approval":
-            return {"MODEL_PACKAGE_GROUP": n.model_package_group, "DEPLOY_PIPELINE_NAME": n.deploy_pipeline, **shared}
+            return {
+                "MODEL_PACKAGE_GROUP": n.model_package_group,
+                "MODEL_PACKAGE_PARTITION": "aws",
+                "MODEL_PACKAGE_REGION": n.region,
+                "MODEL_PACKAGE_ACCOUNT": ACCOUNT,
+                "DEPLOY_PIPELINE_NAME": n.deploy_pipeline,
+                **shared,
+            }
         return {
             "MODEL_BUILD_PIPELINE_NAME": n.build_pipeline,
             "ALARM_PREFIX": n.alarm_prefix,

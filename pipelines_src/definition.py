@@ -94,9 +94,9 @@ INPUT_DATA_URI: Final = "InputDataUri"
 PROCESSING_INSTANCE_TYPE: Final = "ProcessingInstanceType"
 TRAINING_INSTANCE_TYPE: Final = "TrainingInstanceType"
 METRIC_THRESHOLD: Final = "MetricThreshold"
-MODEL_APPROVAL_STATUS: Final = "ModelApprovalStatus"
-APPROVAL_STATUSES: Final = ("Approved", "PendingManualApproval", "Rejected")
-DEFAULT_APPROVAL_STATUS: Final = "PendingManualApproval"
+# Every version is registered waiting for a person: no parameter, definition or start variable can
+# register one as Approved (the execution role may not either; stacks/constructs/sagemaker_access.py).
+REGISTERED_APPROVAL_STATUS: Final = "PendingManualApproval"
 
 # Property files.
 VALIDATION_REPORT: Final = "ValidationReport"
@@ -862,9 +862,6 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     processing_type = ParameterString(name=PROCESSING_INSTANCE_TYPE, default_value=s.processing_instance_type)
     training_type = ParameterString(name=TRAINING_INSTANCE_TYPE, default_value=s.training_instance_type)
     threshold = ParameterFloat(name=METRIC_THRESHOLD, default_value=s.threshold)
-    approval = ParameterString(
-        name=MODEL_APPROVAL_STATUS, default_value=DEFAULT_APPROVAL_STATUS, enum_values=list(APPROVAL_STATUSES)
-    )
 
     def output_uri(step: Any, name: str) -> Any:
         return step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
@@ -1048,7 +1045,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
             # The request contract (serving/inference.py): CSV or JSON rows in, JSON (default) or CSV out.
             content_types=["text/csv", "application/json"],
             response_types=["application/json", "text/csv"],
-            approval_status=approval,
+            approval_status=REGISTERED_APPROVAL_STATUS,
             customer_metadata_properties=serving_metadata(),
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(
@@ -1099,7 +1096,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     )
     pipeline = Pipeline(
         name=s.pipeline_name,
-        parameters=[input_data, processing_type, training_type, threshold, approval],
+        parameters=[input_data, processing_type, training_type, threshold],
         # SageMaker does not run a ConditionStep nested in another's branches: CheckMetric is top-level,
         # after Evaluate (whose evaluation it reads), so it runs only where CheckDataContract let Evaluate run.
         steps=[validate, check_contract, check_metric],

@@ -12,7 +12,8 @@ version in the ModelPackageArn variable:
               (make deploy-endpoint TARGET=production; then the version's data baseline becomes
               the drift check's reference)
 
-Every buildspec calls Makefile targets, so CI runs what a laptop runs. A failed run notifies.
+Every buildspec calls Makefile targets, so CI runs what a laptop runs; a build handed a model version
+first checks it with a fixed command (stacks/release.py --check-only). A failed run notifies.
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ INSTALL = {
     "runtime-versions": {"python": "3.11", "nodejs": "20", "java": "corretto17"},
     "commands": ["make install"],
 }
+
+
+def check_version(stage: str, target: str) -> str:
+    """The first command of every build that is handed a version: the ARN must be exactly an approved version
+    of the stage's group before make (which would expand it into recipes) ever sees it."""
+    return (
+        f".venv/bin/python -m stacks.release --check-only --stage {stage} --target {target} "
+        '--model-package-arn "$MODEL_PACKAGE_ARN"'
+    )
 
 
 def buildspec(
@@ -177,9 +187,10 @@ class CICDStack(Stack):
                 f"Deploy-{target}",
                 f"Deploy the {target} endpoint of {config.model.name} (make deploy-endpoint)",
                 buildspec(
-                    f"make deploy-endpoint STAGE={config.name} TARGET={target} MODEL_PACKAGE_ARN=$MODEL_PACKAGE_ARN",
+                    check_version(config.name, target),
+                    f'make deploy-endpoint STAGE={config.name} TARGET={target} MODEL_PACKAGE_ARN="$MODEL_PACKAGE_ARN"',
                     *(
-                        [f"make publish-baseline STAGE={config.name} MODEL_PACKAGE_ARN=$MODEL_PACKAGE_ARN"]
+                        [f'make publish-baseline STAGE={config.name} MODEL_PACKAGE_ARN="$MODEL_PACKAGE_ARN"']
                         if target == "production"
                         else []
                     ),
@@ -195,10 +206,11 @@ class CICDStack(Stack):
             "SmokeTest",
             "Invoke the staging endpoint with payloads drawn from the data contract (make smoke-test)",
             buildspec(
+                check_version(config.name, "staging"),
                 f"make smoke-test STAGE={config.name} TARGET=staging",
                 # For the approval notification: the version and its evaluation metrics, one line.
                 'export MODEL_METRICS="$(make --no-print-directory --silent version-metrics '
-                'MODEL_PACKAGE_ARN=$MODEL_PACKAGE_ARN)"',
+                'MODEL_PACKAGE_ARN="$MODEL_PACKAGE_ARN")"',
                 exported=["MODEL_METRICS"],
             ),
         )
@@ -450,7 +462,9 @@ class CICDStack(Stack):
                 resources=[self.format_arn(service="ssm", resource="parameter", resource_name=parameter.lstrip("/"))],
             )
         )
-        if target == "production":
+        if target != "production":
+            self._allow_describing_versions(role)  # release.py deploys only an approved version of the group
+        else:
             # make publish-baseline: the version's baseline becomes the drift check's reference.
             self._allow_reading_versions(role)
             baseline_objects = naming.deployed_baseline_prefix(self.config) + "*"
@@ -462,8 +476,8 @@ class CICDStack(Stack):
                 reason="The deployed-baseline prefix the drift check reads (baseline.json and its record).",
             )
 
-    def _allow_reading_versions(self, role: iam.IRole) -> None:
-        """Describe this group's versions and read what the build pipeline wrote for them (reports, baselines)."""
+    def _allow_describing_versions(self, role: iam.IRole) -> str:
+        """Describe this group's versions (their approval status); returns the versions' ARN pattern."""
         packages = self.format_arn(
             service="sagemaker",
             resource="model-package",
@@ -474,6 +488,16 @@ class CICDStack(Stack):
                 sid="ReadModelVersions", actions=["sagemaker:DescribeModelPackage"], resources=[packages]
             )
         )
+        acknowledge_wildcards(
+            role,
+            resources=[packages],
+            reason="Versions of the platform's one model package group (version numbers grow with every run).",
+        )
+        return packages
+
+    def _allow_reading_versions(self, role: iam.IRole) -> None:
+        """Describe this group's versions and read what the build pipeline wrote for them (reports, baselines)."""
+        packages = self._allow_describing_versions(role)
         self.lake.artifacts.grant_read(role, "model-build/*")
         acknowledge_wildcards(
             role,

@@ -137,7 +137,15 @@ class OperationsStack(Stack):
                 detail={"ModelPackageGroupName": [group]},
             ),
             rule_description=f"Approval changes of the {group} model package group",
-            environment={"MODEL_PACKAGE_GROUP": group, "DEPLOY_PIPELINE_NAME": deploy_pipeline, **shared_env},
+            # The function passes on only ARNs of versions of this group, account and region.
+            environment={
+                "MODEL_PACKAGE_GROUP": group,
+                "MODEL_PACKAGE_PARTITION": self.partition,
+                "MODEL_PACKAGE_REGION": self.region,
+                "MODEL_PACKAGE_ACCOUNT": self.account,
+                "DEPLOY_PIPELINE_NAME": deploy_pipeline,
+                **shared_env,
+            },
             **common,
         )
         self.registry_approval.allow(

@@ -20,12 +20,12 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from lambdas.shared import arns, events, notify
     from lambdas.shared import config as env
-    from lambdas.shared import events, notify
     from lambdas.shared.idempotency import make_idempotent
 else:
+    from shared import arns, events, notify
     from shared import config as env
-    from shared import events, notify
     from shared.idempotency import make_idempotent
 
 logger = Logger()
@@ -49,15 +49,24 @@ class Config:
     deploy_pipeline_name: str
     notification_topic_arn: str
     idempotency_table: str
+    #: The only ARNs this function passes on: versions of the group in this account and region.
+    versions: arns.VersionScope
 
 
 def load_config(environ: Mapping[str, str]) -> Config:
     """Parse the environment; a missing or invalid variable raises ConfigError naming it."""
+    group = env.require_str(environ, "MODEL_PACKAGE_GROUP")
     return Config(
-        model_package_group=env.require_str(environ, "MODEL_PACKAGE_GROUP"),
+        model_package_group=group,
         deploy_pipeline_name=env.require_str(environ, "DEPLOY_PIPELINE_NAME"),
         notification_topic_arn=env.require_arn(environ, "NOTIFICATION_TOPIC_ARN", service="sns"),
         idempotency_table=env.require_str(environ, "IDEMPOTENCY_TABLE"),
+        versions=arns.VersionScope(
+            partition=env.require_str(environ, "MODEL_PACKAGE_PARTITION"),
+            region=env.require_str(environ, "MODEL_PACKAGE_REGION"),
+            account=env.require_account(environ, "MODEL_PACKAGE_ACCOUNT"),
+            group=group,
+        ),
     )
 
 
@@ -159,6 +168,15 @@ def handle_event(
     if change.group_name != config.model_package_group:
         logger.info("Ignored event for another model package group", extra={"group": change.group_name})
         return events.ignored(f"model package group {change.group_name!r} is not {config.model_package_group!r}")
+    try:
+        version = arns.require_version_arn(change.model_package_arn, scope=config.versions)
+    except arns.InvalidArnError as error:
+        logger.warning("Rejected event with a foreign or malformed model package ARN", extra={"reason": str(error)})
+        return events.rejected(f"detail.ModelPackageArn: {error}")
+    if version != change.version:
+        reason = f"detail.ModelPackageArn names version {version}, detail.ModelPackageVersion is {change.version}"
+        logger.warning("Rejected event with a foreign or malformed model package ARN", extra={"reason": reason})
+        return events.rejected(reason)
     if change.approval_status not in (APPROVED, REJECTED):
         if change.approval_status not in KNOWN_STATUSES:
             logger.warning("Unknown approval status", extra={"status": change.approval_status})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+_ACCOUNT = re.compile(r"[0-9]{12}")
 _ARN = re.compile(r"^arn:aws[a-z-]*:(?P<service>[a-z0-9-]+):[a-z0-9-]+:\d{12}:\S+$")
 
 
@@ -29,6 +30,14 @@ def require_int(env: Mapping[str, str], name: str, *, minimum: int = 0) -> int:
         raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"environment variable {name} must be >= {minimum}, got {value}")
+    return value
+
+
+def require_account(env: Mapping[str, str], name: str) -> str:
+    """The value of ``name``, which must be a 12-digit AWS account id."""
+    value = require_str(env, name)
+    if _ACCOUNT.fullmatch(value) is None:
+        raise ConfigError(f"environment variable {name} must be a 12-digit account id, got {value!r}")
     return value
 
 

@@ -15,6 +15,9 @@ from constructs import Construct
 from stacks.constructs.encryption import log_group_statement
 from stacks.nag import acknowledge_wildcards
 
+#: The only status the platform's roles may register a model version with.
+PENDING_APPROVAL = "PendingManualApproval"
+
 
 class SageMakerJobsSecurityGroup(Construct):
     """Jobs reach S3 (gateway endpoint) and interface endpoints over HTTPS, and each other for distributed training."""
@@ -100,18 +103,7 @@ class SageMakerExecutionRole(Construct):
             group_arn = sagemaker_arn("model-package-group", model_package_group_name)
             packages_arn = sagemaker_arn("model-package", f"{model_package_group_name}/*")
             registry_arns = [group_arn, packages_arn]
-            self.role.add_to_policy(
-                iam.PolicyStatement(
-                    sid="RegisterModelVersions",
-                    actions=[
-                        "sagemaker:CreateModelPackage",
-                        "sagemaker:DescribeModelPackage",
-                        "sagemaker:DescribeModelPackageGroup",
-                        "sagemaker:AddTags",
-                    ],
-                    resources=registry_arns,
-                )
-            )
+            self._allow_registering_pending_versions(registry_arns)
         vpc_arn = stack.format_arn(service="ec2", resource="vpc", resource_name=vpc.vpc_id)
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -188,6 +180,50 @@ class SageMakerExecutionRole(Construct):
             "level: ec2 Describe*, network-interface actions (bound to the platform VPC by condition), "
             "ecr:GetAuthorizationToken, and PutMetricData (bound to SageMaker's and the platform's namespaces by "
             "condition).",
+        )
+
+    def _allow_registering_pending_versions(self, registry_arns: list[str]) -> None:
+        """Register versions of the group only as PendingManualApproval, and never change a version's status.
+
+        The condition key sagemaker:ModelApprovalStatus applies to CreateModelPackage and UpdateModelPackage:
+        https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html
+        An Approved version starts the deploy pipeline, so only a person may approve one.
+        """
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RegisterModelVersionsPendingApproval",
+                actions=["sagemaker:CreateModelPackage"],
+                resources=registry_arns,
+                conditions={"StringEquals": {"sagemaker:ModelApprovalStatus": PENDING_APPROVAL}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadModelVersions",
+                actions=[
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:AddTags",
+                ],
+                resources=registry_arns,
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="NeverRegisterApprovedVersions",
+                effect=iam.Effect.DENY,
+                actions=["sagemaker:CreateModelPackage"],
+                resources=["*"],
+                conditions={"StringNotEqualsIfExists": {"sagemaker:ModelApprovalStatus": PENDING_APPROVAL}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="NeverChangeAVersionsApproval",
+                effect=iam.Effect.DENY,
+                actions=["sagemaker:UpdateModelPackage"],
+                resources=["*"],
+            )
         )
 
     def _allow_jobs(self, jobs: list[str]) -> None:

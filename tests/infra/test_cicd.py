@@ -141,10 +141,44 @@ def test_every_buildspec_installs_and_builds_through_the_makefile(synthesized: S
         spec = json.loads(project["Source"]["BuildSpec"])
         assert spec["phases"]["install"]["commands"] == ["make install"]
         for command in spec["phases"]["build"]["commands"]:
-            # A Makefile target, or a Makefile target's output kept for a later stage.
-            assert command.startswith("make ") or re.fullmatch(r'export [A-Z_]+="\$\(make [^)]*\)"', command), command
+            # A Makefile target, a Makefile target's output kept for a later stage, or the version check.
+            assert (
+                command.startswith("make ")
+                or re.fullmatch(r'export [A-Z_]+="\$\(make [^)]*\)"', command)
+                or command.startswith(".venv/bin/python -m stacks.release --check-only ")
+            ), command
         assert project["EncryptionKey"], "artifacts and logs encrypted with the lake key"
         assert project["Environment"]["PrivilegedMode"] is False
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_version_reaches_make_only_quoted_and_after_the_release_check(synthesized: Synthesized, stage: str) -> None:
+    handed_a_version = {}
+    for name, resource in _resources(synthesized, stage).items():
+        if resource["Type"] != "AWS::CodeBuild::Project":
+            continue
+        spec = json.loads(resource["Properties"]["Source"]["BuildSpec"])
+        commands = [*spec["phases"]["install"]["commands"], *spec["phases"]["build"]["commands"]]
+        using = [index for index, command in enumerate(commands) if "MODEL_PACKAGE_ARN" in command]
+        if not using:
+            continue
+        handed_a_version[name] = commands
+        for index in using:
+            command = commands[index]
+            # every expansion is double-quoted, and every make variable is given the quoted expansion
+            assert command.count("$MODEL_PACKAGE_ARN") == command.count('"$MODEL_PACKAGE_ARN"'), command
+            assert "${MODEL_PACKAGE_ARN" not in command, command
+            assert command.count("MODEL_PACKAGE_ARN=") == command.count('MODEL_PACKAGE_ARN="$MODEL_PACKAGE_ARN"')
+        # the first command that uses it is the fixed check, before any make target could
+        check = commands[using[0]]
+        assert check.startswith(f".venv/bin/python -m stacks.release --check-only --stage {stage} --target ")
+        assert check.endswith(' --model-package-arn "$MODEL_PACKAGE_ARN"')
+        assert not any(command.startswith("make ") and command != "make install" for command in commands[: using[0]])
+    assert {name.rstrip("0123456789ABCDEF") for name in handed_a_version} == {
+        "Deploystaging",
+        "Deployproduction",
+        "SmokeTest",
+    }, sorted(handed_a_version)
 
 
 def test_tests_report_as_junit_and_training_keeps_its_summary(synthesized: Synthesized) -> None:
@@ -200,9 +234,12 @@ def test_each_build_role_can_do_only_what_its_stage_needs(
     for target in ("staging", "production"):
         _, deploy = _project(resources, f"Deploy{target}")
         statements = _statements(resources, _role(deploy))
-        expected = {"sts:AssumeRole", "ssm:GetParameter", "ssm:PutParameter"}
-        expected |= {"sagemaker:DescribeModelPackage"} if target == "production" else set()
+        expected = {"sts:AssumeRole", "ssm:GetParameter", "ssm:PutParameter", "sagemaker:DescribeModelPackage"}
         assert privileged(statements) == expected
+        (describe,) = [s for s in statements if "sagemaker:DescribeModelPackage" in _list(s["Action"])]
+        assert flatten_reference(describe["Resource"]).endswith(
+            f":model-package/{naming.model_package_group(config)}/*"
+        )
         (record,) = [s for s in statements if "ssm:PutParameter" in _list(s["Action"])]
         parameter = naming.deployed_version_parameter(config, target)
         assert flatten_reference(record["Resource"]).endswith(f":parameter{parameter}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -91,7 +92,6 @@ def test_parameters_default_to_the_stage_config(
         "ProcessingInstanceType": model.processing_instance_type,
         "TrainingInstanceType": model.training_instance_type,
         "MetricThreshold": model.threshold,
-        "ModelApprovalStatus": "PendingManualApproval",
     }
     # the input default is the dataset's prefix of the curated zone: what the curation job wrote
     joined = variables["InputDataUri"]["Fn::Join"][1]
@@ -122,7 +122,7 @@ def test_conditions_check_the_contract_report_and_the_configured_metric(
         "Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"
     }
     assert metric["RightValue"] == {"Get": "Parameters.MetricThreshold"}
-    assert steps["RegisterModel"]["Arguments"]["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    assert steps["RegisterModel"]["Arguments"]["ModelApprovalStatus"] == "PendingManualApproval"
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -195,7 +195,7 @@ def test_execution_role_uses_star_only_where_iam_has_no_resource_level(synthesiz
         "EcrLogin",
     }
     for statement in _role_statements(synthesized, stage):
-        if "*" in _list(statement["Resource"]):
+        if statement["Effect"] == "Allow" and "*" in _list(statement["Resource"]):
             assert statement.get("Sid") in allowed_star, statement
     by_sid = {statement.get("Sid"): statement for statement in _role_statements(synthesized, stage)}
     assert "ec2:Vpc" in by_sid["JobNetworkInterfacesInThePlatformVpc"]["Condition"]["ArnEquals"]
@@ -203,6 +203,62 @@ def test_execution_role_uses_star_only_where_iam_has_no_resource_level(synthesiz
     assert by_sid["PassOnlyItselfToSageMaker"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
     }
+
+
+PENDING_ONLY = {"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}
+
+
+def _policy_statements(synthesized: Synthesized) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(template file and resource, statement) of every identity policy in every synthesized stack of every stage."""
+    templates = sorted(synthesized.outdir.rglob("*.template.json"))
+    assert len(templates) >= 3 * len(STAGES)
+    for path in templates:
+        for name, resource in json.loads(path.read_text()).get("Resources", {}).items():
+            documents = []
+            if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+                documents.append(resource["Properties"]["PolicyDocument"])
+            if resource["Type"] == "AWS::IAM::Role":
+                documents += [policy["PolicyDocument"] for policy in resource["Properties"].get("Policies", [])]
+                managed = [json.dumps(arn) for arn in resource["Properties"].get("ManagedPolicyArns", [])]
+                assert not [arn for arn in managed if "SageMaker" in arn], (path.name, name, managed)
+            for document in documents:
+                for statement in _list(document["Statement"]):
+                    yield f"{path.name}:{name}", statement
+
+
+def _grants(statement: dict[str, Any], action: str) -> bool:
+    return statement["Effect"] == "Allow" and any(
+        fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in _list(statement["Action"])
+    )
+
+
+def test_no_role_of_the_platform_can_register_or_set_a_version_as_approved(synthesized: Synthesized) -> None:
+    registering = []
+    for where, statement in _policy_statements(synthesized):
+        assert not _grants(statement, "sagemaker:UpdateModelPackage"), (where, statement)
+        if _grants(statement, "sagemaker:CreateModelPackage"):
+            assert statement.get("Condition") == PENDING_ONLY, (where, statement)
+            registering.append(where)
+    # the model-build pipeline's execution role of each stage registers, and nothing else does
+    assert len(registering) == len(STAGES), registering
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_execution_role_is_denied_approving_versions_whatever_else_it_is_granted(
+    synthesized: Synthesized, stage: str
+) -> None:
+    denied = {
+        action: statement
+        for statement in _role_statements(synthesized, stage)
+        if statement["Effect"] == "Deny"
+        for action in _list(statement["Action"])
+    }
+    assert denied["sagemaker:CreateModelPackage"]["Resource"] == "*"
+    assert denied["sagemaker:CreateModelPackage"]["Condition"] == {
+        "StringNotEqualsIfExists": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}
+    }
+    assert denied["sagemaker:UpdateModelPackage"]["Resource"] == "*"
+    assert "Condition" not in denied["sagemaker:UpdateModelPackage"]
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -24,6 +24,9 @@ from tests.conftest import Synthesized
 HANDLER_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "MODEL_PACKAGE_GROUP": "group",
+    "MODEL_PACKAGE_PARTITION": "aws",
+    "MODEL_PACKAGE_REGION": "us-east-1",
+    "MODEL_PACKAGE_ACCOUNT": "123456789012",
     "DEPLOY_PIPELINE_NAME": "deploy",
     "MODEL_BUILD_PIPELINE_NAME": "build",
     "ALARM_PREFIX": "drift",
@@ -309,6 +312,9 @@ def test_each_function_gets_every_variable_its_config_needs(
     expected = {
         "registry_approval": {
             "MODEL_PACKAGE_GROUP": naming.model_package_group(config),
+            "MODEL_PACKAGE_PARTITION": "aws",
+            "MODEL_PACKAGE_REGION": config.region,
+            "MODEL_PACKAGE_ACCOUNT": config.account,
             "DEPLOY_PIPELINE_NAME": naming.deploy_pipeline(config),
         },
         "drift_alert": {
@@ -382,6 +388,32 @@ def test_topic_is_encrypted_and_accepts_only_tls(resources: dict[str, dict[str, 
     policy = resources[_only(resources, "AWS::SNS::TopicPolicy")]["Properties"]["PolicyDocument"]
     deny = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
     assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+SERVICES_THAT_PUBLISH = {"events.amazonaws.com", "cloudwatch.amazonaws.com", "codestar-notifications.amazonaws.com"}
+
+
+def test_only_this_accounts_rules_may_publish_to_the_topic(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage(STAGE)
+    policy = resources[_only(resources, "AWS::SNS::TopicPolicy")]["Properties"]["PolicyDocument"]
+    services = []
+    for statement in policy["Statement"]:
+        principals = statement.get("Principal", {})
+        service = set(_list(principals.get("Service", []))) if isinstance(principals, dict) else set()
+        if statement["Effect"] != "Allow" or not service & SERVICES_THAT_PUBLISH:
+            continue
+        services += service
+        assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": config.account}
+        (source_arn,) = statement["Condition"]["ArnLike"].values()
+        assert list(statement["Condition"]["ArnLike"]) == ["aws:SourceArn"]
+        assert source_arn == f"arn:aws:events:{config.region}:{config.account}:rule/*"
+    assert services == ["events.amazonaws.com"], "one statement, for the notification rules"
 
 
 def test_drift_alarms_cover_every_feature_and_one_composite_drives_retraining(

@@ -21,6 +21,7 @@ from tests.lambdas.conftest import TABLE, TOPIC_ARN, Aws
 from tests.lambdas.test_registry_approval import state_change_event
 
 from registry_approval import handler  # isort: skip  (resolved through lambdas/ on sys.path)
+from shared.arns import VersionScope  # isort: skip
 
 pytestmark = pytest.mark.filterwarnings("ignore:Couldn't determine the remaining time:UserWarning")
 STAGE = "prod"
@@ -101,8 +102,12 @@ def test_an_approval_starts_the_deploy_pipeline_with_the_versions_arn(
     )
 
     group = naming.model_package_group(config)
+    # The function passes on versions of the stage's group in the stage's account and region only.
+    assert function_config.versions == VersionScope(
+        partition="aws", region=config.region, account=str(config.account), group=group
+    )
     event = state_change_event("Approved", group=group, version=7)
-    arn = event["detail"]["ModelPackageArn"]
+    arn = event["detail"]["ModelPackageArn"] = function_config.versions.arn(7)
     clients = handler.Clients(codepipeline=codepipeline, sns=aws.sns, dynamodb=aws.dynamodb)
     result = handler.handle_event(event, config=function_config, clients=clients)
     assert result["status"] == "deploy_started"

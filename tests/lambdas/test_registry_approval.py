@@ -12,8 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.lambdas.conftest import ACCOUNT, DEPLOY_PIPELINE, JSON_VALUES, MODEL_PACKAGE_GROUP, REGION, TOPIC_ARN, Aws
+from tests.model_package_arns import wrong_arns
 
 from registry_approval import handler  # isort: skip  (resolved through lambdas/ on sys.path)
+from shared.arns import VersionScope  # isort: skip
 from shared.config import ConfigError  # isort: skip
 from shared.events import InvalidEventError  # isort: skip
 
@@ -136,16 +138,26 @@ def test_config_parsed_from_environment() -> None:
         deploy_pipeline_name=DEPLOY_PIPELINE,
         notification_topic_arn=TOPIC_ARN,
         idempotency_table="mlops-idempotency",
+        versions=VersionScope(partition="aws", region=REGION, account=ACCOUNT, group=MODEL_PACKAGE_GROUP),
     )
 
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("MODEL_PACKAGE_GROUP", None), ("DEPLOY_PIPELINE_NAME", "  "), ("NOTIFICATION_TOPIC_ARN", "not-an-arn")],
+    [
+        ("MODEL_PACKAGE_GROUP", None),
+        ("DEPLOY_PIPELINE_NAME", "  "),
+        ("NOTIFICATION_TOPIC_ARN", "not-an-arn"),
+        ("MODEL_PACKAGE_REGION", None),
+        ("MODEL_PACKAGE_ACCOUNT", "12345"),
+    ],
 )
 def test_config_error_names_the_variable(variable: str, value: str | None) -> None:
     environ = {
         "MODEL_PACKAGE_GROUP": "g",
+        "MODEL_PACKAGE_PARTITION": "aws",
+        "MODEL_PACKAGE_REGION": REGION,
+        "MODEL_PACKAGE_ACCOUNT": ACCOUNT,
         "DEPLOY_PIPELINE_NAME": "p",
         "NOTIFICATION_TOPIC_ARN": TOPIC_ARN,
         "IDEMPOTENCY_TABLE": "t",
@@ -331,3 +343,23 @@ def test_unexpected_events_through_the_full_handler(deploy: Aws) -> None:
         assert result["status"] in {"rejected", "ignored", "deploy_started", "rejection_notified"}
 
     check()
+
+
+@pytest.mark.parametrize(
+    "arn", [*wrong_arns(region=REGION, account=ACCOUNT, group=MODEL_PACKAGE_GROUP, version=3), PACKAGE_ARN[:-1] + "4"]
+)
+def test_an_arn_that_is_not_exactly_a_version_of_this_group_is_logged_and_rejected(
+    deploy: Aws, monkeypatch: pytest.MonkeyPatch, arn: str
+) -> None:
+    warnings: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(handler.logger, "warning", lambda message, extra: warnings.append((message, extra)))
+    event = state_change_event("Approved")
+    event["detail"]["ModelPackageArn"] = arn
+
+    result = handler.handle_event(event, config=handler.CONFIG, clients=clients(deploy))
+
+    assert result["status"] == "rejected"
+    assert "ModelPackageArn" in result["reason"] and "\n" not in result["reason"]
+    ((_, extra),) = warnings
+    assert extra["reason"] in result["reason"]
+    assert executions(deploy) == []

@@ -392,13 +392,13 @@ def test_parameters_and_their_defaults(document: dict[str, Any]) -> None:
         {"Name": "ProcessingInstanceType", "Type": "String", "DefaultValue": "ml.m5.xlarge"},
         {"Name": "TrainingInstanceType", "Type": "String", "DefaultValue": "ml.m5.xlarge"},
         {"Name": "MetricThreshold", "Type": "Float", "DefaultValue": 8.0},
-        {
-            "Name": "ModelApprovalStatus",
-            "Type": "String",
-            "DefaultValue": "PendingManualApproval",
-            "EnumValues": ["Approved", "PendingManualApproval", "Rejected"],
-        },
     ]
+
+
+def test_a_version_can_only_be_registered_waiting_for_approval(document: dict[str, Any]) -> None:
+    # No parameter (or start variable) chooses the status: a run cannot register a version as Approved.
+    assert all("Approval" not in parameter["Name"] for parameter in document["Parameters"])
+    assert steps_of(document)["RegisterModel"]["Arguments"]["ModelApprovalStatus"] == "PendingManualApproval"
 
 
 # --- Jobs ----------------------------------------------------------------------------------------
@@ -635,7 +635,7 @@ def test_data_contract_failure_names_the_report(document: dict[str, Any]) -> Non
 def test_model_is_registered_with_its_evaluation_and_baseline(document: dict[str, Any]) -> None:
     register = steps_of(document)["RegisterModel"]["Arguments"]
     assert register["ModelPackageGroupName"] == "${ModelPackageGroupName}"
-    assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    assert register["ModelApprovalStatus"] == "PendingManualApproval"
     spec = register["InferenceSpecification"]
     (container,) = spec["Containers"]
     assert re.fullmatch(r"\d{12}\.dkr\.ecr\.eu-west-1\.amazonaws\.com/sagemaker-xgboost:3\.0-5", container["Image"])
