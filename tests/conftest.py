@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,3 +71,21 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, platform_config: Platf
     stages = build(app, platform_config, platform_config.stages)
     app.synth()
     return Synthesized(app=app, stages={stage.config.name: stage for stage in stages}, outdir=outdir)
+
+
+@pytest.fixture
+def moto_server() -> Iterator[str]:
+    """The URL of an embedded AWS server (moto) on 127.0.0.1, for jobs that reach AWS from their own process."""
+    import urllib.request
+
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    try:
+        yield url
+    finally:
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10)
+        server.stop()

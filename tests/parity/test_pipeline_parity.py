@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,6 @@ import boto3
 import pandas as pd
 import pytest
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from pipelines_src.datasets.delivery_time import CovariateDrift, generate, write_raw
 from pipelines_src.local import images
@@ -133,19 +130,6 @@ def test_the_model_monitor_engine_preprocess_writes_the_serving_sample_on_the_im
 # ----------------------------------------------------------------- drift check
 
 
-@pytest.fixture
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    try:
-        yield url
-    finally:
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10)
-        server.stop()
-
-
 def _capture_lines(frame: pd.DataFrame, names: list[str]) -> str:
     """SageMaker data-capture records (JSON Lines), half CSV and half JSON requests, as the endpoint writes them."""
     lines = []
@@ -177,8 +161,8 @@ def _capture_lines(frame: pd.DataFrame, names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _drift(endpoint: str, workdir: Path, input_format: str, data: Path, interpreters: str) -> RunResult:
-    s3 = boto3.client("s3", endpoint_url=endpoint, **CREDENTIALS)
+def _drift(moto_server: str, workdir: Path, input_format: str, data: Path, interpreters: str) -> RunResult:
+    s3 = boto3.client("s3", endpoint_url=moto_server, **CREDENTIALS)
     for bucket in (ARTIFACTS_BUCKET, LAKE_BUCKET):
         s3.create_bucket(Bucket=bucket)
     contract = contracts.load_contract(CONTRACT)
@@ -188,7 +172,7 @@ def _drift(endpoint: str, workdir: Path, input_format: str, data: Path, interpre
     upload(s3, data, f"s3://{LAKE_BUCKET}/input/{input_format}")
     result = run_local_drift(
         s3=s3,
-        endpoint_url=endpoint,
+        endpoint_url=moto_server,
         workdir=workdir,
         baseline_uri=f"s3://{ARTIFACTS_BUCKET}/models/v1/baseline/",
         data_uri=f"s3://{LAKE_BUCKET}/input/{input_format}/",
@@ -204,7 +188,7 @@ def _drift(endpoint: str, workdir: Path, input_format: str, data: Path, interpre
 
 @pytest.mark.parametrize("source", ["dataset-csv", "dataset-parquet", "capture"])
 def test_the_drift_check_runs_on_the_image_and_reports_what_the_project_venv_reports(
-    source: str, endpoint: str, tmp_path: Path
+    source: str, moto_server: str, tmp_path: Path
 ) -> None:
     drifted = generate(ROWS, seed=2, covariate_drift=CovariateDrift("distance_km", 0.5))
     data = tmp_path / "data"
@@ -217,8 +201,8 @@ def test_the_drift_check_runs_on_the_image_and_reports_what_the_project_venv_rep
     else:
         write_raw(drifted, data, file_format=source.split("-")[1])  # type: ignore[arg-type]
         data, input_format = data / "delivery_time", "dataset"
-    image = _drift(endpoint, tmp_path / "image", input_format, data, images.IMAGE)
-    project = _drift(endpoint, tmp_path / "project", input_format, data, images.PROJECT)
+    image = _drift(moto_server, tmp_path / "image", input_format, data, images.IMAGE)
+    project = _drift(moto_server, tmp_path / "project", input_format, data, images.PROJECT)
     assert image.status == "Succeeded", image.failure
     assert project.status == "Succeeded", project.failure
     assert image.step("DetectDrift").python.startswith(SKLEARN)

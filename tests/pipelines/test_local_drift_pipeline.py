@@ -7,14 +7,11 @@ The job is not network-isolated, so it reaches AWS itself: here an embedded AWS 
 from __future__ import annotations
 
 import json
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from pipelines_src.datasets.delivery_time import generate, write_raw
 from pipelines_src.local.run import ARTIFACTS_BUCKET, REGION, run_local_drift
@@ -34,19 +31,6 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    try:
-        yield url
-    finally:
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10)
-        server.stop()
-
-
 def _baseline() -> dict[str, Any]:
     """The baseline preprocess writes for its training split, here of generated data."""
     contract = contracts.load_contract(CONTRACT)
@@ -55,8 +39,8 @@ def _baseline() -> dict[str, Any]:
     return baseline
 
 
-def test_same_distribution_data_reports_no_drift_and_publishes_the_metrics(endpoint: str, tmp_path: Path) -> None:
-    s3 = boto3.client("s3", endpoint_url=endpoint, **CREDENTIALS)
+def test_same_distribution_data_reports_no_drift_and_publishes_the_metrics(moto_server: str, tmp_path: Path) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto_server, **CREDENTIALS)
     for bucket in (ARTIFACTS_BUCKET, LAKE_BUCKET):
         s3.create_bucket(Bucket=bucket)
     s3.put_object(
@@ -66,7 +50,7 @@ def test_same_distribution_data_reports_no_drift_and_publishes_the_metrics(endpo
     upload(s3, tmp_path / "raw" / "delivery_time", f"s3://{LAKE_BUCKET}/raw/delivery_time")
     result = run_local_drift(
         s3=s3,
-        endpoint_url=endpoint,
+        endpoint_url=moto_server,
         workdir=tmp_path,
         baseline_uri=f"s3://{ARTIFACTS_BUCKET}/models/v1/baseline/",
         data_uri=f"s3://{LAKE_BUCKET}/raw/delivery_time/",
@@ -82,7 +66,7 @@ def test_same_distribution_data_reports_no_drift_and_publishes_the_metrics(endpo
     assert report["schema"]["violation_count"] == 0
     assert report["thresholds"]["psi"] == drift.PSI_THRESHOLD
 
-    cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint, **CREDENTIALS)
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=moto_server, **CREDENTIALS)
     listed = cloudwatch.list_metrics(Namespace=drift.NAMESPACE)["Metrics"]
     run_metrics = {
         metric["MetricName"]
