@@ -92,7 +92,7 @@ TARGET ?= staging
 MODEL_PACKAGE_ARN ?=
 deploy-endpoint: install ## Deploy MODEL_PACKAGE_ARN to the TARGET (staging|production) endpoint of STAGE
 	@test -n "$(MODEL_PACKAGE_ARN)" || { echo "deploy-endpoint: set MODEL_PACKAGE_ARN=arn:aws:sagemaker:...:model-package/<group>/<version>"; exit 2; }
-	$(BIN)/python -m stacks.release --stage $(STAGE) --target $(TARGET) --model-package-arn "$(MODEL_PACKAGE_ARN)"
+	$(BIN)/python -m stacks.release --stage $(STAGE) --target $(TARGET) --model-package-arn "$(MODEL_PACKAGE_ARN)" $(if $(ARTIFACTS_BUCKET),--baseline-bucket "$(ARTIFACTS_BUCKET)")
 
 smoke-test: install ## Invoke the TARGET endpoint of STAGE with payloads drawn from the data contract
 	@mkdir -p reports

@@ -58,7 +58,10 @@ class Synthesized:
     def template(self, stage: str, stack: str) -> Template:
         from aws_cdk.assertions import Template
 
-        return Template.from_stack(getattr(self.stages[stage], stack))
+        # "endpoints.<target>": a target's Endpoint stack
+        owner, _, target = stack.partition(".")
+        value = getattr(self.stages[stage], owner)
+        return Template.from_stack(value[target] if target else value)
 
 
 @pytest.fixture(scope="session")
