@@ -64,6 +64,17 @@ class Synthesized:
         return Template.from_stack(value[target] if target else value)
 
 
+def exported_value(producer: dict[str, Any], reference: dict[str, Any]) -> Any:
+    """The value behind an ``Fn::ImportValue`` of one of ``producer``'s exports (a template as JSON)."""
+    name = reference["Fn::ImportValue"]
+    (value,) = [
+        output["Value"]
+        for output in producer.get("Outputs", {}).values()
+        if output.get("Export", {}).get("Name") == name
+    ]
+    return value
+
+
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory, platform_config: PlatformConfig) -> Synthesized:
     """Every stage of cdk.json in one app, synthesized once with the CloudFormation validation off (speed)."""

@@ -12,7 +12,7 @@ from moto.events.models import EventPattern
 from stacks import naming
 from stacks.config import PlatformConfig
 from stacks.nag import flatten_reference
-from tests.conftest import Synthesized
+from tests.conftest import Synthesized, exported_value
 
 STAGES = ["dev", "staging", "prod"]
 
@@ -367,10 +367,8 @@ def test_ci_trains_on_the_curated_zone_like_the_deployed_pipeline(synthesized: S
     variables = {item["Name"]: item["Value"] for item in train["Environment"]["EnvironmentVariables"]}
     joined = variables["INPUT_DATA_URI"]["Fn::Join"][1]
     lake_stack = synthesized.stages[stage].data_lake
-    output = joined[1]["Fn::GetStackOutput"]
-    outputs = synthesized.template(stage, "data_lake").to_json()["Outputs"]
-    assert output["StackName"] == lake_stack.stack_name
-    assert outputs[output["OutputName"]]["Value"] == lake_stack.resolve(lake_stack.storage.curated.bucket_name)
+    exported = exported_value(synthesized.template(stage, "data_lake").to_json(), joined[1])
+    assert exported == lake_stack.resolve(lake_stack.storage.curated.bucket_name)
     assert joined[-1] == f"/{synthesized.stages[stage].config.model.dataset}/"
 
 

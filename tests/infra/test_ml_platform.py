@@ -11,7 +11,7 @@ import pytest
 
 from pipelines_src.definition import list_placeholders
 from stacks.config import PlatformConfig
-from tests.conftest import Synthesized
+from tests.conftest import Synthesized, exported_value
 
 STAGES = ["dev", "staging", "prod"]
 
@@ -97,12 +97,9 @@ def test_parameters_default_to_the_stage_config(
     joined = variables["InputDataUri"]["Fn::Join"][1]
     assert joined[0] == "s3://" and joined[-1] == f"/{model.dataset}/"
     lake_stack = synthesized.stages[stage].data_lake
-    output = joined[1]["Fn::GetStackOutput"]
-    assert output["StackName"] == lake_stack.stack_name
-    outputs = synthesized.template(stage, "data_lake").to_json()["Outputs"]
     curated = lake_stack.resolve(lake_stack.storage.curated.bucket_name)
     raw = lake_stack.resolve(lake_stack.storage.raw.bucket_name)
-    assert outputs[output["OutputName"]]["Value"] == curated != raw
+    assert exported_value(synthesized.template(stage, "data_lake").to_json(), joined[1]) == curated != raw
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -133,7 +130,9 @@ def test_every_job_runs_isolated_in_the_platform_subnets_with_the_lake_key(
     _, definition, variables = _pipeline(synthesized, stage)
     subnets = [f"${{Subnet{index}}}" for index in range(platform_config.stage(stage).network.az_count)]
     stack = platform.ml_platform
-    assert variables["KmsKeyArn"]["Fn::GetStackOutput"]["StackName"] == platform.data_lake.stack_name
+    lake = platform.data_lake
+    key = exported_value(synthesized.template(stage, "data_lake").to_json(), variables["KmsKeyArn"])
+    assert key == lake.resolve(lake.storage.key.key_arn)
     assert variables["JobsSecurityGroup"] == stack.resolve(stack.jobs_security_group.security_group_id)
     jobs = [step for step in _by_name(definition).values() if step["Type"] in ("Processing", "Training")]
     assert len(jobs) == 4
