@@ -57,6 +57,12 @@ INSTALL = {
     "runtime-versions": {"python": "3.11", "nodejs": "20", "java": "corretto17"},
     "commands": ["make install"],
 }
+# What `make install` downloads (pip's wheels, npm's tarballs), kept between builds of one project in the
+# delivery bucket, so a build does not fetch the 2 GB environment again. The environments themselves are
+# rebuilt every time from the pins: a cache holds downloads, never an installed tree a build would trust.
+# https://docs.aws.amazon.com/codebuild/latest/userguide/build-caching.html
+CACHE_PATHS = ["/root/.cache/pip/**/*", "/root/.npm/**/*"]
+CACHE_PREFIX = "codebuild-cache"
 
 
 # The release tool on the build image's Python (it has boto3); the ARN is one quoted argument.
@@ -88,6 +94,8 @@ def buildspec(
         "env": {"shell": "bash", **({"exported-variables": exported} if exported else {})},
         "phases": {"install": install or INSTALL, "build": {"commands": list(commands)}},
     }
+    if install is None:
+        spec["cache"] = {"paths": CACHE_PATHS}
     if reports:
         spec["reports"] = {"pytest": {"files": ["*.xml"], "base-directory": "reports", "file-format": "JUNITXML"}}
     if artifacts:
@@ -217,6 +225,7 @@ class CICDStack(Stack):
                 buildspec(RELEASE, install=RELEASE_INSTALL),
                 environment=self._release_settings(target),
                 timeout=Duration.hours(3),
+                cached=False,  # installs nothing
             )
             for target in ("staging", "production")
         }
@@ -378,6 +387,7 @@ class CICDStack(Stack):
         environment: dict[str, str] | None = None,
         compute: codebuild.ComputeType = codebuild.ComputeType.SMALL,
         timeout: Duration = DEFAULT_TIMEOUT,
+        cached: bool = True,
     ) -> codebuild.PipelineProject:
         log_group = logs.LogGroup(
             self,
@@ -398,6 +408,8 @@ class CICDStack(Stack):
             encryption_key=self.lake.key,
             timeout=timeout,
             logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=log_group)),
+            # One cache per project: a build reads only what earlier builds of the same project stored.
+            cache=codebuild.Cache.bucket(self.lake.delivery, prefix=f"{CACHE_PREFIX}/{id_}") if cached else None,
         )
         assert project.role is not None
         acknowledge_wildcards(

@@ -395,3 +395,26 @@ def test_source_roles_may_use_the_connection_under_its_arns_own_service_prefix(
 
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_builds_that_install_keep_their_downloads_in_a_cache_of_their_own(synthesized: Synthesized, stage: str) -> None:
+    resources = _resources(synthesized, stage)
+    delivery = synthesized.stages[stage].data_lake.storage.delivery
+    prefixes = set()
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::CodeBuild::Project":
+            continue
+        project = resource["Properties"]
+        spec = json.loads(project["Source"]["BuildSpec"])
+        if "make install" not in spec["phases"]["install"].get("commands", []):
+            assert project["Cache"] == {"Type": "NO_CACHE"} or "Cache" not in project, name
+            continue
+        assert set(spec["cache"]["paths"]) == {"/root/.cache/pip/**/*", "/root/.npm/**/*"}, name
+        cache = project["Cache"]
+        assert cache["Type"] == "S3", name
+        location = flatten_reference(cache["Location"])
+        bucket = flatten_reference(synthesized.stages[stage].cicd.resolve(delivery.bucket_name))
+        assert location.startswith(f"{bucket}/codebuild-cache/"), location
+        prefixes.add(location)
+    assert len(prefixes) == 3, "Test, Train and SmokeTest each have their own"
