@@ -238,6 +238,12 @@ def _message(error: BaseException) -> str:
     return " ".join(str(text).split())
 
 
+def boto3_clients(service: str, region: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=region)
+
+
 def main(
     argv: list[str] | None = None,
     *,
@@ -255,12 +261,7 @@ def main(
     except ReleaseError as error:
         print(f"release: {error}", file=sys.stderr)
         return 2
-    if clients is None:
-        import boto3
-
-        def clients(service: str, region: str) -> Any:
-            return boto3.client(service, region_name=region)
-
+    clients = clients or boto3_clients
     sagemaker = clients("sagemaker", settings.region)
     try:
         if args.check_only:

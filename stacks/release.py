@@ -63,12 +63,7 @@ def main(argv: list[str] | None = None, *, clients: Callable[[str, str], Any] | 
     except ConfigError as error:
         print(f"release: {error}", file=sys.stderr)
         return 2
-    if clients is None:
-        import boto3
-
-        def clients(service: str, region: str) -> Any:
-            return boto3.client(service, region_name=region)
-
+    clients = clients or tool.boto3_clients
     import boto3
 
     account = config.account or str(clients("sts", config.region).get_caller_identity()["Account"])

@@ -24,6 +24,8 @@ from tests.model_package_arns import wrong_arns
 
 REGION = "us-east-1"
 STAGE = "prod"
+# Tests whose behaviour differs by target run on both; the checks before any change run on production.
+BOTH = pytest.mark.parametrize("account", ["staging", "production"], indirect=True)
 
 
 def _deploy_settings(synthesized: Synthesized, target: str) -> dict[str, str]:
@@ -161,6 +163,7 @@ def test_the_deploy_builds_release_settings_name_this_stages_stack_role_and_grou
         assert (settings.baseline_prefix is not None) == (target == "production")
 
 
+@BOTH
 def test_a_release_updates_only_the_stacks_version_on_its_deployed_template_under_the_release_role(
     account: Account, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -176,6 +179,7 @@ def test_a_release_updates_only_the_stacks_version_on_its_deployed_template_unde
     assert capsys.readouterr().out == f"release: {account.settings.target} serves {arn} (was none)\n"
 
 
+@BOTH
 def test_releasing_the_served_version_again_changes_nothing(
     account: Account, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -190,6 +194,7 @@ def test_releasing_the_served_version_again_changes_nothing(
     )
 
 
+@BOTH
 def test_production_publishes_the_new_versions_baseline_with_the_release(account: Account) -> None:
     first = account.register("Approved", baseline="first")
     assert account.run(first) == 0
@@ -226,6 +231,7 @@ class _RolledBack:
         }
 
 
+@BOTH
 def test_a_failed_release_leaves_the_previous_version_and_its_baseline_in_place(
     account: Account, capsys: pytest.CaptureFixture[str]
 ) -> None:
