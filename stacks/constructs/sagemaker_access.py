@@ -228,7 +228,7 @@ class SageMakerExecutionRole(Construct):
                 "s3:GetObject*",
                 "s3:GetBucket*",
                 "s3:List*",
-                "s3:Abort*",
+                *(["s3:Abort*"] if write_prefixes else []),
                 "kms:ReEncrypt*",
                 "kms:GenerateDataKey*",
             ],
