@@ -18,7 +18,7 @@ infrastructure push redeploy an endpoint in the middle of a canary.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jsii
 from aws_cdk import (
@@ -235,7 +235,9 @@ def _leave_out_of_deployment(pipeline: codepipeline.Pipeline, stack_names: list[
     cfn_pipeline = pipeline.node.default_child
     assert isinstance(cfn_pipeline, codepipeline.CfnPipeline)
     # Replacing the property (not overriding the template) keeps what cdk-nag and the template see the same.
-    cfn_pipeline.stages = _WithoutStacks(Stack.of(pipeline), cfn_pipeline.stages, frozenset(stack_names))
+    cfn_pipeline.stages = cast(
+        IResolvable, _WithoutStacks(Stack.of(pipeline), cfn_pipeline.stages, frozenset(stack_names))
+    )
 
 
 class _Rendered:
