@@ -298,18 +298,23 @@ class CICDStack(Stack):
 
         for pipeline in (self.build, self.deploy):
             self._notify_on_failure(pipeline)
-        acknowledge_wildcards(
-            self,
-            actions=["s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"],
-            resources=[lake.delivery.arn_for_objects("*")],
-            reason="CodePipeline and CodeBuild read and write run artifacts (object keys generated per run) "
-            "in the delivery bucket only, through the CDK's artifact-bucket grants.",
-        )
-        acknowledge_wildcards(
-            self,
-            actions=["kms:ReEncrypt*", "kms:GenerateDataKey*"],
-            reason="Artifacts, reports and logs are encrypted with the lake key: data keys of that one key.",
-        )
+        # Each pipeline and each build project, on its own roles: pipelines read and write run artifacts, builds
+        # read them (a build's writes elsewhere are acknowledged where it is granted them).
+        projects = [child for child in self.node.children if isinstance(child, codebuild.PipelineProject)]
+        for scope in (self.build, self.deploy, *projects):
+            writes = ["s3:DeleteObject*", "s3:Abort*"] if isinstance(scope, codepipeline.Pipeline) else []
+            acknowledge_wildcards(
+                scope,
+                actions=["s3:GetObject*", "s3:GetBucket*", "s3:List*", *writes],
+                resources=[lake.delivery.arn_for_objects("*")],
+                reason="CodePipeline and CodeBuild read and write run artifacts (object keys generated per run) "
+                "in the delivery bucket only, through the CDK's artifact-bucket grants.",
+            )
+            acknowledge_wildcards(
+                scope,
+                actions=["kms:ReEncrypt*", "kms:GenerateDataKey*"],
+                reason="Artifacts, reports and logs are encrypted with the lake key: data keys of that one key.",
+            )
 
     # --- pieces -------------------------------------------------------------------------------
 
@@ -462,9 +467,10 @@ class CICDStack(Stack):
         self.lake.key.grant_encrypt_decrypt(role)
         acknowledge_wildcards(
             role,
+            actions=["s3:Abort*"],
             resources=[f"{pipeline_arn}/execution/*", self.lake.artifacts.arn_for_objects(f"{CODE_PREFIX}/*")],
             reason="Executions of the one model-build pipeline (ids generated per run); code uploads under the "
-            "code/ prefix, content-addressed keys named at build time.",
+            "code/ prefix, content-addressed keys named at build time (and aborting those uploads).",
         )
 
     def _release_role_arn(self, target: str) -> str:
@@ -549,8 +555,10 @@ class CICDStack(Stack):
             self.lake.key.grant_encrypt_decrypt(role)
             acknowledge_wildcards(
                 role,
+                actions=["s3:Abort*"],
                 resources=[self.lake.artifacts.arn_for_objects(baseline_objects)],
-                reason="The deployed-baseline prefix the drift check reads (baseline.json and its record).",
+                reason="The deployed-baseline prefix the drift check reads (baseline.json and its record), and "
+                "aborting uploads there.",
             )
 
     def _allow_describing_versions(self, role: iam.IRole) -> str:

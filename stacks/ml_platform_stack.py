@@ -59,6 +59,8 @@ class MLPlatformStack(Stack):
             write_prefixes=[(lake.artifacts, f"{artifacts_prefix}/{self.pipeline_name}/")],
             vpc=network.vpc,
             model_package_group_name=self.registry.group_name,
+            subnet_ids=network.workload_subnet_ids,
+            security_group_ids=[self.jobs_security_group.security_group_id],
         )
         self.model_build = ModelBuildPipeline(
             self,
@@ -93,6 +95,10 @@ class MLPlatformStack(Stack):
             model_package_group_name=None,
             metric_namespaces=[DRIFT_NAMESPACE],
             description="Drift-check pipeline and its processing job",
+            subnet_ids=network.workload_subnet_ids,
+            security_group_ids=[self.jobs_security_group.security_group_id],
+            # The drift job publishes its metrics to CloudWatch itself (pipelines_src/drift_definition.py).
+            network_isolation=False,
         )
         self.drift_check = DriftCheckPipeline(
             self,
