@@ -18,6 +18,8 @@ infrastructure push redeploy an endpoint in the middle of a canary.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, cast
 
 import jsii
@@ -49,6 +51,16 @@ from stacks.retention import removal_policy
 
 # The same runtimes as the CI/CD stack's builds (stacks/cicd_stack.py).
 INSTALL_COMMANDS = ["make install"]
+PACKAGE_JSON = Path(__file__).resolve().parents[1] / "package.json"
+
+
+def cdk_assets_version() -> str:
+    """The cdk-assets the asset steps install: the one package.json pins and the tests run on this app's
+    manifests. CDK Pipelines' default, `cdk-assets@latest`, can be a release that refuses this app's
+    manifest schema (4.7.3 reads at most 54; this app writes 55)."""
+    return str(json.loads(PACKAGE_JSON.read_text())["devDependencies"]["cdk-assets"])
+
+
 RUNTIMES = {"python": "3.11", "nodejs": "20", "java": "corretto17"}
 # Stacks of the stage this pipeline leaves to another writer: the model-deploy pipeline deploys them.
 MODEL_DEPLOY_OWNED = ("Endpoint-",)
@@ -102,6 +114,7 @@ class InfraPipelineStack(Stack):
             code_build_defaults=build_defaults,
             self_mutation=True,
             publish_assets_in_parallel=False,
+            cdk_assets_cli_version=cdk_assets_version(),
         )
         self.pipeline.add_stage(stage)
         self.pipeline.build_pipeline()

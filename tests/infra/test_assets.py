@@ -6,6 +6,7 @@ import json
 import subprocess
 
 import pytest
+from aws_cdk.assertions import Template
 
 from tests.conftest import ROOT, Synthesized
 
@@ -35,3 +36,19 @@ def test_the_pinned_cdk_assets_reads_every_asset_manifest_of_the_app(synthesized
         assert result.returncode == 0, (manifest.name, result.stderr[-500:])
         listed = {line.split()[0] for line in result.stdout.splitlines() if line and not line.startswith(" ")}
         assert listed == set(json.loads(manifest.read_text())["files"]), manifest.name
+
+
+def test_the_infrastructure_pipeline_publishes_assets_with_the_pinned_cdk_assets(synthesized: Synthesized) -> None:
+    stage = synthesized.stages["prod"]
+    assert stage.infra_pipeline is not None
+    # CDK Pipelines writes the asset steps' buildspecs as files of the cloud assembly, named in the template.
+    specs = [
+        r["Properties"]["Source"]["BuildSpec"]
+        for r in Template.from_stack(stage.infra_pipeline).to_json()["Resources"].values()
+        if r["Type"] == "AWS::CodeBuild::Project"
+    ]
+    projects = [json.loads((synthesized.outdir / spec).read_text()) for spec in specs if spec.endswith(".yaml")]
+    assert projects, "the asset steps"
+    for spec in projects:
+        installs = [c for c in spec["phases"]["install"]["commands"] if "cdk-assets" in c]
+        assert installs == [f"npm install -g cdk-assets@{pinned_cdk_assets()}"], installs
