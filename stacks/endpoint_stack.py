@@ -20,7 +20,6 @@ import jsii
 from aws_cdk import Aspects, CfnCondition, CfnParameter, CfnResource, Duration, Fn, IAspect, Stack
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct, IConstruct
 
@@ -32,6 +31,7 @@ from stacks.constructs.data_quality_monitor import DataQualityMonitor
 from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.sagemaker_access import SageMakerExecutionRole
 from stacks.ml_platform_stack import CODE_PREFIX, ENDPOINT_TARGETS, NO_VERSION
+from stacks.network_needs import DATA_QUALITY_JOBS, ENDPOINT_HOSTING
 
 TARGETS = ENDPOINT_TARGETS
 # Blue/green: how long the old fleet is kept after all traffic moved, and the whole deployment's limit.
@@ -105,14 +105,10 @@ class EndpointStack(Stack):
 
         vpc_config: dict[str, Any] | None = None
         if serverless is None:
-            self.security_group = ec2.SecurityGroup(
-                self,
-                "Network",
-                vpc=network.vpc,
-                description=f"Endpoint {self.endpoint_name}: HTTPS out to the VPC endpoints and S3 only",
-                allow_all_outbound=False,
+            network.require(ENDPOINT_HOSTING)
+            self.security_group = network.workload_security_group(
+                self, "Network", description=f"Endpoint {self.endpoint_name}: HTTPS out to the VPC endpoints and S3 only"
             )
-            self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to endpoints and S3")
             vpc_config = {
                 "securityGroupIds": [self.security_group.security_group_id],
                 "subnets": list(network.workload_subnet_ids),
@@ -125,6 +121,8 @@ class EndpointStack(Stack):
                 model_package_name=self.model_package_arn.value_as_string
             ),
             vpc_config=vpc_config,
+            # The container calls nothing: SageMaker downloads the model and writes data capture for it.
+            enable_network_isolation=True,
         )
         self.model.node.add_dependency(self.execution)
 
@@ -259,8 +257,7 @@ class EndpointStack(Stack):
                 statistics_file=naming.MONITOR_STATISTICS_FILE,
                 constraints_file=naming.MONITOR_CONSTRAINTS_FILE,
                 reports_prefix=naming.monitoring_reports_prefix(config),
-                vpc=network.vpc,
-                subnet_ids=network.workload_subnet_ids,
+                network=network,
             )
         Aspects.of(self).add(_OnlyWithModel(self.has_model))
 
