@@ -123,7 +123,8 @@ BAD_CONFIGS = {
         "mlops.stages.dev.region: required key is missing",
     ),
     "missing block": (
-        _delete("defaults.network"),
+        # dev has a network block of its own (az_count): remove both
+        lambda context: (_delete("defaults.network")(context), _delete("stages.dev.network")(context)),
         "mlops.stages.dev.network: required key is missing",
     ),
     "wrong type: string for integer": (
