@@ -31,7 +31,7 @@ from stacks.constructs.data_quality_monitor import DataQualityMonitor
 from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.sagemaker_access import SageMakerExecutionRole
 from stacks.ml_platform_stack import CODE_PREFIX, ENDPOINT_TARGETS, NO_VERSION
-from stacks.network_needs import DATA_QUALITY_JOBS, ENDPOINT_HOSTING
+from stacks.network_needs import ENDPOINT_HOSTING
 
 TARGETS = ENDPOINT_TARGETS
 # Blue/green: how long the old fleet is kept after all traffic moved, and the whole deployment's limit.
@@ -107,7 +107,9 @@ class EndpointStack(Stack):
         if serverless is None:
             network.require(ENDPOINT_HOSTING)
             self.security_group = network.workload_security_group(
-                self, "Network", description=f"Endpoint {self.endpoint_name}: HTTPS out to the VPC endpoints and S3 only"
+                self,
+                "Network",
+                description=f"Endpoint {self.endpoint_name}: HTTPS out to the VPC endpoints and S3 only",
             )
             vpc_config = {
                 "securityGroupIds": [self.security_group.security_group_id],

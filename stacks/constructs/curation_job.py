@@ -145,7 +145,9 @@ class CurationJob(Construct):
                 actions=["glue:GetConnection"],
                 resources=[
                     stack.format_arn(service="glue", resource="catalog"),
-                    stack.format_arn(service="glue", resource="connection", resource_name=self.connection.connection_name),
+                    stack.format_arn(
+                        service="glue", resource="connection", resource_name=self.connection.connection_name
+                    ),
                 ],
             )
         )

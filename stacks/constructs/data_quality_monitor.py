@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
 
 from aws_cdk import Duration, Fn
 from aws_cdk import aws_sagemaker as sagemaker
@@ -86,7 +85,9 @@ class DataQualityMonitor(Construct):
         )
         network.require(DATA_QUALITY_JOBS)
         self.security_group = network.workload_security_group(
-            self, "Network", description=f"Data-quality jobs of {endpoint_name}: HTTPS out to the VPC endpoints and S3 only"
+            self,
+            "Network",
+            description=f"Data-quality jobs of {endpoint_name}: HTTPS out to the VPC endpoints and S3 only",
         )
 
         baseline = lake.artifacts.s3_url_for_object(baseline_prefix.rstrip("/"))

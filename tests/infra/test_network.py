@@ -116,7 +116,11 @@ def test_no_security_group_of_the_stage_reaches_the_internet(synthesized: Synthe
         to_endpoints = [
             rule for rule in egress if "EndpointSecurityGroup" in json.dumps(rule.get("DestinationSecurityGroupId"))
         ]
-        to_itself = [rule for rule in egress if rule.get("DestinationSecurityGroupId") == {"Fn::GetAtt": [rule["GroupId"]["Fn::GetAtt"][0], "GroupId"]}]
+        to_itself = [
+            rule
+            for rule in egress
+            if rule.get("DestinationSecurityGroupId") == {"Fn::GetAtt": [rule["GroupId"]["Fn::GetAtt"][0], "GroupId"]}
+        ]
         assert len(to_s3) + len(to_endpoints) + len(to_itself) == len(egress), f"{stack.stack_name}: {egress}"
         for rule in to_s3 + to_endpoints:
             assert (rule["FromPort"], rule["ToPort"], rule["IpProtocol"]) == (443, 443, "tcp")

@@ -69,7 +69,11 @@ def test_sagemaker_workloads_declare_what_sagemaker_reaches_through_the_vpc() ->
 
 
 def _jobs(definition: str) -> list[dict[str, Any]]:
-    return [step["Arguments"] for step in _steps(json.loads(definition)["Steps"]) if step["Type"] in ("Processing", "Training")]
+    return [
+        step["Arguments"]
+        for step in _steps(json.loads(definition)["Steps"])
+        if step["Type"] in ("Processing", "Training")
+    ]
 
 
 def _steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
