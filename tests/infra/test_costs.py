@@ -258,7 +258,7 @@ def test_the_issue_targets_hold_idle(costs: dict[str, StageCost]) -> None:
     """Idle USD a month: staging at most 50, prod below the 207 of isolated subnets in 3 zones with 9 endpoints."""
     assert costs["staging"].idle <= 50
     assert costs["prod"].idle < 207
-    assert costs["dev"].idle < costs["staging"].idle <= costs["prod"].idle
+    assert costs["dev"].idle <= costs["staging"].idle < costs["prod"].idle
 
 
 def test_hosting_is_priced_at_the_real_time_inference_rate_not_the_training_rate() -> None:

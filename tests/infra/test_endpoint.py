@@ -3,9 +3,8 @@ canary-deployed endpoint that rolls back on its own alarms."""
 
 from __future__ import annotations
 
-import json
-
 import copy
+import json
 from typing import Any
 
 import pytest

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -168,3 +171,21 @@ def test_a_network_without_a_workloads_endpoint_refuses_it(synthesized: Synthesi
 def test_serverless_endpoints_and_model_monitor_change_the_workloads(platform_config: PlatformConfig) -> None:
     dev = platform_config.stage("dev")
     assert ENDPOINT_HOSTING in stage_workloads(dev) and DATA_QUALITY_JOBS not in stage_workloads(dev)
+
+
+@pytest.mark.slow  # a subprocess: the app as the CDK CLI runs it
+def test_the_synth_of_a_stage_whose_endpoints_lack_a_need_exits_with_one_line(
+    context: dict[str, Any], tmp_path: Any
+) -> None:
+    env = {**os.environ, "CDK_CONTEXT_JSON": "", "CDK_OUTDIR": str(tmp_path)}
+    context["mlops"]["stages"]["dev"]["network"]["interface_endpoints"] = ["glue", "monitoring"]
+    env["CDK_CONTEXT_JSON"] = json.dumps(context)
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        'Invalid stage configuration in cdk.json: mlops.stages.dev.network.interface_endpoints: lacks "logs", '
+        f"which the {MODEL_BUILD_JOBS.name} need(s) from inside the VPC; add it, or remove the key to derive the "
+        "endpoints from the workloads"
+    ]
