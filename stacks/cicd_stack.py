@@ -433,6 +433,13 @@ class CICDStack(Stack):
             reason="CodeBuild's own grants for this one project: the streams of its log group and the report "
             "groups it creates for its test reports, both named after the project.",
         )
+        if cached:
+            acknowledge_wildcards(
+                project.role,
+                actions=["s3:Abort*", "s3:DeleteObject*"],
+                reason="CodeBuild's cache grant: this project's own cache archive under its cache prefix, replaced "
+                "by each build.",
+            )
         return project
 
     def _allow_train(self, pipeline_name: str, pipeline_role: iam.IRole) -> None:

@@ -102,7 +102,18 @@ class NetworkConfig:
     az_count: int
     subnet_prefix_length: int
     nat_gateways: int
-    interface_endpoints: tuple[str, ...]
+    # None: derived from what the stage's in-VPC workloads call (stacks.network_needs); a list: exactly these,
+    # which must hold every need (the synth fails otherwise).
+    interface_endpoints: tuple[str, ...] | None
+    # Added to the interface endpoints, derived or listed.
+    extra_interface_endpoints: tuple[str, ...] = ()
+    # Zones that hold an interface endpoint's network interfaces (the first N of az_count); None: every zone.
+    # Fewer zones cost less; workloads in the other zones reach the endpoints across zones.
+    endpoint_az_count: int | None = None
+
+    @property
+    def endpoint_zones(self) -> int:
+        return self.az_count if self.endpoint_az_count is None else self.endpoint_az_count
 
 
 @dataclass(frozen=True)
@@ -365,15 +376,12 @@ def _network(reader: _Reader) -> NetworkConfig:
             f'{reader.key("vpc_cidr")}: "{cidr_text}" cannot hold {tiers * az_count} subnets of '
             f"/{subnet_prefix} ({az_count} AZs); use a larger block or a longer subnet_prefix_length"
         )
-    endpoints = reader.strings("interface_endpoints")
-    for index, service in enumerate(endpoints):
-        if service not in INTERFACE_ENDPOINT_SERVICES:
-            raise ConfigError(
-                f'{reader.key("interface_endpoints")}[{index}]: unknown endpoint service "{service}"; '
-                f"known: {', '.join(sorted(INTERFACE_ENDPOINT_SERVICES))}"
-            )
-    if len(set(endpoints)) != len(endpoints):
-        raise ConfigError(f"{reader.key('interface_endpoints')}: lists a service twice: {list(endpoints)}")
+    listed = reader._raw("interface_endpoints", optional=True) is not None
+    endpoints = _endpoint_list(reader, "interface_endpoints") if listed else None
+    extra = _endpoint_list(reader, "extra_interface_endpoints")
+    endpoint_azs = None
+    if reader._raw("endpoint_az_count", optional=True) is not None:
+        endpoint_azs = reader.integer("endpoint_az_count", minimum=1, maximum=az_count)
     return reader.build(
         NetworkConfig,
         vpc_cidr=str(cidr),
@@ -381,7 +389,22 @@ def _network(reader: _Reader) -> NetworkConfig:
         subnet_prefix_length=subnet_prefix,
         nat_gateways=nat_gateways,
         interface_endpoints=endpoints,
+        extra_interface_endpoints=extra,
+        endpoint_az_count=endpoint_azs,
     )
+
+
+def _endpoint_list(reader: _Reader, name: str) -> tuple[str, ...]:
+    endpoints = reader.strings(name)
+    for index, service in enumerate(endpoints):
+        if service not in INTERFACE_ENDPOINT_SERVICES:
+            raise ConfigError(
+                f'{reader.key(name)}[{index}]: unknown endpoint service "{service}"; '
+                f"known: {', '.join(sorted(INTERFACE_ENDPOINT_SERVICES))}"
+            )
+    if len(set(endpoints)) != len(endpoints):
+        raise ConfigError(f"{reader.key(name)}: lists a service twice: {list(endpoints)}")
+    return endpoints
 
 
 def _etl(reader: _Reader) -> EtlConfig:

@@ -35,41 +35,50 @@ HOURS_PER_MONTH = 730
 PRICES_AS_OF = "2026-11"
 PRICES_REGION = "us-east-1"
 
-# Unit prices in USD, us-east-1 on-demand list prices as of November 2026 (PRICES_AS_OF).
+# Unit prices in USD, us-east-1 on-demand list prices as of November 2026 (PRICES_AS_OF), each with its source.
 # A key ending in "_hour" and every "ml.*" key is an hourly price (x 730 for a month);
 # a key ending in "_month" is a monthly one. `--prices FILE` (a JSON object) overrides
 # any of them and may add "ml.*" instance types.
 PRICES: dict[str, float] = {
-    # Interface VPC endpoint, per endpoint per availability zone (data processed, 0.01/GB, is per use).
+    # Interface VPC endpoint, per endpoint per availability zone; data processed (0.01/GB) is per use.
+    # https://aws.amazon.com/privatelink/pricing/ ("billed for each hour that your VPC endpoint remains
+    # provisioned in each Availability Zone").
     "vpc_interface_endpoint_az_hour": 0.01,
-    # NAT gateway, per gateway (data processed, 0.045/GB, is per use).
+    # NAT gateway, per gateway; data processed (0.045/GB) is per use. https://aws.amazon.com/vpc/pricing/
     "nat_gateway_hour": 0.045,
-    # Public IPv4 address (an Elastic IP, e.g. a NAT gateway's), in use or not.
+    # Public IPv4 address (an Elastic IP, e.g. a NAT gateway's), in use or not. https://aws.amazon.com/vpc/pricing/
     "public_ipv4_hour": 0.005,
-    # Customer managed KMS key (the first two automatic rotations add 1.00 each a month; requests are per use).
+    # Customer managed KMS key; the first and second automatic rotations add 1.00 each a month; requests are
+    # per use. https://aws.amazon.com/kms/pricing/
     "kms_key_month": 1.00,
-    # CloudWatch metric alarm, standard resolution, per alarm.
+    # CloudWatch metric alarm, standard resolution, per alarm metric (the first 10 of an account are free;
+    # counted all the same). https://aws.amazon.com/cloudwatch/pricing/
     "cloudwatch_alarm_month": 0.10,
-    # CloudWatch composite alarm.
+    # CloudWatch composite alarm. https://aws.amazon.com/cloudwatch/pricing/
     "cloudwatch_composite_alarm_month": 0.50,
-    # CloudWatch dashboard (the first 3 of an account are free; counted here all the same).
+    # CloudWatch dashboard (the first 3 of an account are free; counted all the same).
+    # https://aws.amazon.com/cloudwatch/pricing/
     "cloudwatch_dashboard_month": 3.00,
-    # Secrets Manager secret.
+    # Secrets Manager secret. https://aws.amazon.com/secrets-manager/pricing/
     "secretsmanager_secret_month": 0.40,
     # Systems Manager Parameter Store advanced parameter (standard ones are free).
+    # https://aws.amazon.com/systems-manager/pricing/
     "ssm_advanced_parameter_month": 0.05,
-    # CodePipeline V1, per active pipeline (V2 bills action minutes: per use).
+    # CodePipeline V1, per active pipeline (V2 bills action minutes: per use). https://aws.amazon.com/codepipeline/pricing/
     "codepipeline_v1_month": 1.00,
-    # SageMaker real-time inference (hosting), per instance.
-    "ml.t2.medium": 0.056,
-    "ml.t2.large": 0.111,
-    "ml.m5.large": 0.115,
-    "ml.m5.xlarge": 0.23,
-    "ml.m5.2xlarge": 0.461,
-    "ml.c5.large": 0.102,
-    "ml.c5.xlarge": 0.204,
-    "ml.c5.2xlarge": 0.408,
-    "ml.g4dn.xlarge": 0.736,
+    # SageMaker AI real-time inference (hosting), per instance: the "Real-Time Inference" rates of
+    # https://aws.amazon.com/sagemaker/ai/pricing/, which are above the training and processing rates of the
+    # same type (ml.m5.xlarge: 0.269 hosting, 0.23 training, also quoted for us-east-1 at
+    # https://zircon.tech/blog/the-real-cost-of-running-ai-models-on-aws-sagemaker-inference-deep-dive).
+    "ml.t2.medium": 0.065,
+    "ml.t2.large": 0.13,
+    "ml.m5.large": 0.134,
+    "ml.m5.xlarge": 0.269,
+    "ml.m5.2xlarge": 0.538,
+    "ml.c5.large": 0.119,
+    "ml.c5.xlarge": 0.238,
+    "ml.c5.2xlarge": 0.476,
+    "ml.g4dn.xlarge": 0.7364,
 }
 
 # The condition of the Endpoint stacks' resources: they exist once a model version is deployed.
@@ -126,6 +135,7 @@ NO_CHARGE = frozenset(
         "AWS::EC2::VPC",
         "AWS::EC2::VPCGatewayAttachment",
         "AWS::Events::EventBus",
+        "AWS::Glue::Connection",
         "AWS::Glue::Database",
         "AWS::Glue::SecurityConfiguration",
         "AWS::Glue::Table",
@@ -164,6 +174,12 @@ COMPOSITE_ALARM = "CloudWatch composite alarm"
 DASHBOARD = "CloudWatch dashboard"
 ADVANCED_PARAMETER = "SSM advanced parameter"
 PIPELINE_V1 = "CodePipeline V1 pipeline"
+# The network options whose monthly difference the reports show.
+OPTION_ENDPOINT = "one interface endpoint more (network.extra_interface_endpoints), in the stage's endpoint zones"
+OPTION_ZONE = "one zone more (network.az_count), with the stage's endpoints in it"
+OPTION_EVERY_ZONE = "endpoints in every zone (network.endpoint_az_count unset)"
+OPTION_NAT = "a NAT gateway (network.nat_gateways: 1), with its public IPv4 address, before data"
+OPTION_NAT_PER_ZONE = "a NAT gateway in every zone (network.nat_gateways = az_count), before data"
 ITEM_ORDER = (
     INTERFACE_ENDPOINT,
     NAT_GATEWAY,
@@ -222,6 +238,8 @@ class StageCost:
     no_charge: tuple[tuple[str, int], ...] = ()
     # The stacks counted, by their names within the stage.
     stacks: tuple[str, ...] = ()
+    # What a change of network option would add (or save) a month: (option, USD), see `_options`.
+    options: tuple[tuple[str, float], ...] = ()
 
     @property
     def idle(self) -> float:
@@ -270,6 +288,11 @@ class _Tally:
     """Units per (item, price key or None, condition), and resource counts per free type."""
 
     units: Counter[tuple[str, str | None, str | None]] = field(default_factory=Counter)
+    # Interface endpoints (resources) and the most zones one of them is in; workload (non-public) subnets.
+    interface_endpoints: int = 0
+    endpoint_zones: int = 0
+    private_subnets: int = 0
+    nat_gateways: int = 0
     pay_per_use: Counter[str] = field(default_factory=Counter)
     no_charge: Counter[str] = field(default_factory=Counter)
 
@@ -334,9 +357,12 @@ def _tally_resource(
             tally.add(f"{kind} of type {endpoint_type}", 1, None, condition)
         elif isinstance(properties.get("SubnetIds"), list):
             tally.add(INTERFACE_ENDPOINT, len(properties["SubnetIds"]), "vpc_interface_endpoint_az_hour", condition)
+            tally.interface_endpoints += 1
+            tally.endpoint_zones = max(tally.endpoint_zones, len(properties["SubnetIds"]))
         else:
             tally.add(f"{INTERFACE_ENDPOINT} whose subnets are set at deploy time", 1, None, condition)
     elif kind in _FLAT:
+        tally.nat_gateways += kind == "AWS::EC2::NatGateway"
         flat_item, flat_key = _FLAT[kind]
         tally.add(flat_item, 1, flat_key, condition)
     elif kind == "AWS::SageMaker::Endpoint":
@@ -357,6 +383,9 @@ def _tally_resource(
             tally.pay_per_use[f"{kind} (on demand)"] += 1
         else:
             tally.add(f"{kind} with provisioned capacity", 1, None, condition)
+    elif kind == "AWS::EC2::Subnet":
+        tally.private_subnets += properties.get("MapPublicIpOnLaunch") is False
+        tally.no_charge[kind] += 1
     elif kind in PAY_PER_USE:
         tally.pay_per_use[kind] += 1
     elif kind in NO_CHARGE or kind.startswith("Custom::"):
@@ -391,6 +420,22 @@ def stage_cost(
         pay_per_use=tuple(sorted(tally.pay_per_use.items())),
         no_charge=tuple(sorted(tally.no_charge.items())),
         stacks=tuple(sorted(stacks)),
+        options=_options(tally, prices),
+    )
+
+
+def _options(tally: _Tally, prices: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    """USD a month each network option adds, from what the stage's templates hold (0: no change)."""
+    endpoint = monthly_price("vpc_interface_endpoint_az_hour", prices)
+    nat = monthly_price("nat_gateway_hour", prices) + monthly_price("public_ipv4_hour", prices)
+    zones = tally.private_subnets
+    endpoints_follow_zones = tally.endpoint_zones == zones
+    return (
+        (OPTION_ENDPOINT, round(tally.endpoint_zones * endpoint, 2)),
+        (OPTION_ZONE, round((tally.interface_endpoints if endpoints_follow_zones else 0) * endpoint, 2)),
+        (OPTION_EVERY_ZONE, round((zones - tally.endpoint_zones) * tally.interface_endpoints * endpoint, 2)),
+        (OPTION_NAT, round(nat if tally.nat_gateways == 0 else 0.0, 2)),
+        (OPTION_NAT_PER_ZONE, round(max(zones - tally.nat_gateways, 0) * nat, 2)),
     )
 
 
@@ -452,6 +497,8 @@ def text_report(costs: Sequence[StageCost]) -> str:
         if cost.unpriced:
             unpriced = ", ".join(f"{item.label} x{item.count}" for item in cost.unpriced)
             lines.append(f"  unpriced (not in the totals): {unpriced}")
+        for option, usd in cost.options:
+            lines.append(f"  option: {option}: +{usd:,.2f} USD a month")
         lines.append(f"  pay per use (0 while idle): {_counts(cost.pay_per_use)}")
         lines.append(f"  no charge: {_counts(cost.no_charge)}")
         blocks.append("\n".join(lines))
@@ -480,6 +527,7 @@ def markdown_report(costs: Sequence[StageCost]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("| **idle total** | | " + " | ".join(f"**{_usd(cost.idle)}**" for cost in costs) + " |")
     lines.append(f"| **total {WITH_MODEL}** | | " + " | ".join(f"**{_usd(cost.with_model)}**" for cost in costs) + " |")
+    lines += _options_markdown(costs)
     pay_per_use: dict[str, dict[str, int]] = defaultdict(dict)
     for cost in costs:
         for kind, count in cost.pay_per_use:
@@ -498,6 +546,18 @@ def markdown_report(costs: Sequence[StageCost]) -> str:
         f"Not in the totals, 0 USD while idle (pay per use; count {stages}): {free or 'none'}.",
     ]
     return "\n".join(lines)
+
+
+def _options_markdown(costs: Sequence[StageCost]) -> list[str]:
+    """A second table: what each network option would add a month, per stage (+0.00: the stage has it)."""
+    options = [option for option, _ in costs[0].options] if costs and costs[0].options else []
+    if not options:
+        return []
+    lines = ["", "| network option | " + " | ".join(cost.stage for cost in costs) + " |"]
+    lines.append("|---|" + "---:|" * len(costs))
+    for index, option in enumerate(options):
+        lines.append(f"| {option} | " + " | ".join(f"+{cost.options[index][1]:,.2f}" for cost in costs) + " |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,6 +14,7 @@ from stacks.config import StageConfig
 from stacks.constructs.catalog import LakeCatalog, TableSpec
 from stacks.constructs.curation_job import CurationJob
 from stacks.constructs.data_lake import LakeStorage
+from stacks.constructs.network import PrivateNetwork
 from stacks.datasets import contract_path
 from stacks.retention import removal_policy
 
@@ -25,6 +26,7 @@ class DataLakeStack(Stack):
         id_: str,
         *,
         config: StageConfig,
+        network: PrivateNetwork,
         tables: Sequence[TableSpec] = (),
         **kwargs: Any,
     ) -> None:
@@ -68,4 +70,5 @@ class DataLakeStack(Stack):
             database=self.catalog.database,
             table_names=[f"curated_{dataset}", f"quarantine_{dataset}"],
             security_configuration=self.catalog.security_configuration,
+            network=network,
         )

@@ -23,7 +23,6 @@ import jsii
 from aws_cdk import Aspects, CfnCondition, CfnParameter, CfnResource, Duration, Fn, IAspect, Stack, Tags
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk.region_info import RegionInfo
@@ -39,6 +38,7 @@ from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.release_role import ENDPOINT_TAG, EndpointReleaseRole
 from stacks.constructs.sagemaker_access import SageMakerExecutionRole
 from stacks.ml_platform_stack import CODE_PREFIX, ENDPOINT_TARGETS
+from stacks.network_needs import ENDPOINT_HOSTING
 
 TARGETS = ENDPOINT_TARGETS
 # Blue/green: how long the old fleet is kept after all traffic moved, and the whole deployment's limit.
@@ -139,14 +139,12 @@ class EndpointStack(Stack):
 
         vpc_config: dict[str, Any] | None = None
         if serverless is None:
-            self.security_group = ec2.SecurityGroup(
+            network.require(ENDPOINT_HOSTING)
+            self.security_group = network.workload_security_group(
                 self,
                 "Network",
-                vpc=network.vpc,
                 description=f"Endpoint {self.endpoint_name}: HTTPS out to the VPC endpoints and S3 only",
-                allow_all_outbound=False,
             )
-            self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to endpoints and S3")
             vpc_config = {
                 "securityGroupIds": [self.security_group.security_group_id],
                 "subnets": list(network.workload_subnet_ids),
@@ -159,6 +157,8 @@ class EndpointStack(Stack):
                 model_package_name=self.model_package_arn.value_as_string
             ),
             vpc_config=vpc_config,
+            # The container calls nothing: SageMaker downloads the model and writes data capture for it.
+            enable_network_isolation=True,
         )
         self.model.node.add_dependency(self.execution)
 
@@ -297,8 +297,7 @@ class EndpointStack(Stack):
                 statistics_file=naming.MONITOR_STATISTICS_FILE,
                 constraints_file=naming.MONITOR_CONSTRAINTS_FILE,
                 reports_prefix=naming.monitoring_reports_prefix(config),
-                vpc=network.vpc,
-                subnet_ids=network.workload_subnet_ids,
+                network=network,
             )
         passed: list[tuple[iam.IRole, str]] = [(self.execution.role, "sagemaker.amazonaws.com")]
         if self.monitor is not None:

@@ -14,7 +14,8 @@ from stacks.constructs.drift_alarms import NAMESPACE as DRIFT_NAMESPACE
 from stacks.constructs.drift_check import DriftCheckPipeline
 from stacks.constructs.model_build import ModelBuildPipeline
 from stacks.constructs.network import PrivateNetwork
-from stacks.constructs.sagemaker_access import ModelRegistry, SageMakerExecutionRole, SageMakerJobsSecurityGroup
+from stacks.constructs.sagemaker_access import ModelRegistry, SageMakerExecutionRole
+from stacks.network_needs import DRIFT_JOB, MODEL_BUILD_JOBS
 
 DRIFT_ARTIFACTS_PREFIX = "drift-check"
 ENDPOINT_TARGETS = ("staging", "production")
@@ -45,7 +46,16 @@ class MLPlatformStack(Stack):
             group_name=naming.model_package_group(config),
             description=f"Versions of the {model.name} model trained on {model.dataset} ({config.name})",
         )
-        self.jobs_security_group = SageMakerJobsSecurityGroup(self, "JobsNetwork", vpc=network.vpc).security_group
+        network.require(MODEL_BUILD_JOBS)
+        network.require(DRIFT_JOB)
+        # HTTPS to the interface endpoints and S3 only; all TCP between instances of one distributed job.
+        self.jobs_security_group = network.workload_security_group(
+            Construct(self, "JobsNetwork"),
+            "Group",
+            description="SageMaker processing and training jobs: HTTPS to the VPC endpoints and S3, "
+            "traffic between instances of one job",
+            peers=True,
+        )
         self.execution = SageMakerExecutionRole(
             self,
             "Execution",

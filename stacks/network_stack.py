@@ -1,4 +1,4 @@
-"""Network stack: the private VPC every workload of the stage runs in."""
+"""Network stack: the private VPC every workload of the stage runs in, with the endpoints they need."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from constructs import Construct
 
 from stacks.config import StageConfig
 from stacks.constructs.network import PrivateNetwork
+from stacks.network_needs import gateway_services, interface_endpoints, stage_workloads
 from stacks.retention import log_retention, removal_policy
 
 
@@ -20,6 +21,8 @@ class NetworkStack(Stack):
             self,
             "Network",
             config=config.network,
+            interface_services=interface_endpoints(config),
+            gateway_services=gateway_services(stage_workloads(config)),
             log_retention=log_retention(config),
             removal_policy=removal_policy(config),
         )

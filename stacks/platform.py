@@ -29,6 +29,7 @@ class PlatformStage(Stage):
             self,
             "DataLake",
             config=config,
+            network=self.network.network,
             tables=[curated_table(config.model.dataset), quarantine_table(config.model.dataset, QUARANTINE_PREFIX)],
             description=f"{config.prefix}: data lake storage and catalog",
         )

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
 
 from aws_cdk import Duration, Fn
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.constructs.data_lake import LakeStorage
+from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.sagemaker_access import SageMakerExecutionRole
+from stacks.network_needs import DATA_QUALITY_JOBS
 
 METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 # Hourly schedules need the job to finish within the hour.
@@ -67,8 +67,7 @@ class DataQualityMonitor(Construct):
         statistics_file: str,
         constraints_file: str,
         reports_prefix: str,
-        vpc: ec2.IVpc,
-        subnet_ids: Sequence[str],
+        network: PrivateNetwork,
     ) -> None:
         super().__init__(scope, id_)
         self.schedule_name = schedule_name
@@ -78,20 +77,18 @@ class DataQualityMonitor(Construct):
             key=lake.key,
             read_prefixes=[(lake.raw, f"{capture_prefix}{endpoint_name}/"), (lake.artifacts, baseline_prefix)],
             write_prefixes=[(lake.artifacts, reports_prefix)],
-            vpc=vpc,
+            vpc=network.vpc,
             model_package_group_name=None,
             metric_namespaces=[METRICS_NAMESPACE],
             runs_jobs=False,
             description=f"Model Monitor data-quality jobs of {endpoint_name}: captured requests in, reports out",
         )
-        self.security_group = ec2.SecurityGroup(
+        network.require(DATA_QUALITY_JOBS)
+        self.security_group = network.workload_security_group(
             self,
             "Network",
-            vpc=vpc,
             description=f"Data-quality jobs of {endpoint_name}: HTTPS out to the VPC endpoints and S3 only",
-            allow_all_outbound=False,
         )
-        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to endpoints and S3")
 
         baseline = lake.artifacts.s3_url_for_object(baseline_prefix.rstrip("/"))
         image = analyzer_image(region)
@@ -151,7 +148,7 @@ class DataQualityMonitor(Construct):
                 enable_inter_container_traffic_encryption=True,
                 vpc_config=sagemaker.CfnDataQualityJobDefinition.VpcConfigProperty(
                     security_group_ids=[self.security_group.security_group_id],
-                    subnets=list(subnet_ids),
+                    subnets=list(network.workload_subnet_ids),
                 ),
             ),
             stopping_condition=sagemaker.CfnDataQualityJobDefinition.StoppingConditionProperty(

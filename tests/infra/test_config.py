@@ -29,8 +29,9 @@ def test_defaults_are_merged_under_each_stage(platform_config: PlatformConfig) -
     staging = platform_config.stage("staging")
     # staging overrides only the CIDR of its network block; the rest comes from defaults
     assert staging.network.vpc_cidr == "10.20.0.0/16"
-    assert staging.network.interface_endpoints == platform_config.stage("dev").network.interface_endpoints
-    assert "sagemaker.api" in staging.network.interface_endpoints
+    assert staging.network.az_count == platform_config.stage("prod").network.az_count - 1 == 2
+    # No stage lists its interface endpoints: each derives them from its workloads (stacks.network_needs).
+    assert all(stage.network.interface_endpoints is None for stage in platform_config.stages.values())
 
 
 def test_config_is_frozen(platform_config: PlatformConfig) -> None:
@@ -102,7 +103,8 @@ BAD_CONFIGS = {
     ),
     "AZ count above the maximum": (
         _set("defaults.network.az_count", 4),
-        "mlops.stages.dev.network.az_count: 4 is out of range, expected 1 to 3",
+        # dev sets its own az_count (1): the first stage that takes the default is staging
+        "mlops.stages.staging.network.az_count: 4 is out of range, expected 1 to 3",
     ),
     "malformed account id": (
         _set("stages.staging.account", "12345"),
@@ -121,7 +123,8 @@ BAD_CONFIGS = {
         "mlops.stages.dev.region: required key is missing",
     ),
     "missing block": (
-        _delete("defaults.network"),
+        # dev has a network block of its own (az_count): remove both
+        lambda context: (_delete("defaults.network")(context), _delete("stages.dev.network")(context)),
         "mlops.stages.dev.network: required key is missing",
     ),
     "wrong type: string for integer": (
@@ -448,3 +451,34 @@ def test_an_infrastructure_source_without_self_update_is_refused(context: dict[s
     context["mlops"]["stages"]["staging"]["source"]["infrastructure"] = {"repository": "a/b"}
     with pytest.raises(ConfigError, match=r"staging\.source\.infrastructure: only used with .*self_update true"):
         load_config(context)
+
+
+def test_dev_runs_in_one_zone_and_staging_keeps_its_endpoints_in_one(platform_config: PlatformConfig) -> None:
+    dev, staging, prod = (platform_config.stage(name).network for name in ("dev", "staging", "prod"))
+    assert (dev.az_count, dev.endpoint_zones) == (1, 1)
+    assert (staging.az_count, staging.endpoint_zones) == (2, 1)
+    assert (prod.az_count, prod.endpoint_zones) == (3, 3), "prod keeps an endpoint interface in every zone"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            _set("stages.dev.network.endpoint_az_count", 2),
+            "mlops.stages.dev.network.endpoint_az_count: 2 is out of range, expected 1 to 1",
+        ),
+        (
+            _set("stages.dev.network.extra_interface_endpoints", ["sts", "sts"]),
+            "mlops.stages.dev.network.extra_interface_endpoints: lists a service twice: ['sts', 'sts']",
+        ),
+        (
+            _set("stages.dev.network.extra_interface_endpoints", ["stss"]),
+            'mlops.stages.dev.network.extra_interface_endpoints[0]: unknown endpoint service "stss"',
+        ),
+    ],
+)
+def test_bad_endpoint_options_name_the_key(context: dict[str, Any], mutate: Any, message: str) -> None:
+    mutate(context)
+    with pytest.raises(ConfigError) as error:
+        load_config(context)
+    assert str(error.value).startswith(message)

@@ -16,6 +16,11 @@ from stacks.costs import (
     KMS_KEY,
     MODEL_CONDITION,
     NAT_GATEWAY,
+    OPTION_ENDPOINT,
+    OPTION_EVERY_ZONE,
+    OPTION_NAT,
+    OPTION_NAT_PER_ZONE,
+    OPTION_ZONE,
     PRICES,
     WITH_MODEL,
     StageCost,
@@ -26,6 +31,7 @@ from stacks.costs import (
     stage_cost,
     text_report,
 )
+from stacks.network_needs import interface_endpoints
 from stacks.summary import stacks_by_stage
 from tests.conftest import Synthesized
 
@@ -72,10 +78,10 @@ def test_every_stage_is_reported_in_cdk_json_order(costs: dict[str, StageCost]) 
 def test_interface_endpoints_are_priced_per_endpoint_and_zone(
     costs: dict[str, StageCost], platform_config: PlatformConfig, stage: str
 ) -> None:
-    network = platform_config.stage(stage).network
+    config = platform_config.stage(stage)
     endpoints = costs[stage].item(INTERFACE_ENDPOINT)
     assert endpoints is not None
-    assert endpoints.count == len(network.interface_endpoints) * network.az_count
+    assert endpoints.count == len(interface_endpoints(config)) * config.network.endpoint_zones
     assert endpoints.unit_price == pytest.approx(7.30)
     assert endpoints.condition is None
 
@@ -183,7 +189,8 @@ def test_a_prices_file_with_an_unknown_name_is_refused(tmp_path: Path) -> None:
 
 def test_markdown_has_one_row_per_item_a_column_per_stage_and_totals(costs: dict[str, StageCost]) -> None:
     text = markdown_report(list(costs.values()))
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]
+    first_table = text.split("\n\n", 1)[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in first_table.splitlines()]
     assert rows[0] == ["item", "unit USD/month", "dev", "staging", "prod"]
     labels = [row[0] for row in rows[2:]]
     items = {item.label for cost in costs.values() for item in cost.items}
@@ -245,3 +252,36 @@ def test_the_readme_cost_table_is_the_scripts_output(synthesized: Synthesized) -
     assert block.strip() == markdown_report(idle_costs(synthesized.outdir)).strip(), (
         "README.md's cost table is stale: run `make costs ARGS=--markdown` and paste its output"
     )
+
+
+def test_the_issue_targets_hold_idle(costs: dict[str, StageCost]) -> None:
+    """Idle USD a month: staging at most 50, prod below the 207 of isolated subnets in 3 zones with 9 endpoints."""
+    assert costs["staging"].idle <= 50
+    assert costs["prod"].idle < 207
+    assert costs["dev"].idle <= costs["staging"].idle < costs["prod"].idle
+
+
+def test_hosting_is_priced_at_the_real_time_inference_rate_not_the_training_rate() -> None:
+    # https://aws.amazon.com/sagemaker/ai/pricing/: ml.m5.large real-time inference 0.134/h (training: 0.115).
+    assert PRICES["ml.m5.large"] == 0.134
+    assert PRICES["ml.m5.xlarge"] == pytest.approx(2 * PRICES["ml.m5.large"], rel=0.01)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_network_options_are_priced_from_the_stage_templates(
+    costs: dict[str, StageCost], platform_config: PlatformConfig, stage: str
+) -> None:
+    config = platform_config.stage(stage)
+    endpoint = PRICES["vpc_interface_endpoint_az_hour"] * HOURS_PER_MONTH
+    nat = (PRICES["nat_gateway_hour"] + PRICES["public_ipv4_hour"]) * HOURS_PER_MONTH
+    options = dict(costs[stage].options)
+    services = len(interface_endpoints(config))
+    network = config.network
+    assert options[OPTION_ENDPOINT] == pytest.approx(network.endpoint_zones * endpoint)
+    every_zone = (network.az_count - network.endpoint_zones) * services * endpoint
+    assert options[OPTION_EVERY_ZONE] == pytest.approx(every_zone, abs=0.01)
+    zone = services * endpoint if network.endpoint_zones == network.az_count else 0
+    assert options[OPTION_ZONE] == pytest.approx(zone, abs=0.01)
+    assert options[OPTION_NAT] == pytest.approx(nat, abs=0.01)
+    assert options[OPTION_NAT_PER_ZONE] == pytest.approx(network.az_count * nat, abs=0.01)
+    assert f"| {OPTION_NAT} |" in markdown_report(list(costs.values()))

@@ -127,7 +127,24 @@ def test_job_role_reads_raw_and_replaces_only_its_own_curated_and_quarantine_pre
         assert "s3:PutObject" in access[prefix] and "s3:DeleteObject*" in access[prefix]
     for statement in statements:
         if "*" in _list(statement["Resource"]):
-            assert _list(statement["Action"]) in (["glue:GetSecurityConfiguration"], ["cloudwatch:PutMetricData"])
+            assert _list(statement["Action"]) in (
+                ["glue:GetSecurityConfiguration"],
+                ["cloudwatch:PutMetricData"],
+                # The job's NETWORK connection: Glue describes the network, and creates the job's interfaces
+                # only in the platform VPC.
+                [
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeRouteTables",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeVpcAttribute",
+                    "ec2:DescribeVpcEndpoints",
+                ],
+                ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"],
+            )
+            if "ec2:CreateNetworkInterface" in _list(statement["Action"]):
+                assert list(statement["Condition"]) == ["ArnEquals"]
+                assert list(statement["Condition"]["ArnEquals"]) == ["ec2:Vpc"]
     (metrics,) = [s for s in statements if s.get("Sid") == "RunMetrics"]
     assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": ["MLOps/ETL", "Glue"]}}
     (catalog,) = [s for s in statements if s.get("Sid") == "RegisterPartitions"]

@@ -11,6 +11,7 @@ from aws_cdk.assertions import Match, Template
 from stacks.config import PlatformConfig
 from stacks.constructs.catalog import Column, TableSpec
 from stacks.data_lake_stack import DataLakeStack
+from stacks.network_stack import NetworkStack
 from tests.conftest import ROOT, Synthesized, new_app
 
 STAGES = ["dev", "staging", "prod"]
@@ -216,7 +217,9 @@ def test_dataset_schemas_become_partitioned_parquet_tables(platform_config: Plat
         description="Curated deliveries",
     )
     app = new_app()
-    stack = DataLakeStack(app, "Lake", config=platform_config.stage("dev"), tables=[spec])
+    config = platform_config.stage("dev")
+    network = NetworkStack(app, "Net", config=config).network
+    stack = DataLakeStack(app, "Lake", config=config, network=network, tables=[spec])
     template = Template.from_stack(stack)
     template.has_resource_properties(
         "AWS::Glue::Table",
@@ -289,4 +292,6 @@ def test_the_stage_dataset_contract_becomes_the_curated_and_quarantine_tables(
 def test_a_table_in_an_unknown_zone_is_refused(platform_config: PlatformConfig) -> None:
     spec = TableSpec(name="x", zone="gold", prefix="x/", columns=(Column("a", "int"),))
     with pytest.raises(ValueError, match='table "x": unknown zone "gold"'):
-        DataLakeStack(new_app(), "Lake", config=platform_config.stage("dev"), tables=[spec])
+        app = new_app()
+        network = NetworkStack(app, "Net", config=platform_config.stage("dev")).network
+        DataLakeStack(app, "Lake", config=platform_config.stage("dev"), network=network, tables=[spec])

@@ -4,6 +4,7 @@ canary-deployed endpoint that rolls back on its own alarms."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -101,17 +102,15 @@ def test_the_endpoint_serves_the_given_version_in_the_private_subnets_with_the_l
     model = _one(template, "AWS::SageMaker::Model")["Properties"]
     assert model["PrimaryContainer"] == {"ModelPackageName": {"Ref": "ModelPackageArn"}}
     assert len(model["VpcConfig"]["Subnets"]) == config.network.az_count
+    assert model["EnableNetworkIsolation"] is True, "the container calls nothing"
     (group,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::EC2::SecurityGroup"]
-    assert group["SecurityGroupEgress"] == [
-        {
-            "CidrIp": "0.0.0.0/0",
-            "Description": "HTTPS to endpoints and S3",
-            "FromPort": 443,
-            "IpProtocol": "tcp",
-            "ToPort": 443,
-        }
-    ]
-    assert "SecurityGroupIngress" not in group
+    # HTTPS to the interface endpoints' group and to S3's prefix list, nothing else (no 0.0.0.0/0).
+    assert "SecurityGroupEgress" not in group and "SecurityGroupIngress" not in group
+    egress = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::EC2::SecurityGroupEgress"]
+    assert [(rule["FromPort"], rule["ToPort"]) for rule in egress] == [(443, 443), (443, 443)]
+    assert len([rule for rule in egress if "DestinationPrefixListId" in rule]) == 1
+    (to_group,) = [rule for rule in egress if "DestinationSecurityGroupId" in rule]
+    assert "EndpointSecurityGroup" in json.dumps(to_group["DestinationSecurityGroupId"])
     endpoint_config = _one(template, "AWS::SageMaker::EndpointConfig")["Properties"]
     lake = synthesized.stages[stage].data_lake
     assert flatten_reference(endpoint_config["KmsKeyId"]).find(lake.stack_name) >= 0

@@ -304,15 +304,16 @@ def test_jobs_security_group_allows_https_out_and_its_own_members_only(synthesiz
     template = synthesized.template(stage, "ml_platform")
     (group_id, group), *others = template.find_resources("AWS::EC2::SecurityGroup").items()
     assert not others
-    assert group["Properties"]["SecurityGroupEgress"] == [
-        {
-            "CidrIp": "0.0.0.0/0",
-            "Description": "HTTPS to endpoints and S3",
-            "FromPort": 443,
-            "IpProtocol": "tcp",
-            "ToPort": 443,
-        }
-    ]
+    # No 0.0.0.0/0: HTTPS to the interface endpoints' group and S3's prefix list, all TCP to its own members.
+    assert "SecurityGroupEgress" not in group["Properties"]
+    egress = [rule["Properties"] for rule in template.find_resources("AWS::EC2::SecurityGroupEgress").values()]
+    itself = {"Fn::GetAtt": [group_id, "GroupId"]}
+    (to_s3,) = [rule for rule in egress if "DestinationPrefixListId" in rule]
+    (to_members,) = [rule for rule in egress if rule.get("DestinationSecurityGroupId") == itself]
+    (to_endpoints,) = [rule for rule in egress if rule not in (to_s3, to_members)]
+    assert "EndpointSecurityGroup" in json.dumps(to_endpoints["DestinationSecurityGroupId"])
+    assert (to_s3["FromPort"], to_s3["ToPort"], to_endpoints["FromPort"], to_endpoints["ToPort"]) == (443,) * 4
+    assert (to_members["FromPort"], to_members["ToPort"]) == (0, 65535)
     assert "SecurityGroupIngress" not in group["Properties"]
     (ingress,) = template.find_resources("AWS::EC2::SecurityGroupIngress").values()
     assert ingress["Properties"]["SourceSecurityGroupId"] == {"Fn::GetAtt": [group_id, "GroupId"]}

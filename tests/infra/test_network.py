@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
 from stacks.config import PlatformConfig
+from stacks.network_needs import gateway_services, stage_workloads
 from stacks.network_stack import NetworkStack
 from tests.conftest import Synthesized, new_app
 
@@ -38,16 +41,18 @@ def test_one_isolated_subnet_per_configured_zone(
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_gateway_endpoints_for_s3_and_dynamodb(synthesized: Synthesized, stage: str) -> None:
+def test_one_gateway_endpoint_for_s3_as_no_workload_in_the_vpc_calls_dynamodb(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
     template = synthesized.template(stage, "network")
     gateways = template.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Gateway"}})
-    services = sorted(str(endpoint["Properties"]["ServiceName"]) for endpoint in gateways.values())
-    assert len(services) == 2
-    assert "dynamodb" in services[0] and "s3" in services[1]
+    services = [json.dumps(endpoint["Properties"]["ServiceName"]) for endpoint in gateways.values()]
+    assert len(services) == 1 and ".s3" in services[0]
+    assert gateway_services(stage_workloads(platform_config.stage(stage))) == ("s3",)
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_configured_interface_endpoints_behind_the_endpoint_security_group(
+def test_interface_endpoints_are_what_the_workloads_need_behind_the_endpoint_security_group(
     synthesized: Synthesized, platform_config: PlatformConfig, stage: str
 ) -> None:
     config = platform_config.stage(stage)
@@ -55,19 +60,74 @@ def test_configured_interface_endpoints_behind_the_endpoint_security_group(
     network = stack.network
     template = synthesized.template(stage, "network")
     interfaces = template.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}})
-    expected = {f"com.amazonaws.{config.region}.{service}" for service in config.network.interface_endpoints}
-    assert {endpoint["Properties"]["ServiceName"] for endpoint in interfaces.values()} == expected
+    services = {
+        endpoint["Properties"]["ServiceName"].removeprefix(f"com.amazonaws.{config.region}.")
+        for endpoint in interfaces.values()
+    }
+    needed = {service for workload in stage_workloads(config) for service in workload.interface_services}
+    assert services == needed, "exactly the union of the workloads' needs (no extras configured)"
+    # The endpoints main created and no workload calls: events, kms, sts, sagemaker.runtime, ecr.*, sagemaker.api.
+    assert not services & {"events", "kms", "sts", "sagemaker.runtime", "sagemaker.api", "ecr.api", "ecr.dkr"}
     sg_id = stack.resolve(network.endpoint_security_group.security_group_id)
     for endpoint in interfaces.values():
         assert endpoint["Properties"]["PrivateDnsEnabled"] is True
         assert endpoint["Properties"]["SecurityGroupIds"] == [sg_id]
-        assert len(endpoint["Properties"]["SubnetIds"]) == config.network.az_count
+        assert len(endpoint["Properties"]["SubnetIds"]) == config.network.endpoint_zones
 
 
-def test_sagemaker_needs_are_in_the_default_endpoints(platform_config: PlatformConfig) -> None:
-    needed = {"sagemaker.api", "sagemaker.runtime", "sts", "logs", "monitoring", "ecr.api", "ecr.dkr", "kms", "events"}
-    for stage in platform_config.stages.values():
-        assert needed <= set(stage.network.interface_endpoints), stage.name
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_vpc_endpoint_admits_only_this_accounts_principals_and_resources(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    account = synthesized.stages[stage].network.resolve(synthesized.stages[stage].network.account)
+    endpoints = synthesized.template(stage, "network").find_resources("AWS::EC2::VPCEndpoint")
+    assert endpoints
+    for name, endpoint in endpoints.items():
+        policy = endpoint["Properties"].get("PolicyDocument")
+        assert policy is not None, f"{name}: no policy means AWS's default, full access for anyone"
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow"
+            assert statement["Condition"]["StringEquals"] == {"aws:PrincipalAccount": account}, name
+            assert statement["Condition"]["StringEqualsIfExists"] == {"aws:ResourceAccount": account}, name
+
+
+def _egress_rules(template: Template) -> list[dict[str, Any]]:
+    rules = [
+        rule
+        for group in template.find_resources("AWS::EC2::SecurityGroup").values()
+        for rule in group["Properties"].get("SecurityGroupEgress", [])
+    ]
+    rules += [egress["Properties"] for egress in template.find_resources("AWS::EC2::SecurityGroupEgress").values()]
+    return rules
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_security_group_of_the_stage_reaches_the_internet(synthesized: Synthesized, stage: str) -> None:
+    platform = synthesized.stages[stage]
+    stacks = [platform.network, platform.data_lake, platform.ml_platform, *platform.endpoints.values()]
+    workload_groups = 0
+    for stack in stacks:
+        template = Template.from_stack(stack)
+        for rule in _egress_rules(template):
+            assert rule.get("CidrIp") in (None, "255.255.255.255/32"), f"{stack.stack_name}: {rule}"
+            assert "CidrIpv6" not in rule, f"{stack.stack_name}: {rule}"
+        egress = [rule["Properties"] for rule in template.find_resources("AWS::EC2::SecurityGroupEgress").values()]
+        to_s3 = [rule for rule in egress if "DestinationPrefixListId" in rule]
+        to_endpoints = [
+            rule for rule in egress if "EndpointSecurityGroup" in json.dumps(rule.get("DestinationSecurityGroupId"))
+        ]
+        to_itself = [
+            rule
+            for rule in egress
+            if rule.get("DestinationSecurityGroupId") == {"Fn::GetAtt": [rule["GroupId"]["Fn::GetAtt"][0], "GroupId"]}
+        ]
+        assert len(to_s3) + len(to_endpoints) + len(to_itself) == len(egress), f"{stack.stack_name}: {egress}"
+        for rule in to_s3 + to_endpoints:
+            assert (rule["FromPort"], rule["ToPort"], rule["IpProtocol"]) == (443, 443, "tcp")
+        assert len(to_endpoints) == len(to_s3), f"{stack.stack_name}: each workload group reaches S3 and the endpoints"
+        workload_groups += len(to_s3)
+    # Model-build/drift jobs, the Glue job, the two endpoints (and the data-quality jobs where enabled).
+    assert workload_groups >= 4
 
 
 @pytest.mark.parametrize("stage", STAGES)

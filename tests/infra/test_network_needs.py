@@ -1,0 +1,191 @@
+"""Each in-VPC workload's declared needs, checked against its code and its synthesized network settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from stacks.config import ConfigError, PlatformConfig
+from stacks.network_needs import (
+    CURATION_JOB,
+    DATA_QUALITY_JOBS,
+    DRIFT_JOB,
+    ENDPOINT_HOSTING,
+    MODEL_BUILD_JOBS,
+    ROOT,
+    SAGEMAKER_IN_VPC,
+    Workload,
+    boto3_clients,
+    check_met,
+    interface_endpoints,
+    services_called,
+    stage_workloads,
+)
+from tests.conftest import Synthesized
+
+STAGES = ["dev", "staging", "prod"]
+WORKLOADS = [MODEL_BUILD_JOBS, DRIFT_JOB, ENDPOINT_HOSTING, DATA_QUALITY_JOBS, CURATION_JOB]
+
+
+def test_the_scanner_finds_clients_however_they_are_created() -> None:
+    source = (
+        "import boto3\n"
+        "a = boto3.client('cloudwatch')\n"
+        "b = boto3.session.Session().client(service_name='glue')\n"
+        "c = session.resource('s3')\n"
+        "d = boto3.client(name)\n"
+    )
+    assert boto3_clients(source) == {"cloudwatch", "glue", "s3", "<dynamic: name>"}
+
+
+@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda workload: workload.name)
+def test_a_workloads_code_calls_exactly_the_services_it_declares(workload: Workload) -> None:
+    for relative in workload.code:
+        assert (ROOT / relative).is_file(), relative
+    interface, gateways = services_called(workload)
+    assert interface == set(workload.container), f"{workload.name}: declared {sorted(workload.container)}"
+    assert gateways <= workload.gateways
+    if workload.network_isolated:
+        assert interface == set() and gateways == set()
+
+
+def test_every_step_script_belongs_to_a_declared_workload() -> None:
+    """A new step script or ETL module is scanned only if a workload runs it: none is left out."""
+    declared = {relative for workload in WORKLOADS for relative in workload.code}
+    scripts = {str(path.relative_to(ROOT)) for path in (ROOT / "pipelines_src" / "steps").glob("*.py")}
+    scripts.discard("pipelines_src/steps/__init__.py")
+    assert scripts <= declared
+    assert "etl/curate.py" in declared
+
+
+def test_sagemaker_workloads_declare_what_sagemaker_reaches_through_the_vpc() -> None:
+    for workload in (MODEL_BUILD_JOBS, DRIFT_JOB, ENDPOINT_HOSTING, DATA_QUALITY_JOBS):
+        assert workload.platform >= SAGEMAKER_IN_VPC, workload.name
+        assert "s3" in workload.gateways
+    assert {"logs", "glue"} <= CURATION_JOB.platform
+
+
+def _jobs(definition: str) -> list[dict[str, Any]]:
+    return [
+        step["Arguments"]
+        for step in _steps(json.loads(definition)["Steps"])
+        if step["Type"] in ("Processing", "Training")
+    ]
+
+
+def _steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    for step in steps:
+        found.append(step)
+        for branch in ("IfSteps", "ElseSteps"):
+            found += _steps(step.get("Arguments", {}).get(branch, []))
+    return found
+
+
+def _isolated(job: dict[str, Any]) -> bool:
+    config = job.get("NetworkConfig") or {}
+    return bool(job.get("EnableNetworkIsolation", config.get("EnableNetworkIsolation")))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_synthesized_jobs_run_as_declared(synthesized: Synthesized, stage: str) -> None:
+    platform = synthesized.stages[stage].ml_platform
+    build_jobs = _jobs(platform.model_build.definition)
+    assert len(build_jobs) >= 4
+    assert all(_isolated(job) == MODEL_BUILD_JOBS.network_isolated for job in build_jobs)
+    (drift_job,) = _jobs(platform.drift_check.definition)
+    assert _isolated(drift_job) == DRIFT_JOB.network_isolated
+    for job in [*build_jobs, drift_job]:
+        vpc = (job.get("NetworkConfig") or job).get("VpcConfig")
+        assert vpc and vpc["Subnets"] and vpc["SecurityGroupIds"], "every job runs in the VPC"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_endpoint_models_run_network_isolated_in_the_vpc(synthesized: Synthesized, stage: str) -> None:
+    for target in ("staging", "production"):
+        template = _endpoint_template(synthesized, stage, target)
+        (model,) = template.find_resources("AWS::SageMaker::Model").values()
+        assert model["Properties"]["EnableNetworkIsolation"] is ENDPOINT_HOSTING.network_isolated is True
+        assert model["Properties"]["VpcConfig"]["Subnets"]
+
+
+def _endpoint_template(synthesized: Synthesized, stage: str, target: str) -> Any:
+    from aws_cdk.assertions import Template
+
+    return Template.from_stack(synthesized.stages[stage].endpoints[target])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_glue_job_runs_in_the_vpc_through_its_connection(synthesized: Synthesized, stage: str) -> None:
+    template = synthesized.template(stage, "data_lake")
+    (job,) = template.find_resources("AWS::Glue::Job").values()
+    (connection_id,) = template.find_resources("AWS::Glue::Connection")
+    assert job["Properties"]["Connections"] == {"Connections": [{"Ref": connection_id}]}
+    template.has_resource_properties("AWS::Glue::Connection", {"ConnectionInput": {"ConnectionType": "NETWORK"}})
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_workload_of_the_stage_lacks_an_endpoint_it_needs(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    network = synthesized.stages[stage].network.network
+    for workload in stage_workloads(platform_config.stage(stage)):
+        check_met(workload, network.interface_endpoints, network.gateway_services)
+        network.require(workload)
+
+
+def test_an_exact_endpoint_list_without_a_need_fails_the_synth_in_one_line(platform_config: PlatformConfig) -> None:
+    dev = platform_config.stage("dev")
+    lacking = dataclasses.replace(dev, network=dataclasses.replace(dev.network, interface_endpoints=("glue", "logs")))
+    with pytest.raises(ConfigError) as error:
+        interface_endpoints(lacking)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith('mlops.stages.dev.network.interface_endpoints: lacks "monitoring", which the ')
+    exact = dataclasses.replace(
+        dev.network, interface_endpoints=("glue", "logs", "monitoring", "sts"), extra_interface_endpoints=("kms",)
+    )
+    assert interface_endpoints(dataclasses.replace(dev, network=exact)) == ("glue", "kms", "logs", "monitoring", "sts")
+
+
+def test_extra_endpoints_are_added_to_the_derived_ones(platform_config: PlatformConfig) -> None:
+    dev = platform_config.stage("dev")
+    extra = dataclasses.replace(dev, network=dataclasses.replace(dev.network, extra_interface_endpoints=("sts",)))
+    assert set(interface_endpoints(extra)) == set(interface_endpoints(dev)) | {"sts"}
+
+
+def test_a_network_without_a_workloads_endpoint_refuses_it(synthesized: Synthesized) -> None:
+    network = synthesized.stages["dev"].network.network
+    with pytest.raises(ConfigError, match=r"need\(s\) the interface endpoint\(s\) sts, which the stage's network"):
+        network.require(dataclasses.replace(DRIFT_JOB, container=frozenset({"monitoring", "sts"})))
+    with pytest.raises(ConfigError, match=r"gateway endpoint\(s\) dynamodb"):
+        network.require(dataclasses.replace(DRIFT_JOB, gateways=frozenset({"s3", "dynamodb"})))
+
+
+def test_serverless_endpoints_and_model_monitor_change_the_workloads(platform_config: PlatformConfig) -> None:
+    dev = platform_config.stage("dev")
+    assert ENDPOINT_HOSTING in stage_workloads(dev) and DATA_QUALITY_JOBS not in stage_workloads(dev)
+
+
+@pytest.mark.slow  # a subprocess: the app as the CDK CLI runs it
+def test_the_synth_of_a_stage_whose_endpoints_lack_a_need_exits_with_one_line(
+    context: dict[str, Any], tmp_path: Any
+) -> None:
+    env = {**os.environ, "CDK_CONTEXT_JSON": "", "CDK_OUTDIR": str(tmp_path)}
+    context["mlops"]["stages"]["dev"]["network"]["interface_endpoints"] = ["glue", "monitoring"]
+    env["CDK_CONTEXT_JSON"] = json.dumps(context)
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        'Invalid stage configuration in cdk.json: mlops.stages.dev.network.interface_endpoints: lacks "logs", '
+        f"which the {MODEL_BUILD_JOBS.name} need(s) from inside the VPC; add it, or remove the key to derive the "
+        "endpoints from the workloads"
+    ]
