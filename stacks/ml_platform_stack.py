@@ -47,6 +47,7 @@ class MLPlatformStack(Stack):
             "Registry",
             group_name=naming.model_package_group(config),
             description=f"Versions of the {model.name} model trained on {model.dataset} ({config.name})",
+            retain=config.retain_data,
         )
         self.jobs_security_group = SageMakerJobsSecurityGroup(self, "JobsNetwork", vpc=network.vpc).security_group
         self.execution = SageMakerExecutionRole(
