@@ -239,6 +239,18 @@ class AuditTrail(Construct):
                 )
             ],
         )
+        # The trail's own grants on the bucket name only the service; writes for another account's trail are refused
+        # (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html).
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTrailsOfThisAccount",
+                effect=iam.Effect.DENY,
+                principals=[iam.ServicePrincipal("cloudtrail.amazonaws.com")],
+                actions=["s3:PutObject", "s3:GetBucketAcl"],
+                resources=[self.bucket.bucket_arn, self.bucket.arn_for_objects("*")],
+                conditions={"StringNotEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
         self.trail = cloudtrail.Trail(
             self,
             "Trail",

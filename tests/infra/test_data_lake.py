@@ -516,3 +516,20 @@ def test_the_catalog_is_deleted_with_the_stack_in_every_stage(synthesized: Synth
         (resource,) = template.find_resources(kind).values()
         assert resource["DeletionPolicy"] == "Delete", kind
         assert resource["UpdateReplacePolicy"] == "Delete", kind
+
+
+def test_the_trail_bucket_takes_logs_of_this_accounts_trails_only(synthesized: Synthesized) -> None:
+    stack = synthesized.stages["prod"].data_lake
+    assert stack.trail is not None
+    bucket_id = stack.get_logical_id(stack.trail.bucket.node.default_child)
+    (policy,) = (
+        synthesized.template("prod", "data_lake")
+        .find_resources("AWS::S3::BucketPolicy", {"Properties": {"Bucket": {"Ref": bucket_id}}})
+        .values()
+    )
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (deny,) = [
+        s for s in statements if s["Effect"] == "Deny" and s["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
+    ]
+    assert deny["Condition"] == {"StringNotEquals": {"aws:SourceAccount": "222222222222"}}
+    assert set(deny["Action"]) == {"s3:PutObject", "s3:GetBucketAcl"}
