@@ -28,11 +28,11 @@ $(STAMPS)/toolchain:
 	@node -e 'const v=+process.versions.node.split(".")[0]; if (v < 20) { console.error("Node.js 20 or newer is required (found " + process.version + ")"); process.exit(1) }'
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/python: pyproject.toml requirements.lock | $(STAMPS)/toolchain
+$(STAMPS)/python: pyproject.toml requirements.lock tools/pip.lock | $(STAMPS)/toolchain
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==25.3
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .  # the mlops console script
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r tools/pip.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .  # the mlops console script
 	@touch $@
 
 $(STAMPS)/node: package.json package-lock.json | $(STAMPS)/toolchain
@@ -92,7 +92,7 @@ TARGET ?= staging
 MODEL_PACKAGE_ARN ?=
 deploy-endpoint: install ## Deploy MODEL_PACKAGE_ARN to the TARGET (staging|production) endpoint of STAGE
 	@test -n "$(MODEL_PACKAGE_ARN)" || { echo "deploy-endpoint: set MODEL_PACKAGE_ARN=arn:aws:sagemaker:...:model-package/<group>/<version>"; exit 2; }
-	$(BIN)/python -m stacks.release --stage $(STAGE) --target $(TARGET) --model-package-arn "$(MODEL_PACKAGE_ARN)"
+	$(BIN)/python -m stacks.release --stage $(STAGE) --target $(TARGET) --model-package-arn "$(MODEL_PACKAGE_ARN)" $(if $(ARTIFACTS_BUCKET),--baseline-bucket "$(ARTIFACTS_BUCKET)")
 
 smoke-test: install ## Invoke the TARGET endpoint of STAGE with payloads drawn from the data contract
 	@mkdir -p reports
@@ -112,12 +112,13 @@ costs: install ## Idle cost per stage (USD a month) from each stage's synthesize
 	@for stage in dev staging prod; do $(CDK) synth --quiet -c stage=$$stage -o cdk.out/costs/$$stage >/dev/null || exit 1; done
 	$(BIN)/python -m stacks.costs cdk.out/costs/dev cdk.out/costs/staging cdk.out/costs/prod $(ARGS)
 
-lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv
+lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv, with the sha256 of every file
 	rm -rf $(STAMPS)/lock-venv
 	$(PYTHON) -m venv $(STAMPS)/lock-venv
 	$(STAMPS)/lock-venv/bin/pip install --quiet pip==25.3
 	$(STAMPS)/lock-venv/bin/pip install --quiet -e '.[dev]'
 	$(STAMPS)/lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	$(STAMPS)/lock-venv/bin/python tools/lock_hashes.py requirements.lock  # every file's sha256: --require-hashes
 	rm -rf $(STAMPS)/lock-venv
 
 bench: install java ## Synth and test times; local pipeline, Spark job, drift and handler-import figures

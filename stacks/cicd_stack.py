@@ -7,13 +7,17 @@ model-build CodePipeline (V2), started by a push to the configured branch:
 
 model-deploy CodePipeline (V2), started by the registry-approval function with the approved
 version in the ModelPackageArn variable:
-    Source -> DeployStaging (make deploy-endpoint TARGET=staging) -> SmokeTest (make smoke-test)
+    Source -> DeployStaging (the release tool, TARGET staging) -> SmokeTest (make smoke-test)
            -> Approve (manual; the notification names the version) -> DeployProduction
-              (make deploy-endpoint TARGET=production; then the version's data baseline becomes
-              the drift check's reference)
+              (the release tool, TARGET production: the version's data baseline becomes the drift
+              check's reference, then the endpoint serves it)
 
-Every buildspec calls Makefile targets, so CI runs what a laptop runs; a build handed a model version
-first checks it with a fixed command (stacks/release.py --check-only). A failed run notifies.
+The deploy builds run no code from the repository: their source is the release tool the platform
+itself published (stacks/constructs/release_tool.py), run on the build image's own Python with nothing
+installed. Their role may only update the target's Endpoint stack on its deployed template, under that
+stack's release role (stacks/constructs/release_role.py). The smoke test runs the pushed code with
+no right beyond invoking the staging endpoint and reading the group's versions. The model-build
+buildspecs call Makefile targets, so CI runs what a laptop runs. A failed run notifies.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.model_build import ModelBuildPipeline
 from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.notifications import notify_on
+from stacks.constructs.release_tool import release_tool_asset
 from stacks.ml_platform_stack import CODE_PREFIX
 from stacks.nag import acknowledge_wildcards
 from stacks.retention import log_retention, removal_policy
@@ -48,18 +53,27 @@ PACKAGE_VARIABLE = "ModelPackageArn"
 DEFAULT_TIMEOUT = Duration.hours(1)
 PIPELINE_EXECUTION_STATE_CHANGE = "CodePipeline Pipeline Execution State Change"
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
-# CDK bootstrap (default qualifier): the roles `cdk deploy` assumes to publish assets and deploy.
-BOOTSTRAP_QUALIFIER = "hnb659fds"
-BOOTSTRAP_ROLES = ("deploy", "file-publishing", "lookup")
 INSTALL = {
     "runtime-versions": {"python": "3.11", "nodejs": "20", "java": "corretto17"},
     "commands": ["make install"],
 }
+# What `make install` downloads (pip's wheels, npm's tarballs), kept between builds of one project in the
+# delivery bucket, so a build does not fetch the 2 GB environment again. The environments themselves are
+# rebuilt every time from the pins: a cache holds downloads, never an installed tree a build would trust.
+# https://docs.aws.amazon.com/codebuild/latest/userguide/build-caching.html
+CACHE_PATHS = ["/root/.cache/pip/**/*", "/root/.npm/**/*"]
+CACHE_PREFIX = "codebuild-cache"
+
+
+# The release tool on the build image's Python (it has boto3); the ARN is one quoted argument.
+RELEASE = 'python3 -m endpoint_release --model-package-arn "$MODEL_PACKAGE_ARN"'
+# The release tool's runtime: the image's Python 3.11, nothing installed.
+RELEASE_INSTALL = {"runtime-versions": {"python": "3.11"}}
 
 
 def check_version(stage: str, target: str) -> str:
-    """The first command of every build that is handed a version: the ARN must be exactly an approved version
-    of the stage's group before make (which would expand it into recipes) ever sees it."""
+    """The first command of a repository build that is handed a version: the ARN must be exactly an approved
+    version of the stage's group before make (which would expand it into recipes) ever sees it."""
     return (
         f".venv/bin/python -m stacks.release --check-only --stage {stage} --target {target} "
         '--model-package-arn "$MODEL_PACKAGE_ARN"'
@@ -67,14 +81,21 @@ def check_version(stage: str, target: str) -> str:
 
 
 def buildspec(
-    *commands: str, reports: bool = False, artifacts: list[str] | None = None, exported: list[str] | None = None
+    *commands: str,
+    reports: bool = False,
+    artifacts: list[str] | None = None,
+    exported: list[str] | None = None,
+    install: dict[str, Any] | None = None,
 ) -> codebuild.BuildSpec:
-    """A buildspec that installs with make and runs Makefile targets only (``exported``: variables for later stages)."""
+    """A buildspec that installs with make and runs Makefile targets only (``exported``: variables for later stages;
+    ``install``: another install phase, e.g. the release tool's, which installs nothing)."""
     spec: dict[str, Any] = {
         "version": "0.2",
         "env": {"shell": "bash", **({"exported-variables": exported} if exported else {})},
-        "phases": {"install": INSTALL, "build": {"commands": list(commands)}},
+        "phases": {"install": install or INSTALL, "build": {"commands": list(commands)}},
     }
+    if install is None:
+        spec["cache"] = {"paths": CACHE_PATHS}
     if reports:
         spec["reports"] = {"pytest": {"files": ["*.xml"], "base-directory": "reports", "file-format": "JUNITXML"}}
     if artifacts:
@@ -176,8 +197,23 @@ class CICDStack(Stack):
                 )
             ],
         )
-        # Started only by the registry-approval function: the source is read, not watched.
-        self.deploy.add_stage(stage_name="Source", actions=[self._source_action(deploy_source, trigger=False)])
+        # Started only by the registry-approval function: the sources are read, not watched. The release tool
+        # is the platform's own copy; the repository is read only by the smoke test.
+        release_source = codepipeline.Artifact("ReleaseTool")
+        self.release_tool = release_tool_asset(self, "ReleaseToolBundle")
+        self.deploy.add_stage(
+            stage_name="Source",
+            actions=[
+                actions.S3SourceAction(
+                    action_name="ReleaseTool",
+                    bucket=self.release_tool.bucket,
+                    bucket_key=self.release_tool.s3_object_key,
+                    output=release_source,
+                    trigger=actions.S3Trigger.NONE,
+                ),
+                self._source_action(deploy_source, trigger=False),
+            ],
+        )
         if config.source.connection_arn and config.source.provider == "codeconnections":
             for pipeline in (self.build, self.deploy):
                 grant_connection_use(pipeline, config.source.connection_arn)
@@ -185,18 +221,11 @@ class CICDStack(Stack):
         self.deploy_projects = {
             target: self._project(
                 f"Deploy-{target}",
-                f"Deploy the {target} endpoint of {config.model.name} (make deploy-endpoint)",
-                buildspec(
-                    check_version(config.name, target),
-                    f'make deploy-endpoint STAGE={config.name} TARGET={target} MODEL_PACKAGE_ARN="$MODEL_PACKAGE_ARN"',
-                    *(
-                        [f'make publish-baseline STAGE={config.name} MODEL_PACKAGE_ARN="$MODEL_PACKAGE_ARN"']
-                        if target == "production"
-                        else []
-                    ),
-                ),
-                environment={"ARTIFACTS_BUCKET": lake.artifacts.bucket_name} if target == "production" else None,
+                f"Release a version to the {target} endpoint of {config.model.name} (the platform's release tool)",
+                buildspec(RELEASE, install=RELEASE_INSTALL),
+                environment=self._release_settings(target),
                 timeout=Duration.hours(3),
+                cached=False,  # installs nothing
             )
             for target in ("staging", "production")
         }
@@ -232,7 +261,7 @@ class CICDStack(Stack):
             return actions.CodeBuildAction(
                 action_name=f"Deploy-{target}",
                 project=self.deploy_projects[target],
-                input=deploy_source,
+                input=release_source,
                 environment_variables={"MODEL_PACKAGE_ARN": codebuild.BuildEnvironmentVariable(value=package)},
             )
 
@@ -269,18 +298,23 @@ class CICDStack(Stack):
 
         for pipeline in (self.build, self.deploy):
             self._notify_on_failure(pipeline)
-        acknowledge_wildcards(
-            self,
-            actions=["s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"],
-            resources=[lake.delivery.arn_for_objects("*")],
-            reason="CodePipeline and CodeBuild read and write run artifacts (object keys generated per run) "
-            "in the delivery bucket only, through the CDK's artifact-bucket grants.",
-        )
-        acknowledge_wildcards(
-            self,
-            actions=["kms:ReEncrypt*", "kms:GenerateDataKey*"],
-            reason="Artifacts, reports and logs are encrypted with the lake key: data keys of that one key.",
-        )
+        # Each pipeline and each build project, on its own roles: pipelines read and write run artifacts, builds
+        # read them (a build's writes elsewhere are acknowledged where it is granted them).
+        projects = [child for child in self.node.children if isinstance(child, codebuild.PipelineProject)]
+        for scope in (self.build, self.deploy, *projects):
+            writes = ["s3:DeleteObject*", "s3:Abort*"] if isinstance(scope, codepipeline.Pipeline) else []
+            acknowledge_wildcards(
+                scope,
+                actions=["s3:GetObject*", "s3:GetBucket*", "s3:List*", *writes],
+                resources=[lake.delivery.arn_for_objects("*")],
+                reason="CodePipeline and CodeBuild read and write run artifacts (object keys generated per run) "
+                "in the delivery bucket only, through the CDK's artifact-bucket grants.",
+            )
+            acknowledge_wildcards(
+                scope,
+                actions=["kms:ReEncrypt*", "kms:GenerateDataKey*"],
+                reason="Artifacts, reports and logs are encrypted with the lake key: data keys of that one key.",
+            )
 
     # --- pieces -------------------------------------------------------------------------------
 
@@ -358,6 +392,7 @@ class CICDStack(Stack):
         environment: dict[str, str] | None = None,
         compute: codebuild.ComputeType = codebuild.ComputeType.SMALL,
         timeout: Duration = DEFAULT_TIMEOUT,
+        cached: bool = True,
     ) -> codebuild.PipelineProject:
         log_group = logs.LogGroup(
             self,
@@ -378,6 +413,8 @@ class CICDStack(Stack):
             encryption_key=self.lake.key,
             timeout=timeout,
             logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=log_group)),
+            # One cache per project: a build reads only what earlier builds of the same project stored.
+            cache=codebuild.Cache.bucket(self.lake.delivery, prefix=f"{CACHE_PREFIX}/{id_}") if cached else None,
         )
         assert project.role is not None
         acknowledge_wildcards(
@@ -430,29 +467,75 @@ class CICDStack(Stack):
         self.lake.key.grant_encrypt_decrypt(role)
         acknowledge_wildcards(
             role,
+            actions=["s3:Abort*"],
             resources=[f"{pipeline_arn}/execution/*", self.lake.artifacts.arn_for_objects(f"{CODE_PREFIX}/*")],
             reason="Executions of the one model-build pipeline (ids generated per run); code uploads under the "
-            "code/ prefix, content-addressed keys named at build time.",
+            "code/ prefix, content-addressed keys named at build time (and aborting those uploads).",
         )
 
+    def _release_role_arn(self, target: str) -> str:
+        return self.format_arn(
+            service="iam", region="", resource="role", resource_name=naming.release_role(self.config, target)
+        )
+
+    def _release_settings(self, target: str) -> dict[str, str]:
+        """The release tool's settings (endpoint_release.tool): fixed by the platform, none from the pipeline."""
+        settings = {
+            "RELEASE_TARGET": target,
+            "RELEASE_STACK": naming.endpoint_stack(self.config, target),
+            "RELEASE_ROLE_ARN": self._release_role_arn(target),
+            "RELEASE_PARTITION": self.partition,
+            "RELEASE_REGION": self.region,
+            "RELEASE_ACCOUNT": self.account,
+            "RELEASE_GROUP": naming.model_package_group(self.config),
+            "RELEASE_RECORD": naming.deployed_version_parameter(self.config, target),
+        }
+        if target == "production":
+            settings |= {
+                "RELEASE_BASELINE_BUCKET": self.lake.artifacts.bucket_name,
+                "RELEASE_BASELINE_PREFIX": naming.deployed_baseline_prefix(self.config),
+                **({"RELEASE_REQUIRE_MONITOR_BASELINE": "true"} if self.config.operations.drift.model_monitor else {}),
+            }
+        return settings
+
     def _allow_deploy(self, project: codebuild.PipelineProject, target: str) -> None:
-        """`make deploy-endpoint`: the target's version parameter, then `cdk deploy` through the bootstrap roles."""
+        """The release tool: update the target's Endpoint stack only under its release role; record the version."""
         role = project.role
         assert role is not None
+        stack_arn = self.format_arn(
+            service="cloudformation", resource="stack", resource_name=f"{naming.endpoint_stack(self.config, target)}/*"
+        )
+        release_role = self._release_role_arn(target)
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="AssumeCdkBootstrapRoles",
-                actions=["sts:AssumeRole"],
-                resources=[
-                    self.format_arn(
-                        service="iam",
-                        region="",
-                        resource="role",
-                        resource_name=f"cdk-{BOOTSTRAP_QUALIFIER}-{name}-role-{self.account}-{self.region}",
-                    )
-                    for name in BOOTSTRAP_ROLES
-                ],
+                sid="UpdateTheEndpointStackUnderItsReleaseRole",
+                actions=["cloudformation:UpdateStack"],
+                resources=[stack_arn],
+                # Without this key (no RoleARN in the request) CloudFormation would use the role the stack last
+                # ran under, e.g. the CDK deploy role: the condition refuses both that and any other role.
+                # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html
+                conditions={"StringEquals": {"cloudformation:RoleArn": release_role}},
             )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FollowTheEndpointStack",
+                actions=["cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents"],
+                resources=[stack_arn],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PassTheReleaseRole",
+                actions=["iam:PassRole"],
+                resources=[release_role],
+                conditions={"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+            )
+        )
+        acknowledge_wildcards(
+            role,
+            resources=[stack_arn],
+            reason="The one Endpoint stack of this target; the suffix is the stack id CloudFormation generates.",
         )
         parameter = naming.deployed_version_parameter(self.config, target)
         role.add_to_principal_policy(
@@ -465,15 +548,17 @@ class CICDStack(Stack):
         if target != "production":
             self._allow_describing_versions(role)  # release.py deploys only an approved version of the group
         else:
-            # make publish-baseline: the version's baseline becomes the drift check's reference.
+            # The release publishes the version's baseline as the drift check's reference.
             self._allow_reading_versions(role)
             baseline_objects = naming.deployed_baseline_prefix(self.config) + "*"
             self.lake.artifacts.grant_put(role, baseline_objects)
             self.lake.key.grant_encrypt_decrypt(role)
             acknowledge_wildcards(
                 role,
+                actions=["s3:Abort*"],
                 resources=[self.lake.artifacts.arn_for_objects(baseline_objects)],
-                reason="The deployed-baseline prefix the drift check reads (baseline.json and its record).",
+                reason="The deployed-baseline prefix the drift check reads (baseline.json and its record), and "
+                "aborting uploads there.",
             )
 
     def _allow_describing_versions(self, role: iam.IRole) -> str:

@@ -145,6 +145,18 @@ class DataLakeConfig:
 
 
 @dataclass(frozen=True)
+class InfrastructureSourceConfig:
+    """Where the self-updating infrastructure pipeline takes the platform's code from."""
+
+    provider: str
+    repository: str
+    branch: str
+    connection_arn: str | None
+    # False when it is the model repository itself (allowed outside production stages only).
+    separate: bool
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     provider: str
     repository: str
@@ -152,6 +164,8 @@ class SourceConfig:
     connection_arn: str | None
     # A self-updating CDK Pipelines pipeline deploys this stage's infrastructure on push.
     self_update: bool
+    # source.infrastructure: the repository that pipeline watches (defaults to the model repository above).
+    infrastructure: InfrastructureSourceConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -438,7 +452,7 @@ def _data_lake(reader: _Reader) -> DataLakeConfig:
     )
 
 
-def _source(reader: _Reader) -> SourceConfig:
+def _source(reader: _Reader, stage: str) -> SourceConfig:
     provider = reader.one_of("provider", SOURCE_PROVIDERS)
     connection_arn = reader.matching("connection_arn", _CONNECTION_ARN_RE, "a CodeConnections ARN", optional=True)
     if provider == "codeconnections" and connection_arn is None:
@@ -451,13 +465,72 @@ def _source(reader: _Reader) -> SourceConfig:
         raise ConfigError(
             f"{reader.key('self_update')}: needs provider codeconnections or codecommit (a push to watch), not s3"
         )
+    repository = reader.matching("repository", _REPOSITORY_RE, "a repository name like owner/name")
+    branch = reader.string("branch")
+    infrastructure = None
+    infra_block = reader._raw("infrastructure", optional=True)
+    if infra_block is not None and not self_update:
+        raise ConfigError(f"{reader.key('infrastructure')}: only used with {reader.key('self_update')} true")
+    if self_update:
+        infrastructure = _infrastructure_source(
+            reader.block("infrastructure") if infra_block is not None else None,
+            reader.key("infrastructure"),
+            stage,
+            SourceConfig(provider, repository, branch, connection_arn, self_update),
+        )
     return reader.build(
         SourceConfig,
         self_update=self_update,
         provider=provider,
-        repository=reader.matching("repository", _REPOSITORY_RE, "a repository name like owner/name"),
-        branch=reader.string("branch"),
+        repository=repository,
+        branch=branch,
         connection_arn=connection_arn,
+        infrastructure=infrastructure,
+    )
+
+
+def _infrastructure_source(
+    reader: _Reader | None, key: str, stage: str, model: SourceConfig
+) -> InfrastructureSourceConfig:
+    """The infrastructure pipeline's repository; in a production stage never the model repository.
+
+    A push to the model repository runs pushed code in CI (tests, training), and in a production stage the
+    infrastructure pipeline deploys with the CDK bootstrap roles: the two must not share a repository there, or
+    whoever may push model code may change the production platform. No flag overrides this in production: a
+    separate branch of the same repository is no boundary (push rights and the connection cover every branch).
+    """
+    if reader is None:
+        if stage in PRODUCTION_STAGES:
+            raise ConfigError(
+                f"{key}: required with self_update in the {stage} stage: the repository of the platform's "
+                f'infrastructure, e.g. {{"repository": "owner/platform"}}; it must not be the model repository '
+                f'"{model.repository}"'
+            )
+        return InfrastructureSourceConfig(model.provider, model.repository, model.branch, model.connection_arn, False)
+    provider = reader.string("provider", optional=True) or model.provider
+    if provider not in ("codeconnections", "codecommit"):
+        raise ConfigError(f'{reader.key("provider")}: "{provider}" is not one of codeconnections, codecommit')
+    repository = reader.matching("repository", _REPOSITORY_RE, "a repository name like owner/name")
+    branch = reader.string("branch", optional=True) or model.branch
+    connection_arn = reader.matching("connection_arn", _CONNECTION_ARN_RE, "a CodeConnections ARN", optional=True)
+    if provider == "codeconnections":
+        connection_arn = connection_arn or (model.connection_arn if model.provider == "codeconnections" else None)
+        if connection_arn is None:
+            raise ConfigError(f"{reader.key('connection_arn')}: required with provider codeconnections")
+    separate = (provider, repository.lower()) != (model.provider, model.repository.lower())
+    if not separate and stage in PRODUCTION_STAGES:
+        raise ConfigError(
+            f'{reader.key("repository")}: "{repository}" is the model repository; in the {stage} stage the '
+            "infrastructure pipeline needs a repository of its own (a push of model code must not deploy "
+            "the platform)"
+        )
+    return reader.build(
+        InfrastructureSourceConfig,
+        provider=provider,
+        repository=repository,
+        branch=branch,
+        connection_arn=connection_arn,
+        separate=separate,
     )
 
 
@@ -680,7 +753,7 @@ def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
         notification_emails=emails,
         network=_network(reader.block("network")),
         data_lake=data_lake,
-        source=_source(reader.block("source")),
+        source=_source(reader.block("source"), name),
         model=_model(reader.block("model")),
         endpoint=endpoint,
         operations=operations,

@@ -1,9 +1,12 @@
 """Endpoint stack: one SageMaker real-time endpoint serving an approved model version.
 
-Parameterized by the model package ARN (an SSM parameter the deploy pipeline sets,
-read by CloudFormation at deploy time) and by the deployment target (``staging`` or
-``production``). While no version is deployed the stack holds nothing: the platform
-deploys it empty, and the deploy pipeline fills it in.
+Parameterized by the model package ARN (the ``ModelPackageArn`` parameter) and by the
+deployment target (``staging`` or ``production``). While no version is deployed the stack
+holds only its roles and security groups: the platform deploys it empty, and the release tool
+(endpoint_release) fills it in. A release changes nothing but that parameter, on the deployed
+template, under the stack's release role, which may manage only this endpoint
+(stacks/constructs/release_role.py). ``cdk deploy`` keeps a parameter's previous value, so
+redeploying the platform leaves the endpoint on its version.
 
 An update to a new version is a blue/green deployment: a canary share of capacity
 takes traffic first, and the deployment rolls back on its own if the 5XX or latency
@@ -17,21 +20,25 @@ from __future__ import annotations
 from typing import Any
 
 import jsii
-from aws_cdk import Aspects, CfnCondition, CfnParameter, CfnResource, Duration, Fn, IAspect, Stack
+from aws_cdk import Aspects, CfnCondition, CfnParameter, CfnResource, Duration, Fn, IAspect, Stack, Tags
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk.region_info import RegionInfo
 from constructs import Construct, IConstruct
 
+from endpoint_release.tool import NO_VERSION
 from stacks import naming
 from stacks.config import StageConfig
 from stacks.constructs.dashboard import VARIANT
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.data_quality_monitor import DataQualityMonitor
 from stacks.constructs.network import PrivateNetwork
+from stacks.constructs.release_role import ENDPOINT_TAG, EndpointReleaseRole
 from stacks.constructs.sagemaker_access import SageMakerExecutionRole
-from stacks.ml_platform_stack import CODE_PREFIX, ENDPOINT_TARGETS, NO_VERSION
+from stacks.ml_platform_stack import CODE_PREFIX, ENDPOINT_TARGETS
 
 TARGETS = ENDPOINT_TARGETS
 # Blue/green: how long the old fleet is kept after all traffic moved, and the whole deployment's limit.
@@ -39,16 +46,42 @@ TERMINATION_WAIT = Duration.minutes(5)
 MAX_DEPLOYMENT = Duration.hours(2)
 
 
+# Created with the stack, before any version: a release then never creates IAM or network resources, and
+# the release role needs no right to (stacks/constructs/release_role.py). None of them costs anything.
+ALWAYS_PRESENT = frozenset(
+    {
+        "AWS::IAM::Role",
+        "AWS::IAM::Policy",
+        "AWS::EC2::SecurityGroup",
+        "AWS::EC2::SecurityGroupEgress",
+        "AWS::EC2::SecurityGroupIngress",
+    }
+)
+
+
 @jsii.implements(IAspect)
 class _OnlyWithModel:
-    """Every resource of the stack exists only when a model package ARN is given."""
+    """Every serving resource of the stack exists only when a model package ARN is given."""
 
     def __init__(self, condition: CfnCondition) -> None:
         self._condition = condition
 
     def visit(self, node: IConstruct) -> None:
-        if isinstance(node, CfnResource) and node.cfn_options.condition is None:
+        if (
+            isinstance(node, CfnResource)
+            and node.cfn_options.condition is None
+            and node.cfn_resource_type not in ALWAYS_PRESENT
+        ):
             node.cfn_options.condition = self._condition
+
+
+def version_pattern(config: StageConfig) -> str:
+    """The values the stack's ModelPackageArn accepts: none, or a version of this stage's group (CloudFormation
+    checks it before any change; a pattern is a literal, so an account the config leaves open is any account)."""
+    account = config.account or "[0-9]{12}"
+    group = naming.model_package_group(config)
+    partition = RegionInfo.get(config.region).partition or "aws"
+    return f"{NO_VERSION}|arn:{partition}:sagemaker:{config.region}:{account}:model-package/{group}/[1-9][0-9]{{0,8}}"
 
 
 class EndpointStack(Stack):
@@ -70,17 +103,18 @@ class EndpointStack(Stack):
         endpoint_config = config.endpoint
         serverless = endpoint_config.serverless
         self.endpoint_name = naming.endpoint(config, target)
-        # The deployed version lives in an SSM parameter (pipelines_src/release.py sets it, then deploys this
-        # stack); CloudFormation reads its current value on every deployment, so redeploying the platform
-        # keeps the endpoint on its version instead of resetting a template parameter to a default.
-        self.version_parameter = naming.deployed_version_parameter(config, target)
+        # The one place the served version lives; only a release changes it (endpoint_release).
         self.model_package_arn = CfnParameter(
             self,
             "ModelPackageArn",
-            type="AWS::SSM::Parameter::Value<String>",
-            default=self.version_parameter,
-            description=f"SSM parameter holding the model version {self.endpoint_name} serves ({NO_VERSION}: none)",
+            type="String",
+            default=NO_VERSION,
+            allowed_pattern=version_pattern(config),
+            constraint_description=f"{NO_VERSION} or a version ARN of {naming.model_package_group(config)} in "
+            f"{config.region}",
+            description=f"The model version {self.endpoint_name} serves, or {NO_VERSION}; set by releases only",
         )
+        Tags.of(self).add(ENDPOINT_TAG, self.endpoint_name)
         no_model = Fn.condition_equals(self.model_package_arn.value_as_string, NO_VERSION)
         self.has_model = CfnCondition(self, "HasModel", expression=Fn.condition_not(no_model))
 
@@ -222,6 +256,7 @@ class EndpointStack(Stack):
         )
         self.endpoint.node.add_dependency(self.errors_alarm, self.latency_alarm)
 
+        self.scaling: autoscaling.ScalableTarget | None = None
         if production and serverless is None and endpoint_config.max_instance_count > endpoint_config.instance_count:
             self.scaling = autoscaling.ScalableTarget(
                 self,
@@ -232,7 +267,10 @@ class EndpointStack(Stack):
                 min_capacity=endpoint_config.instance_count,
                 max_capacity=endpoint_config.max_instance_count,
             )
-            self.scaling.node.add_dependency(self.endpoint)
+            # The target, not its role: roles exist before any version (ALWAYS_PRESENT).
+            scalable = self.scaling.node.default_child
+            assert isinstance(scalable, CfnResource)
+            scalable.add_resource_dependency(self.endpoint)
             self.scaling.scale_to_track_metric(
                 "InvocationsPerInstance",
                 target_value=endpoint_config.invocations_per_instance,
@@ -263,6 +301,23 @@ class EndpointStack(Stack):
                 vpc=network.vpc,
                 subnet_ids=network.workload_subnet_ids,
             )
+        passed: list[tuple[iam.IRole, str]] = [(self.execution.role, "sagemaker.amazonaws.com")]
+        if self.monitor is not None:
+            passed.append((self.monitor.execution.role, "sagemaker.amazonaws.com"))
+        if self.scaling is not None:
+            passed.append((self.scaling.role, "application-autoscaling.amazonaws.com"))
+        self.release = EndpointReleaseRole(
+            self,
+            "Release",
+            role_name=naming.release_role(config, target),
+            endpoint_name=self.endpoint_name,
+            model_package_group=naming.model_package_group(config),
+            passed_roles=passed,
+            key=lake.key,
+            alarm_names=[f"{self.endpoint_name}-5xx", f"{self.endpoint_name}-latency"],
+            scaling=self.scaling is not None,
+            monitoring_schedule=self.monitor.schedule_name if self.monitor is not None else None,
+        )
         Aspects.of(self).add(_OnlyWithModel(self.has_model))
 
     def _metric(self, name: str, statistic: str) -> cloudwatch.Metric:

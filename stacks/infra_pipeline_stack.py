@@ -1,22 +1,42 @@
 """Optional per stage (``source.self_update``): a self-updating CDK Pipelines pipeline for the platform itself.
 
-A push to the configured branch synthesizes the app with the same ``make synth`` a laptop runs
-(cdk-nag and CloudFormation validation included), updates this pipeline first, publishes the
-assets, then deploys the stage's stacks in dependency order. Deploy it once by hand
-(``cdk deploy <project>-<stage>-InfraPipeline``); from then on infrastructure ships by push.
+A push to the infrastructure repository (``source.infrastructure``; in a production stage never the
+model repository, stacks/config.py) synthesizes the app with the same ``make synth`` a laptop runs
+(cdk-nag and CloudFormation validation included). In a production stage a person then approves the
+run; only after that does the pipeline update itself, publish the assets and deploy the stage's
+stacks in dependency order. Deploy it once by hand (``cdk deploy <project>-<stage>-InfraPipeline``);
+from then on infrastructure ships by push.
 
-The Endpoint stacks keep serving their versions across these deployments: they read the
-deployed version from SSM at deploy time (stacks/endpoint_stack.py), not from a template
-parameter that a pipeline deployment would reset.
+The approval sits before the self-mutation on purpose: a pushed change to this pipeline (say, one
+that drops the approval) takes effect only once someone has approved it.
+
+The Endpoint stacks are not deployed here: the model-deploy pipeline is their one writer
+(stacks/release.py: ``cdk deploy`` of one Endpoint stack, a canary rollout with automatic rollback).
+Deploying them from two pipelines made concurrent runs fail with UPDATE_IN_PROGRESS and let an
+infrastructure push redeploy an endpoint in the middle of a canary.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from aws_cdk import ArnFormat, CfnResource, Duration, RemovalPolicy, Stack, Stage, pipelines
+import jsii
+from aws_cdk import (
+    ArnFormat,
+    CfnResource,
+    Duration,
+    IResolvable,
+    IResolveContext,
+    RemovalPolicy,
+    Stack,
+    Stage,
+    pipelines,
+)
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codecommit as codecommit
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_codepipeline_actions as cp_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -24,31 +44,34 @@ from constructs import Construct
 from stacks.config import StageConfig
 from stacks.constructs.connections import grant_connection_use
 from stacks.constructs.encryption import platform_key
-from stacks.nag import acknowledge, acknowledge_wildcards
+from stacks.nag import acknowledge_wildcards
 from stacks.retention import removal_policy
 
 # The same runtimes as the CI/CD stack's builds (stacks/cicd_stack.py).
 INSTALL_COMMANDS = ["make install"]
 RUNTIMES = {"python": "3.11", "nodejs": "20", "java": "corretto17"}
+# Stacks of the stage this pipeline leaves to another writer: the model-deploy pipeline deploys them.
+MODEL_DEPLOY_OWNED = ("Endpoint-",)
+APPROVAL_STAGE = "Approve"
 
 
 class InfraPipelineStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, config: StageConfig, stage: Stage, **kwargs: Any) -> None:
         super().__init__(scope, id_, **kwargs)
-        source_config = config.source
-        if source_config.provider == "codeconnections":
-            assert source_config.connection_arn is not None
+        infra = config.source.infrastructure
+        if infra is None:  # the config sets it whenever self_update is on
+            raise ValueError(f"{config.prefix}: source.self_update without an infrastructure source")
+        if infra.provider == "codeconnections":
+            assert infra.connection_arn is not None
             source = pipelines.CodePipelineSource.connection(
-                source_config.repository, source_config.branch, connection_arn=source_config.connection_arn
+                infra.repository, infra.branch, connection_arn=infra.connection_arn
             )
-        elif source_config.provider == "codecommit":
-            # The repository belongs to the CICD stack this pipeline deploys: referenced by name.
+        else:
+            # Referenced by name: the model repository belongs to the CICD stack, a separate one to its owners.
             repository = codecommit.Repository.from_repository_name(
-                self, "Repository", source_config.repository.replace("/", "-")
+                self, "Repository", infra.repository.replace("/", "-")
             )
-            source = pipelines.CodePipelineSource.code_commit(repository, source_config.branch)
-        else:  # the config refuses self_update with the s3 provider
-            raise ValueError(f"source.self_update needs codeconnections or codecommit, not {source_config.provider}")
+            source = pipelines.CodePipelineSource.code_commit(repository, infra.branch)
 
         policy = removal_policy(config)
         self.key: kms.Key = platform_key(
@@ -58,10 +81,6 @@ class InfraPipelineStack(Stack):
             removal_policy=policy,
         )
         logs_bucket = _bucket(self, "ArtifactLogs", policy, s3.BucketEncryption.S3_MANAGED, None, None)
-        acknowledge(
-            logs_bucket,
-            {"AwsSolutions-S1": "The server-access-log destination of the artifact bucket; it cannot log into itself."},
-        )
         self.artifacts = _bucket(self, "Artifacts", policy, s3.BucketEncryption.KMS, self.key, logs_bucket)
         build_defaults = pipelines.CodeBuildOptions(
             build_environment=codebuild.BuildEnvironment(build_image=codebuild.LinuxBuildImage.STANDARD_7_0),
@@ -86,8 +105,17 @@ class InfraPipelineStack(Stack):
         )
         self.pipeline.add_stage(stage)
         self.pipeline.build_pipeline()
-        if source_config.provider == "codeconnections" and source_config.connection_arn:
-            grant_connection_use(self.pipeline.pipeline, source_config.connection_arn)
+        if infra.provider == "codeconnections" and infra.connection_arn:
+            grant_connection_use(self.pipeline.pipeline, infra.connection_arn)
+        if config.is_production:
+            self._approve_before_update(infra.repository, infra.branch)
+        self.left_to_model_deploy = [
+            s.stack_name
+            for s in stage.node.children
+            if isinstance(s, Stack) and s.node.id.startswith(MODEL_DEPLOY_OWNED)
+        ]
+        _leave_out_of_deployment(self.pipeline.pipeline, self.left_to_model_deploy)
+        self._scope_asset_builds()
         # CDK Pipelines renders its deploy actions' role ARNs with Fn::Join, which cfn-lint's E3703 would
         # rather see as Fn::Sub: a style preference about generated code, exempted on this resource only.
         cfn_pipeline = self.pipeline.pipeline.node.default_child
@@ -95,61 +123,165 @@ class InfraPipelineStack(Stack):
         cfn_pipeline.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3703"]}})
         self._acknowledge()
 
-    def _acknowledge(self) -> None:
-        """CDK Pipelines' generated roles, finding by finding (the wildcards are the construct's own grants)."""
-        projects = [node for node in self.node.find_all() if isinstance(node, codebuild.Project)]
-        build_logs = [
-            self.format_arn(
-                service="logs",
-                resource="log-group",
-                resource_name=f"/aws/codebuild/{project.project_name}:*",
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-            for project in projects
-        ]
-        reports = [
-            self.format_arn(service="codebuild", resource="report-group", resource_name=f"{project.project_name}-*")
-            for project in projects
-        ]
-        acknowledge_wildcards(
-            self,
+    def _approve_before_update(self, repository: str, branch: str) -> None:
+        """A manual approval between the synth and the self-mutation: nothing pushed changes prod unapproved."""
+        pipeline = self.pipeline.pipeline
+        (update,) = [stage for stage in pipeline.stages if stage.stage_name == "UpdatePipeline"]
+        pipeline.add_stage(
+            stage_name=APPROVAL_STAGE,
+            placement=codepipeline.StagePlacement(right_before=update),
             actions=[
-                "s3:Abort*",
-                "s3:DeleteObject*",
-                "s3:GetBucket*",
-                "s3:GetObject*",
-                "s3:List*",
-                "kms:GenerateDataKey*",
-                "kms:ReEncrypt*",
+                cp_actions.ManualApprovalAction(
+                    action_name=APPROVAL_STAGE,
+                    additional_information=f"Deploy the platform's infrastructure from {repository}@{branch} to "
+                    f"{self.stack_name.removesuffix('-InfraPipeline')}? The Build stage's cdk-nag report and the "
+                    "synthesized templates are in its output; this pipeline updates itself only after approval.",
+                    timeout=Duration.days(3),
+                )
             ],
-            resources=[
-                self.artifacts.arn_for_objects("*"),
-                *build_logs,
-                *reports,
-                self.format_arn(
-                    service="logs",
-                    resource="log-group",
-                    resource_name="/aws/codebuild/*",
-                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                ),
-                self.format_arn(service="codebuild", resource="report-group", resource_name="*"),
-                f"arn:*:iam::{self.account}:role/*",
-                "*",
-            ],
-            reason="CDK Pipelines' own grants: its builds read and write run artifacts (keys generated per run) in "
-            "this stack's artifact bucket with this stack's key and write their CodeBuild log groups and reports; "
-            "self-mutation and asset publishing assume the CDK bootstrap roles of this account (role/*, narrowed "
-            "by CDK to cdk-* roles through the bootstrap's trust) and read CloudFormation state, which has no "
-            "resource-level permission ('*').",
         )
-        for project in projects:
-            acknowledge(
-                project,
-                {
-                    "AwsSolutions-CB4": "CDK Pipelines' build projects keep no build output themselves: artifacts "
-                    "go to the artifact bucket, encrypted with this stack's key.",
-                },
+
+    def _scope_asset_builds(self) -> None:
+        """CDK Pipelines lets its asset role run codebuild:StartBuild on '*' (any project in the account,
+        Deploy-production with a buildspec override included). Narrow that statement to the asset projects."""
+        assets = self.pipeline.node.try_find_child("Assets")
+        assert assets is not None
+        projects = [node for node in assets.node.children if isinstance(node, codebuild.Project)]
+        roles = [node for node in assets.node.children if isinstance(node, iam.Role)]
+        assert projects and roles
+        for role in roles:
+            policy = role.node.try_find_child("DefaultPolicy")
+            assert isinstance(policy, iam.Policy)
+            cfn_policy = policy.node.default_child
+            assert isinstance(cfn_policy, iam.CfnPolicy)
+            cfn_policy.policy_document = _StartBuildOnly(
+                self, policy.document, [project.project_arn for project in projects]
             )
+
+    def _acknowledge(self) -> None:
+        """CDK Pipelines' generated roles, role by role: each wildcard is that role's own grant."""
+        artifacts = self.artifacts.arn_for_objects("*")
+        read_write = ["s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*"]
+        read = ["s3:GetBucket*", "s3:GetObject*", "s3:List*"]
+        key = ["kms:GenerateDataKey*", "kms:ReEncrypt*"]
+        artifacts_reason = (
+            "CDK Pipelines' artifact grants: run artifacts (object keys generated per run) in this stack's "
+            "artifact bucket only, and data keys of this stack's artifact key only."
+        )
+        pipeline = self.pipeline.pipeline
+        source_roles = [
+            node
+            for node in pipeline.node.find_all()
+            if isinstance(node, iam.Role) and "/Source/" in f"/{node.node.path}/"
+        ]
+        for role in [pipeline.role, *source_roles]:
+            acknowledge_wildcards(role, actions=[*read_write, *key], resources=[artifacts], reason=artifacts_reason)
+        synth = self.pipeline.synth_project
+        self_mutation = self.pipeline.self_mutation_project
+        for project, actions in ((synth, [*read_write, *key]), (self_mutation, [*read, *key])):
+            assert project.role is not None
+            acknowledge_wildcards(
+                project.role,
+                actions=actions,
+                resources=[artifacts, *_own_build_logs(self, project)],
+                reason=f"{artifacts_reason} Its own CodeBuild log group's streams and report groups named after "
+                "the project.",
+            )
+        assert self_mutation.role is not None
+        acknowledge_wildcards(
+            self_mutation.role,
+            resources=[f"arn:*:iam::{self.account}:role/*", "*"],
+            reason="Self-mutation (cdk deploy of this stack) assumes only this account's CDK bootstrap roles "
+            "(role/*, bound by an iam:ResourceTag/aws-cdk:bootstrap-role condition) and reads CloudFormation "
+            "stacks and bucket lists, which have no resource-level permission ('*').",
+        )
+        assets = self.pipeline.node.try_find_child("Assets")
+        assert assets is not None
+        for role in [node for node in assets.node.children if isinstance(node, iam.Role)]:
+            acknowledge_wildcards(
+                role,
+                actions=read,
+                resources=[
+                    artifacts,
+                    self.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/codebuild/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    ),
+                    self.format_arn(service="codebuild", resource="report-group", resource_name="*"),
+                ],
+                reason="CDK Pipelines' asset role, shared by its asset projects (named when the stack is created): "
+                "it reads the synthesized assets from this stack's artifact bucket and writes CodeBuild's log "
+                "groups and reports of those projects.",
+            )
+
+
+def _own_build_logs(stack: Stack, project: codebuild.IProject) -> list[str]:
+    return [
+        stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"/aws/codebuild/{project.project_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        ),
+        stack.format_arn(service="codebuild", resource="report-group", resource_name=f"{project.project_name}-*"),
+    ]
+
+
+def _leave_out_of_deployment(pipeline: codepipeline.Pipeline, stack_names: list[str]) -> None:
+    """Drop the CloudFormation actions of these stacks from the rendered pipeline (CDK Pipelines deploys every
+    stack of a stage and has no option to leave one out)."""
+    cfn_pipeline = pipeline.node.default_child
+    assert isinstance(cfn_pipeline, codepipeline.CfnPipeline)
+    # Replacing the property (not overriding the template) keeps what cdk-nag and the template see the same.
+    cfn_pipeline.stages = cast(
+        IResolvable, _WithoutStacks(Stack.of(pipeline), cfn_pipeline.stages, frozenset(stack_names))
+    )
+
+
+class _Rendered:
+    """A value rendered at synthesis from another (lazy) value of the same stack."""
+
+    @property
+    def creation_stack(self) -> list[str]:
+        return []
+
+    def to_string(self) -> str:
+        return type(self).__name__
+
+
+@jsii.implements(IResolvable)
+class _WithoutStacks(_Rendered):
+    def __init__(self, stack: Stack, stages: Any, names: frozenset[str]) -> None:
+        self._stack, self._stages, self._names = stack, stages, names
+
+    def resolve(self, context: IResolveContext) -> Any:
+        # The L1 property's own (camelCase) shape: CloudFormation's is rendered from it after resolution.
+        stages = self._stack.resolve(self._stages)
+        for stage in stages:
+            stage["actions"] = [
+                action
+                for action in stage["actions"]
+                if (action.get("configuration") or {}).get("StackName") not in self._names
+            ]
+        return stages
+
+
+@jsii.implements(IResolvable)
+class _StartBuildOnly(_Rendered):
+    """The policy document with every codebuild:StartBuild statement on '*' narrowed to ``projects``."""
+
+    def __init__(self, stack: Stack, document: iam.PolicyDocument, projects: list[str]) -> None:
+        self._stack, self._document, self._projects = stack, document, projects
+
+    def resolve(self, context: IResolveContext) -> Any:
+        document = self._stack.resolve(self._document)
+        for statement in document["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "codebuild:StartBuild" in actions and statement.get("Resource") in ("*", ["*"]):
+                statement["Resource"] = self._stack.resolve(self._projects)
+        return document
 
 
 def _bucket(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Stack
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from stacks import naming
@@ -19,8 +18,6 @@ from stacks.constructs.sagemaker_access import ModelRegistry, SageMakerExecution
 
 DRIFT_ARTIFACTS_PREFIX = "drift-check"
 ENDPOINT_TARGETS = ("staging", "production")
-# An endpoint target's version parameter while no version is deployed (SSM values cannot be empty).
-NO_VERSION = "none"
 # Where CI's train stage uploads pushed step code in the artifacts bucket (pipelines_src/cicd.py).
 CODE_PREFIX = "code"
 
@@ -63,6 +60,8 @@ class MLPlatformStack(Stack):
             write_prefixes=[(lake.artifacts, f"{artifacts_prefix}/{self.pipeline_name}/")],
             vpc=network.vpc,
             model_package_group_name=self.registry.group_name,
+            subnet_ids=network.workload_subnet_ids,
+            security_group_ids=[self.jobs_security_group.security_group_id],
         )
         self.model_build = ModelBuildPipeline(
             self,
@@ -83,19 +82,6 @@ class MLPlatformStack(Stack):
         )
         self.model_build.node.add_dependency(self.registry.group)
 
-        # The version each endpoint target serves; the deploy pipeline sets it (pipelines_src/release.py).
-        self.version_parameters = {
-            target: ssm.StringParameter(
-                self,
-                f"DeployedVersion-{target}",
-                parameter_name=naming.deployed_version_parameter(config, target),
-                string_value=NO_VERSION,
-                description=f"Model package ARN the {target} endpoint of {model.name} serves ({NO_VERSION}: none); "
-                "set by the deploy pipeline, not by this stack after creation",
-            )
-            for target in ENDPOINT_TARGETS
-        }
-
         drift = config.operations.drift
         drift_pipeline = naming.drift_pipeline(config)
         capture = naming.capture_prefix(config)
@@ -110,6 +96,10 @@ class MLPlatformStack(Stack):
             model_package_group_name=None,
             metric_namespaces=[DRIFT_NAMESPACE],
             description="Drift-check pipeline and its processing job",
+            subnet_ids=network.workload_subnet_ids,
+            security_group_ids=[self.jobs_security_group.security_group_id],
+            # The drift job publishes its metrics to CloudWatch itself (pipelines_src/drift_definition.py).
+            network_isolation=False,
         )
         self.drift_check = DriftCheckPipeline(
             self,

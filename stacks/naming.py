@@ -60,13 +60,23 @@ def endpoint_alarms(config: StageConfig, target: str = "production") -> dict[str
     return {"errors": f"{name}-5xx", "latency": f"{name}-latency"}
 
 
+def release_role(config: StageConfig, target: str) -> str:
+    """The role CloudFormation takes to release a version to a target's endpoint (that endpoint only)."""
+    return f"{endpoint(config, target)}-release"
+
+
+def endpoint_stack(config: StageConfig, target: str) -> str:
+    """The CloudFormation name of a target's Endpoint stack (a CDK Stage names its stacks <stage>-<id>)."""
+    return f"{config.prefix}-Endpoint-{target}"
+
+
 def feature_drift_alarm(alarm_prefix: str, statistic: str, feature: str) -> str:
     """A feature's drift alarm under the model's prefix: statistic is "psi" (every feature) or "ks" (numeric)."""
     return f"{alarm_prefix}-{statistic}-{feature}"
 
 
 def deployed_version_parameter(config: StageConfig, target: str) -> str:
-    """The SSM parameter holding the model package ARN a target's endpoint serves ("none" before the first)."""
+    """The SSM parameter recording the model package ARN a target's endpoint serves (each release writes it)."""
     return f"/{config.project}/{config.name}/{config.model.name}/{target}/model-package-arn"
 
 

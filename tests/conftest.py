@@ -58,7 +58,21 @@ class Synthesized:
     def template(self, stage: str, stack: str) -> Template:
         from aws_cdk.assertions import Template
 
-        return Template.from_stack(getattr(self.stages[stage], stack))
+        # "endpoints.<target>": a target's Endpoint stack
+        owner, _, target = stack.partition(".")
+        value = getattr(self.stages[stage], owner)
+        return Template.from_stack(value[target] if target else value)
+
+
+def exported_value(producer: dict[str, Any], reference: dict[str, Any]) -> Any:
+    """The value behind an ``Fn::ImportValue`` of one of ``producer``'s exports (a template as JSON)."""
+    name = reference["Fn::ImportValue"]
+    (value,) = [
+        output["Value"]
+        for output in producer.get("Outputs", {}).values()
+        if output.get("Export", {}).get("Name") == name
+    ]
+    return value
 
 
 @pytest.fixture(scope="session")

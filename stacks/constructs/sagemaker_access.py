@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -17,6 +17,54 @@ from stacks.nag import acknowledge_wildcards
 
 #: The only status the platform's roles may register a model version with.
 PENDING_APPROVAL = "PendingManualApproval"
+
+# The SageMaker images the platform's jobs and endpoints run: (SDK image config, scope, version).
+# Versions as pipelines_src/definition.py retrieves them; Model Monitor's analyzer has one unversioned entry.
+FRAMEWORK_IMAGES: tuple[tuple[str, str | None, str], ...] = (
+    ("sklearn", "training", "1.2-1"),
+    ("sklearn", "inference", "1.2-1"),
+    ("xgboost", "training", "3.0-5"),
+    ("xgboost", "inference", "3.0-5"),
+    ("model-monitor", None, ""),
+)
+
+# The job actions whose requests carry the network and encryption condition keys below, per the IAM
+# service authorization reference ("Actions, resources, and condition keys for Amazon SageMaker",
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html):
+# CreateProcessingJob and CreateTrainingJob both support sagemaker:VpcSubnets and
+# sagemaker:VpcSecurityGroupIds (ArrayOfString), sagemaker:NetworkIsolation and
+# sagemaker:InterContainerTrafficEncryption (Bool), sagemaker:VolumeKmsKey and sagemaker:OutputKmsKey (ARN).
+# Describe*/Stop* support none of them, so they sit in a statement of their own.
+CREATE_JOB_ACTIONS = ("sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob")
+JOB_CONDITION_KEYS = (
+    "sagemaker:VpcSubnets",
+    "sagemaker:VpcSecurityGroupIds",
+    "sagemaker:VolumeKmsKey",
+    "sagemaker:OutputKmsKey",
+    "sagemaker:NetworkIsolation",
+    "sagemaker:InterContainerTrafficEncryption",
+)
+
+
+def framework_image_repositories(region: str) -> list[tuple[str, str]]:
+    """(AWS account, repository) of every SageMaker image the platform uses, in ``region``.
+
+    Read from the SageMaker SDK's own image URI data (sagemaker.core's image_uri_config), the table
+    ``image_uris.retrieve`` builds its URIs from, so the accounts follow the SDK, not a list kept here.
+    """
+    from sagemaker.core import image_uris  # type: ignore[import-untyped]
+
+    found: list[tuple[str, str]] = []
+    for framework, scope, version in FRAMEWORK_IMAGES:
+        config = image_uris.config_for_framework(framework)
+        entry = (config[scope] if scope else config)["versions"][version]
+        registries = entry["registries"]
+        if region not in registries:
+            raise ValueError(f"region {region} has no SageMaker {framework} {version} image in the SDK's image data")
+        pair = (str(registries[region]), str(entry["repository"]))
+        if pair not in found:
+            found.append(pair)
+    return found
 
 
 class SageMakerJobsSecurityGroup(Construct):
@@ -63,9 +111,17 @@ class SageMakerExecutionRole(Construct):
         metric_namespaces: Sequence[str] = (),
         description: str = "Model-build pipeline and its SageMaker jobs",
         runs_jobs: bool = True,
+        subnet_ids: Sequence[str] = (),
+        security_group_ids: Sequence[str] = (),
+        network_isolation: bool = True,
     ) -> None:
+        """``subnet_ids``/``security_group_ids``: the only network the role's jobs may run in (required with
+        ``runs_jobs``); ``network_isolation``: every job it starts must be network-isolated (its steps call no
+        AWS API); False for a pipeline whose job itself calls AWS (the drift check publishes metrics)."""
         super().__init__(scope, id_)
         stack = Stack.of(self)
+        if runs_jobs and (not subnet_ids or not security_group_ids):
+            raise ValueError(f"{self.node.path}: a role that runs jobs needs the subnets and security groups they use")
         self.role = iam.Role(
             self,
             "Role",
@@ -97,7 +153,13 @@ class SageMakerExecutionRole(Construct):
         # A pipeline's role starts its jobs; an endpoint's role (runs_jobs=False) only serves.
         jobs = [sagemaker_arn("processing-job", "*"), sagemaker_arn("training-job", "*")] if runs_jobs else []
         if runs_jobs:
-            self._allow_jobs(jobs)
+            self._allow_jobs(
+                jobs,
+                key=key,
+                subnet_ids=subnet_ids,
+                security_group_ids=security_group_ids,
+                network_isolation=network_isolation,
+            )
         registry_arns: list[str] = []
         if model_package_group_name is not None:
             group_arn = sagemaker_arn("model-package-group", model_package_group_name)
@@ -143,13 +205,18 @@ class SageMakerExecutionRole(Construct):
                 conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", *metric_namespaces]}},
             )
         )
+        if Token.is_unresolved(stack.region):
+            raise ValueError(f"{self.node.path}: needs a stack with a concrete region (its AWS image accounts)")
+        # Only AWS's own image repositories of this region, in the accounts the SageMaker SDK names for it.
+        image_repositories = [
+            stack.format_arn(service="ecr", account=account, resource="repository", resource_name=repository)
+            for account, repository in framework_image_repositories(stack.region)
+        ]
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="PullFrameworkImages",
                 actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                resources=[
-                    stack.format_arn(service="ecr", account="*", resource="repository", resource_name="sagemaker-*")
-                ],
+                resources=image_repositories,
             )
         )
         self.role.add_to_policy(
@@ -161,7 +228,7 @@ class SageMakerExecutionRole(Construct):
                 "s3:GetObject*",
                 "s3:GetBucket*",
                 "s3:List*",
-                "s3:Abort*",
+                *(["s3:Abort*"] if write_prefixes else []),
                 "kms:ReEncrypt*",
                 "kms:GenerateDataKey*",
             ],
@@ -171,13 +238,11 @@ class SageMakerExecutionRole(Construct):
                 *registry_arns[1:],
                 *log_arns,
                 "*",
-                stack.format_arn(service="ecr", account="*", resource="repository", resource_name="sagemaker-*"),
             ],
             reason="Scoped to this platform: object access only under the dataset and pipeline prefixes "
             "(keys are data, named at run time); jobs whose names SageMaker Pipelines generates; versions "
-            "of the platform's one model package group; SageMaker's own log groups; AWS framework image "
-            "repositories (owned by a per-region AWS account). Resource '*' only where IAM has no resource "
-            "level: ec2 Describe*, network-interface actions (bound to the platform VPC by condition), "
+            "of the platform's one model package group; SageMaker's own log groups. Resource '*' only where IAM "
+            "has no resource level: ec2 Describe*, network-interface actions (bound to the platform VPC by condition), "
             "ecr:GetAuthorizationToken, and PutMetricData (bound to SageMaker's and the platform's namespaces by "
             "condition).",
         )
@@ -226,16 +291,52 @@ class SageMakerExecutionRole(Construct):
             )
         )
 
-    def _allow_jobs(self, jobs: list[str]) -> None:
-        """Start, watch and stop the pipeline's processing and training jobs, run as this role."""
+    def _allow_jobs(
+        self,
+        jobs: list[str],
+        *,
+        key: kms.IKey,
+        subnet_ids: Sequence[str],
+        security_group_ids: Sequence[str],
+        network_isolation: bool,
+    ) -> None:
+        """Start, watch and stop the pipeline's processing and training jobs, run as this role.
+
+        A job may start only in the platform's subnets and security groups, with its volumes and outputs
+        encrypted with the platform's key, its inter-container traffic encrypted and (``network_isolation``)
+        no network access of its own. IAM evaluates ForAllValues on a key the request lacks as true, so a
+        job without VpcConfig would pass a plain ForAllValues:StringEquals; the Null condition requires
+        every key to be present, which refuses a job that omits its VPC config or its keys. A Bool or ArnEquals
+        condition on a missing key is false (IAM JSON policy reference, "Condition operators" and
+        "Single-valued vs. multivalued context keys":
+        https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
+        """
+        bools = {"sagemaker:InterContainerTrafficEncryption": "true"}
+        if network_isolation:
+            bools["sagemaker:NetworkIsolation"] = "true"
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="RunPipelineJobs",
+                actions=list(CREATE_JOB_ACTIONS),
+                resources=jobs,
+                conditions={
+                    # Every key must be in the request: none of them may be left out to pass vacuously.
+                    "Null": {name: "false" for name in (*JOB_CONDITION_KEYS[:4], *bools)},
+                    "ForAllValues:StringEquals": {
+                        "sagemaker:VpcSubnets": list(subnet_ids),
+                        "sagemaker:VpcSecurityGroupIds": list(security_group_ids),
+                    },
+                    "ArnEquals": {"sagemaker:VolumeKmsKey": key.key_arn, "sagemaker:OutputKmsKey": key.key_arn},
+                    "Bool": bools,
+                },
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WatchPipelineJobs",
                 actions=[
-                    "sagemaker:CreateProcessingJob",
                     "sagemaker:DescribeProcessingJob",
                     "sagemaker:StopProcessingJob",
-                    "sagemaker:CreateTrainingJob",
                     "sagemaker:DescribeTrainingJob",
                     "sagemaker:StopTrainingJob",
                     "sagemaker:AddTags",

@@ -12,7 +12,7 @@ from moto.events.models import EventPattern
 from stacks import naming
 from stacks.config import PlatformConfig
 from stacks.nag import flatten_reference
-from tests.conftest import Synthesized
+from tests.conftest import Synthesized, exported_value
 
 STAGES = ["dev", "staging", "prod"]
 
@@ -105,7 +105,7 @@ def test_an_approval_goes_staging_smoke_test_gate_production(
     assert pipeline["PipelineType"] == "V2"
     assert [variable["Name"] for variable in pipeline["Variables"]] == ["ModelPackageArn"]
     assert _stages(pipeline) == [
-        ("Source", ["Source"]),
+        ("Source", ["ReleaseTool", "Source"]),
         ("DeployStaging", ["Deploy-staging"]),
         ("SmokeTest", ["SmokeTest"]),
         ("Approve", ["Approve"]),
@@ -113,13 +113,20 @@ def test_an_approval_goes_staging_smoke_test_gate_production(
     ]
     # Started only by the registry-approval function: no push trigger, no change detection.
     assert "Triggers" not in pipeline
-    (source,) = pipeline["Stages"][0]["Actions"]
-    assert source["Configuration"].get("DetectChanges", False) is False
-    assert source["Configuration"].get("PollForSourceChanges", False) is False
+    for source in pipeline["Stages"][0]["Actions"]:
+        assert source["Configuration"].get("DetectChanges", False) is False
+        assert source["Configuration"].get("PollForSourceChanges", False) is False
+    release_tool, repository = pipeline["Stages"][0]["Actions"]
     for stage_name in ("DeployStaging", "DeployProduction"):
         (action,) = next(s for s in pipeline["Stages"] if s["Name"] == stage_name)["Actions"]
         variables = json.loads(action["Configuration"]["EnvironmentVariables"])
         assert {"name": "MODEL_PACKAGE_ARN", "type": "PLAINTEXT", "value": "#{variables.ModelPackageArn}"} in variables
+        # The deploy builds read the release tool the platform published, never the repository.
+        assert [artifact["Name"] for artifact in action["InputArtifacts"]] == [
+            artifact["Name"] for artifact in release_tool["OutputArtifacts"]
+        ]
+    (smoke_action,) = next(s for s in pipeline["Stages"] if s["Name"] == "SmokeTest")["Actions"]
+    assert [a["Name"] for a in smoke_action["InputArtifacts"]] == [a["Name"] for a in repository["OutputArtifacts"]]
     (approve,) = next(s for s in pipeline["Stages"] if s["Name"] == "Approve")["Actions"]
     assert approve["ActionTypeId"]["Provider"] == "Manual"
     # The notification names the version, carries its metrics (exported by the smoke test) and where to look.
@@ -131,13 +138,42 @@ def test_an_approval_goes_staging_smoke_test_gate_production(
     assert "NotificationArn" in approve["Configuration"]
 
 
+def _release_tool_object(resources: dict[str, dict[str, Any]], pipeline: dict[str, Any]) -> tuple[str, str]:
+    (action,) = [a for a in pipeline["Stages"][0]["Actions"] if a["Name"] == "ReleaseTool"]
+    configuration = action["Configuration"]
+    return flatten_reference(configuration["S3Bucket"]), flatten_reference(configuration["S3ObjectKey"])
+
+
 @pytest.mark.parametrize("stage", STAGES)
-def test_every_buildspec_installs_and_builds_through_the_makefile(synthesized: Synthesized, stage: str) -> None:
+def test_deploy_builds_run_only_the_platforms_release_tool_and_install_nothing(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    """No code of the pushed branch runs with the right to change an endpoint; nothing is fetched in that build."""
+    config = platform_config.stage(stage)
+    resources = _resources(synthesized, stage)
+    bucket, key = _release_tool_object(resources, _pipeline(resources, naming.deploy_pipeline(config)))
+    # The asset cdk deploy publishes from the platform's checkout: the bootstrap bucket, a content-addressed key.
+    assert "cdk-hnb659fds-assets" in bucket and re.fullmatch(r"[0-9a-f]{64}\.zip", key), (bucket, key)
+    for target in ("staging", "production"):
+        _, project = _project(resources, f"Deploy{target}")
+        spec = json.loads(project["Source"]["BuildSpec"])
+        assert spec["phases"]["install"] == {"runtime-versions": {"python": "3.11"}}
+        assert spec["phases"]["build"]["commands"] == [
+            'python3 -m endpoint_release --model-package-arn "$MODEL_PACKAGE_ARN"'
+        ]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_repository_buildspec_installs_and_builds_through_the_makefile(
+    synthesized: Synthesized, stage: str
+) -> None:
     projects = [
-        r["Properties"] for r in _resources(synthesized, stage).values() if r["Type"] == "AWS::CodeBuild::Project"
+        (name, r["Properties"])
+        for name, r in _resources(synthesized, stage).items()
+        if r["Type"] == "AWS::CodeBuild::Project" and not name.startswith("Deploy")
     ]
-    assert len(projects) == 5
-    for project in projects:
+    assert len(projects) == 3
+    for _, project in projects:
         spec = json.loads(project["Source"]["BuildSpec"])
         assert spec["phases"]["install"]["commands"] == ["make install"]
         for command in spec["phases"]["build"]["commands"]:
@@ -158,11 +194,14 @@ def test_a_version_reaches_make_only_quoted_and_after_the_release_check(synthesi
         if resource["Type"] != "AWS::CodeBuild::Project":
             continue
         spec = json.loads(resource["Properties"]["Source"]["BuildSpec"])
-        commands = [*spec["phases"]["install"]["commands"], *spec["phases"]["build"]["commands"]]
+        commands = [*spec["phases"]["install"].get("commands", []), *spec["phases"]["build"]["commands"]]
         using = [index for index, command in enumerate(commands) if "MODEL_PACKAGE_ARN" in command]
         if not using:
             continue
         handed_a_version[name] = commands
+        if name.startswith("Deploy"):  # the release tool checks the version before anything else
+            assert commands == ['python3 -m endpoint_release --model-package-arn "$MODEL_PACKAGE_ARN"']
+            continue
         for index in using:
             command = commands[index]
             # every expansion is double-quoted, and every make variable is given the quoted expansion
@@ -234,7 +273,15 @@ def test_each_build_role_can_do_only_what_its_stage_needs(
     for target in ("staging", "production"):
         _, deploy = _project(resources, f"Deploy{target}")
         statements = _statements(resources, _role(deploy))
-        expected = {"sts:AssumeRole", "ssm:GetParameter", "ssm:PutParameter", "sagemaker:DescribeModelPackage"}
+        expected = {
+            "cloudformation:UpdateStack",
+            "cloudformation:DescribeStacks",
+            "cloudformation:DescribeStackEvents",
+            "iam:PassRole",
+            "ssm:GetParameter",
+            "ssm:PutParameter",
+            "sagemaker:DescribeModelPackage",
+        }
         assert privileged(statements) == expected
         (describe,) = [s for s in statements if "sagemaker:DescribeModelPackage" in _list(s["Action"])]
         assert flatten_reference(describe["Resource"]).endswith(
@@ -243,9 +290,19 @@ def test_each_build_role_can_do_only_what_its_stage_needs(
         (record,) = [s for s in statements if "ssm:PutParameter" in _list(s["Action"])]
         parameter = naming.deployed_version_parameter(config, target)
         assert flatten_reference(record["Resource"]).endswith(f":parameter{parameter}")
-        (assume,) = [s for s in statements if "sts:AssumeRole" in _list(s["Action"])]
-        roles = {flatten_reference(r).rsplit("/", 1)[1].split("-role-")[0] for r in assume["Resource"]}
-        assert roles == {"cdk-hnb659fds-deploy", "cdk-hnb659fds-file-publishing", "cdk-hnb659fds-lookup"}
+        # The target's Endpoint stack only, and only under its release role (CloudFormation would otherwise take
+        # the role the stack last ran under, e.g. the CDK deploy role).
+        (update,) = [s for s in statements if "cloudformation:UpdateStack" in _list(s["Action"])]
+        assert flatten_reference(update["Resource"]).endswith(f":stack/{naming.endpoint_stack(config, target)}/*")
+        ((operator, condition),) = update["Condition"].items()
+        assert operator == "StringEquals" and list(condition) == ["cloudformation:RoleArn"]
+        assert flatten_reference(condition["cloudformation:RoleArn"]).endswith(
+            f":role/{naming.release_role(config, target)}"
+        )
+        (passing,) = [s for s in statements if "iam:PassRole" in _list(s["Action"])]
+        assert flatten_reference(passing["Resource"]).endswith(f":role/{naming.release_role(config, target)}")
+        assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
+        assert not any("sts:AssumeRole" in _list(s["Action"]) for s in statements)
 
     _, smoke = _project(resources, "SmokeTest")
     statements = _statements(resources, _role(smoke))
@@ -310,10 +367,8 @@ def test_ci_trains_on_the_curated_zone_like_the_deployed_pipeline(synthesized: S
     variables = {item["Name"]: item["Value"] for item in train["Environment"]["EnvironmentVariables"]}
     joined = variables["INPUT_DATA_URI"]["Fn::Join"][1]
     lake_stack = synthesized.stages[stage].data_lake
-    output = joined[1]["Fn::GetStackOutput"]
-    outputs = synthesized.template(stage, "data_lake").to_json()["Outputs"]
-    assert output["StackName"] == lake_stack.stack_name
-    assert outputs[output["OutputName"]]["Value"] == lake_stack.resolve(lake_stack.storage.curated.bucket_name)
+    exported = exported_value(synthesized.template(stage, "data_lake").to_json(), joined[1])
+    assert exported == lake_stack.resolve(lake_stack.storage.curated.bucket_name)
     assert joined[-1] == f"/{synthesized.stages[stage].config.model.dataset}/"
 
 
@@ -340,3 +395,26 @@ def test_source_roles_may_use_the_connection_under_its_arns_own_service_prefix(
 
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_builds_that_install_keep_their_downloads_in_a_cache_of_their_own(synthesized: Synthesized, stage: str) -> None:
+    resources = _resources(synthesized, stage)
+    delivery = synthesized.stages[stage].data_lake.storage.delivery
+    prefixes = set()
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::CodeBuild::Project":
+            continue
+        project = resource["Properties"]
+        spec = json.loads(project["Source"]["BuildSpec"])
+        if "make install" not in spec["phases"]["install"].get("commands", []):
+            assert project["Cache"] == {"Type": "NO_CACHE"} or "Cache" not in project, name
+            continue
+        assert set(spec["cache"]["paths"]) == {"/root/.cache/pip/**/*", "/root/.npm/**/*"}, name
+        cache = project["Cache"]
+        assert cache["Type"] == "S3", name
+        location = flatten_reference(cache["Location"])
+        bucket = flatten_reference(synthesized.stages[stage].cicd.resolve(delivery.bucket_name))
+        assert location.startswith(f"{bucket}/codebuild-cache/"), location
+        prefixes.add(location)
+    assert len(prefixes) == 3, "Test, Train and SmokeTest each have their own"

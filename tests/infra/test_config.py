@@ -456,3 +456,58 @@ def test_captures_must_outlive_the_drift_window_that_reads_them(context: dict[st
         load_config(context)
     context["mlops"]["stages"]["dev"]["operations"]["drift"]["input"] = "dataset"
     assert load_config(context).stage("dev").data_lake.capture_expiration_days == 1
+
+
+def test_prod_self_update_needs_an_infrastructure_repository_of_its_own(context: dict[str, Any]) -> None:
+    del context["mlops"]["stages"]["prod"]["source"]["infrastructure"]
+    with pytest.raises(ConfigError, match=r"^mlops\.stages\.prod\.source\.infrastructure: required with self_update"):
+        load_config(context)
+
+
+def test_prod_infrastructure_may_not_be_the_model_repository(context: dict[str, Any]) -> None:
+    model = context["mlops"]["defaults"]["source"]["repository"]
+    context["mlops"]["stages"]["prod"]["source"]["infrastructure"] = {"repository": model.upper()}
+    with pytest.raises(
+        ConfigError, match=r"^mlops\.stages\.prod\.source\.infrastructure\.repository: .* is the model repository"
+    ):
+        load_config(context)
+
+
+def test_other_stages_may_self_update_from_the_model_repository(context: dict[str, Any]) -> None:
+    context["mlops"]["stages"]["staging"]["source"]["self_update"] = True
+    infra = load_config(context).stage("staging").source.infrastructure
+    assert infra is not None and not infra.separate
+    assert infra.repository == context["mlops"]["defaults"]["source"]["repository"]
+
+
+def test_infrastructure_source_inherits_provider_branch_and_connection(platform_config: PlatformConfig) -> None:
+    source = platform_config.stage("prod").source
+    assert source.infrastructure is not None
+    assert (source.infrastructure.provider, source.infrastructure.branch, source.infrastructure.connection_arn) == (
+        source.provider,
+        source.branch,
+        source.connection_arn,
+    )
+    assert source.infrastructure.repository == "example-org/delivery-time-platform"
+
+
+@pytest.mark.parametrize(
+    ("infrastructure", "message"),
+    [
+        ({"repository": "a/b", "provider": "s3"}, r'infrastructure\.provider: "s3" is not one of codeconnections'),
+        ({"repository": "not a repo"}, r"infrastructure\.repository: .* is not a repository name"),
+        ({"repository": "a/b", "colour": "x"}, r'infrastructure\.colour: unknown key "colour"'),
+    ],
+)
+def test_bad_infrastructure_source_fails_with_the_key(
+    context: dict[str, Any], infrastructure: dict[str, Any], message: str
+) -> None:
+    context["mlops"]["stages"]["prod"]["source"]["infrastructure"] = infrastructure
+    with pytest.raises(ConfigError, match=message):
+        load_config(context)
+
+
+def test_an_infrastructure_source_without_self_update_is_refused(context: dict[str, Any]) -> None:
+    context["mlops"]["stages"]["staging"]["source"]["infrastructure"] = {"repository": "a/b"}
+    with pytest.raises(ConfigError, match=r"staging\.source\.infrastructure: only used with .*self_update true"):
+        load_config(context)

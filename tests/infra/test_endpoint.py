@@ -4,14 +4,17 @@ canary-deployed endpoint that rolls back on its own alarms."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
 
 from stacks import naming
 from stacks.config import PlatformConfig, load_config
+from stacks.endpoint_stack import ALWAYS_PRESENT
 from stacks.nag import flatten_reference
 from tests.conftest import Synthesized, cdk_json_context, new_app
+from tests.model_package_arns import wrong_arns
 
 STAGES = ["dev", "staging", "prod"]
 TARGETS = ["staging", "production"]
@@ -22,6 +25,17 @@ def _template(synthesized: Synthesized, stage: str, target: str) -> dict[str, An
 
     result: dict[str, Any] = Template.from_stack(synthesized.stages[stage].endpoints[target]).to_json()
     return result
+
+
+def _cloudformation_roles(template: dict[str, Any]) -> list[str]:
+    """The logical ids of the roles CloudFormation takes (the release role)."""
+    return [
+        name
+        for name, r in template["Resources"].items()
+        if r["Type"] == "AWS::IAM::Role"
+        and r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+        == {"Service": "cloudformation.amazonaws.com"}
+    ]
 
 
 def _one(template: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -36,29 +50,41 @@ def templates(synthesized: Synthesized) -> dict[tuple[str, str], dict[str, Any]]
 
 @pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("target", TARGETS)
-def test_without_a_model_version_the_stack_creates_nothing(
-    templates: dict[tuple[str, str], dict[str, Any]], stage: str, target: str
+def test_without_a_model_version_the_stack_holds_only_its_roles_and_security_groups(
+    templates: dict[tuple[str, str], dict[str, Any]], platform_config: PlatformConfig, stage: str, target: str
 ) -> None:
     template = templates[stage, target]
-    # The version comes from the SSM parameter the deploy pipeline sets: read at every deployment.
+    # The version is the stack's own parameter: only a release changes it, and CloudFormation refuses anything
+    # but none or a version of this stage's group before it changes anything.
     parameter = template["Parameters"]["ModelPackageArn"]
-    assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
-    assert parameter["Default"] == f"/mlops/{stage}/delivery-time/{target}/model-package-arn"
+    assert parameter["Type"] == "String" and parameter["Default"] == "none"
+    config = platform_config.stage(stage)
+    pattern = re.compile(parameter["AllowedPattern"])
+    group = f"mlops-{stage}-delivery-time"
+    account = config.account or "123456789012"
+    assert pattern.fullmatch("none")
+    assert pattern.fullmatch(f"arn:aws:sagemaker:{config.region}:{account}:model-package/{group}/12")
+    for wrong in wrong_arns(region=config.region, account=account, group=group, version=1):
+        arn = wrong.values[0]  # type: ignore[attr-defined]
+        if wrong.id in ("other account",) and config.account is None:  # type: ignore[attr-defined]
+            continue  # an account the config leaves open is any account's: the release tool checks the caller's
+        assert not pattern.fullmatch(arn), wrong.id  # type: ignore[attr-defined]
     for name, resource in template["Resources"].items():
-        if resource["Type"] != "AWS::CDK::Metadata":
+        if resource["Type"] in ALWAYS_PRESENT:
+            assert "Condition" not in resource, name
+        elif resource["Type"] != "AWS::CDK::Metadata":
             assert resource.get("Condition") == "HasModel", name
     assert template["Conditions"]["HasModel"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelPackageArn"}, "none"]}]}
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_each_target_starts_with_no_version_recorded(synthesized: Synthesized, stage: str) -> None:
-    resources = synthesized.template(stage, "ml_platform").to_json()["Resources"]
-    parameters = {
-        r["Properties"]["Name"]: r["Properties"]["Value"]
-        for r in resources.values()
-        if r["Type"] == "AWS::SSM::Parameter"
-    }
-    assert parameters == {f"/mlops/{stage}/delivery-time/{target}/model-package-arn": "none" for target in TARGETS}
+def test_no_stack_owns_a_copy_of_the_served_version(synthesized: Synthesized, stage: str) -> None:
+    """A CloudFormation-managed copy (an SSM parameter created as none) is written back to none by any later
+    update of it, and the next Endpoint deployment would then delete the endpoint: the version has one owner."""
+    for stack in ("network", "data_lake", "ml_platform", "operations", "cicd"):
+        resources = synthesized.template(stage, stack).to_json()["Resources"]
+        names = [r["Properties"].get("Name", "") for r in resources.values() if r["Type"] == "AWS::SSM::Parameter"]
+        assert not any(name.endswith("/model-package-arn") for name in names), (stack, names)
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -191,10 +217,11 @@ def test_endpoint_role_reads_model_artifacts_writes_only_capture_and_starts_noth
 ) -> None:
     config = platform_config.stage(stage)
     template = templates[stage, target]
+    release_roles = [{"Ref": name} for name in _cloudformation_roles(template)]
     statements = [
         statement
         for r in template["Resources"].values()
-        if r["Type"] == "AWS::IAM::Policy"
+        if r["Type"] == "AWS::IAM::Policy" and not any(role in r["Properties"]["Roles"] for role in release_roles)
         for statement in r["Properties"]["PolicyDocument"]["Statement"]
     ]
     actions = {action for statement in statements for action in _list(statement["Action"])}
@@ -255,3 +282,47 @@ def test_a_serverless_stage_has_no_vpc_capture_canary_or_autoscaling() -> None:
         assert "DataCaptureConfig" not in _one(template, "AWS::SageMaker::EndpointConfig")["Properties"]
         assert "DeploymentConfig" not in _one(template, "AWS::SageMaker::Endpoint")["Properties"]
         assert not [r for r in template["Resources"].values() if "AutoScaling" in r["Type"]]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_release_can_change_only_this_endpoint(
+    templates: dict[tuple[str, str], dict[str, Any]], platform_config: PlatformConfig, stage: str, target: str
+) -> None:
+    """The release role bounds what a release does whatever the template asks: no IAM or network change, no other
+    endpoint, and models and configurations only when they carry this endpoint's tag."""
+    config = platform_config.stage(stage)
+    endpoint = naming.endpoint(config, target)
+    template = templates[stage, target]
+    (role_id,) = _cloudformation_roles(template)
+    assert template["Resources"][role_id]["Properties"]["RoleName"] == naming.release_role(config, target)
+    statements = [
+        statement
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in r["Properties"]["Roles"]
+        for statement in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    actions = {
+        action for s in statements for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    assert not any("*" in action for action in actions), actions
+    assert {a for a in actions if a.startswith("iam:")} == {"iam:PassRole"}
+    assert not any(a.startswith(("ec2:", "s3:", "ssm:", "lambda:", "cloudformation:", "sts:")) for a in actions)
+    for statement in statements:
+        listed = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        rendered = [flatten_reference(r) for r in resources]
+        if "iam:PassRole" in listed:
+            assert "iam:PassedToService" in statement["Condition"]["StringEquals"]
+        if {"sagemaker:CreateModel", "sagemaker:CreateEndpointConfig"} & set(listed):
+            assert statement["Condition"] == {"StringEquals": {"aws:RequestTag/mlops:endpoint": endpoint}}
+        if {"sagemaker:DeleteModel", "sagemaker:DeleteEndpointConfig"} & set(listed):
+            assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/mlops:endpoint": endpoint}}
+        if {"sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpoint"} & set(listed):
+            assert rendered and all(r.endswith(f":endpoint/{endpoint}") for r in rendered), rendered
+    tags = [
+        r["Properties"].get("Tags", [])
+        for r in template["Resources"].values()
+        if r["Type"] in ("AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig", "AWS::SageMaker::Endpoint")
+    ]
+    assert tags and all({"Key": "mlops:endpoint", "Value": endpoint} in t for t in tags)

@@ -11,7 +11,7 @@ import pytest
 
 from pipelines_src.definition import list_placeholders
 from stacks.config import PlatformConfig
-from tests.conftest import Synthesized
+from tests.conftest import Synthesized, exported_value
 
 STAGES = ["dev", "staging", "prod"]
 
@@ -97,12 +97,9 @@ def test_parameters_default_to_the_stage_config(
     joined = variables["InputDataUri"]["Fn::Join"][1]
     assert joined[0] == "s3://" and joined[-1] == f"/{model.dataset}/"
     lake_stack = synthesized.stages[stage].data_lake
-    output = joined[1]["Fn::GetStackOutput"]
-    assert output["StackName"] == lake_stack.stack_name
-    outputs = synthesized.template(stage, "data_lake").to_json()["Outputs"]
     curated = lake_stack.resolve(lake_stack.storage.curated.bucket_name)
     raw = lake_stack.resolve(lake_stack.storage.raw.bucket_name)
-    assert outputs[output["OutputName"]]["Value"] == curated != raw
+    assert exported_value(synthesized.template(stage, "data_lake").to_json(), joined[1]) == curated != raw
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -133,7 +130,9 @@ def test_every_job_runs_isolated_in_the_platform_subnets_with_the_lake_key(
     _, definition, variables = _pipeline(synthesized, stage)
     subnets = [f"${{Subnet{index}}}" for index in range(platform_config.stage(stage).network.az_count)]
     stack = platform.ml_platform
-    assert variables["KmsKeyArn"]["Fn::GetStackOutput"]["StackName"] == platform.data_lake.stack_name
+    lake = platform.data_lake
+    key = exported_value(synthesized.template(stage, "data_lake").to_json(), variables["KmsKeyArn"])
+    assert key == lake.resolve(lake.storage.key.key_arn)
     assert variables["JobsSecurityGroup"] == stack.resolve(stack.jobs_security_group.security_group_id)
     jobs = [step for step in _by_name(definition).values() if step["Type"] in ("Processing", "Training")]
     assert len(jobs) == 4
@@ -373,3 +372,183 @@ def test_drift_role_reads_capture_dataset_and_deployed_baseline_writes_only_its_
     assert by_sid["JobMetrics"]["Condition"] == {
         "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "MLOps/Drift"]}
     }
+
+
+# --- SageMaker jobs may start only in the platform's network, encrypted with its key -------------------
+
+JOB_ROLES = {"execution": "build", "drift_execution": "drift-check"}
+
+
+def _create_job_statements(synthesized: Synthesized, stage: str, role: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for statement in _role_statements(synthesized, stage, role)
+        if _grants(statement, "sagemaker:CreateProcessingJob") or _grants(statement, "sagemaker:CreateTrainingJob")
+    ]
+
+
+def _job_request(step: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
+    """The condition keys a step's Create*Job request carries (absent keys left out), placeholders resolved."""
+
+    def value(item: Any) -> Any:
+        if isinstance(item, list):
+            return [value(element) for element in item]
+        if isinstance(item, str) and item.startswith("${") and item.endswith("}"):
+            return variables[item[2:-1]]
+        return item
+
+    arguments = step["Arguments"]
+    if step["Type"] == "Processing":
+        network = arguments.get("NetworkConfig", {})
+        vpc = network.get("VpcConfig", {})
+        fields = {
+            "sagemaker:VolumeKmsKey": arguments["ProcessingResources"]["ClusterConfig"].get("VolumeKmsKeyId"),
+            "sagemaker:OutputKmsKey": arguments.get("ProcessingOutputConfig", {}).get("KmsKeyId"),
+            "sagemaker:NetworkIsolation": network.get("EnableNetworkIsolation"),
+            "sagemaker:InterContainerTrafficEncryption": network.get("EnableInterContainerTrafficEncryption"),
+        }
+    else:
+        vpc = arguments.get("VpcConfig", {})
+        fields = {
+            "sagemaker:VolumeKmsKey": arguments["ResourceConfig"].get("VolumeKmsKeyId"),
+            "sagemaker:OutputKmsKey": arguments["OutputDataConfig"].get("KmsKeyId"),
+            "sagemaker:NetworkIsolation": arguments.get("EnableNetworkIsolation"),
+            "sagemaker:InterContainerTrafficEncryption": arguments.get("EnableInterContainerTrafficEncryption"),
+        }
+    fields["sagemaker:VpcSubnets"] = vpc.get("Subnets")
+    fields["sagemaker:VpcSecurityGroupIds"] = vpc.get("SecurityGroupIds")
+    return {key: value(item) for key, item in fields.items() if item is not None}
+
+
+def _conditions_hold(conditions: dict[str, dict[str, Any]], request: dict[str, Any]) -> bool:
+    """IAM's semantics for the operators these statements use (IAM JSON policy reference, condition operators):
+    Null false = the key is present; ForAllValues on an absent key holds (vacuously); ArnEquals and Bool on an
+    absent key do not hold."""
+    for operator, keys in conditions.items():
+        for key, expected in keys.items():
+            present = key in request
+            if operator == "Null":
+                ok = present == (expected == "false")
+            elif operator == "ForAllValues:StringEquals":
+                ok = not present or all(item in _list(expected) for item in request[key])
+            elif operator == "ArnEquals":
+                ok = present and request[key] in _list(expected)
+            elif operator == "Bool":
+                ok = present and str(request[key]).lower() == expected
+            else:
+                raise AssertionError(f"operator {operator} not modelled")
+            if not ok:
+                return False
+    return True
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("role", sorted(JOB_ROLES))
+def test_jobs_may_start_only_in_the_platform_network_with_its_key_and_never_without_the_keys(
+    synthesized: Synthesized, stage: str, role: str
+) -> None:
+    stack = synthesized.stages[stage].ml_platform
+    network = synthesized.stages[stage].network.network
+    key = synthesized.stages[stage].data_lake.storage.key
+    (statement,) = _create_job_statements(synthesized, stage, role)
+    assert sorted(_list(statement["Action"])) == ["sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob"]
+    conditions = statement["Condition"]
+    for name in ("sagemaker:VpcSubnets", "sagemaker:VpcSecurityGroupIds", "sagemaker:VolumeKmsKey"):
+        assert conditions["Null"][name] == "false", name
+    assert conditions["Null"]["sagemaker:OutputKmsKey"] == "false"
+    assert conditions["ForAllValues:StringEquals"] == {
+        "sagemaker:VpcSubnets": [stack.resolve(subnet) for subnet in network.workload_subnet_ids],
+        "sagemaker:VpcSecurityGroupIds": [stack.resolve(stack.jobs_security_group.security_group_id)],
+    }
+    key_arn = stack.resolve(key.key_arn)
+    assert conditions["ArnEquals"] == {"sagemaker:VolumeKmsKey": key_arn, "sagemaker:OutputKmsKey": key_arn}
+    assert conditions["Bool"]["sagemaker:InterContainerTrafficEncryption"] == "true"
+    # The model-build steps call no AWS API: isolated. The drift job publishes metrics itself.
+    assert conditions["Bool"].get("sagemaker:NetworkIsolation") == ("true" if role == "execution" else None)
+    # Describe/Stop support none of these keys: no other statement may create jobs.
+    for other in _role_statements(synthesized, stage, role):
+        if other != statement:
+            assert not _grants(other, "sagemaker:CreateProcessingJob"), other
+            assert not _grants(other, "sagemaker:CreateTrainingJob"), other
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("role", sorted(JOB_ROLES))
+def test_every_deployed_job_satisfies_the_conditions_and_a_job_without_them_is_refused(
+    synthesized: Synthesized, stage: str, role: str
+) -> None:
+    (statement,) = _create_job_statements(synthesized, stage, role)
+    conditions = statement["Condition"]
+    _, definition, variables = _pipeline(synthesized, stage, JOB_ROLES[role])
+    jobs = [step for step in _by_name(definition).values() if step["Type"] in ("Processing", "Training")]
+    assert jobs
+    for job in jobs:
+        request = _job_request(job, variables)
+        assert _conditions_hold(conditions, request), (job["Name"], request)
+        # What a pushed definition could try instead: each is refused.
+        for missing in ("sagemaker:VpcSubnets", "sagemaker:VpcSecurityGroupIds", "sagemaker:VolumeKmsKey"):
+            assert not _conditions_hold(conditions, {k: v for k, v in request.items() if k != missing}), missing
+        assert not _conditions_hold(conditions, {**request, "sagemaker:VpcSubnets": ["subnet-0attacker"]})
+        assert not _conditions_hold(conditions, {**request, "sagemaker:OutputKmsKey": "arn:aws:kms:::key/other"})
+        assert not _conditions_hold(conditions, {**request, "sagemaker:InterContainerTrafficEncryption": False})
+        if role == "execution":
+            assert not _conditions_hold(conditions, {**request, "sagemaker:NetworkIsolation": False})
+
+
+# --- ECR: only AWS's image repositories of the stage's region -------------------------------------------
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "eu-central-1", "ap-southeast-2", "sa-east-1"])
+def test_image_repositories_are_the_ones_the_sdk_retrieves_for_the_region(region: str) -> None:
+    from sagemaker.core import image_uris  # type: ignore[import-untyped]
+
+    from stacks.constructs.sagemaker_access import framework_image_repositories
+
+    uris = [
+        image_uris.retrieve("sklearn", region=region, version="1.2-1", py_version="py3", image_scope="training"),
+        image_uris.retrieve("xgboost", region=region, version="3.0-5", py_version="py3", image_scope="training"),
+        image_uris.retrieve("xgboost", region=region, version="3.0-5", py_version="py3", image_scope="inference"),
+        image_uris.retrieve("model-monitor", region=region),
+    ]
+    expected = set()
+    for uri in uris:
+        registry, _, rest = uri.partition("/")
+        account, _, host = registry.partition(".dkr.ecr.")
+        assert host.startswith(f"{region}.")
+        expected.add((account, rest.split(":")[0]))
+    assert set(framework_image_repositories(region)) == expected
+    assert len({account for account, _ in expected}) >= 1
+
+
+def test_a_region_without_the_images_fails_synth_with_its_name() -> None:
+    from stacks.constructs.sagemaker_access import framework_image_repositories
+
+    with pytest.raises(ValueError, match=r"region xx-nowhere-1 has no SageMaker sklearn 1\.2-1 image"):
+        framework_image_repositories("xx-nowhere-1")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_roles_pull_images_only_from_the_aws_image_accounts_of_the_stage_region(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    from stacks.constructs.sagemaker_access import framework_image_repositories
+
+    region = platform_config.stage(stage).region
+    expected = sorted(
+        f"arn:aws:ecr:{region}:{account}:repository/{repository}"
+        for account, repository in framework_image_repositories(region)
+    )
+    pulls = 0
+    for where, statement in _policy_statements(synthesized):
+        if not where.replace("-", "").startswith(f"mlops{stage}"):
+            continue
+        if _grants(statement, "ecr:BatchGetImage"):
+            resources = [
+                "".join(part if isinstance(part, str) else "aws" for part in r["Fn::Join"][1])
+                if isinstance(r, dict)
+                else r
+                for r in _list(statement["Resource"])
+            ]
+            assert sorted(resources) == expected, where
+            pulls += 1
+    assert pulls >= 3  # the model-build, drift-check and endpoint roles at least

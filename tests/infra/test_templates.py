@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from aws_cdk import RemovalPolicy, Stack, Validations
 from aws_cdk import aws_s3 as s3
+from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 from cfnlint.config import ConfigMixIn
 from cfnlint.runner import Runner
@@ -89,3 +90,17 @@ def test_summary_lists_each_stack_with_its_resource_count(synthesized: Synthesiz
         resources = json.loads(Path(template_file).read_text())["Resources"]
         assert int(count) == len(resources), name
     assert lines[-1] == f"22 stacks synthesized to {synthesized.outdir.resolve()}"
+
+
+@pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
+def test_cross_stack_references_are_exports_cloudformation_keeps_consistent(
+    synthesized: Synthesized, stage: str
+) -> None:
+    """A value read with Fn::GetStackOutput is fixed when the consumer last deployed: replace the producer's
+    resource and a consumer whose template did not change is skipped by `cdk deploy` and keeps the old id.
+    An export cannot change while a stack imports it, so CloudFormation refuses the replacement instead."""
+    platform = synthesized.stages[stage]
+    for stack in platform.node.children:
+        if isinstance(stack, Stack):
+            assert "Fn::GetStackOutput" not in json.dumps(Template.from_stack(stack).to_json()), stack.stack_name
+    assert "Fn::ImportValue" in json.dumps(synthesized.template(stage, "cicd").to_json())

@@ -1,0 +1,5 @@
+import sys
+
+from endpoint_release.tool import main
+
+sys.exit(main())
