@@ -130,11 +130,29 @@ class EtlConfig:
 
 
 @dataclass(frozen=True)
+class BackupConfig:
+    """AWS Backup of the lake's zone buckets: continuous (point-in-time) backups into a vault of its own."""
+
+    enabled: bool
+    # Continuous backups of S3 keep at most 35 days (AWS Backup's limit for point-in-time restore).
+    retention_days: int
+    # Vault Lock in governance mode: no recovery point can be deleted before its retention ends.
+    vault_lock: bool
+
+
+@dataclass(frozen=True)
 class DataLakeConfig:
     noncurrent_version_expiration_days: int
     abort_incomplete_upload_days: int
     crawler_schedule: str | None
     etl: EtlConfig
+    # Endpoint data capture (request and response payloads under datacapture/) expires after this many days.
+    capture_expiration_days: int = 90
+    # Crawlers read only the datasets' prefixes; false: the whole raw zone except the data capture.
+    crawl_datasets_only: bool = True
+    # An account CloudTrail trail with S3 data events on the lake's zone buckets.
+    trail: bool = False
+    backup: BackupConfig = BackupConfig(enabled=False, retention_days=35, vault_lock=False)
 
 
 @dataclass(frozen=True)
@@ -205,6 +223,8 @@ class OperationsConfig:
     retraining: RetrainingConfig
     # Days a failed event stays in a dead-letter queue (SQS allows 1 to 14).
     dlq_retention_days: int
+    # Rejecting the version an endpoint serves starts the deploy pipeline for the previous approved version.
+    rollback_on_rejection: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,6 +248,8 @@ class EndpointConfig:
     # Rollback alarms during a deployment (and alarms after it): p99 model latency, 5XX errors per minute.
     max_latency_ms: int
     max_errors_per_minute: int
+    # The production endpoint's 5XX and latency alarms notify the platform's topic (ALARM and back to OK).
+    alarm_notifications: bool = True
 
 
 @dataclass(frozen=True)
@@ -421,9 +443,27 @@ def _etl(reader: _Reader) -> EtlConfig:
     )
 
 
+# AWS Backup keeps continuous backups (point-in-time restore) of S3 for 1 to 35 days:
+# https://docs.aws.amazon.com/aws-backup/latest/devguide/point-in-time-recovery.html
+MAX_CONTINUOUS_BACKUP_DAYS = 35
+
+
+def _backup(reader: _Reader) -> BackupConfig:
+    return reader.build(
+        BackupConfig,
+        enabled=reader.flag("enabled"),
+        retention_days=reader.integer("retention_days", minimum=1, maximum=MAX_CONTINUOUS_BACKUP_DAYS),
+        vault_lock=reader.flag("vault_lock"),
+    )
+
+
 def _data_lake(reader: _Reader) -> DataLakeConfig:
     return reader.build(
         DataLakeConfig,
+        capture_expiration_days=reader.integer("capture_expiration_days", minimum=1, maximum=3650),
+        crawl_datasets_only=reader.flag("crawl_datasets_only"),
+        trail=reader.flag("trail"),
+        backup=_backup(reader.block("backup")),
         noncurrent_version_expiration_days=reader.integer(
             "noncurrent_version_expiration_days", minimum=1, maximum=3650
         ),
@@ -564,6 +604,7 @@ def _endpoint(reader: _Reader) -> EndpointConfig:
         canary_wait_minutes=reader.integer("canary_wait_minutes", minimum=5, maximum=60),
         max_latency_ms=reader.integer("max_latency_ms", minimum=1, maximum=60_000),
         max_errors_per_minute=reader.integer("max_errors_per_minute", minimum=1, maximum=100_000),
+        alarm_notifications=reader.flag("alarm_notifications"),
     )
 
 
@@ -677,6 +718,7 @@ def _operations(reader: _Reader) -> OperationsConfig:
             cooldown_minutes=retraining.integer("cooldown_minutes", minimum=0, maximum=7 * 24 * 60),
         ),
         dlq_retention_days=reader.integer("dlq_retention_days", minimum=1, maximum=14),
+        rollback_on_rejection=reader.flag("rollback_on_rejection"),
     )
 
 
@@ -709,6 +751,20 @@ def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
             f"{reader.key('endpoint.serverless')}: serverless endpoints have no data capture; "
             f'set {reader.key("operations.drift.input")} to "dataset" to check drift on curated data'
         )
+    data_lake = _data_lake(reader.block("data_lake"))
+    if data_lake.backup.enabled and not retain_data:
+        # https://docs.aws.amazon.com/aws-backup/latest/devguide/API_DeleteBackupVault.html: only an empty vault goes.
+        raise ConfigError(
+            f"{reader.key('data_lake.backup.enabled')}: needs {reader.key('retain_data')} true (a backup vault "
+            "that holds recovery points cannot be deleted with the stack)"
+        )
+    drift = operations.drift
+    if drift.input == "capture" and data_lake.capture_expiration_days * 24 < drift.window_hours:
+        raise ConfigError(
+            f"{reader.key('data_lake.capture_expiration_days')}: {data_lake.capture_expiration_days} days is shorter "
+            f"than {reader.key('operations.drift.window_hours')} ({drift.window_hours} h), whose captured requests "
+            "the drift check reads"
+        )
     return reader.build(
         StageConfig,
         name=name,
@@ -719,7 +775,7 @@ def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
         log_retention_days=log_retention,
         notification_emails=emails,
         network=_network(reader.block("network")),
-        data_lake=_data_lake(reader.block("data_lake")),
+        data_lake=data_lake,
         source=_source(reader.block("source"), name),
         model=_model(reader.block("model")),
         endpoint=endpoint,

@@ -199,10 +199,11 @@ class EndpointStack(Stack):
             data_capture_config=data_capture,
         )
 
+        alarm_names = naming.endpoint_alarms(config, target)
         self.errors_alarm = cloudwatch.Alarm(
             self,
             "ErrorsAlarm",
-            alarm_name=f"{self.endpoint_name}-5xx",
+            alarm_name=alarm_names["errors"],
             alarm_description=f"{self.endpoint_name}: more than {endpoint_config.max_errors_per_minute} 5XX "
             "responses a minute (rolls a deployment back)",
             metric=self._metric("Invocation5XXErrors", "Sum"),
@@ -214,7 +215,7 @@ class EndpointStack(Stack):
         self.latency_alarm = cloudwatch.Alarm(
             self,
             "LatencyAlarm",
-            alarm_name=f"{self.endpoint_name}-latency",
+            alarm_name=alarm_names["latency"],
             alarm_description=f"{self.endpoint_name}: p99 model latency above {endpoint_config.max_latency_ms} ms "
             "(rolls a deployment back)",
             # ModelLatency is in microseconds.
@@ -242,7 +243,7 @@ class EndpointStack(Stack):
                     alarms=[
                         # Literal names: the endpoint depends on the alarms explicitly (below).
                         sagemaker.CfnEndpoint.AlarmProperty(alarm_name=name)
-                        for name in (f"{self.endpoint_name}-5xx", f"{self.endpoint_name}-latency")
+                        for name in (alarm_names["errors"], alarm_names["latency"])
                     ]
                 ),
             )

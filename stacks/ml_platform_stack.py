@@ -45,6 +45,7 @@ class MLPlatformStack(Stack):
             "Registry",
             group_name=naming.model_package_group(config),
             description=f"Versions of the {model.name} model trained on {model.dataset} ({config.name})",
+            retain=config.retain_data,
         )
         network.require(MODEL_BUILD_JOBS)
         network.require(DRIFT_JOB)

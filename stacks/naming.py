@@ -13,6 +13,11 @@ def model_package_group(config: StageConfig) -> str:
     return f"{config.prefix}-{config.model.name}"
 
 
+def lake_database(config: StageConfig) -> str:
+    """The Glue database of the lake (Glue and Athena fold names to lowercase; no dashes)."""
+    return f"{config.project}_{config.name}_lake".replace("-", "_")
+
+
 def curation_job(config: StageConfig) -> str:
     """The Glue job that curates the model's dataset (raw -> curated, quarantine)."""
     return f"{config.prefix}-{config.model.dataset.replace('_', '-')}-curate"
@@ -47,6 +52,12 @@ def endpoint(config: StageConfig, target: str = "production") -> str:
     """The SageMaker real-time endpoint serving the approved model version (its staging twin: -staging)."""
     suffix = "" if target == "production" else f"-{target}"
     return f"{config.prefix}-{config.model.name}{suffix}"
+
+
+def endpoint_alarms(config: StageConfig, target: str = "production") -> dict[str, str]:
+    """The endpoint's rollback alarms, by what they watch: 5XX errors a minute and p99 model latency."""
+    name = endpoint(config, target)
+    return {"errors": f"{name}-5xx", "latency": f"{name}-latency"}
 
 
 def release_role(config: StageConfig, target: str) -> str:

@@ -13,10 +13,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jsii
-from aws_cdk import Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -35,6 +36,8 @@ from stacks.constructs.event_function import EventFunction
 from stacks.constructs.lambda_code import handlers_code, powertools_layer
 from stacks.constructs.notifications import notify_on
 from stacks.datasets import contract_path
+from stacks.ml_platform_stack import ENDPOINT_TARGETS
+from stacks.nag import acknowledge_wildcards
 from stacks.retention import log_retention, removal_policy
 
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
@@ -126,11 +129,14 @@ class OperationsStack(Stack):
             "IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
         }
 
+        # What each endpoint target serves (stacks/release.py records it): a rejection of that version alerts.
+        version_parameters = {target: naming.deployed_version_parameter(config, target) for target in ENDPOINT_TARGETS}
         self.registry_approval = EventFunction(
             self,
             "RegistryApproval",
             handler="registry_approval",
-            description=f"Approved {group} versions start {deploy_pipeline}; rejections are notified",
+            description=f"Approved {group} versions start {deploy_pipeline}; rejections are notified"
+            + (", and roll a served version back" if operations.rollback_on_rejection else ""),
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
                 detail_type=[MODEL_PACKAGE_STATE_CHANGE],
@@ -144,10 +150,42 @@ class OperationsStack(Stack):
                 "MODEL_PACKAGE_REGION": self.region,
                 "MODEL_PACKAGE_ACCOUNT": self.account,
                 "DEPLOY_PIPELINE_NAME": deploy_pipeline,
+                "DEPLOYED_VERSION_PARAMETERS": json.dumps(version_parameters, sort_keys=True),
+                "ROLLBACK_ON_REJECTION": "true" if operations.rollback_on_rejection else "false",
                 **shared_env,
             },
             **common,
         )
+        self.registry_approval.allow(
+            iam.PolicyStatement(
+                sid="ReadDeployedVersions",
+                actions=["ssm:GetParameter"],
+                resources=[
+                    self.format_arn(
+                        service="ssm",
+                        resource="parameter",
+                        resource_name=name.lstrip("/"),
+                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                    )
+                    for name in version_parameters.values()
+                ],
+            )
+        )
+        if operations.rollback_on_rejection:
+            # ListModelPackages has no resource-level permission (it lists by group name); the function reads
+            # only summaries of the stage's group and passes on only ARNs of its versions:
+            # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html
+            self.registry_approval.allow(
+                iam.PolicyStatement(
+                    sid="FindThePreviousApprovedVersion", actions=["sagemaker:ListModelPackages"], resources=["*"]
+                )
+            )
+            acknowledge_wildcards(
+                self.registry_approval.role,
+                resources=["*"],
+                reason="sagemaker:ListModelPackages supports no resource-level permission; the function lists "
+                "the approved versions of this stage's group only, to roll back to the previous one.",
+            )
         self.registry_approval.allow(
             iam.PolicyStatement(
                 sid="StartDeployPipeline",
@@ -307,6 +345,8 @@ class OperationsStack(Stack):
                 "for its window (no captured requests, or the baseline files are missing under the deployed "
                 "baseline prefix: make publish-baseline).",
             )
+        if config.endpoint.alarm_notifications:
+            self._endpoint_alarm_rules(config)
         notify_on(
             self,
             "VersionPendingApprovalRule",
@@ -320,6 +360,46 @@ class OperationsStack(Stack):
             message=f"Version {field('$.detail.ModelPackageVersion')} of {group} waits for approval: "
             f"{field('$.detail.ModelPackageArn')}. Its evaluation metrics are in the model registry "
             "(ModelMetrics); approve or reject it there.",
+        )
+
+    def _endpoint_alarm_rules(self, config: StageConfig) -> None:
+        """The production endpoint's 5XX and latency alarms reach people: on ALARM, and back to OK from ALARM.
+
+        The alarms live in the Endpoint stack (they roll a deployment back); CloudWatch sends every state
+        change of an alarm to EventBridge ("CloudWatch Alarm State Change",
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-and-eventbridge.html), so
+        the topic hears them without that stack depending on this one.
+        """
+        endpoint = naming.endpoint(config)
+        names = sorted(naming.endpoint_alarms(config).values())
+        field = events.EventField.from_path
+        notify_on(
+            self,
+            "EndpointAlarmRule",
+            topic=self.topic,
+            description=f"A 5XX or latency alarm of the production endpoint {endpoint} fired",
+            pattern=events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=[ALARM_STATE_CHANGE],
+                detail={"alarmName": names, "state": {"value": ["ALARM"]}},
+            ),
+            message=f"Production endpoint {endpoint}: alarm {field('$.detail.alarmName')} is ALARM since "
+            f"{events.EventField.time}: {field('$.detail.state.reason')}. During a deployment SageMaker rolls the "
+            "new version back on its own; otherwise the served version is failing or too slow: see the endpoint's "
+            "dashboard and logs.",
+        )
+        notify_on(
+            self,
+            "EndpointAlarmRecoveredRule",
+            topic=self.topic,
+            description=f"A 5XX or latency alarm of the production endpoint {endpoint} recovered",
+            pattern=events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=[ALARM_STATE_CHANGE],
+                detail={"alarmName": names, "state": {"value": ["OK"]}, "previousState": {"value": ["ALARM"]}},
+            ),
+            message=f"Production endpoint {endpoint}: alarm {field('$.detail.alarmName')} is OK again since "
+            f"{events.EventField.time}.",
         )
 
     def _schedules(self, config: StageConfig, build_pipeline: str) -> None:

@@ -29,6 +29,27 @@ PARTITION_WRITE_ACTIONS = (
 
 
 @dataclass(frozen=True)
+class CrawlTarget:
+    """What a crawler of one zone reads: the given prefixes of the bucket, or (none given) all of it but exclusions."""
+
+    bucket: s3.IBucket
+    prefixes: tuple[str, ...] = ()
+    # Glob patterns, relative to the bucket root, that a whole-bucket crawl skips (e.g. the data capture).
+    exclusions: tuple[str, ...] = ()
+
+    def paths(self) -> list[tuple[str, list[str]]]:
+        """(S3 path, exclusions) per crawler target."""
+        root = f"s3://{self.bucket.bucket_name}/"
+        if self.prefixes:
+            return [(f"{root}{prefix}", []) for prefix in self.prefixes]
+        return [(root, list(self.exclusions))]
+
+    def object_patterns(self) -> list[str]:
+        """The key patterns the crawler may read."""
+        return [f"{prefix}*" for prefix in self.prefixes] or ["*"]
+
+
+@dataclass(frozen=True)
 class Column:
     name: str
     glue_type: str  # a Hive/Glue type string: string, bigint, double, boolean, date, timestamp, decimal(10,2)
@@ -52,6 +73,13 @@ class LakeCatalog(Construct):
 
     Crawlers and jobs run under one security configuration that encrypts what Glue
     writes (S3 output, CloudWatch logs, job bookmarks) with the lake key.
+
+    The database and the security configuration are deleted with the stack in every stage,
+    although their names are fixed (the curation job, the crawlers and Athena users name them): both
+    are derived metadata, not data. The data lives in the zone buckets, which a stage that keeps
+    data retains; a redeployed stack gets new buckets (their names are generated), so a retained
+    catalog would only describe buckets the platform no longer uses, and its fixed names would make
+    the redeployment fail with AlreadyExists.
     """
 
     def __init__(
@@ -61,11 +89,10 @@ class LakeCatalog(Construct):
         *,
         database_name: str,
         key: kms.IKey,
-        crawled_zones: dict[str, s3.IBucket],
+        crawled_zones: dict[str, CrawlTarget],
         table_buckets: dict[str, s3.IBucket],
         tables: Sequence[TableSpec] = (),
         crawler_schedule: str | None,
-        removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
@@ -74,7 +101,7 @@ class LakeCatalog(Construct):
             "Database",
             database_name=database_name,
             description="MLOps platform data lake: raw and curated zones",
-            removal_policy=removal_policy,
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.security_configuration = glue.SecurityConfiguration(
             self,
@@ -82,7 +109,7 @@ class LakeCatalog(Construct):
             s3_encryption=glue.S3Encryption.kms(key),
             cloud_watch_encryption=glue.CloudWatchEncryption.kms(key),
             job_bookmarks_encryption=glue.JobBookmarksEncryption.client_side_kms(key),
-            removal_policy=removal_policy,
+            removal_policy=RemovalPolicy.DESTROY,
         )
 
         self.crawler_role = iam.Role(
@@ -91,8 +118,11 @@ class LakeCatalog(Construct):
             assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
             description="Glue crawlers of the lake: read the zones, write the catalog and their logs",
         )
-        for bucket in crawled_zones.values():
-            bucket.grant_read(self.crawler_role)
+        object_arns = []
+        for target in crawled_zones.values():
+            for pattern in target.object_patterns():
+                target.bucket.grant_read(self.crawler_role, pattern)
+                object_arns.append(target.bucket.arn_for_objects(pattern))
         tables_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{database_name}/*")
         key.grant_encrypt_decrypt(self.crawler_role)
         self.crawler_role.add_to_policy(
@@ -129,15 +159,15 @@ class LakeCatalog(Construct):
         acknowledge_wildcards(
             self.crawler_role,
             actions=["s3:GetObject*", "s3:GetBucket*", "s3:List*", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
-            resources=[bucket.arn_for_objects("*") for bucket in crawled_zones.values()] + [tables_arn, *log_arns, "*"],
-            reason="Crawlers read every object of the zones they catalog (keys are data, unknown at deploy "
-            "time) through the bucket grants, with the lake key; they create and update any table of this "
+            resources=[*object_arns, tables_arn, *log_arns, "*"],
+            reason="Crawlers read the objects under the dataset prefixes they catalog (keys are data, unknown at "
+            "deploy time) through the bucket grants, with the lake key; they create and update any table of this "
             "one Glue database and write Glue's own crawler log groups. glue:GetSecurityConfiguration "
             "supports no resource-level permission.",
         )
 
         self.crawlers: dict[str, glue.CfnCrawler] = {}
-        for zone, bucket in crawled_zones.items():
+        for zone, target in crawled_zones.items():
             self.crawlers[zone] = glue.CfnCrawler(
                 self,
                 f"{zone.capitalize()}Crawler",
@@ -147,7 +177,10 @@ class LakeCatalog(Construct):
                 table_prefix=f"{zone}_",
                 crawler_security_configuration=self.security_configuration.security_configuration_name,
                 targets=glue.CfnCrawler.TargetsProperty(
-                    s3_targets=[glue.CfnCrawler.S3TargetProperty(path=f"s3://{bucket.bucket_name}/")]
+                    s3_targets=[
+                        glue.CfnCrawler.S3TargetProperty(path=path, exclusions=exclusions or None)
+                        for path, exclusions in target.paths()
+                    ]
                 ),
                 # Landing data arrives in new dated folders; crawl only those, log schema changes.
                 recrawl_policy=glue.CfnCrawler.RecrawlPolicyProperty(recrawl_behavior="CRAWL_NEW_FOLDERS_ONLY"),

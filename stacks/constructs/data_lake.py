@@ -28,7 +28,9 @@ class LakeStorage(Construct):
         config: DataLakeConfig,
         retain: bool,
         access_log_retention: Duration,
+        capture_prefix: str,
     ) -> None:
+        """``capture_prefix``: where the production endpoint's data capture lands in the raw zone (expires)."""
         super().__init__(scope, id_)
         removal_policy = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
         self.key: kms.Key = platform_key(
@@ -37,7 +39,7 @@ class LakeStorage(Construct):
             description="Encrypts the data lake: zone buckets, Glue catalog outputs, logs and bookmarks",
             removal_policy=removal_policy,
         )
-        self.access_logs = _private_bucket(
+        self.access_logs = private_bucket(
             self,
             "AccessLogs",
             retain=retain,
@@ -55,7 +57,24 @@ class LakeStorage(Construct):
         # No AwsSolutions-S1 finding to acknowledge: cdk-nag exempts a bucket other buckets log into.
         self.buckets: dict[str, s3.Bucket] = {}
         for zone in ZONES:
-            self.buckets[zone] = _private_bucket(
+            lifecycle_rules = [
+                s3.LifecycleRule(
+                    id="expire-noncurrent-versions",
+                    noncurrent_version_expiration=Duration.days(config.noncurrent_version_expiration_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(config.abort_incomplete_upload_days),
+                )
+            ]
+            if zone == "raw":
+                # Captured requests and responses are personal payloads: kept only as long as the config says
+                # (then their noncurrent versions expire with the rule above).
+                lifecycle_rules.append(
+                    s3.LifecycleRule(
+                        id="expire-data-capture",
+                        prefix=capture_prefix,
+                        expiration=Duration.days(config.capture_expiration_days),
+                    )
+                )
+            self.buckets[zone] = private_bucket(
                 self,
                 zone.capitalize(),
                 retain=retain,
@@ -64,17 +83,11 @@ class LakeStorage(Construct):
                 bucket_key_enabled=True,
                 server_access_logs_bucket=self.access_logs,
                 server_access_logs_prefix=f"{zone}/",
-                lifecycle_rules=[
-                    s3.LifecycleRule(
-                        id="expire-noncurrent-versions",
-                        noncurrent_version_expiration=Duration.days(config.noncurrent_version_expiration_days),
-                        abort_incomplete_multipart_upload_after=Duration.days(config.abort_incomplete_upload_days),
-                    )
-                ],
+                lifecycle_rules=lifecycle_rules,
             )
 
         # CI/CD: pipeline artifacts (transient) and, for the S3 source provider, the pushed source zip.
-        self.delivery = _private_bucket(
+        self.delivery = private_bucket(
             self,
             "Delivery",
             retain=retain,
@@ -114,7 +127,7 @@ class LakeStorage(Construct):
         return self.buckets["artifacts"]
 
 
-def _private_bucket(
+def private_bucket(
     scope: Construct,
     id_: str,
     *,

@@ -355,9 +355,22 @@ class SageMakerExecutionRole(Construct):
 
 
 class ModelRegistry(Construct):
-    """The model package group every version of the model is registered in. Retained: it is the model's history."""
+    """The model package group every version of the model is registered in.
 
-    def __init__(self, scope: Construct, id_: str, *, group_name: str, description: str) -> None:
+    Its name is fixed (the approval rule, the functions, CI and the release tool name it). What happens
+    to it on ``cdk destroy`` depends on the stage:
+
+    - a stage that keeps data (``retain_data``) keeps the group: its versions, approvals and metrics are
+      the model's history. A redeployment adopts the retained group instead of failing with AlreadyExists:
+      ``cdk deploy --import-existing-resources`` imports a resource whose template name is a literal and
+      whose DeletionPolicy is Retain or RetainExceptOnCreate, of a type that supports import
+      (AWS::SageMaker::ModelPackageGroup does):
+      https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/import-resources-automatically.html
+      RetainExceptOnCreate also deletes a group that a failed first creation left behind.
+    - any other stage (dev) deletes the group with the stack, so the next deployment starts afresh.
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, group_name: str, description: str, retain: bool) -> None:
         super().__init__(scope, id_)
         self.group = sagemaker.CfnModelPackageGroup(
             self,
@@ -365,6 +378,6 @@ class ModelRegistry(Construct):
             model_package_group_name=group_name,
             model_package_group_description=description,
         )
-        self.group.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.group.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if retain else RemovalPolicy.DESTROY)
         self.group_name = group_name
         self.group_arn = self.group.attr_model_package_group_arn

@@ -398,6 +398,69 @@ def test_model_monitor_runs_on_the_drift_schedule_when_sagemaker_can(
     assert {stage.operations.drift.monitor_cron for stage in load_config(context).stages.values()} == {None}
 
 
+def test_lake_protection_and_approval_options_are_on_where_the_defaults_say(platform_config: PlatformConfig) -> None:
+    prod = platform_config.stage("prod")
+    assert prod.data_lake.trail is True
+    assert prod.data_lake.backup.enabled is True
+    assert prod.data_lake.crawl_datasets_only is True
+    assert prod.endpoint.alarm_notifications is True
+    assert prod.data_lake.capture_expiration_days == 90
+    assert platform_config.stage("dev").data_lake.backup.enabled is False
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ("data_lake", "capture_expiration_days"),
+            0,
+            "mlops.stages.dev.data_lake.capture_expiration_days: 0 is out of range, expected 1 to 3650",
+        ),
+        (("data_lake", "trail"), "yes", "mlops.stages.dev.data_lake.trail: expected true or false, got str 'yes'"),
+        (
+            ("data_lake", "backup", "retention_days"),
+            36,
+            "mlops.stages.dev.data_lake.backup.retention_days: 36 is out of range, expected 1 to 35",
+        ),
+        (
+            ("data_lake", "backup", "enabled"),
+            True,
+            "mlops.stages.dev.data_lake.backup.enabled: needs mlops.stages.dev.retain_data true (a backup vault that "
+            "holds recovery points cannot be deleted with the stack)",
+        ),
+        (
+            ("endpoint", "alarm_notifications"),
+            1,
+            "mlops.stages.dev.endpoint.alarm_notifications: expected true or false, got int 1",
+        ),
+        (
+            ("operations", "rollback_on_rejection"),
+            None,
+            "mlops.stages.dev.operations.rollback_on_rejection: expected true or false, got NoneType None",
+        ),
+    ],
+)
+def test_bad_lake_protection_and_approval_options_fail_with_one_line(
+    context: dict[str, Any], path: tuple[str, ...], value: Any, message: str
+) -> None:
+    block = context["mlops"]["stages"]["dev"]
+    for key in path[:-1]:
+        block = block.setdefault(key, {})
+    block[path[-1]] = value
+    with pytest.raises(ConfigError) as error:
+        load_config(context)
+    assert str(error.value) == message
+
+
+def test_captures_must_outlive_the_drift_window_that_reads_them(context: dict[str, Any]) -> None:
+    context["mlops"]["stages"]["dev"]["data_lake"] = {"capture_expiration_days": 1}
+    context["mlops"]["stages"]["dev"]["operations"] = {"drift": {"window_hours": 48}}
+    with pytest.raises(ConfigError, match=r"^mlops.stages.dev.data_lake.capture_expiration_days: 1 days is shorter"):
+        load_config(context)
+    context["mlops"]["stages"]["dev"]["operations"]["drift"]["input"] = "dataset"
+    assert load_config(context).stage("dev").data_lake.capture_expiration_days == 1
+
+
 def test_prod_self_update_needs_an_infrastructure_repository_of_its_own(context: dict[str, Any]) -> None:
     del context["mlops"]["stages"]["prod"]["source"]["infrastructure"]
     with pytest.raises(ConfigError, match=r"^mlops\.stages\.prod\.source\.infrastructure: required with self_update"):

@@ -18,12 +18,22 @@ STATEFUL_LOGICAL_IDS = {
     },
     "AWS::Glue::Database": {"CatalogDatabase44483CA3"},
 }
+# What only stages with an audit trail and lake backups hold (prod): the trail's key and bucket, the vault and its key.
+PROTECTION_LOGICAL_IDS = {
+    "AWS::KMS::Key": {"AuditKey2ED08D30", "BackupVaultKeyE450C7BA"},
+    "AWS::S3::Bucket": {"AuditLogsA35F3E1F"},
+    "AWS::Backup::BackupVault": {"BackupVaultADF21B19"},
+}
 
 
 @pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
 def test_stateful_logical_ids_are_stable(synthesized: Synthesized, stage: str) -> None:
     template = synthesized.template(stage, "data_lake")
-    for kind, expected in STATEFUL_LOGICAL_IDS.items():
+    protected = stage == "prod"
+    for kind in STATEFUL_LOGICAL_IDS.keys() | PROTECTION_LOGICAL_IDS.keys():
+        expected = STATEFUL_LOGICAL_IDS.get(kind, set()) | (
+            PROTECTION_LOGICAL_IDS.get(kind, set()) if protected else set()
+        )
         assert set(template.find_resources(kind)) == expected, kind
 
 

@@ -152,13 +152,18 @@ def test_every_job_runs_isolated_in_the_platform_subnets_with_the_lake_key(
         assert arguments["RoleArn"] == "${RoleArn}"
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_model_package_group_is_named_for_the_stage_and_retained(synthesized: Synthesized, stage: str) -> None:
+@pytest.mark.parametrize(
+    ("stage", "deletion"), [("dev", "Delete"), ("staging", "RetainExceptOnCreate"), ("prod", "RetainExceptOnCreate")]
+)
+def test_model_package_group_is_named_for_the_stage_and_retained_where_the_stage_keeps_data(
+    synthesized: Synthesized, stage: str, deletion: str
+) -> None:
+    """A stage that keeps data keeps the group's versions, in a form a redeployment can import (ModelRegistry)."""
     template = synthesized.template(stage, "ml_platform")
     (group,) = template.find_resources("AWS::SageMaker::ModelPackageGroup").values()
     assert group["Properties"]["ModelPackageGroupName"] == f"mlops-{stage}-delivery-time"
-    assert group["DeletionPolicy"] == "Retain"
-    assert group["UpdateReplacePolicy"] == "Retain"
+    assert group["DeletionPolicy"] == deletion
+    assert group["UpdateReplacePolicy"] == ("Delete" if deletion == "Delete" else "Retain")
 
 
 def _role_statements(synthesized: Synthesized, stage: str, role: str = "execution") -> list[dict[str, Any]]:

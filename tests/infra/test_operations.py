@@ -577,3 +577,83 @@ def test_the_deployed_bundle_imports_each_handler_with_powertools_from_the_layer
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().startswith(str(layer_dir))
+
+
+# Detection (trust boundaries, finding 10): the production endpoint's alarms reach people.
+
+
+def _endpoint_alarm_event(config: Any, name: str, state: str, previous: str) -> dict[str, Any]:
+    event = _alarm_event(config, name, state)
+    event["detail"]["previousState"]["value"] = previous
+    return event
+
+
+def test_the_production_endpoints_alarms_notify_the_topic(
+    synthesized: Synthesized, resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage(STAGE)
+    # The names the Endpoint stacks give their rollback alarms, read from their templates.
+    alarm_names = {}
+    for target, stack in synthesized.stages[STAGE].endpoints.items():
+        alarms = Template.from_stack(stack).find_resources("AWS::CloudWatch::Alarm").values()
+        alarm_names[target] = sorted(alarm["Properties"]["AlarmName"] for alarm in alarms)
+    assert len(alarm_names["production"]) == 2
+    fired = _rule(resources, "EndpointAlarmRule")
+    recovered = _rule(resources, "EndpointAlarmRecoveredRule")
+    for name in alarm_names["production"]:
+        assert _matches(fired, _endpoint_alarm_event(config, name, "ALARM", "OK"))
+        assert not _matches(fired, _endpoint_alarm_event(config, name, "OK", "ALARM"))
+        assert _matches(recovered, _endpoint_alarm_event(config, name, "OK", "ALARM"))
+        # A fresh alarm leaving INSUFFICIENT_DATA for OK is not news.
+        assert not _matches(recovered, _endpoint_alarm_event(config, name, "OK", "INSUFFICIENT_DATA"))
+    for name in alarm_names["staging"]:
+        assert not _matches(fired, _endpoint_alarm_event(config, name, "ALARM", "OK"))
+    for rule in (fired, recovered):
+        (target,) = rule["Targets"]
+        assert target["Arn"] == {"Ref": _only(resources, "AWS::SNS::Topic")}
+    text = _render(fired["Targets"][0], _endpoint_alarm_event(config, alarm_names["production"][0], "ALARM", "OK"))
+    assert alarm_names["production"][0] in text and "Threshold crossed" in text
+
+
+# Approval lifecycle (finding 13): the function knows what each endpoint serves.
+
+
+def test_the_approval_function_reads_the_deployed_versions_and_nothing_else_of_ssm(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage(STAGE)
+    _, function = _function(resources, "registry_approval")
+    variables = function["Environment"]["Variables"]
+    parameters = {target: naming.deployed_version_parameter(config, target) for target in ("staging", "production")}
+    assert json.loads(variables["DEPLOYED_VERSION_PARAMETERS"]) == parameters
+    assert variables["ROLLBACK_ON_REJECTION"] == str(config.operations.rollback_on_rejection).lower()
+    statements = _statements(resources, function["Role"]["Fn::GetAtt"][0])
+    (read,) = [statement for statement in statements if "ssm:GetParameter" in _actions(statement)]
+    assert _actions(read) == ["ssm:GetParameter"]
+    assert sorted(flatten_reference(resource) for resource in read["Resource"]) == sorted(
+        f"arn:aws:ssm:{config.region}:{config.account}:parameter{name}" for name in parameters.values()
+    )
+    assert not [statement for statement in statements if "sagemaker:ListModelPackages" in _actions(statement)]
+
+
+def test_rollback_on_rejection_lets_the_function_list_the_groups_versions(context: dict[str, Any]) -> None:
+    from aws_cdk import Environment
+    from cdk_nag import AwsSolutionsChecks
+
+    from stacks.config import load_config
+    from stacks.operations_stack import OperationsStack
+    from tests.conftest import new_app
+
+    context["mlops"]["stages"][STAGE]["operations"]["rollback_on_rejection"] = True
+    config = load_config(context).stage(STAGE)
+    app = new_app()
+    stack = OperationsStack(
+        app, "Operations", config=config, env=Environment(account=config.account, region=config.region)
+    )
+    stack_resources = Template.from_stack(stack).to_json()["Resources"]
+    _, function = _function(stack_resources, "registry_approval")
+    assert function["Environment"]["Variables"]["ROLLBACK_ON_REJECTION"] == "true"
+    statements = _statements(stack_resources, function["Role"]["Fn::GetAtt"][0])
+    (listing,) = [statement for statement in statements if "sagemaker:ListModelPackages" in _actions(statement)]
+    assert _actions(listing) == ["sagemaker:ListModelPackages"]
+    assert AwsSolutionsChecks().validate_scope(app).violations == []

@@ -130,3 +130,38 @@ def test_an_approval_starts_the_deploy_pipeline_with_the_versions_arn(
     assert again == result
     runs = codepipeline.list_pipeline_executions(pipelineName=pipeline["Name"])["pipelineExecutionSummaries"]
     assert len(runs) == 1
+
+
+def test_rejecting_the_version_production_serves_alerts_through_the_synthesized_wiring(
+    synthesized: Synthesized, platform_config: PlatformConfig, aws: Aws
+) -> None:
+    """The function, configured as the Operations stack configures it, finds the version where release.py records it."""
+    config = platform_config.stage(STAGE)
+    (function,) = [
+        f
+        for f in _resources(synthesized, "operations", "AWS::Lambda::Function")
+        if f["Handler"] == "registry_approval.handler.lambda_handler"
+    ]
+    environment = dict(function["Environment"]["Variables"])
+    environment.update(NOTIFICATION_TOPIC_ARN=TOPIC_ARN, IDEMPOTENCY_TABLE=TABLE)
+    function_config = handler.load_config(environment)
+    group = naming.model_package_group(config)
+    arn = function_config.versions.arn(7)
+    ssm = aws.client("ssm")
+    for target in ("staging", "production"):
+        # What release.py writes when a target serves a version (stacks/release.py).
+        ssm.put_parameter(
+            Name=naming.deployed_version_parameter(config, target),
+            Value=arn if target == "production" else "none",
+            Type="String",
+            Overwrite=True,
+        )
+    event = state_change_event("Rejected", group=group, version=7, description="bias found")
+    event["detail"]["ModelPackageArn"] = arn
+    clients = handler.Clients(codepipeline=None, sns=aws.sns, dynamodb=aws.dynamodb, ssm=ssm, sagemaker=None)
+
+    result = handler.handle_event(event, config=function_config, clients=clients)
+
+    assert result["serving"] == ["production"]
+    (message,) = aws.published()
+    assert message["Subject"] == f"Model {group} v7 rejected while it serves production"

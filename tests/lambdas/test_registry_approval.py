@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -32,8 +33,14 @@ def state_change_event(
     version: int = 3,
     description: str | None = None,
     event_id: str = "5b1a6f2e-6c1c-4d2f-9a3e-0c1d2e3f4a5b",
+    modified: int = 1763703600000,
 ) -> dict[str, Any]:
-    """A "SageMaker Model Package State Change" event as EventBridge delivers it."""
+    """A "SageMaker Model Package State Change" event as EventBridge delivers it.
+
+    Its shape follows the "SageMaker model package state change" example event in
+    https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
+    (CreationTime and LastModifiedTime in epoch milliseconds; ``modified`` is the status change's time).
+    """
     arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/{version}"
     detail: dict[str, Any] = {
         "ModelPackageGroupName": group,
@@ -56,7 +63,7 @@ def state_change_event(
         "ModelApprovalStatus": status,
         "CreatedBy": {"UserProfileName": "pipeline", "DomainId": "d-abc123"},
         "LastModifiedBy": {"UserProfileName": "reviewer", "DomainId": "d-abc123"},
-        "LastModifiedTime": 1763703600000,
+        "LastModifiedTime": modified,
         "ModelMetrics": {},
     }
     if description is not None:
@@ -199,7 +206,8 @@ def test_approved_sends_a_client_request_token_derived_from_package_and_status(d
     assert call["name"] == DEPLOY_PIPELINE
     assert len(call["clientRequestToken"]) == 64
     assert call["clientRequestToken"].isalnum()
-    assert handler.events.derive_token(PACKAGE_ARN, "Approved") == call["clientRequestToken"]
+    # The token names the change too: a later re-approval of the same version is a new execution.
+    assert handler.events.derive_token(PACKAGE_ARN, "Approved", "modified:1763703600000") == call["clientRequestToken"]
 
 
 def test_rejected_notifies_with_version_and_reason(deploy: Aws) -> None:
@@ -363,3 +371,170 @@ def test_an_arn_that_is_not_exactly_a_version_of_this_group_is_logged_and_reject
     ((_, extra),) = warnings
     assert extra["reason"] in result["reason"]
     assert executions(deploy) == []
+
+
+# Approval lifecycle: re-approval after a rejection, and rejecting the version an endpoint serves.
+
+APPROVED_AT, REJECTED_AT, REAPPROVED_AT = 1763703600000, 1763707200000, 1763710800000
+PRODUCTION_PARAMETER = "/mlops/test/churn/production/model-package-arn"
+STAGING_PARAMETER = "/mlops/test/churn/staging/model-package-arn"
+
+
+def _serving_config(*, rollback: bool) -> handler.Config:
+    return dataclasses.replace(
+        handler.CONFIG,
+        deployed_version_parameters=(("production", PRODUCTION_PARAMETER), ("staging", STAGING_PARAMETER)),
+        rollback_on_rejection=rollback,
+    )
+
+
+def _record_served(aws: Aws, *, production: str, staging: str = "none") -> None:
+    ssm = aws.client("ssm")
+    for name, value in ((PRODUCTION_PARAMETER, production), (STAGING_PARAMETER, staging)):
+        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+
+def _register(aws: Aws, statuses: list[str]) -> list[str]:
+    """Versions 1..n of the group in the emulated registry, with these approval statuses."""
+    sagemaker = aws.client("sagemaker")
+    sagemaker.create_model_package_group(ModelPackageGroupName=MODEL_PACKAGE_GROUP)
+    arns = []
+    for status in statuses:
+        arns.append(
+            sagemaker.create_model_package(
+                ModelPackageGroupName=MODEL_PACKAGE_GROUP,
+                ModelApprovalStatus=status,
+                InferenceSpecification={
+                    "Containers": [{"Image": f"683313688378.dkr.ecr.{REGION}.amazonaws.com/sagemaker-xgboost:1.7-1"}],
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedResponseMIMETypes": ["text/csv"],
+                },
+            )["ModelPackageArn"]
+        )
+    return arns
+
+
+def _clients_with_registry(aws: Aws) -> handler.Clients:
+    return dataclasses.replace(clients(aws), ssm=aws.client("ssm"), sagemaker=aws.client("sagemaker"))
+
+
+def test_approved_rejected_approved_again_redeploys(deploy: Aws) -> None:
+    for status, modified in (("Approved", APPROVED_AT), ("Rejected", REJECTED_AT), ("Approved", REAPPROVED_AT)):
+        event = state_change_event(status, modified=modified, event_id=f"event-{modified}")
+        handler.handle_event(event, config=handler.CONFIG, clients=clients(deploy))
+
+    runs = executions(deploy)
+    assert len(runs) == 2, "the second approval is a new status change and deploys again"
+    assert len(deploy.published()) == 1  # the rejection
+
+
+def test_duplicates_of_one_status_change_with_other_event_ids_have_one_effect(deploy: Aws) -> None:
+    # SageMaker may send several events for one change: same LastModifiedTime, other event ids.
+    for event_id in ("first-delivery", "second-delivery", "third-delivery"):
+        event = state_change_event("Approved", modified=REAPPROVED_AT, event_id=event_id)
+        handler.handle_event(event, config=handler.CONFIG, clients=clients(deploy))
+    assert len(executions(deploy)) == 1
+
+
+def test_an_event_without_last_modified_time_is_keyed_on_its_time(deploy: Aws) -> None:
+    event = state_change_event("Approved")
+    del event["detail"]["LastModifiedTime"]
+    again = copy.deepcopy(event)
+    later = copy.deepcopy(event)
+    later["time"] = "2025-11-21T07:40:00Z"
+    for each in (event, again, later):
+        handler.handle_event(each, config=handler.CONFIG, clients=clients(deploy))
+    assert len(executions(deploy)) == 2
+
+
+def test_a_malformed_last_modified_time_is_rejected() -> None:
+    event = state_change_event("Approved")
+    event["detail"]["LastModifiedTime"] = ["not", "a", "time"]
+    no_clients = handler.Clients(codepipeline=None, sns=None, dynamodb=None)
+    result = handler.handle_event(event, config=handler.CONFIG, clients=no_clients)
+    assert result["status"] == "rejected"
+    assert "LastModifiedTime" in result["reason"]
+
+
+def test_rejecting_the_served_version_alerts_and_says_nothing_was_rolled_back(deploy: Aws) -> None:
+    _record_served(deploy, production=PACKAGE_ARN, staging=PACKAGE_ARN)
+    event = state_change_event("Rejected", description="leaks a feature", modified=REJECTED_AT)
+
+    result = handler.handle_event(event, config=_serving_config(rollback=False), clients=_clients_with_registry(deploy))
+
+    assert result["status"] == "rejection_notified"
+    assert result["serving"] == ["production", "staging"]
+    (message,) = deploy.published()
+    assert message["Subject"] == f"Model {MODEL_PACKAGE_GROUP} v3 rejected while it serves production, staging"
+    assert "still deployed to: production, staging" in message["Message"]
+    assert "Nothing was rolled back" in message["Message"]
+    assert executions(deploy) == []
+
+
+def test_rejecting_a_version_nobody_serves_only_notifies(deploy: Aws) -> None:
+    _record_served(deploy, production="none")
+    event = state_change_event("Rejected", modified=REJECTED_AT)
+
+    result = handler.handle_event(event, config=_serving_config(rollback=True), clients=_clients_with_registry(deploy))
+
+    assert "serving" not in result
+    (message,) = deploy.published()
+    assert message["Subject"] == f"Model {MODEL_PACKAGE_GROUP} v3 rejected"
+    assert executions(deploy) == []
+
+
+def test_rejecting_the_served_version_rolls_back_to_the_previous_approved_one(deploy: Aws) -> None:
+    # v1 approved, v2 rejected earlier, v3 served and now rejected, v4 approved later (newer: not a rollback).
+    v1, _v2, v3, _v4 = _register(deploy, ["Approved", "Rejected", "Approved", "Approved"])
+    deploy.client("sagemaker").update_model_package(ModelPackageArn=v3, ModelApprovalStatus="Rejected")
+    _record_served(deploy, production=v3)
+    event = state_change_event("Rejected", version=3, modified=REJECTED_AT)
+    assert event["detail"]["ModelPackageArn"] == v3
+
+    config = _serving_config(rollback=True)
+    result = handler.handle_event(event, config=config, clients=_clients_with_registry(deploy))
+    again = handler.handle_event(copy.deepcopy(event), config=config, clients=_clients_with_registry(deploy))
+
+    assert result == again, "a duplicate of the rejection is answered from the record"
+    assert result["rollback"]["modelPackageArn"] == v1
+    (run,) = executions(deploy)
+    execution = deploy.client("codepipeline").get_pipeline_execution(
+        pipelineName=DEPLOY_PIPELINE, pipelineExecutionId=run["pipelineExecutionId"]
+    )["pipelineExecution"]
+    assert execution["variables"] == [{"name": "ModelPackageArn", "resolvedValue": v1}]
+    (message,) = deploy.published()
+    assert f"Rolling back to {v1}" in message["Message"]
+
+
+def test_rejecting_the_only_approved_version_says_there_is_nothing_to_roll_back_to(deploy: Aws) -> None:
+    (v1,) = _register(deploy, ["Approved"])
+    deploy.client("sagemaker").update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Rejected")
+    _record_served(deploy, production=v1)
+    event = state_change_event("Rejected", version=1, modified=REJECTED_AT)
+
+    result = handler.handle_event(event, config=_serving_config(rollback=True), clients=_clients_with_registry(deploy))
+
+    assert result["rollback"] is None
+    assert executions(deploy) == []
+    (message,) = deploy.published()
+    assert "No earlier approved version" in message["Message"]
+
+
+def test_deployed_version_parameters_are_parsed_from_the_environment() -> None:
+    environ = {
+        "MODEL_PACKAGE_GROUP": "g",
+        "MODEL_PACKAGE_PARTITION": "aws",
+        "MODEL_PACKAGE_REGION": REGION,
+        "MODEL_PACKAGE_ACCOUNT": ACCOUNT,
+        "DEPLOY_PIPELINE_NAME": "p",
+        "NOTIFICATION_TOPIC_ARN": TOPIC_ARN,
+        "IDEMPOTENCY_TABLE": "t",
+        "DEPLOYED_VERSION_PARAMETERS": json.dumps({"staging": STAGING_PARAMETER, "production": PRODUCTION_PARAMETER}),
+        "ROLLBACK_ON_REJECTION": "true",
+    }
+    config = handler.load_config(environ)
+    assert config.deployed_version_parameters == (("production", PRODUCTION_PARAMETER), ("staging", STAGING_PARAMETER))
+    assert config.rollback_on_rejection is True
+    for variable, value in (("DEPLOYED_VERSION_PARAMETERS", '["x"]'), ("ROLLBACK_ON_REJECTION", "yes")):
+        with pytest.raises(ConfigError, match=variable):
+            handler.load_config({**environ, variable: value})
