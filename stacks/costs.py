@@ -88,6 +88,14 @@ WITH_MODEL = "with a deployed model"
 # Free while idle: billed per request, run, GB stored or ingested. Listed so a reader sees they were considered.
 PAY_PER_USE = frozenset(
     {
+        # AWS Backup bills warm storage per GB-month and restores per GB (https://aws.amazon.com/backup/pricing/);
+        # the plan, selection and vault themselves have no fee.
+        "AWS::Backup::BackupPlan",
+        "AWS::Backup::BackupSelection",
+        "AWS::Backup::BackupVault",
+        # The first copy of management events is free; data events are billed per 100,000 events
+        # (https://aws.amazon.com/cloudtrail/pricing/), and the trail's S3 storage as S3.
+        "AWS::CloudTrail::Trail",
         "AWS::CodeBuild::Project",
         "AWS::DynamoDB::GlobalTable",  # on demand only; provisioned capacity is reported unpriced
         "AWS::DynamoDB::Table",  # idem
