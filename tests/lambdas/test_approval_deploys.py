@@ -57,16 +57,21 @@ def _api_shape(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return shaped
 
 
-def test_an_approval_starts_the_deploy_pipeline_with_the_versions_arn(
-    synthesized: Synthesized, platform_config: PlatformConfig, aws: Aws
-) -> None:
-    config = platform_config.stage(STAGE)
+def _approval_environment(synthesized: Synthesized) -> dict[str, Any]:
+    """The registry-approval function's environment, as the Operations stack sets it."""
     (function,) = [
         f
         for f in _resources(synthesized, "operations", "AWS::Lambda::Function")
         if f["Handler"] == "registry_approval.handler.lambda_handler"
     ]
-    environment = dict(function["Environment"]["Variables"])
+    return dict(function["Environment"]["Variables"])
+
+
+def test_an_approval_starts_the_deploy_pipeline_with_the_versions_arn(
+    synthesized: Synthesized, platform_config: PlatformConfig, aws: Aws
+) -> None:
+    config = platform_config.stage(STAGE)
+    environment = _approval_environment(synthesized)
     # The two deploy-time values point at moto's topic and table.
     environment.update(NOTIFICATION_TOPIC_ARN=TOPIC_ARN, IDEMPOTENCY_TABLE=TABLE)
     function_config = handler.load_config(environment)
@@ -137,12 +142,7 @@ def test_rejecting_the_version_production_serves_alerts_through_the_synthesized_
 ) -> None:
     """The function, configured as the Operations stack configures it, finds the version where release.py records it."""
     config = platform_config.stage(STAGE)
-    (function,) = [
-        f
-        for f in _resources(synthesized, "operations", "AWS::Lambda::Function")
-        if f["Handler"] == "registry_approval.handler.lambda_handler"
-    ]
-    environment = dict(function["Environment"]["Variables"])
+    environment = _approval_environment(synthesized)
     environment.update(NOTIFICATION_TOPIC_ARN=TOPIC_ARN, IDEMPOTENCY_TABLE=TABLE)
     function_config = handler.load_config(environment)
     group = naming.model_package_group(config)
