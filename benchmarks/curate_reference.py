@@ -117,7 +117,9 @@ def main() -> int:
     selects = []
     for header, paths in groups.items():
         missing = [name for name in names if name not in header]
-        values = [f"{q(name)}::VARCHAR AS {q(name)}" if name in header else f"NULL::VARCHAR AS {q(name)}" for name in names]
+        values = [
+            f"{q(name)}::VARCHAR AS {q(name)}" if name in header else f"NULL::VARCHAR AS {q(name)}" for name in names
+        ]
         listed = "[" + ", ".join(s(path) for path in paths) + "]"
         selects.append(
             f"SELECT {', '.join(values)}, {('[' + words(missing) + ']') if missing else '[]::VARCHAR[]'} AS _missing, "
@@ -134,15 +136,18 @@ def main() -> int:
     found = checks(contract)
     flags = ", ".join(f"coalesce({condition}, false) AS _c{index}" for index, (_, _, condition) in enumerate(found))
     first = " ".join(f"WHEN _c{index} THEN {s(rule)}" for index, (rule, _, _) in enumerate(found))
-    labels = ", ".join(f"CASE WHEN _c{index} THEN {s(rule + ':' + column)} END" for index, (rule, column, _) in enumerate(found))
+    labels = ", ".join(
+        f"CASE WHEN _c{index} THEN {s(rule + ':' + column)} END" for index, (rule, column, _) in enumerate(found)
+    )
     keys = contract.get("id_columns") or names
     key_list = ", ".join(q("_t_" + name) for name in keys)
     row = "row(" + ", ".join(q("_t_" + name) for name in names) + ")"
+    any_flag = " OR ".join(f"_c{index}" for index in range(len(found)))
     connection.execute(f"CREATE TEMP VIEW flagged AS SELECT *, {flags} FROM parsed")
     connection.execute(
         "CREATE TEMP TABLE checked AS SELECT * EXCLUDE (" + ", ".join(f"_c{i}" for i in range(len(found))) + "), "
         f"CASE {first} END AS _rule, "
-        f"CASE WHEN {' OR '.join(f'_c{i}' for i in range(len(found)))} THEN concat_ws(',', {labels}) END AS _violations "
+        f"CASE WHEN {any_flag} THEN concat_ws(',', {labels}) END AS _violations "
         "FROM flagged"
     )
     label = "conflicting_duplicate:" + "+".join(keys)
@@ -165,16 +170,21 @@ def main() -> int:
         ("curated", f"SELECT {curated}, dt FROM classified WHERE _outcome = 'curated'"),
         (
             "quarantine",
-            f"SELECT {', '.join(q(name) for name in names)}, _rule, _violations, _source_file, 'reference' AS _run_id, dt "
+            f"SELECT {', '.join(q(name) for name in names)}, _rule, _violations, _source_file, "
+            "'reference' AS _run_id, dt "
             "FROM classified WHERE _outcome = 'quarantined'",
         ),
     ):
         target = args.out / zone
         target.parent.mkdir(parents=True, exist_ok=True)
-        connection.execute(f"COPY ({select}) TO {s(str(target))} (FORMAT PARQUET, PARTITION_BY (dt), COMPRESSION SNAPPY)")
+        connection.execute(
+            f"COPY ({select}) TO {s(str(target))} (FORMAT PARQUET, PARTITION_BY (dt), COMPRESSION SNAPPY)"
+        )
     outcomes = dict(connection.execute("SELECT _outcome, count(*) FROM classified GROUP BY ALL").fetchall())
     by_rule = dict(
-        connection.execute("SELECT _rule, count(*) FROM classified WHERE _outcome = 'quarantined' GROUP BY ALL").fetchall()
+        connection.execute(
+            "SELECT _rule, count(*) FROM classified WHERE _outcome = 'quarantined' GROUP BY ALL"
+        ).fetchall()
     )
     order = [*RULES, "conflicting_duplicate"]
     result = {

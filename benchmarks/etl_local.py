@@ -192,7 +192,10 @@ def main() -> int:
         same = same and reference["duplicates_dropped"] == counts["duplicates_dropped"]
         same = same and reference["quarantined_by_rule"] == counts["quarantined_by_rule"]
         table += [
-            ("reference runs", ", ".join(f"{value:.2f}" for value in reference_s) + f" s (DuckDB {reference['version']})"),
+            (
+                "reference runs",
+                ", ".join(f"{value:.2f}" for value in reference_s) + f" s (DuckDB {reference['version']})",
+            ),
             ("reference (median)", f"{median_reference:.2f} s"),
             ("ratio job / reference", f"{median_job / median_reference:.2f}x (target <= {TARGET_RATIO:g}x)"),
             ("same counts as the job", "yes" if same else f"NO: {reference}"),

@@ -629,16 +629,20 @@ def check_rows(raw: DataFrame, contract: Contract) -> DataFrame:
     names = [f"_check_{index}" for index in range(len(checks))]
     flagged = parsed.select(
         "*",
-        *[sf.coalesce(condition, sf.lit(False)).alias(name) for (_, _, condition), name in zip(checks, names)],
+        *[
+            sf.coalesce(condition, sf.lit(False)).alias(name)
+            for (_, _, condition), name in zip(checks, names, strict=True)
+        ],
     )
     flags = [sf.col(name) for name in names]
     if not flags:
-        return parsed.select("*", sf.lit(None).cast("string").alias("_rule"), sf.lit(None).cast("string").alias("_violations"))
+        none = sf.lit(None).cast("string")
+        return parsed.select("*", none.alias("_rule"), none.alias("_violations"))
     broken = functools.reduce(lambda left, right: left | right, flags)
     first = sf.when(flags[0], sf.lit(checks[0][0]))
-    for flag, (rule, _, _) in zip(flags[1:], checks[1:]):
+    for flag, (rule, _, _) in zip(flags[1:], checks[1:], strict=True):
         first = first.when(flag, sf.lit(rule))
-    labels = [sf.when(flag, sf.lit(f"{rule}:{column}")) for flag, (rule, column, _) in zip(flags, checks)]
+    labels = [sf.when(flag, sf.lit(f"{rule}:{column}")) for flag, (rule, column, _) in zip(flags, checks, strict=True)]
     return flagged.select(
         *parsed.columns,
         first.alias("_rule"),

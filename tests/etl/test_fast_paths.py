@@ -8,10 +8,11 @@ from typing import Any
 import pandas as pd  # type: ignore[import-untyped]
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as sf
 
 from etl import curate
 from tests.etl.conftest import Scenario, read_zone, run_job
-from tests.etl.test_checks import CASES, _contract, classified  # noqa: F401  (the module fixture)
+from tests.etl.test_checks import CASES, GOOD, _contract
 
 
 def _rows(frame: Any) -> list[tuple[Any, ...]]:
@@ -19,13 +20,16 @@ def _rows(frame: Any) -> list[tuple[Any, ...]]:
     return sorted(tuple(row) for row in frame.select(*columns).collect())
 
 
-def test_broadcast_deduplication_decides_every_row_as_grouping_all_rows_does(
-    spark: SparkSession, classified: list[dict[str, Any]]
-) -> None:
-    raw_columns = [name for name in classified[0] if not name.startswith("_typed_") and not name.startswith("_r")]
-    raw_columns = [name for name in raw_columns if name not in ("_violations", "_outcome")]
-    frame = spark.createDataFrame([{name: row[name] for name in raw_columns} for row in classified])
-    frame = frame.select(*raw_columns)
+def test_broadcast_deduplication_decides_every_row_as_grouping_all_rows_does(spark: SparkSession) -> None:
+    names = ["id", "day", "n", "x", "flag", "color"]
+    rows = []
+    for index, (identifier, changes, day, missing, _) in enumerate(CASES):
+        values = {"id": identifier, **GOOD, **changes}
+        rows.append((*[values[name] for name in names], missing, f"file-{index:02d}.csv", day))
+    schema = (
+        ", ".join(f"{name} string" for name in names) + ", _missing array<string>, _source_file string, day_ string"
+    )
+    frame = spark.createDataFrame(rows, schema).withColumn("dt", sf.col("day_").cast("date")).drop("day_")
     checked = curate.check_rows(frame, _contract())
 
     shared = curate.duplicate_keys(checked, _contract()).collect()
