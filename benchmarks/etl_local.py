@@ -1,27 +1,47 @@
-"""Throughput and peak memory of the curation job on a local Spark, at 1M rows by default.
+"""Throughput of the curation job on a local Spark at 1M rows, beside a DuckDB reference doing the same checks.
 
 Usage: python benchmarks/etl_local.py [--rows 1000000] [--days 30] [--bad-rows 800] [--cores 2] [--format csv]
+                                      [--runs 5] [--raw-dir DIR] [--job FILE] [--reference-python PYTHON]
 
-Generates the raw files first (not timed), then times one job run over all partitions
-and a second run that finds no new files. Memory: the driver Python process's peak
-resident set (it also holds the generated frame, so it bounds the job's Python side
-from above) and the Spark JVM's peak resident set (VmHWM of the java process, read
-from /proc before the session stops; in local mode that JVM is driver and executors).
+Generates the raw files first (not timed; ``--raw-dir`` keeps them for the next call),
+then, ``--runs`` times, interleaved: one job run over every partition into an empty
+lake, and one run of the reference (``benchmarks/curate_reference.py``: DuckDB reads
+the same files, applies the same row rules, deduplication and partitioned Parquet
+writes, and must find the same counts). It prints the medians, the ratio and the job's
+rows per second; the issue's targets are at least 60,000 rows/s and at most 3x the
+reference. The reference needs ``duckdb``, which the project does not depend on: it
+runs in the current interpreter when that has it, else in ``--reference-python`` (e.g.
+a scratch venv: ``python -m venv /tmp/ref && /tmp/ref/bin/pip install duckdb``), and is
+skipped with a line saying so when neither has it.
+
+``--job FILE`` times another copy of etl/curate.py (e.g. an older one) in the same
+session, for A/B comparisons. Memory: the Spark JVM's peak resident set (VmHWM of the
+java process; in local mode that JVM is driver and executors).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import os
-import resource
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(ROOT))
+
+TARGET_ROWS_PER_S = 60_000
+TARGET_RATIO = 3.0
+REFERENCE = Path(__file__).resolve().parent / "curate_reference.py"
 
 
 def jvm_peak_mib(parent: int) -> float | None:
@@ -36,67 +56,152 @@ def jvm_peak_mib(parent: int) -> float | None:
     return None
 
 
+def load_job(path: Path | None) -> ModuleType:
+    """etl.curate, or the copy of it in ``path``."""
+    if path is None:
+        from etl import curate
+
+        return curate
+    spec = importlib.util.spec_from_file_location("curate_under_test", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--job: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def raw_data(args: argparse.Namespace, scratch: Path) -> tuple[Path, float | None]:
+    """The raw folder (generated unless ``--raw-dir`` holds it for the same arguments) and the generation time."""
+    from etl.local import generate_raw
+
+    wanted = {"rows": args.rows, "days": args.days, "bad_rows": args.bad_rows, "format": args.format, "seed": 7}
+    raw = args.raw_dir or scratch / "raw"
+    stamp = raw / "generated.json"
+    if stamp.exists() and json.loads(stamp.read_text()) == wanted:
+        return raw, None
+    began = time.perf_counter()
+    generate_raw(raw, rows=args.rows, seed=7, days=args.days, bad_rows=args.bad_rows, file_format=args.format)
+    stamp.write_text(json.dumps(wanted))
+    return raw, time.perf_counter() - began
+
+
+def reference_python(given: str | None) -> str | None:
+    """An interpreter that has duckdb: this one, else ``given``; None when neither has it."""
+    if importlib.util.find_spec("duckdb") is not None:
+        return sys.executable
+    if given:
+        probe = subprocess.run([given, "-c", "import duckdb"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return given
+    return None
+
+
+def run_reference(python: str, raw: Path, out: Path, threads: int) -> dict[str, Any]:
+    contract = ROOT / "pipelines_src" / "contracts" / "delivery_time.json"
+    command = [python, str(REFERENCE), "--contract", str(contract), "--raw", str(raw / "delivery_time")]
+    command += ["--out", str(out), "--threads", str(threads)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"reference failed:\n{done.stdout}{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--bad-rows", type=int, default=800)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--format", choices=("csv", "parquet", "mixed"), default="csv")
+    parser.add_argument("--runs", type=int, default=5, help="job and reference runs, interleaved (default 5)")
+    parser.add_argument("--raw-dir", type=Path, help="keep the generated raw files here for the next call")
+    parser.add_argument("--job", type=Path, help="time this copy of etl/curate.py instead")
+    parser.add_argument("--reference-python", help="an interpreter with duckdb, when this one has none")
+    parser.add_argument("--no-reference", action="store_true", help="time the job alone")
     args = parser.parse_args()
 
-    from etl import curate
-    from etl.local import generate_raw, java_problem, job_argv, local_spark
+    from etl.local import java_problem, job_argv, local_spark
 
     problem = java_problem()
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as scratch:
-        raw, lake = Path(scratch) / "raw", Path(scratch) / "lake"
-        began = time.perf_counter()
-        generated = generate_raw(
-            raw, rows=args.rows, seed=7, days=args.days, bad_rows=args.bad_rows, file_format=args.format
-        )
-        generate_s = time.perf_counter() - began
-        raw_mib = sum(path.stat().st_size for path in generated.files) / 2**20
+    curate = load_job(args.job)
+    python = None if args.no_reference else reference_python(args.reference_python)
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
+        raw, generate_s = raw_data(args, scratch)
+        raw_files = [path for path in (raw / "delivery_time").rglob("*") if path.is_file()]
+        raw_mib = sum(path.stat().st_size for path in raw_files) / 2**20
         began = time.perf_counter()
         spark = local_spark(cores=args.cores, shuffle_partitions=4, driver_memory=args.driver_memory)
         start_s = time.perf_counter() - began
-        job = curate.parse_args(job_argv(raw, lake))
+        job_s: list[float] = []
+        reference_s: list[float] = []
+        reports: list[dict[str, Any]] = []
+        reference: dict[str, Any] = {}
         try:
-            began = time.perf_counter()
-            report = curate.run(spark, job, progress=lambda message: print(f"  {message}", flush=True))
-            run_s = time.perf_counter() - began
-            began = time.perf_counter()
-            again = curate.run(spark, curate.parse_args(job_argv(raw, lake)), progress=lambda _message: None)
-            rerun_s = time.perf_counter() - began
+            for index in range(args.runs):
+                lake = scratch / f"lake-{index}"
+                job = curate.parse_args(job_argv(raw, lake))
+                began = time.perf_counter()
+                reports.append(curate.run(spark, job, progress=lambda _message: None))
+                job_s.append(time.perf_counter() - began)
+                shutil.rmtree(lake)
+                if python:
+                    out = scratch / f"reference-{index}"
+                    began = time.perf_counter()
+                    reference = run_reference(python, raw, out, args.cores)
+                    reference_s.append(time.perf_counter() - began)
+                    shutil.rmtree(out)
+                print(
+                    f"  run {index + 1}: job {job_s[-1]:.2f} s"
+                    + (f", reference {reference_s[-1]:.2f} s" if python else ""),
+                    flush=True,
+                )
             jvm_mib = jvm_peak_mib(os.getpid())
         finally:
             spark.stop()
-        curated_mib = sum(path.stat().st_size for path in (lake / "curated").rglob("*.parquet")) / 2**20
-    python_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report = reports[-1]
     counts = report["counts"]
     rows_read = counts["rows_read"]
+    median_job = statistics.median(job_s)
     table = [
         ("machine", f"{os.cpu_count()} cores, local[{args.cores}], driver memory {args.driver_memory}"),
+        ("job under test", str(args.job or "etl/curate.py")),
         ("raw input", f"{rows_read:,} rows in {report['files']['read']} {args.format} files, {raw_mib:.0f} MiB"),
-        ("generate (not timed)", f"{generate_s:.1f} s"),
+        ("generate (not timed)", "reused" if generate_s is None else f"{generate_s:.1f} s"),
         ("Spark start", f"{start_s:.1f} s"),
-        ("job run", f"{run_s:.1f} s"),
-        ("throughput", f"{rows_read / run_s:,.0f} rows/s"),
-        ("job steps", curate.steps_text(report)),
+        ("job runs", ", ".join(f"{value:.2f}" for value in job_s) + " s"),
+        ("job (median)", f"{median_job:.2f} s"),
+        ("throughput", f"{rows_read / median_job:,.0f} rows/s (target >= {TARGET_ROWS_PER_S:,})"),
+        ("job steps (last run)", curate.steps_text(report)),
         (
             "outcome",
             f"{counts['rows_written']:,} written, {counts['rows_quarantined']:,} quarantined, "
             f"{counts['duplicates_dropped']:,} duplicates dropped",
         ),
-        ("curated output", f"{curated_mib:.0f} MiB Parquet in {len(report['partitions'])} partitions"),
-        ("re-run, no new files", f"{rerun_s:.1f} s ({again['status']})"),
-        ("peak RSS, driver Python", f"{python_mib:,.0f} MiB (includes the generated frame)"),
         ("peak RSS, Spark JVM", "n/a" if jvm_mib is None else f"{jvm_mib:,.0f} MiB"),
     ]
+    if python:
+        median_reference = statistics.median(reference_s)
+        same = all(reference[key] == counts[key] for key in ("rows_read", "rows_written", "rows_quarantined"))
+        same = same and reference["duplicates_dropped"] == counts["duplicates_dropped"]
+        same = same and reference["quarantined_by_rule"] == counts["quarantined_by_rule"]
+        table += [
+            (
+                "reference runs",
+                ", ".join(f"{value:.2f}" for value in reference_s) + f" s (DuckDB {reference['version']})",
+            ),
+            ("reference (median)", f"{median_reference:.2f} s"),
+            ("ratio job / reference", f"{median_job / median_reference:.2f}x (target <= {TARGET_RATIO:g}x)"),
+            ("same counts as the job", "yes" if same else f"NO: {reference}"),
+        ]
+    else:
+        table.append(("reference", "skipped: duckdb is not installed here (see --reference-python)"))
     width = max(len(label) for label, _ in table)
     print()
     for label, value in table:

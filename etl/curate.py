@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -75,6 +76,8 @@ METRIC_NAMESPACE = "MLOps/ETL"
 METRICS_PER_CALL = 1000
 CATALOG_BATCH = 100  # Glue's limit per BatchCreate/Update/DeletePartition call
 SAMPLES = 5
+# At most this many shared key values are broadcast to the tasks (deduplicate); more group every row.
+BROADCAST_KEYS = 200_000
 MANIFEST_FORMAT = 1
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "1.0")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "0.0")
@@ -532,11 +535,24 @@ def _typed(name: str) -> str:
 # --- checking -----------------------------------------------------------------------------
 
 
-def _parse(raw: Column, spec: ColumnSpec) -> Column:
-    """The value of ``raw`` (text) in the column's Spark type; null when absent or not of that type."""
+def _number(name: str) -> str:
+    return f"_number_{name}"
+
+
+def _numbers(raw: Column) -> Column:
+    """The text of ``raw`` (trimmed) as a double when it has the accepted number syntax, else null."""
+    text = sf.trim(raw)
+    return sf.when(text.rlike(NUMBER_PATTERN), text.cast("double"))
+
+
+def _parse(raw: Column, spec: ColumnSpec, number: Column | None = None) -> Column:
+    """The value of ``raw`` (text) in the column's Spark type; null when absent or not of that type.
+
+    ``number``: ``_numbers(raw)`` already computed (a column of the frame), for int and float columns.
+    """
     text = sf.trim(raw)
     if spec.type in ("int", "float"):
-        number = sf.when(text.rlike(NUMBER_PATTERN), text.cast("double"))
+        number = _numbers(raw) if number is None else number
         finite = number.isNotNull() & (sf.abs(number) < sf.lit(math.inf))
         if spec.type == "float":
             return sf.when(finite, number)
@@ -591,28 +607,70 @@ def check_rows(raw: DataFrame, contract: Contract) -> DataFrame:
     Adds ``_typed_<column>`` (the contract type, null when absent or invalid), ``_rule``
     (the first rule broken, null for a valid row) and ``_violations`` (every rule:column
     broken, comma-separated, null for a valid row).
+
+    One projection: each check is a plain boolean column (never null), ``_rule`` the rule
+    of the first true one, and the violation text is assembled only for a row that
+    breaks a check.
     """
-    parsed = raw.select("*", *[_parse(_col(spec.name), spec).alias(_typed(spec.name)) for spec in contract.columns])
-    labels = [sf.when(condition, sf.lit(f"{rule}:{column}")) for rule, column, condition in row_checks(contract)]
-    found = parsed.select("*", sf.array_compact(sf.array(*labels)).alias("_found"))
-    broken = sf.size(sf.col("_found")) > 0
-    return found.select(
+    numeric = [spec.name for spec in contract.columns if spec.type in ("int", "float")]
+    # Each number parsed once: a column of its own, which the typed value refers to.
+    numbers = raw.select("*", *[_numbers(_col(name)).alias(_number(name)) for name in numeric])
+    typed = numbers.select(
+        "*",
+        *[
+            _parse(_col(spec.name), spec, sf.col(_number(spec.name)) if spec.name in numeric else None).alias(
+                _typed(spec.name)
+            )
+            for spec in contract.columns
+        ],
+    )
+    parsed = typed.select(*raw.columns, *[_typed(spec.name) for spec in contract.columns])
+    checks = row_checks(contract)
+    names = [f"_check_{index}" for index in range(len(checks))]
+    flagged = parsed.select(
+        "*",
+        *[
+            sf.coalesce(condition, sf.lit(False)).alias(name)
+            for (_, _, condition), name in zip(checks, names, strict=True)
+        ],
+    )
+    flags = [sf.col(name) for name in names]
+    if not flags:
+        none = sf.lit(None).cast("string")
+        return parsed.select("*", none.alias("_rule"), none.alias("_violations"))
+    broken = functools.reduce(lambda left, right: left | right, flags)
+    first = sf.when(flags[0], sf.lit(checks[0][0]))
+    for flag, (rule, _, _) in zip(flags[1:], checks[1:], strict=True):
+        first = first.when(flag, sf.lit(rule))
+    labels = [sf.when(flag, sf.lit(f"{rule}:{column}")) for flag, (rule, column, _) in zip(flags, checks, strict=True)]
+    return flagged.select(
         *parsed.columns,
-        sf.when(broken, sf.substring_index(sf.element_at(sf.col("_found"), 1), ":", 1)).alias("_rule"),
-        sf.when(broken, sf.array_join(sf.col("_found"), ",")).alias("_violations"),
+        first.alias("_rule"),
+        sf.when(broken, sf.concat_ws(",", *labels)).alias("_violations"),
     )
 
 
-def deduplicate(checked: DataFrame, contract: Contract) -> DataFrame:
-    """Adds ``_outcome``: ``curated``, ``dropped`` (an exact duplicate) or ``quarantined``.
+def _keys(contract: Contract) -> list[str]:
+    """The columns that identify a row: the id columns, or every contract column when there are none."""
+    return list(contract.id_columns) or contract.names
 
-    Only rows that pass the row checks take part. Rows with the same id columns (every
-    contract column when the contract names none) that are identical in every contract
-    column keep one row (the one of the earliest dt, then source file); when they differ
-    in any column they are all quarantined with rule ``conflicting_duplicate``.
-    """
+
+def duplicate_keys(checked: DataFrame, contract: Contract) -> DataFrame:
+    """The key values (typed, as ``_key_<i>``) that more than one row passing the row checks shares."""
+    keys = _keys(contract)
+    return (
+        checked.filter(sf.col("_rule").isNull())
+        .groupBy(*[sf.col(_typed(name)).alias(f"_key_{index}") for index, name in enumerate(keys)])
+        .agg(sf.count(sf.lit(1)).alias("_rows"))
+        .filter(sf.col("_rows") > 1)
+        .drop("_rows")
+    )
+
+
+def _decide(checked: DataFrame, contract: Contract) -> DataFrame:
+    """``checked`` with ``_outcome``, its rows grouped by key with a window (valid rows apart from the others)."""
     valid = sf.col("_rule").isNull()
-    keys = list(contract.id_columns) or contract.names
+    keys = _keys(contract)
     group = Window.partitionBy(valid, *[sf.col(_typed(name)) for name in keys])
     row = sf.struct(*[sf.col(_typed(name)) for name in contract.names])
     rows = sf.count(sf.lit(1)).over(group)
@@ -629,6 +687,45 @@ def deduplicate(checked: DataFrame, contract: Contract) -> DataFrame:
         .otherwise(sf.lit("curated"))
         .alias(_OUTCOME),
     )
+
+
+def deduplicate(checked: DataFrame, contract: Contract, duplicates: DataFrame | None = None) -> DataFrame:
+    """Adds ``_outcome``: ``curated``, ``dropped`` (an exact duplicate) or ``quarantined``.
+
+    Only rows that pass the row checks take part. Rows with the same id columns (every
+    contract column when the contract names none) that are identical in every contract
+    column keep one row (the one of the earliest dt, then source file); when they differ
+    in any column they are all quarantined with rule ``conflicting_duplicate``.
+
+    ``duplicates`` (``duplicate_keys`` of ``checked``, default: computed here) is small:
+    it is broadcast, so a row whose key no other valid row shares is decided where it
+    is, without a shuffle, and only the rows of shared keys are grouped and ranked.
+    For many shared keys ``deduplicate_all`` groups every row instead (same outcome).
+    """
+    if duplicates is None:
+        duplicates = duplicate_keys(checked, contract)
+    keys = _keys(contract)
+    marked = checked.join(
+        sf.broadcast(duplicates.withColumn("_shared", sf.lit(True))),
+        on=functools.reduce(
+            lambda left, right: left & right,
+            [checked[_typed(name)].eqNullSafe(sf.col(f"_key_{index}")) for index, name in enumerate(keys)],
+        ),
+        how="left",
+    )
+    shared = sf.col("_rule").isNull() & sf.coalesce(sf.col("_shared"), sf.lit(False))
+    columns = [*checked.columns]
+    alone = marked.filter(~shared).select(
+        *columns,
+        sf.when(sf.col("_rule").isNull(), sf.lit("curated")).otherwise(sf.lit("quarantined")).alias(_OUTCOME),
+    )
+    grouped = _decide(marked.filter(shared).select(*columns), contract).select(*columns, _OUTCOME)
+    return alone.unionByName(grouped)
+
+
+def deduplicate_all(checked: DataFrame, contract: Contract) -> DataFrame:
+    """What ``deduplicate`` returns, by grouping and ranking every row (for many shared keys: no broadcast)."""
+    return _decide(checked, contract).select(*checked.columns, _OUTCOME)
 
 
 def classify(raw: DataFrame, contract: Contract) -> DataFrame:
@@ -1034,8 +1131,18 @@ def _process(
     raw = read_raw(spark, storage, to_read, contract)
     report["files"]["read"] = raw.files_read
     report["warnings"].extend(raw.warnings)
-    classified = classify(raw.frame, contract).persist(StorageLevel.MEMORY_AND_DISK)
+    checked = check_rows(raw.frame, contract).persist(StorageLevel.MEMORY_AND_DISK)
+    duplicates = duplicate_keys(checked, contract).persist(StorageLevel.MEMORY_AND_DISK)
+    grouped: DataFrame | None = None
     try:
+        # One pass reads, parses and checks every row (into the cache) and finds the shared keys.
+        shared_keys = duplicates.count()
+        if shared_keys <= BROADCAST_KEYS:
+            # Few shared keys: only their rows are grouped (and kept aside), the others stay where they are.
+            classified = deduplicate(checked, contract, duplicates)
+        else:
+            classified = deduplicate_all(checked, contract).persist(StorageLevel.MEMORY_AND_DISK)
+            grouped = classified
         counts = count_outcomes(classified, contract)
         check_invariant(counts)
         mark = step("read_and_check", mark)
@@ -1052,7 +1159,9 @@ def _process(
         if quarantined:
             _write(quarantine_rows(classified, contract, run_id), out["quarantine"])
     finally:
-        classified.unpersist()
+        for frame in (grouped, duplicates, checked):
+            if frame is not None:
+                frame.unpersist()
     for day in sorted(wanted - written):
         storage.delete(_join(out["curated"], f"{PARTITION}={day}"))
     for day in sorted(wanted - quarantined):

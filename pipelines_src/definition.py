@@ -43,7 +43,9 @@ import contextlib
 import copy
 import dataclasses
 import functools
+import hashlib
 import importlib
+import importlib.metadata
 import json
 import logging
 import math
@@ -54,6 +56,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 from pipelines_src.packaging import (
@@ -412,6 +415,80 @@ class _Settings(Protocol):
 
 
 _S = TypeVar("_S", bound=_Settings)
+_T = TypeVar("_T")
+
+
+# Synth keeps built definitions by a hash of everything they are built from (cached_build,
+# definition_key): a synth whose inputs did not change reads the definition back and does not
+# import the SageMaker SDK. build_definition itself always builds.
+# MLOPS_DEFINITION_CACHE names the folder; "off" builds every time.
+CACHE_VARIABLE: Final = "MLOPS_DEFINITION_CACHE"
+_CACHE_FORMAT: Final = 1
+_SOURCE_ROOT = Path(__file__).resolve().parent  # pipelines_src: this module, the steps, packaging, contracts
+_DEFAULT_CACHE = _SOURCE_ROOT.parent / ".build" / "definitions"
+_SOURCE_SUFFIXES: Final = (".py", ".sh", ".json", ".txt", ".toml", ".cfg")
+
+
+def _installed() -> list[str]:
+    """name==version of every installed distribution (the SDK, boto3, botocore and all they use)."""
+    found = {f"{(dist.metadata['Name'] or '').lower()}=={dist.version}" for dist in importlib.metadata.distributions()}
+    return sorted(found)
+
+
+def _sources(root: Path) -> list[Path]:
+    return sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file() and path.suffix in _SOURCE_SUFFIXES and "__pycache__" not in path.parts
+    )
+
+
+def definition_key(settings: object, build: Callable[..., str]) -> str:
+    """SHA-256 of every input of a build: the settings (their repr names the class and every field), the
+    build function, every source file under pipelines_src (path and bytes), the installed distributions
+    and the Python version. Any change to one of them gives another key."""
+    digest = hashlib.sha256()
+
+    def add(text: str | bytes) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+
+    add(f"format {_CACHE_FORMAT}")
+    add(f"{build.__module__}.{build.__qualname__}")
+    add(repr(settings))
+    for path in _sources(_SOURCE_ROOT):
+        add(path.relative_to(_SOURCE_ROOT).as_posix())
+        add(path.read_bytes())
+    for line in _installed():
+        add(line)
+    add(sys.version)
+    return digest.hexdigest()
+
+
+def _cache_dir() -> Path | None:
+    value = os.environ.get(CACHE_VARIABLE, "")
+    if value.strip().lower() == "off":
+        return None
+    return Path(value) if value else _DEFAULT_CACHE
+
+
+def cached_build(settings: _T, build: Callable[[_T], str]) -> str:
+    """``build(settings)``, from the cache when built before from the same inputs (``definition_key``)."""
+    folder = _cache_dir()
+    if folder is None:
+        return build(settings)
+    path = folder / f"{definition_key(settings, build)}.json"
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        pass
+    text = build(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)  # whole or not at all, also with concurrent synths
+    return text
 
 
 def _build(settings: _S, compile_: Callable[[_S, _ObjectNames], str]) -> str:

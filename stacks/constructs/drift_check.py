@@ -16,6 +16,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from pipelines_src.definition import cached_build
 from pipelines_src.drift_definition import DriftSettings, build_drift_definition
 from stacks.config import DriftConfig
 from stacks.constructs.model_build import asset_uri, deploy_definition, job_placeholders
@@ -23,7 +24,7 @@ from stacks.constructs.model_build import asset_uri, deploy_definition, job_plac
 
 @functools.lru_cache(maxsize=16)
 def _definition(settings: DriftSettings) -> str:
-    return build_drift_definition(settings)
+    return cached_build(settings, build_drift_definition)
 
 
 class DriftCheckPipeline(Construct):

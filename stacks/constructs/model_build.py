@@ -14,7 +14,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from pipelines_src.definition import PipelineSettings, build_definition, list_placeholders
+from pipelines_src.definition import PipelineSettings, build_definition, cached_build, list_placeholders
 from pipelines_src.packaging import build_source_tarball
 from stacks.config import ModelConfig
 from stacks.datasets import contract_path
@@ -24,8 +24,9 @@ PIPELINES_SRC = Path(__file__).resolve().parents[2] / "pipelines_src"
 
 @functools.lru_cache(maxsize=16)
 def _definition(settings: PipelineSettings) -> str:
-    """build_definition is pure: an app that synthesizes a stage twice (tests) builds it once."""
-    return build_definition(settings)
+    """build_definition is pure: an app that synthesizes a stage twice (tests) builds it once, and a synth
+    whose inputs did not change since the last one reads it from the definition cache."""
+    return cached_build(settings, build_definition)
 
 
 def asset_uri(stack: Stack, asset: s3_assets.Asset) -> str:
