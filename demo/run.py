@@ -606,7 +606,7 @@ class Demo:
         )
         if not duplicate_ignored:
             raise DemoError(f"the duplicate approval had another effect: {again}, {len(runs)} executions")
-        self.act("duplicate approval event ignored", "same package and status within the idempotency window")
+        self.act("duplicate approval event ignored", "the same status change of the same version, delivered twice")
         self.summary["versions"][0]["status"] = package["ModelApprovalStatus"]
         self.summary["deploy"] = {
             "pipeline": n.deploy_pipeline,
