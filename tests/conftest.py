@@ -89,17 +89,9 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, platform_config: Platf
 
 @pytest.fixture
 def moto_server() -> Iterator[str]:
-    """The URL of an embedded AWS server (moto) on 127.0.0.1, for jobs that reach AWS from their own process."""
-    import urllib.request
+    """The URL of an embedded AWS server (moto) on 127.0.0.1, for jobs that reach AWS from their own process:
+    the demo's own server (demo/emulation.py), reset and stopped afterwards."""
+    from demo.emulation import moto_server as embedded_server
 
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    try:
+    with embedded_server() as url:
         yield url
-    finally:
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10)
-        server.stop()
