@@ -24,6 +24,8 @@ from tests.model_package_arns import wrong_arns
 
 REGION = "us-east-1"
 STAGE = "prod"
+# The lake's artifacts bucket in the emulated account (a reference to the DataLake stack when synthesized).
+ARTIFACTS = "artifacts"
 # Tests whose behaviour differs by target run on both; the checks before any change run on production.
 BOTH = pytest.mark.parametrize("account", ["staging", "production"], indirect=True)
 
@@ -50,7 +52,11 @@ class Account:
     sagemaker: Any
     ssm: Any
     s3: Any
-    group: str
+    environ: dict[str, str]
+
+    @property
+    def group(self) -> str:
+        return self.settings.group
 
     def clients(self, service: str, region: str) -> Any:
         assert region == REGION
@@ -59,12 +65,9 @@ class Account:
         ]
 
     def register(self, status: str, group: str | None = None, baseline: str = "a") -> str:
-        uri = f"s3://{self.settings.baseline_bucket or 'artifacts'}/model-build/run/baseline-{baseline}.json"
-        self.s3.put_object(
-            Bucket=self.settings.baseline_bucket or "artifacts",
-            Key=uri.split("/", 3)[3],
-            Body=json.dumps({"baseline": baseline}).encode(),
-        )
+        key = f"model-build/run/baseline-{baseline}.json"
+        self.s3.put_object(Bucket=ARTIFACTS, Key=key, Body=json.dumps({"baseline": baseline}).encode())
+        uri = f"s3://{ARTIFACTS}/{key}"
         arn: str = self.sagemaker.create_model_package(
             ModelPackageGroupName=group or self.group,
             ModelApprovalStatus=status,
@@ -80,19 +83,10 @@ class Account:
     def served(self) -> str:
         return tool.served_version(self.cloudformation.describe_stacks(StackName=self.settings.stack)["Stacks"][0])
 
-    def run(self, arn: str, *extra: str, environ: dict[str, str] | None = None) -> int:
+    def run(self, arn: str, *extra: str) -> int:
         return tool.main(
-            ["--model-package-arn", arn, *extra],
-            environ=environ or self.environ,
-            clients=self.clients,
-            sleep=lambda _: None,
+            ["--model-package-arn", arn, *extra], environ=self.environ, clients=self.clients, sleep=lambda _: None
         )
-
-    @property
-    def environ(self) -> dict[str, str]:
-        return {name: value for name, value in self._environ.items()}
-
-    _environ: dict[str, str]
 
 
 def _endpoint_stack_template(synthesized: Synthesized, target: str) -> str:
@@ -125,20 +119,20 @@ def account(
     target: str = request.param
     environ = _deploy_settings(synthesized, target)
     if target == "production":
-        environ["RELEASE_BASELINE_BUCKET"] = "artifacts"  # the lake's artifacts bucket, a reference when synthesized
+        environ["RELEASE_BASELINE_BUCKET"] = ARTIFACTS
     settings = tool.Settings.from_environment(environ)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("MOTO_ACCOUNT_ID", settings.account)
     with mock_aws():
         credentials = {"region_name": REGION, "aws_access_key_id": "t", "aws_secret_access_key": "t"}
         clients = {name: boto3.client(name, **credentials) for name in ("cloudformation", "sagemaker", "ssm", "s3")}
-        clients["s3"].create_bucket(Bucket="artifacts")
+        clients["s3"].create_bucket(Bucket=ARTIFACTS)
         clients["cloudformation"].create_stack(
             StackName=settings.stack, TemplateBody=_endpoint_stack_template(synthesized, target)
         )
         for group in (settings.group, "mlops-staging-delivery-time"):
             clients["sagemaker"].create_model_package_group(ModelPackageGroupName=group)
-        yield Account(settings=settings, group=settings.group, _environ=environ, **clients)
+        yield Account(settings=settings, environ=environ, **clients)
 
 
 def test_the_deploy_builds_release_settings_name_this_stages_stack_role_and_group(synthesized: Synthesized) -> None:
@@ -199,10 +193,10 @@ def test_production_publishes_the_new_versions_baseline_with_the_release(account
     first = account.register("Approved", baseline="first")
     assert account.run(first) == 0
     if account.settings.baseline_prefix is None:
-        assert account.s3.list_objects_v2(Bucket="artifacts", Prefix="deployed/").get("KeyCount", 0) == 0
+        assert account.s3.list_objects_v2(Bucket=ARTIFACTS, Prefix="deployed/").get("KeyCount", 0) == 0
         return
     key = f"{account.settings.baseline_prefix}baseline.json"
-    body = json.loads(account.s3.get_object(Bucket="artifacts", Key=key)["Body"].read())
+    body = json.loads(account.s3.get_object(Bucket=ARTIFACTS, Key=key)["Body"].read())
     assert body == {"baseline": "first"}
 
 
@@ -245,7 +239,7 @@ def test_a_failed_release_leaves_the_previous_version_and_its_baseline_in_place(
     assert account.ssm.get_parameter(Name=account.settings.record)["Parameter"]["Value"] == first
     if account.settings.baseline_prefix is not None:
         key = f"{account.settings.baseline_prefix}baseline.json"
-        assert json.loads(account.s3.get_object(Bucket="artifacts", Key=key)["Body"].read()) == {"baseline": "first"}
+        assert json.loads(account.s3.get_object(Bucket=ARTIFACTS, Key=key)["Body"].read()) == {"baseline": "first"}
 
 
 def _refused(account: Account, arn: str, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
