@@ -12,7 +12,7 @@ STAMPS := .make
 # jsii prints an end-of-life banner on every start under Node 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help demo install image-envs synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test version-metrics publish-baseline costs lock bench clean
+.PHONY: help demo install image-envs synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test version-metrics publish-baseline costs bootstrap-policy lock bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -111,6 +111,11 @@ costs: install ## Idle cost per stage (USD a month) from each stage's synthesize
 	@rm -rf cdk.out/costs
 	@for stage in dev staging prod; do $(CDK) synth --quiet -c stage=$$stage -o cdk.out/costs/$$stage >/dev/null || exit 1; done
 	$(BIN)/python -m stacks.costs cdk.out/costs/dev cdk.out/costs/staging cdk.out/costs/prod $(ARGS)
+
+bootstrap-policy: install ## Rewrite bootstrap/ (CDK bootstrap execution policy, permissions boundary) from every stage's templates
+	@rm -rf cdk.out/bootstrap
+	@for stage in dev staging prod; do $(CDK) synth --quiet -c stage=$$stage -o cdk.out/bootstrap/$$stage >/dev/null || exit 1; done
+	$(BIN)/python -m stacks.bootstrap_policy cdk.out/bootstrap/dev cdk.out/bootstrap/staging cdk.out/bootstrap/prod --write bootstrap
 
 lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv, with the sha256 of every file
 	rm -rf $(STAMPS)/lock-venv

@@ -29,24 +29,28 @@ from aws_cdk import (
     Duration,
     IResolvable,
     IResolveContext,
+    PermissionsBoundary,
     RemovalPolicy,
     Stack,
-    Stage,
     pipelines,
 )
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codecommit as codecommit
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as cp_actions
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks import naming
 from stacks.config import StageConfig
 from stacks.constructs.connections import grant_connection_use
 from stacks.constructs.encryption import platform_key
+from stacks.constructs.notifications import notify_on
 from stacks.nag import acknowledge_wildcards
+from stacks.platform import PlatformStage
 from stacks.retention import removal_policy
 
 # The same runtimes as the CI/CD stack's builds (stacks/cicd_stack.py).
@@ -65,11 +69,14 @@ RUNTIMES = {"python": "3.11", "nodejs": "20", "java": "corretto17"}
 # Stacks of the stage this pipeline leaves to another writer: the model-deploy pipeline deploys them.
 MODEL_DEPLOY_OWNED = ("Endpoint-",)
 APPROVAL_STAGE = "Approve"
+# https://docs.aws.amazon.com/codepipeline/latest/userguide/detect-state-changes-cloudwatch-events.html
+ACTION_EXECUTION_STATE_CHANGE = "CodePipeline Action Execution State Change"
 
 
 class InfraPipelineStack(Stack):
-    def __init__(self, scope: Construct, id_: str, *, config: StageConfig, stage: Stage, **kwargs: Any) -> None:
-        super().__init__(scope, id_, **kwargs)
+    def __init__(self, scope: Construct, id_: str, *, config: StageConfig, stage: PlatformStage, **kwargs: Any) -> None:
+        boundary = PermissionsBoundary.from_name(naming.permissions_boundary(config))
+        super().__init__(scope, id_, permissions_boundary=boundary, **kwargs)
         infra = config.source.infrastructure
         if infra is None:  # the config sets it whenever self_update is on
             raise ValueError(f"{config.prefix}: source.self_update without an infrastructure source")
@@ -102,7 +109,7 @@ class InfraPipelineStack(Stack):
         self.pipeline = pipelines.CodePipeline(
             self,
             "Pipeline",
-            pipeline_name=f"{config.prefix}-infrastructure",
+            pipeline_name=naming.infrastructure_pipeline(config),
             artifact_bucket=self.artifacts,
             synth=pipelines.ShellStep(
                 "Synth",
@@ -116,6 +123,9 @@ class InfraPipelineStack(Stack):
             publish_assets_in_parallel=False,
             cdk_assets_cli_version=cdk_assets_version(),
         )
+        if config.is_production:
+            # Before add_stage, which synthesizes the stage: its tree is final from then on.
+            _notify_approval_requests(stage, infra.repository, infra.branch)
         self.pipeline.add_stage(stage)
         self.pipeline.build_pipeline()
         if infra.provider == "codeconnections" and infra.connection_arn:
@@ -228,6 +238,43 @@ class InfraPipelineStack(Stack):
                 "it reads the synthesized assets from this stack's artifact bucket and writes CodeBuild's log "
                 "groups and reports of those projects.",
             )
+
+
+def _notify_approval_requests(stage: PlatformStage, repository: str, branch: str) -> None:
+    """Each run waiting at the approval reaches the stage's notification topic.
+
+    The approval action cannot name that topic itself: the topic belongs to the stage's Operations stack,
+    which this pipeline deploys (a reference from here would cross stages, and fail this stack's first deploy,
+    before the topic exists). CodePipeline sends every action's state change to EventBridge instead, so the
+    rule lives beside the topic, as the stage's other notifications do.
+    """
+    config = stage.config
+    pipeline = naming.infrastructure_pipeline(config)
+    field = events.EventField.from_path
+    console = (
+        f"https://{config.region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{pipeline}/view"
+        f"?region={config.region}"
+    )
+    notify_on(
+        stage.operations,
+        "InfrastructureApprovalRule",
+        topic=stage.operations.topic,
+        description=f"A run of {pipeline} waits for approval before it changes {config.prefix}",
+        pattern=events.EventPattern(
+            source=["aws.codepipeline"],
+            detail_type=[ACTION_EXECUTION_STATE_CHANGE],
+            detail={
+                "pipeline": [pipeline],
+                "stage": [APPROVAL_STAGE],
+                "action": [APPROVAL_STAGE],
+                "state": ["STARTED"],
+                "type": {"category": ["Approval"], "provider": ["Manual"]},
+            },
+        ),
+        message=f"Run {field('$.detail.execution-id')} of {pipeline} waits for approval: it deploys the platform's "
+        f"infrastructure from {repository}@{branch} to {config.prefix} only once someone approves it. Read the "
+        f"Build stage's cdk-nag report and templates, then approve or reject it (3 days, then it expires): {console}",
+    )
 
 
 def _own_build_logs(stack: Stack, project: codebuild.IProject) -> list[str]:

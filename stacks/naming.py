@@ -70,6 +70,28 @@ def endpoint_stack(config: StageConfig, target: str) -> str:
     return f"{config.prefix}-Endpoint-{target}"
 
 
+def infrastructure_pipeline(config: StageConfig) -> str:
+    """The self-updating CodePipeline of the platform's own stacks (source.self_update)."""
+    return f"{config.prefix}-infrastructure"
+
+
+def role_prefix(config: StageConfig) -> str:
+    """Every IAM role of the project starts with this: the stacks' names (CloudFormation names a role
+    <stack>-<logical id>-<suffix>) and the roles named here. The bootstrap policies allow IAM writes on it only."""
+    return f"{config.project}-"
+
+
+def permissions_boundary(config: StageConfig) -> str:
+    """The managed policy every role of the project carries as its permissions boundary (one per account)."""
+    return f"{config.project}-permissions-boundary"
+
+
+def execution_policy(config: StageConfig) -> str:
+    """The managed policy of the CDK bootstrap's CloudFormation execution role (cdk bootstrap
+    --cloudformation-execution-policies), in place of AdministratorAccess."""
+    return f"{config.project}-cfn-execution"
+
+
 def feature_drift_alarm(alarm_prefix: str, statistic: str, feature: str) -> str:
     """A feature's drift alarm under the model's prefix: statistic is "psi" (every feature) or "ks" (numeric)."""
     return f"{alarm_prefix}-{statistic}-{feature}"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import Environment, Stack, Stage, Tags
+from aws_cdk import Environment, PermissionsBoundary, Stack, Stage, Tags
 from constructs import Construct
 
+from stacks import naming
 from stacks.cicd_stack import CICDStack
 from stacks.config import StageConfig
 from stacks.constructs.curation_job import QUARANTINE_PREFIX
@@ -20,7 +21,13 @@ class PlatformStage(Stage):
     """Every stack of one stage (dev, staging, prod), named <project>-<stage>-<Stack>."""
 
     def __init__(self, scope: Construct, config: StageConfig) -> None:
-        super().__init__(scope, config.prefix, env=Environment(account=config.account, region=config.region))
+        # Every IAM role of the stage carries the project's permissions boundary (bootstrap/, README "Trust model").
+        super().__init__(
+            scope,
+            config.prefix,
+            env=Environment(account=config.account, region=config.region),
+            permissions_boundary=PermissionsBoundary.from_name(naming.permissions_boundary(config)),
+        )
         self.config = config
         # Set by stacks.app.build when the stage updates itself from its repository.
         self.infra_pipeline: Stack | None = None

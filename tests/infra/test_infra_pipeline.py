@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
+from stacks import naming
 from stacks.config import ConfigError, PlatformConfig, load_config
+from stacks.infra_pipeline_stack import ACTION_EXECUTION_STATE_CHANGE, APPROVAL_STAGE
 from tests.conftest import Synthesized, cdk_json_context
+from tests.infra.test_operations import _event, _matches, _render
 
 
 def _pipeline(synthesized: Synthesized) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -153,3 +156,55 @@ def test_endpoint_stacks_have_one_writer_the_model_deploy_pipeline(
                 for action in st["Actions"]
             }
             assert not touched & endpoints, name
+
+
+def _approval_event(config: Any, pipeline: str, state: str, **detail: Any) -> dict[str, Any]:
+    """CodePipeline's "Action Execution State Change" of a manual approval (the CodePipeline user guide's
+    EventBridge examples)."""
+    event = _event(
+        "aws.codepipeline",
+        ACTION_EXECUTION_STATE_CHANGE,
+        {
+            "pipeline": pipeline,
+            "execution-id": "01234567-0123-0123-0123-012345678901",
+            "stage": APPROVAL_STAGE,
+            "action": APPROVAL_STAGE,
+            "state": state,
+            "region": config.region,
+            "type": {"owner": "AWS", "provider": "Manual", "category": "Approval", "version": "1"},
+            "version": 1,
+            **detail,
+        },
+        config.account,
+    )
+    event["resources"] = [f"arn:aws:codepipeline:{config.region}:{config.account}:{pipeline}"]
+    return event
+
+
+def test_a_prod_run_waiting_for_approval_notifies_the_stage_topic(
+    synthesized: Synthesized, platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage("prod")
+    operations = synthesized.stages["prod"].operations
+    resources = synthesized.template("prod", "operations").to_json()["Resources"]
+    (rule,) = [
+        r["Properties"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Events::Rule" and name.startswith("InfrastructureApprovalRule")
+    ]
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Ref": operations.get_logical_id(operations.topic.node.default_child)}
+    pipeline = naming.infrastructure_pipeline(config)
+    pipeline_properties, _ = _pipeline(synthesized)
+    assert pipeline_properties["Name"] == pipeline
+    assert _matches(rule, _approval_event(config, pipeline, "STARTED"))
+    assert not _matches(rule, _approval_event(config, pipeline, "SUCCEEDED"))
+    assert not _matches(rule, _approval_event(config, naming.deploy_pipeline(config), "STARTED"))
+    assert not _matches(rule, _approval_event(config, pipeline, "STARTED", stage="Build", action="Synth"))
+    message = _render(target, _approval_event(config, pipeline, "STARTED"))
+    assert message.startswith(f"Run 01234567-0123-0123-0123-012345678901 of {pipeline} waits for approval"), message
+    assert f"/codepipeline/pipelines/{pipeline}/view" in message
+    # Stages without an infrastructure pipeline have no such rule.
+    for name in ("dev", "staging"):
+        rules = synthesized.template(name, "operations").find_resources("AWS::Events::Rule")
+        assert not [rule for rule in rules if rule.startswith("InfrastructureApprovalRule")], name
