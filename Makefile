@@ -117,13 +117,14 @@ bootstrap-policy: install ## Rewrite bootstrap/ (CDK bootstrap execution policy,
 	@for stage in dev staging prod; do $(CDK) synth --quiet -c stage=$$stage -o cdk.out/bootstrap/$$stage >/dev/null || exit 1; done
 	$(BIN)/python -m stacks.bootstrap_policy cdk.out/bootstrap/dev cdk.out/bootstrap/staging cdk.out/bootstrap/prod --write bootstrap
 
-lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv, with the sha256 of every file
+lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv; the sha256 of every file of it and of the image environments
 	rm -rf $(STAMPS)/lock-venv
 	$(PYTHON) -m venv $(STAMPS)/lock-venv
 	$(STAMPS)/lock-venv/bin/pip install --quiet pip==25.3
 	$(STAMPS)/lock-venv/bin/pip install --quiet -e '.[dev]'
 	$(STAMPS)/lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 	$(STAMPS)/lock-venv/bin/python tools/lock_hashes.py requirements.lock  # every file's sha256: --require-hashes
+	for file in pipelines_src/images/*.txt; do $(STAMPS)/lock-venv/bin/python tools/lock_hashes.py $$file || exit 1; done
 	rm -rf $(STAMPS)/lock-venv
 
 bench: install java ## Synth and test times; local pipeline, Spark job, drift and handler-import figures

@@ -59,19 +59,33 @@ def release_hashes(name: str, version: str, *, index: str) -> list[str]:
 
 
 def hash_lock(text: str, *, index: str) -> str:
-    pins = []
+    """``text`` with the hashes of each pin; whole-line comments and blank lines between pins stay where they are
+    (the image environments' headers, pipelines_src/images/)."""
+    pins: list[tuple[str, str]] = []
+    # Each output line: a comment kept as it is, or the index of a pin.
+    layout: list[str | int] = []
     for number, raw in enumerate(text.splitlines(), 1):
+        if raw.lstrip().startswith("#") or (not raw.strip() and layout):
+            layout.append(raw.rstrip())
+            continue
         line = raw.split("#", 1)[0].strip()
         if not line or line.startswith("--hash") or line == "\\":
             continue
         match = PIN.match(line)
         if match is None:
             raise LockError(f"line {number}: {raw.strip()!r} is not a name==version pin")
+        layout.append(len(pins))
         pins.append((match["name"], match["version"]))
+    while layout and layout[-1] == "":
+        layout.pop()
     with ThreadPoolExecutor(max_workers=8) as pool:
         hashes = list(pool.map(lambda pin: release_hashes(*pin, index=index), pins))
     lines = []
-    for (name, version), digests in zip(pins, hashes, strict=True):
+    for item in layout:
+        if isinstance(item, str):
+            lines.append(item)
+            continue
+        (name, version), digests = pins[item], hashes[item]
         parts = [f"{name}=={version}", *(f"    --hash=sha256:{digest}" for digest in digests)]
         lines.append(" \\\n".join(parts))
     return "\n".join(lines) + "\n"

@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS_DIR = ROOT / "pipelines_src" / "images"
 ENVS_DIR = ROOT / ".venv-images"
 STAMP = ".requirements.sha256"
-PIP = "pip==25.2"
+# pip and setuptools, with their hashes: the same lock as the project's environment (Makefile, install).
+PIP_LOCK = ROOT / "tools" / "pip.lock"
 _IMAGE_URI = re.compile(r"^(?:[^/]+/)?(?P<repository>[a-z0-9._-]+):(?P<tag>[A-Za-z0-9._-]+)$")
 
 
@@ -86,7 +87,8 @@ class ImageRuntime:
         return repository == self.repository and (tag == self.version or tag.startswith(f"{self.version}-"))
 
     def digest(self) -> str:
-        return hashlib.sha256(self.requirements.read_bytes()).hexdigest()
+        """Of the requirements and of the pip that installs them: a change of either rebuilds."""
+        return hashlib.sha256(self.requirements.read_bytes() + PIP_LOCK.read_bytes()).hexdigest()
 
     def is_built(self) -> bool:
         stamp = self.env_dir / STAMP
@@ -187,13 +189,16 @@ def build(runtime: ImageRuntime, *, log: TextIO | None = None) -> Path:
     python = find_python(runtime.python)
     if python is None:
         raise ImageEnvironmentError(missing_python_message(runtime))
-    print(f"building {runtime.env_dir.relative_to(ROOT)} with {python}", file=log or sys.stdout, flush=True)
+    print(f"building {_short(runtime.env_dir)} with {python}", file=log or sys.stdout, flush=True)
     if runtime.env_dir.exists():
         shutil.rmtree(runtime.env_dir)
     _run([str(python), "-m", "venv", str(runtime.env_dir)])
     pip = [str(runtime.interpreter), "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    _run([*pip, "install", PIP])
-    _run([*pip, "install", "-r", str(runtime.requirements)])
+    # Every file is checked against the sha256 the lock names (tools/lock_hashes.py), and so is what builds the
+    # releases that publish only a source archive: the environment's own setuptools from the pip lock, not
+    # build requirements fetched unchecked into an isolated build environment.
+    _run([*pip, "install", "--require-hashes", "-r", str(PIP_LOCK)])
+    _run([*pip, "install", "--require-hashes", "--no-build-isolation", "-r", str(runtime.requirements)])
     if runtime.uninstall:
         _run([*pip, "uninstall", "--yes", *runtime.uninstall])
     site_packages = Path(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 import urllib.request
 from email.message import Message
 from pathlib import Path
@@ -12,18 +14,20 @@ from typing import Any
 
 import pytest
 
+from pipelines_src.local import images
 from tests.conftest import ROOT
 from tools import lock_hashes
 
-LOCKS = [ROOT / "requirements.lock", ROOT / "tools" / "pip.lock"]
+IMAGE_ENVIRONMENTS = sorted((ROOT / "pipelines_src" / "images").glob("*.txt"))
+LOCKS = [ROOT / "requirements.lock", ROOT / "tools" / "pip.lock", *IMAGE_ENVIRONMENTS]
 
 
 def _requirements(path: Path) -> dict[str, list[str]]:
-    """name==version -> its hashes, from a lock written with backslash continuations."""
+    """name==version -> its hashes, from a lock written with backslash continuations (comment lines skipped)."""
     joined = path.read_text().replace("\\\n", " ")
     requirements = {}
     for line in joined.splitlines():
-        if line.strip():
+        if line.strip() and not line.startswith("#"):
             pin, *options = line.split()
             requirements[pin] = [option.removeprefix("--hash=sha256:") for option in options]
             assert all(option.startswith("--hash=sha256:") for option in options), line
@@ -91,3 +95,59 @@ def test_a_release_the_index_does_not_have_is_a_one_line_error(monkeypatch: pyte
         lock_hashes.hash_lock("demo==9\n", index="https://index.example/simple")
     with pytest.raises(lock_hashes.LockError, match=r"^line 1: 'demo>=9' is not a name==version pin$"):
         lock_hashes.hash_lock("demo>=9\n", index="https://index.example/simple")
+
+
+def test_hashing_keeps_the_comments_and_the_header_of_an_image_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        urllib.request, "urlopen", _Index([{"filename": "demo-1.0-py3-none-any.whl", "hashes": {"sha256": "a" * 64}}])
+    )
+    text = "# The image's environment\n#\n# image: sagemaker-x:1.0-1\n# python: 3.9\n\ndemo==1.0  # why\n\n"
+    locked = lock_hashes.hash_lock(text, index="https://index.example/simple")
+    assert locked == (
+        "# The image's environment\n#\n# image: sagemaker-x:1.0-1\n# python: 3.9\n\n"
+        f"demo==1.0 \\\n    --hash=sha256:{'a' * 64}\n"
+    )
+    assert lock_hashes.hash_lock(locked, index="https://index.example/simple") == locked
+
+
+def test_image_environments_are_built_with_the_hashes_from_the_pip_lock_up() -> None:
+    """The build installs pip and setuptools from the hashed pip lock, then the image's requirements with
+    --require-hashes, building source archives with that setuptools (no unchecked build requirements)."""
+    source = (ROOT / "pipelines_src" / "local" / "images.py").read_text()
+    installs = [line.strip() for line in source.splitlines() if '"install"' in line]
+    assert installs == [
+        '_run([*pip, "install", "--require-hashes", "-r", str(PIP_LOCK)])',
+        '_run([*pip, "install", "--require-hashes", "--no-build-isolation", "-r", str(runtime.requirements)])',
+    ]
+    assert images.PIP_LOCK == ROOT / "tools" / "pip.lock"
+    assert {runtime.requirements for runtime in images.runtimes()} == set(IMAGE_ENVIRONMENTS)
+
+
+def _environment(tmp_path: Path, pins: str) -> images.ImageRuntime:
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    tmp_path.mkdir()
+    path = tmp_path / "sagemaker-demo-1.0-1.txt"
+    path.write_text(f"# image: sagemaker-demo:1.0-1\n# python: {python}\n{pins}")
+    return images.parse_requirements(path)
+
+
+@pytest.mark.slow  # a virtual environment, pip from the index
+def test_an_image_environment_installs_only_files_with_the_locked_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(images, "ENVS_DIR", tmp_path / "envs")
+    monkeypatch.setenv(f"PYTHON{sys.version_info.major}{sys.version_info.minor}", sys.executable)
+    (xgboost,) = [path for path in IMAGE_ENVIRONMENTS if "xgboost" in path.name]
+    pin = "six==1.17.0"
+    hashes = _requirements(xgboost)[pin]
+    locked = f"{pin} " + " ".join(f"--hash=sha256:{digest}" for digest in hashes) + "\n"
+    built = images.build(_environment(tmp_path / "good", locked))
+    assert subprocess.run([str(built), "-c", "import six"], check=False).returncode == 0
+    # A file whose content is not what the lock names, or a pin without hashes, is refused.
+    tampered = locked.replace(hashes[0], "0" * 64).replace(hashes[-1], "0" * 64)
+    # (The failure is the requirements' install, after pip and setuptools installed from their lock.)
+    at_the_requirements = r"--require-hashes --no-build-isolation -r \S*/sagemaker-demo-1\.0-1\.txt$"
+    with pytest.raises(images.ImageEnvironmentError, match=at_the_requirements):
+        images.build(_environment(tmp_path / "tampered", tampered))
+    with pytest.raises(images.ImageEnvironmentError, match=at_the_requirements):
+        images.build(_environment(tmp_path / "unhashed", f"{pin}\n"))
