@@ -183,6 +183,10 @@ def needs(all_templates: Iterable[Mapping[str, Any]]) -> Needs:
             properties = resource.get("Properties", {})
             if kind == "AWS::IAM::Role":
                 result.managed_policies |= {_managed_policy_arn(arn) for arn in properties.get("ManagedPolicyArns", [])}
+            if kind == "AWS::DynamoDB::GlobalTable":
+                # A global table replicates through DynamoDB's service-linked role, created with the table
+                # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_reqs_bestpractices.html).
+                result.service_linked.add("replication.dynamodb.amazonaws.com")
             if kind == "AWS::ApplicationAutoScaling::ScalableTarget" and "RoleARN" not in properties:
                 # Application Auto Scaling then creates its service-linked role for the namespace.
                 result.service_linked.add(f"{properties['ServiceNamespace']}.application-autoscaling.amazonaws.com")

@@ -272,6 +272,14 @@ def test_cloudformation_may_create_and_delete_every_role_and_policy_of_the_templ
                 )
                 assert _allowed(role, "iam:PutRolePolicy", arn, stack.account, **{"iam:PermissionsBoundary": boundary})
     assert checked > 100
+    # The service-linked roles the resources create (a DynamoDB global table's), and no other.
+    found = bootstrap_policy.needs(stack.template for stack in stacks)
+    assert "replication.dynamodb.amazonaws.com" in found.service_linked
+    linked = f"arn:aws:iam::{ANY_ACCOUNT}:role/aws-service-role/replication.dynamodb.amazonaws.com/AWSServiceRoleFor"
+    for service in found.service_linked:
+        assert _allowed(role, "iam:CreateServiceLinkedRole", linked, **{"iam:AWSServiceName": service})
+    other = {"iam:AWSServiceName": "elasticmapreduce.amazonaws.com"}
+    assert not _allowed(role, "iam:CreateServiceLinkedRole", linked, **other)
 
 
 def test_every_action_a_role_is_granted_is_within_the_boundary(
