@@ -13,9 +13,10 @@
 Names come from the stage's config in cdk.json (``stacks.naming``). ``--local`` talks to a local
 emulation of AWS (a moto server, ``--endpoint-url`` default http://127.0.0.1:5000) with fake
 credentials; there ``drift`` reads reports from the local runs' bucket (local-lake-artifacts). Elsewhere
-the artifacts bucket is ``--artifacts-bucket``, ``$MLOPS_ARTIFACTS_BUCKET``, or read from the deployed
-drift-check pipeline's definition. With the drift engine ``model_monitor``, ``drift`` shows the production
-endpoint's data-quality schedule's last run and its constraint violations instead of a drift report.
+the artifacts bucket is ``--artifacts-bucket``, ``$MLOPS_ARTIFACTS_BUCKET``, or the one the stage's stacks
+published (the SSM parameter ``/<project>/<stage>/<model>/platform-values``). With the drift engine
+``model_monitor``, ``drift`` shows the production endpoint's data-quality schedule's last run and its
+constraint violations instead of a drift report.
 
 Exit codes: 0 done; 1 not found, failed or unreachable; 2 usage, config or credentials.
 """
@@ -154,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     drift_status.add_argument(
         "--artifacts-bucket",
         help=f"the lake's artifacts bucket (default ${drift.BUCKET_ENV}; with --local {drift.LOCAL_ARTIFACTS_BUCKET}; "
-        "else read from the drift-check pipeline's definition)",
+        "else the one the stage's stacks published in SSM)",
     )
     drift_status.add_argument("--json", action="store_true", help="machine-readable output")
 
