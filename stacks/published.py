@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines_src.definition import PipelineSettings
 from stacks import naming
 from stacks.config import ModelConfig, StageConfig
 
@@ -60,6 +62,32 @@ class PlatformValues:
         document = {item.name: _plain(getattr(self, item.name)) for item in dataclasses.fields(self)}
         document["model"] = dataclasses.asdict(self.model)
         return document
+
+    def pipeline_settings(self, code: Mapping[str, str]) -> PipelineSettings:
+        """The model-build definition's settings as the stack builds them, its references resolved to these values
+        and ``code`` (by `CODE_PARAMETERS` field): for local runs of what CloudFormation deployed."""
+        model = self.model
+        return PipelineSettings(
+            pipeline_name=self.build_pipeline,
+            region=self.region,
+            role_arn=self.pipeline_role_arn,
+            artifacts_bucket=self.artifacts_bucket,
+            artifacts_prefix=self.artifacts_prefix,
+            input_data_uri=self.input_data_uri,
+            model_package_group_name=self.model_package_group,
+            kms_key_arn=self.kms_key_arn,
+            subnet_ids=self.subnet_ids,
+            security_group_ids=self.security_group_ids,
+            metric=model.metric,
+            goal=model.goal,
+            threshold=model.threshold,
+            processing_instance_type=model.processing_instance_type,
+            training_instance_type=model.training_instance_type,
+            data_quality_monitor=self.data_quality_monitor,
+            runner_uri=code["runner_uri"],
+            source_tar_uri=code["source_tar_uri"],
+            contract_uri=code["contract_uri"],
+        )
 
     @classmethod
     def from_json(cls, text: str, *, where: str) -> PlatformValues:

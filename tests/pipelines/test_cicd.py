@@ -74,27 +74,9 @@ def quiet(line: str) -> None:
     pass
 
 
-def deployed_settings(values: PlatformValues = VALUES) -> PipelineSettings:
+def deployed_settings() -> PipelineSettings:
     """What the MLPlatform stack builds the definition from, with its references resolved."""
-    model = values.model
-    return PipelineSettings(
-        pipeline_name=values.build_pipeline,
-        region=values.region,
-        role_arn=values.pipeline_role_arn,
-        artifacts_bucket=values.artifacts_bucket,
-        artifacts_prefix=values.artifacts_prefix,
-        input_data_uri=values.input_data_uri,
-        model_package_group_name=values.model_package_group,
-        kms_key_arn=values.kms_key_arn,
-        subnet_ids=values.subnet_ids,
-        security_group_ids=values.security_group_ids,
-        metric=model.metric,
-        goal=model.goal,
-        threshold=model.threshold,
-        processing_instance_type=model.processing_instance_type,
-        training_instance_type=model.training_instance_type,
-        **DEPLOYED_CODE,
-    )
+    return VALUES.pipeline_settings(DEPLOYED_CODE)
 
 
 @pytest.fixture(scope="module")
