@@ -219,7 +219,11 @@ def deployed_code(sagemaker: Any, pipeline_name: str) -> DeployedCode:
     """Read (never write) the deployed definition: the object names of its code parameters' defaults.
 
     A URI passed for a code parameter must end with its default's object name, which the jobs' command
-    lines hold (pipelines_src/definition.py, `code_object_names`).
+    lines hold (pipelines_src/definition.py, `code_object_names`): a job's S3Prefix input puts an object
+    under its local path by the key's part after the prefix's last '/', so the name is what the job sees.
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingS3Input.html
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StartPipelineExecution.html (PipelineParameters:
+    values for the definition's parameters; the others keep their defaults)
     """
     definition = str(sagemaker.describe_pipeline(PipelineName=pipeline_name)["PipelineDefinition"])
     defaults = {item.get("Name"): item.get("DefaultValue") for item in json.loads(definition).get("Parameters", [])}
