@@ -543,6 +543,22 @@ def test_a_model_monitor_alarm_names_its_feature_from_the_metric() -> None:
     assert (row["metric"], row["feature"], row["threshold"]) == ("feature_baseline_drift_weather", "weather", 0.1)
 
 
+def test_values_shows_what_the_stage_published(capsys: pytest.CaptureFixture[str], endpoint: str) -> None:
+    code, out, err = mlops(capsys, endpoint, "values", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert (document["artifacts_bucket"], document["build_pipeline"]) == (DISCOVERED_BUCKET, BUILD)
+    assert document["model"]["metric"] == "rmse"
+    code, out, err = mlops(capsys, endpoint, "values")
+    assert code == 0, err
+    rows = {re.split(r"\s{2,}", line)[0]: re.split(r"\s{2,}", line)[1] for line in out.splitlines()}
+    assert rows["artifacts_bucket"] == DISCOVERED_BUCKET and rows["model.metric"] == "rmse"
+    assert rows["subnet_ids"] == "subnet-0aaaaaaaaaaaaaaaa"
+    code, out, err = mlops(capsys, endpoint, "--stage", "staging", "values")
+    assert code == 1 and out == ""
+    assert "/mlops/staging/delivery-time/platform-values is not published" in one_line(err)
+
+
 def test_without_published_values_the_bucket_is_unknown_and_says_why() -> None:
     config = load_config(json.loads((ROOT / "cdk.json").read_text())["context"]).stage("staging")
     aws = Aws(config=config, region=REGION)
