@@ -474,7 +474,7 @@ class Demo:
         n, model, sagemaker = self.n, self.config.model, self.aws.client("sagemaker")
         code = self.stage_code()
         self.state["code"] = code
-        values = self.publish_values()
+        values = self.state["values"] = self.publish_values()
         definition = build_definition(values.pipeline_settings(code))
         sagemaker.create_pipeline(
             PipelineName=values.build_pipeline,
@@ -836,17 +836,18 @@ class Demo:
 
         n, aws = self.n, self.aws
         settings = self.config.operations.drift
-        code = self.state["code"]
+        code, values = self.state["code"], self.state["values"]
         drift_settings = DriftSettings(
-            pipeline_name=n.drift_pipeline,
-            region=n.region,
-            role_arn=n.role_arn,
-            artifacts_bucket=n.artifacts_bucket,
+            pipeline_name=values.drift_pipeline,
+            region=values.region,
+            role_arn=values.pipeline_role_arn,
+            artifacts_bucket=values.artifacts_bucket,
+            artifacts_prefix=values.drift_artifacts_prefix,
             baseline_uri=self.state["baseline_uri"],
-            data_uri=f"s3://{n.raw_bucket}/datacapture/{n.endpoint}/{VARIANT}/",
-            kms_key_arn=n.kms_key_arn,
-            subnet_ids=("subnet-demo",),
-            security_group_ids=("sg-demo",),
+            data_uri=f"s3://{values.raw_bucket}/datacapture/{n.endpoint}/{VARIANT}/",
+            kms_key_arn=values.kms_key_arn,
+            subnet_ids=values.subnet_ids,
+            security_group_ids=values.security_group_ids,
             model_name=n.model,
             stage_name=n.stage,
             input_format="capture",
