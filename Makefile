@@ -84,7 +84,7 @@ pipeline-local: install image-envs ## Run the model-build pipeline on this machi
 etl-local: install java ## Run the curation job on local folders .etl/ (ROWS=, ARGS= e.g. ARGS="--full-refresh")
 	$(BIN)/python -m etl.local --raw-dir .etl/raw --lake-dir .etl/lake --generate-rows $(ROWS) --bad-rows 40 $(ARGS)
 
-ci-train: install ## CI: update the model-build pipeline from this checkout, run it, wait for the outcome
+ci-train: install ## CI: run the deployed model-build pipeline on this checkout's step code, wait for the outcome
 	@mkdir -p reports
 	$(BIN)/python -m pipelines_src.cicd run --summary reports/train-summary.json
 

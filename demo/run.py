@@ -434,44 +434,77 @@ class Demo:
             uris[name] = f"s3://{n.artifacts_bucket}/{key}"
         return uris
 
+    def publish_values(self) -> Any:
+        """The stage's deploy-time values in the emulated SSM parameter, as the MLPlatform stack publishes them
+        (stacks/published.py), read back as CI and the CLI read them."""
+        from stacks import naming, published
+
+        n, config = self.n, self.config
+        values = published.PlatformValues(
+            stage=n.stage,
+            region=n.region,
+            build_pipeline=n.build_pipeline,
+            drift_pipeline=n.drift_pipeline,
+            pipeline_role_arn=n.role_arn,
+            raw_bucket=n.raw_bucket,
+            curated_bucket=n.curated_bucket,
+            artifacts_bucket=n.artifacts_bucket,
+            artifacts_prefix=naming.BUILD_ARTIFACTS_PREFIX,
+            code_prefix=naming.CODE_PREFIX,
+            drift_artifacts_prefix=naming.DRIFT_ARTIFACTS_PREFIX,
+            input_data_uri=f"s3://{n.curated_bucket}/{n.dataset}/",
+            kms_key_arn=n.kms_key_arn,
+            subnet_ids=("subnet-demo",),
+            security_group_ids=("sg-demo",),
+            model_package_group=n.model_package_group,
+            model=config.model,
+            data_quality_monitor=config.operations.drift.model_monitor,
+        )
+        ssm = self.aws.client("ssm")
+        ssm.put_parameter(
+            Name=naming.platform_values_parameter(config), Type="String", Value=json.dumps(values.as_document())
+        )
+        return published.read(ssm, config)
+
     def build(self) -> None:
-        from pipelines_src.definition import PipelineSettings, build_definition
+        from pipelines_src import cicd
+        from pipelines_src.definition import INPUT_DATA_URI, build_definition
         from pipelines_src.local.runner import LocalPipelineRunner
 
         n, model, sagemaker = self.n, self.config.model, self.aws.client("sagemaker")
         code = self.stage_code()
         self.state["code"] = code
-        settings = PipelineSettings(
-            pipeline_name=n.build_pipeline,
-            region=n.region,
-            role_arn=n.role_arn,
-            artifacts_bucket=n.artifacts_bucket,
-            input_data_uri=self.state["input_uri"],
-            model_package_group_name=n.model_package_group,
-            kms_key_arn=n.kms_key_arn,
-            subnet_ids=("subnet-demo",),
-            security_group_ids=("sg-demo",),
-            metric=model.metric,
-            goal=model.goal,
-            threshold=model.threshold,
-            processing_instance_type=model.processing_instance_type,
-            training_instance_type=model.training_instance_type,
-            source_tar_uri=code["source_tar_uri"],
-            runner_uri=code["runner_uri"],
-            contract_uri=code["contract_uri"],
-        )
-        definition = build_definition(settings)
+        values = self.state["values"] = self.publish_values()
+        definition = build_definition(values.pipeline_settings(code))
         sagemaker.create_pipeline(
-            PipelineName=n.build_pipeline,
+            PipelineName=values.build_pipeline,
             PipelineDefinition=definition,
-            RoleArn=n.role_arn,
+            RoleArn=values.pipeline_role_arn,
             PipelineDescription=f"{model.name} model build ({n.stage})",
         )
         self.say(
-            f"SageMaker pipeline {n.build_pipeline} created from pipelines_src/definition.py; moto stores it but runs "
-            "no step, so each step runs here as a local process (LocalPipelineRunner), reading and writing the "
-            "emulated S3"
+            f"SageMaker pipeline {values.build_pipeline} created from pipelines_src/definition.py with the values "
+            "published in SSM (as the MLPlatform stack deploys it); moto stores it but runs no step, so each step "
+            "runs here as a local process (LocalPipelineRunner), reading and writing the emulated S3"
         )
+        # As CI's Train (pipelines_src/cicd.py): the checkout's code uploaded content-addressed, passed to the run as
+        # the definition's code parameters; the definition itself stays as deployed.
+        deployed = cicd.deployed_code(sagemaker, values.build_pipeline)
+        pushed = cicd.upload_code(
+            self.aws.client("s3"),
+            values.artifacts_bucket,
+            values.code_prefix,
+            dataset=values.model.dataset,
+            kms_key_id=values.kms_key_arn,
+            names=deployed.names,
+            echo=lambda line: None,
+        )
+        parameters = {item["Name"]: item["Value"] for item in cicd.code_parameters(pushed)}
+        if self.state["input_uri"] != values.input_data_uri:
+            parameters[INPUT_DATA_URI] = self.state["input_uri"]
+        where = f"s3://{values.artifacts_bucket}/{values.code_prefix}/<sha256>/"
+        self.say(f"as CI runs it: this checkout's code under {where}, passed as {', '.join(sorted(parameters))}")
+        self.summary["build_parameters"] = parameters
         self.say(f"input: {self.state['input_uri']}")
         steps = [step["Name"] for step in json.loads(definition)["Steps"]]
         bar = self.timeline.bar("pipeline", len(steps))
@@ -489,7 +522,7 @@ class Demo:
             on_event=on_event,
             interpreters=self.options.interpreters,
         )
-        result = runner.run(execution_id="demo-build-1")
+        result = runner.run(parameters, execution_id="demo-build-1")
         bar.finish(note=result.status)
         for step in result.steps:
             if step.status != "Skipped":
@@ -803,17 +836,18 @@ class Demo:
 
         n, aws = self.n, self.aws
         settings = self.config.operations.drift
-        code = self.state["code"]
+        code, values = self.state["code"], self.state["values"]
         drift_settings = DriftSettings(
-            pipeline_name=n.drift_pipeline,
-            region=n.region,
-            role_arn=n.role_arn,
-            artifacts_bucket=n.artifacts_bucket,
+            pipeline_name=values.drift_pipeline,
+            region=values.region,
+            role_arn=values.pipeline_role_arn,
+            artifacts_bucket=values.artifacts_bucket,
+            artifacts_prefix=values.drift_artifacts_prefix,
             baseline_uri=self.state["baseline_uri"],
-            data_uri=f"s3://{n.raw_bucket}/datacapture/{n.endpoint}/{VARIANT}/",
-            kms_key_arn=n.kms_key_arn,
-            subnet_ids=("subnet-demo",),
-            security_group_ids=("sg-demo",),
+            data_uri=f"s3://{values.raw_bucket}/datacapture/{n.endpoint}/{VARIANT}/",
+            kms_key_arn=values.kms_key_arn,
+            subnet_ids=values.subnet_ids,
+            security_group_ids=values.security_group_ids,
             model_name=n.model,
             stage_name=n.stage,
             input_format="capture",

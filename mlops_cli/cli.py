@@ -9,13 +9,15 @@
     runs [--json] [--limit N]              the latest model-build executions
     drift [--artifacts-bucket B] [--json]  drift alarms and the latest drift report
     deployment [--json]                    the staging and production endpoints and the deploy pipeline
+    values [--json]                        the deploy-time values the stage's stacks published (SSM)
 
 Names come from the stage's config in cdk.json (``stacks.naming``). ``--local`` talks to a local
 emulation of AWS (a moto server, ``--endpoint-url`` default http://127.0.0.1:5000) with fake
 credentials; there ``drift`` reads reports from the local runs' bucket (local-lake-artifacts). Elsewhere
-the artifacts bucket is ``--artifacts-bucket``, ``$MLOPS_ARTIFACTS_BUCKET``, or read from the deployed
-drift-check pipeline's definition. With the drift engine ``model_monitor``, ``drift`` shows the production
-endpoint's data-quality schedule's last run and its constraint violations instead of a drift report.
+the artifacts bucket is ``--artifacts-bucket``, ``$MLOPS_ARTIFACTS_BUCKET``, or the one the stage's stacks
+published (the SSM parameter ``/<project>/<stage>/<model>/platform-values``). With the drift engine
+``model_monitor``, ``drift`` shows the production endpoint's data-quality schedule's last run and its
+constraint violations instead of a drift report.
 
 Exit codes: 0 done; 1 not found, failed or unreachable; 2 usage, config or credentials.
 """
@@ -40,6 +42,7 @@ from botocore.exceptions import (
 
 from mlops_cli import deployment, drift, pipelines, registry, text
 from mlops_cli.aws import FAILED, LOCAL_ENDPOINT, USAGE, Aws, CliError, error_code, error_message
+from stacks import published
 from stacks.config import DEFAULT_STAGE, ConfigError, load_config
 
 PROG = "mlops"
@@ -146,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--poll-seconds", type=_positive, default=15.0, help="with --wait: seconds between checks")
     run.add_argument("--timeout-minutes", type=_positive, help="with --wait: stop following (exit 1) after this")
 
+    values = command("values", "the deploy-time values the stage's stacks published (SSM)")
+    values.add_argument("--json", action="store_true", help="machine-readable output")
+
     runs = command("runs", "list the latest model-build executions")
     runs.add_argument("--json", action="store_true", help="machine-readable output")
     runs.add_argument("--limit", type=_count, default=10, help="at most this many (default 10)")
@@ -154,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     drift_status.add_argument(
         "--artifacts-bucket",
         help=f"the lake's artifacts bucket (default ${drift.BUCKET_ENV}; with --local {drift.LOCAL_ARTIFACTS_BUCKET}; "
-        "else read from the drift-check pipeline's definition)",
+        "else the one the stage's stacks published in SSM)",
     )
     drift_status.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -210,6 +216,8 @@ def dispatch(args: argparse.Namespace, aws: Aws) -> int:
     elif args.command == "runs":
         runs = pipelines.list_runs(aws, args.limit)
         print(text.dumps(pipelines.runs_json(runs)) if args.json else pipelines.render_runs(aws, runs))
+    elif args.command == "values":
+        print(_values(aws, as_json=args.json))
     elif args.command == "drift":
         data = drift.status(aws, args.artifacts_bucket)
         print(text.dumps(drift.as_json(data)) if args.json else drift.render(aws, data))
@@ -217,6 +225,22 @@ def dispatch(args: argparse.Namespace, aws: Aws) -> int:
         data = deployment.status(aws)
         print(text.dumps(deployment.as_json(data)) if args.json else deployment.render(aws, data))
     return 0
+
+
+def _values(aws: Aws, *, as_json: bool) -> str:
+    """The stage's published values (stacks/published.py): JSON, or one ``name  value`` line each."""
+    try:
+        document = published.read(aws.client("ssm"), aws.config).as_document()
+    except published.PublishedValuesError as error:
+        raise CliError(f"{error} ({aws.where})") from None
+    if as_json:
+        return text.dumps(document)
+    rows = {f"model.{key}": value for key, value in document.pop("model").items()}
+    rows = {**document, **rows}
+    width = max(len(name) for name in rows)
+    return "\n".join(
+        f"{name:<{width}}  {', '.join(value) if isinstance(value, list) else value}" for name, value in rows.items()
+    )
 
 
 def _run(args: argparse.Namespace, aws: Aws) -> int:

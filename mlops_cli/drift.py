@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from mlops_cli import text
-from mlops_cli.aws import Aws, CliError
-from stacks import naming
+from mlops_cli.aws import Aws, CliError, error_code
+from stacks import naming, published
 
 REPORT_FILE = "drift_report.json"
-# The MLPlatform stack's prefix of the drift-check pipeline's outputs in the artifacts bucket.
-ARTIFACTS_PREFIX = "drift-check"
 BUCKET_ENV = "MLOPS_ARTIFACTS_BUCKET"
 # The artifacts bucket of the local runs (pipelines_src.local.run.ARTIFACTS_BUCKET).
 LOCAL_ARTIFACTS_BUCKET = "local-lake-artifacts"
@@ -29,15 +26,16 @@ VIOLATIONS_FILE = "constraint_violations.json"
 
 
 def report_prefix(aws: Aws) -> str:
-    return f"{ARTIFACTS_PREFIX}/{naming.drift_pipeline(aws.config)}/"
+    """Where the drift-check pipeline writes its runs' outputs in the artifacts bucket."""
+    return f"{naming.DRIFT_ARTIFACTS_PREFIX}/{naming.drift_pipeline(aws.config)}/"
 
 
 def artifacts_bucket(aws: Aws, given: str | None) -> tuple[str | None, str]:
     """The bucket holding the drift reports, and where that answer came from.
 
     In order: ``--artifacts-bucket``, ``$MLOPS_ARTIFACTS_BUCKET``, with ``--local`` the local
-    runs' bucket, else the bucket the deployed drift-check pipeline writes its report to (read
-    from its definition). None when none of these gives one.
+    runs' bucket, else the artifacts bucket the stage's stacks published (stacks/published.py).
+    None when none of these gives one.
     """
     if given:
         return given, "--artifacts-bucket"
@@ -45,42 +43,13 @@ def artifacts_bucket(aws: Aws, given: str | None) -> tuple[str | None, str]:
         return os.environ[BUCKET_ENV], f"${BUCKET_ENV}"
     if aws.local:
         return LOCAL_ARTIFACTS_BUCKET, "--local"
-    pipeline = naming.drift_pipeline(aws.config)
     try:
-        definition = aws.client("sagemaker").describe_pipeline(PipelineName=pipeline).get("PipelineDefinition", "")
-        parsed = json.loads(definition or "{}")
-    except ClientError:
-        return None, f"no pipeline {pipeline}"
-    except ValueError:
-        return None, f"the definition of {pipeline} is not JSON"
-    location = re.compile(rf"^s3://([^/]+)/{re.escape(report_prefix(aws))}")
-    for uri in _s3_uris(parsed):
-        match = location.match(uri if uri.endswith("/") else f"{uri}/")
-        if match:
-            return match[1], f"pipeline {pipeline}"
-    return None, f"no report location in the definition of {pipeline}"
-
-
-def _s3_uris(node: object) -> list[str]:
-    """Every S3 URI a pipeline definition spells out: plain strings, and the literal start of each ``Std:Join``."""
-    if isinstance(node, str):
-        return [node] if node.startswith("s3://") else []
-    if isinstance(node, list):
-        return [uri for item in node for uri in _s3_uris(item)]
-    if not isinstance(node, dict):
-        return []
-    uris = [uri for value in node.values() for uri in _s3_uris(value)]
-    join = node.get("Std:Join")
-    if isinstance(join, dict) and isinstance(join.get("Values"), list):
-        literal = []
-        for value in join["Values"]:
-            if not isinstance(value, str):
-                break
-            literal.append(value)
-        joined = str(join.get("On", "")).join(literal)
-        if joined.startswith("s3://"):
-            uris.append(joined)
-    return uris
+        values = published.read(aws.client("ssm"), aws.config)
+    except published.PublishedValuesError as error:
+        return None, str(error)
+    except ClientError as error:
+        return None, f"SSM parameter {naming.platform_values_parameter(aws.config)}: {error_code(error) or error}"
+    return values.artifacts_bucket, f"SSM parameter {naming.platform_values_parameter(aws.config)}"
 
 
 def _alarms(cloudwatch: Any, **request: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

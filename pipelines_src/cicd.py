@@ -1,14 +1,21 @@
-"""CI's train stage: the pushed code becomes the model-build pipeline's definition, which then runs once.
+"""CI's train stage: the pushed step code runs once on the deployed model-build pipeline.
 
     python -m pipelines_src.cicd run [--no-wait] [--poll-seconds S] [--timeout-minutes M] [--summary PATH]
-    python -m pipelines_src.cicd upload-and-upsert [--summary PATH]
+    python -m pipelines_src.cicd upload [--summary PATH]
+
+The CodeBuild project sets one variable, ``STAGE``: the stage of the pushed cdk.json. Everything the
+platform's stacks created (the artifacts bucket, its code prefix, the lake key, the pipeline's name)
+comes from the JSON SSM parameter the MLPlatform stack publishes (stacks/published.py), read when
+the build runs, never from values frozen into the project.
 
 ``run`` packages the step scripts (`packaging.build_source_tarball`), uploads the tarball, the runner
-and the dataset's data contract to the artifacts bucket under content-addressed keys, rebuilds the
-definition with `definition.build_definition` (the function the stack deploys) from concrete values,
-updates the SageMaker pipeline with it (creates it if it does not exist), starts one execution and
-follows it to its end. Its settings come from environment variables (`ENVIRONMENT`), set on the
-CodeBuild project by the CI/CD stack.
+and the dataset's data contract to the artifacts bucket under content-addressed keys, and starts one
+execution of the deployed pipeline with their URIs as its code parameters (`CODE_PARAMETERS` of
+pipelines_src/definition.py), then follows it to its end. It never writes the definition:
+CloudFormation is its one writer (the MLPlatform stack, from the same `build_definition`), so a push
+changes the code an execution runs, and a change to the pipeline's structure or to the model config
+reaches the definition through the platform deploy. Where the pushed config differs from the one
+the deployed definition was built with, the run says so and trains with the deployed one.
 
 Exit codes: 0 the execution succeeded (or, with ``--no-wait``, was started); 1 it failed, was
 stopped or was still running at the timeout (it is left running); 2 bad settings or an AWS error.
@@ -17,7 +24,7 @@ stopped or was still running at the timeout (it is left running); 2 bad settings
 from __future__ import annotations
 
 import argparse
-import functools
+import dataclasses
 import hashlib
 import json
 import os
@@ -36,7 +43,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines_src.definition import CONTRACT_NAME, PipelineSettings, SettingsError, build_definition
+from pipelines_src.definition import CODE_PARAMETERS, CONTRACT_NAME, SettingsError
 from pipelines_src.packaging import (
     PIPELINES_SRC,
     RUNNER_NAME,
@@ -45,48 +52,29 @@ from pipelines_src.packaging import (
     STEPS_DIR,
     build_source_tarball,
 )
+from stacks import published
+from stacks.config import ConfigError as StageConfigError
+from stacks.config import StageConfig, load_config
 
 CONTRACTS_DIR: Final = PIPELINES_SRC / "contracts"
+CDK_JSON: Final = PIPELINES_SRC.parent / "cdk.json"
 
-# The environment variables, by the `CiSettings` field each one sets.
-ENVIRONMENT: Final = {
-    "pipeline_name": "PIPELINE_NAME",
-    "region": "AWS_REGION",
-    "role_arn": "PIPELINE_ROLE_ARN",
-    "artifacts_bucket": "ARTIFACTS_BUCKET",
-    "artifacts_prefix": "ARTIFACTS_PREFIX",
-    "code_prefix": "CODE_PREFIX",
-    "input_data_uri": "INPUT_DATA_URI",
-    "kms_key_arn": "KMS_KEY_ARN",
-    "subnet_ids": "SUBNET_IDS",
-    "security_group_ids": "SECURITY_GROUP_IDS",
-    "model_package_group_name": "MODEL_PACKAGE_GROUP",
-    "metric": "METRIC",
-    "goal": "GOAL",
-    "threshold": "THRESHOLD",
-    "processing_instance_type": "PROCESSING_INSTANCE_TYPE",
-    "training_instance_type": "TRAINING_INSTANCE_TYPE",
-    "dataset": "DATASET",
-}
-DEFAULTS: Final = {"ARTIFACTS_PREFIX": "model-build", "CODE_PREFIX": "code"}
-# Optional: "true" adds the Model Monitor baseline step (drift engine model_monitor); default "false".
-MONITOR_VARIABLE: Final = "DATA_QUALITY_MONITOR"
-# The commit CodeBuild checked out.
+# The one variable the CodeBuild project sets: the stage of cdk.json whose pipeline CI runs.
+STAGE_VARIABLE: Final = "STAGE"
+ENVIRONMENT: Final = {"stage": STAGE_VARIABLE}
+# Set by CodeBuild itself: the commit it checked out and the build's id.
 COMMIT_VARIABLE: Final = "CODEBUILD_RESOLVED_SOURCE_VERSION"
 BUILD_VARIABLE: Final = "CODEBUILD_BUILD_ID"
 
 # The `upload_code` keys, named like the PipelineSettings fields they fill.
-CODE_FIELDS: Final = ("source_tar_uri", "runner_uri", "contract_uri")
-_CONTENT_TYPES: Final = {
-    SOURCE_TARBALL_NAME: "application/gzip",
-    RUNNER_NAME: "text/x-shellscript",
-    CONTRACT_NAME: "application/json",
-}
+CODE_FIELDS: Final = tuple(CODE_PARAMETERS)
+_CONTENT_TYPES: Final = {".gz": "application/gzip", ".sh": "text/x-shellscript", ".json": "application/json"}
 
 SUCCEEDED: Final = "Succeeded"
 TERMINAL_STATUSES: Final = frozenset({SUCCEEDED, "Failed", "Stopped", "CompletedWithFailures"})
 TIMED_OUT: Final = "TimedOut"
 STARTED: Final = "Started"
+UPLOADED: Final = "Uploaded"
 
 EXIT_SUCCEEDED: Final = 0
 EXIT_PIPELINE_FAILED: Final = 1
@@ -97,131 +85,54 @@ _DISPLAY_NAME_MAX: Final = 82
 _DESCRIPTION_MAX: Final = 3072
 _TOKEN_LENGTH: Final = 64  # ClientRequestToken: 32 to 128 characters
 
-_KEY_PREFIX: Final = re.compile(r"[\w!.*'()-]+(/[\w!.*'()-]+)*")
-_DATASET: Final = re.compile(r"[a-z0-9][a-z0-9_-]*")
-_FIELD_ERROR: Final = re.compile(r"PipelineSettings\.(\w+): (.*)", re.DOTALL)
-_PLACEHOLDER_CODE: Final = {
-    "source_tar_uri": f"s3://placeholder/code/{SOURCE_TARBALL_NAME}",
-    "runner_uri": f"s3://placeholder/code/{RUNNER_NAME}",
-    "contract_uri": f"s3://placeholder/code/{CONTRACT_NAME}",
-}
-
 
 class ConfigError(ValueError):
-    """An environment variable is missing or has a value the pipeline cannot be built with."""
+    """The stage, its published values or the deployed definition cannot be run by CI."""
 
 
 @dataclass(frozen=True)
 class CiSettings:
-    """The train stage's settings, parsed once from the environment (`from_environ`)."""
+    """The train stage's settings: the pushed config's stage and what its stacks published."""
 
-    pipeline_name: str
-    region: str
-    role_arn: str
-    artifacts_bucket: str
-    input_data_uri: str
-    kms_key_arn: str
-    subnet_ids: tuple[str, ...]
-    security_group_ids: tuple[str, ...]
-    model_package_group_name: str
-    metric: str
-    goal: str
-    threshold: float
-    processing_instance_type: str
-    training_instance_type: str
-    dataset: str
-    artifacts_prefix: str = DEFAULTS["ARTIFACTS_PREFIX"]
-    # Where upload_code puts the code in the artifacts bucket.
-    code_prefix: str = DEFAULTS["CODE_PREFIX"]
-    data_quality_monitor: bool = False
+    config: StageConfig
+    values: published.PlatformValues
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> CiSettings:
-        """Settings from environment variables; a `ConfigError` names the variable that is wrong."""
-
-        def text(name: str) -> str:
-            value = environ.get(name, "").strip()
-            if not value and name == "AWS_REGION":
-                value = environ.get("AWS_DEFAULT_REGION", "").strip()
-            return value or DEFAULTS.get(name, "")
-
-        missing = [variable for variable in ENVIRONMENT.values() if not text(variable)]
-        if missing:
-            raise ConfigError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set")
-
-        def ids(name: str) -> tuple[str, ...]:
-            values = tuple(item.strip() for item in text(name).split(","))
-            if not all(values):
-                raise ConfigError(f"{name}: {environ[name]!r} is not a comma-separated list of ids (an empty item)")
-            return values
-
-        raw_threshold = text("THRESHOLD")
+    def load(
+        cls, environ: Mapping[str, str], client: Callable[[str, str], Any], *, cdk_json: Path = CDK_JSON
+    ) -> CiSettings:
+        """The stage named by ``STAGE`` in the pushed cdk.json, and its published values (SSM)."""
+        config = stage_config(environ, cdk_json)
         try:
-            threshold = float(raw_threshold)
-        except ValueError:
-            raise ConfigError(f"THRESHOLD: {raw_threshold!r} is not a number") from None
-        monitor = environ.get(MONITOR_VARIABLE, "false").strip().lower()
-        if monitor not in ("true", "false"):
-            raise ConfigError(f"{MONITOR_VARIABLE}: {environ[MONITOR_VARIABLE]!r} is not true or false")
-        values: dict[str, Any] = {
-            name: text(variable)
-            for name, variable in ENVIRONMENT.items()
-            if name not in ("subnet_ids", "security_group_ids", "threshold")
-        }
-        settings = cls(
-            **values,
-            subnet_ids=ids("SUBNET_IDS"),
-            security_group_ids=ids("SECURITY_GROUP_IDS"),
-            threshold=threshold,
-            data_quality_monitor=monitor == "true",
-        )
-        settings.check()
-        return settings
+            values = published.read(client("ssm", config.region), config)
+        except published.PublishedValuesError as error:
+            raise ConfigError(str(error)) from None
+        if not contract_path(values.model.dataset).is_file():
+            where = contract_path(values.model.dataset).relative_to(PIPELINES_SRC.parent)
+            raise ConfigError(f"dataset {values.model.dataset!r} has no data contract in this checkout ({where})")
+        return cls(config=config, values=values)
 
-    def check(self) -> None:
-        """What PipelineSettings checks, and the code prefix and dataset, in terms of the variables."""
-        for name, variable in ENVIRONMENT.items():
-            value = getattr(self, name)
-            if any("${" in text for text in (value if isinstance(value, tuple) else (value,)) if isinstance(text, str)):
-                raise ConfigError(f"{variable}: {value!r} holds a '${{': CI gives SageMaker concrete values")
-        if not _KEY_PREFIX.fullmatch(self.code_prefix):
-            raise ConfigError(f"CODE_PREFIX: {self.code_prefix!r} is not an S3 key prefix (no leading or trailing '/')")
-        if not _DATASET.fullmatch(self.dataset):
-            raise ConfigError(f"DATASET: {self.dataset!r} is not a dataset name (lowercase, digits, '_', '-')")
-        if not contract_path(self.dataset).is_file():
-            where = contract_path(self.dataset).relative_to(PIPELINES_SRC.parent)
-            raise ConfigError(f"DATASET: {self.dataset!r} has no data contract ({where} does not exist)")
-        self.pipeline_settings(_PLACEHOLDER_CODE)
+    def differences(self) -> list[str]:
+        """Where the pushed config differs from the one the deployed definition was built with."""
+        monitor = "operations.drift.engine is model_monitor"
+        pushed = {**dataclasses.asdict(self.config.model), monitor: self.config.operations.drift.model_monitor}
+        deployed = {**dataclasses.asdict(self.values.model), monitor: self.values.data_quality_monitor}
+        return [
+            f"{key if key == monitor else 'model.' + key}: pushed {pushed[key]!r}, deployed {deployed[key]!r}"
+            for key in pushed
+            if pushed[key] != deployed[key]
+        ]
 
-    def pipeline_settings(self, code: Mapping[str, str]) -> PipelineSettings:
-        """The definition's settings: these values and the uploaded code's URIs, no placeholders."""
-        try:
-            return PipelineSettings(
-                pipeline_name=self.pipeline_name,
-                region=self.region,
-                role_arn=self.role_arn,
-                artifacts_bucket=self.artifacts_bucket,
-                artifacts_prefix=self.artifacts_prefix,
-                input_data_uri=self.input_data_uri,
-                contract_uri=code["contract_uri"],
-                source_tar_uri=code["source_tar_uri"],
-                runner_uri=code["runner_uri"],
-                model_package_group_name=self.model_package_group_name,
-                kms_key_arn=self.kms_key_arn,
-                subnet_ids=self.subnet_ids,
-                security_group_ids=self.security_group_ids,
-                metric=self.metric,
-                goal=self.goal,
-                threshold=self.threshold,
-                processing_instance_type=self.processing_instance_type,
-                training_instance_type=self.training_instance_type,
-                data_quality_monitor=self.data_quality_monitor,
-            )
-        except SettingsError as error:
-            found = _FIELD_ERROR.fullmatch(str(error))
-            if found and found.group(1) in ENVIRONMENT:
-                raise ConfigError(f"{ENVIRONMENT[found.group(1)]}: {found.group(2)}") from error
-            raise
+
+def stage_config(environ: Mapping[str, str], cdk_json: Path = CDK_JSON) -> StageConfig:
+    """The stage ``STAGE`` names, from the pushed cdk.json (a `ConfigError` names what is wrong)."""
+    stage = environ.get(STAGE_VARIABLE, "").strip()
+    if not stage:
+        raise ConfigError(f"{STAGE_VARIABLE} is not set")
+    try:
+        return load_config(json.loads(Path(cdk_json).read_text())["context"]).stage(stage)
+    except StageConfigError as error:
+        raise ConfigError(f"{STAGE_VARIABLE}={stage}: {error}") from None
 
 
 def contract_path(dataset: str) -> Path:
@@ -238,25 +149,29 @@ def upload_code(
     *,
     dataset: str,
     kms_key_id: str,
+    names: Mapping[str, str] | None = None,
     steps_dir: Path = STEPS_DIR,
     runner_path: Path = RUNNER_PATH,
     echo: Callable[[str], None] = print,
 ) -> dict[str, str]:
-    """Upload the steps tarball, the runner and the data contract; their URIs by PipelineSettings field.
+    """Upload the runner, the steps tarball and the data contract; their URIs by `CODE_FIELDS` field.
 
-    Keys are ``<prefix>/<sha256 of the content>/<name>``: the same content always has the same URI,
-    an object already there is not uploaded again, and a changed file gets a new key. Objects are
-    encrypted with the KMS key.
+    Keys are ``<prefix>/<sha256 of the content>/<name>``, ``names`` the object names the deployed
+    definition finds the code by (`deployed_code`; default the conventional names): the same content
+    always has the same URI, an object already there is not uploaded again, and a changed file gets a
+    new key. Objects are encrypted with the KMS key.
     """
+    names = {**dict(zip(CODE_FIELDS, (RUNNER_NAME, SOURCE_TARBALL_NAME, CONTRACT_NAME), strict=True)), **(names or {})}
     with tempfile.TemporaryDirectory() as scratch:
         tarball = build_source_tarball(steps_dir, Path(scratch) / SOURCE_TARBALL_NAME)
         contents = {
-            "source_tar_uri": (SOURCE_TARBALL_NAME, tarball.read_bytes()),
-            "runner_uri": (RUNNER_NAME, Path(runner_path).read_bytes()),
-            "contract_uri": (CONTRACT_NAME, contract_path(dataset).read_bytes()),
+            "runner_uri": Path(runner_path).read_bytes(),
+            "source_tar_uri": tarball.read_bytes(),
+            "contract_uri": contract_path(dataset).read_bytes(),
         }
     uris: dict[str, str] = {}
-    for field_name, (name, body) in contents.items():
+    for field_name, body in contents.items():
+        name = names[field_name]
         key = f"{prefix}/{hashlib.sha256(body).hexdigest()}/{name}"
         uris[field_name] = f"s3://{bucket}/{key}"
         if _exists(s3, bucket, key):
@@ -266,7 +181,7 @@ def upload_code(
             Bucket=bucket,
             Key=key,
             Body=body,
-            ContentType=_CONTENT_TYPES[name],
+            ContentType=_CONTENT_TYPES[Path(name).suffix],
             ServerSideEncryption="aws:kms",
             SSEKMSKeyId=kms_key_id,
         )
@@ -288,45 +203,50 @@ def _exists(s3: Any, bucket: str, key: str) -> bool:
 # --- Pipeline ----------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
-def _definition(settings: PipelineSettings) -> str:
-    """build_definition is pure: one build per settings in a process."""
-    return build_definition(settings)
-
-
 def definition_hash(definition: str) -> str:
     return hashlib.sha256(definition.encode()).hexdigest()
 
 
-def upsert(sagemaker: Any, settings: CiSettings, uris: Mapping[str, str], *, description: str) -> str:
-    """Update the pipeline with the definition of these settings and code URIs (create it if missing).
+@dataclass(frozen=True)
+class DeployedCode:
+    """The deployed definition's code parameters: the object names they expect; and the definition's hash."""
 
-    Returns the definition's sha256. The definition holds concrete values only: SageMaker runs it as it is.
+    names: dict[str, str]
+    definition_sha256: str
+
+
+def deployed_code(sagemaker: Any, pipeline_name: str) -> DeployedCode:
+    """Read (never write) the deployed definition: the object names of its code parameters' defaults.
+
+    A URI passed for a code parameter must end with its default's object name, which the jobs' command
+    lines hold (pipelines_src/definition.py, `code_object_names`): a job's S3Prefix input puts an object
+    under its local path by the key's part after the prefix's last '/', so the name is what the job sees.
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingS3Input.html
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StartPipelineExecution.html (PipelineParameters:
+    values for the definition's parameters; the others keep their defaults)
     """
-    pipeline = settings.pipeline_settings(uris)
-    definition = _definition(pipeline)
-    arguments = {
-        "PipelineName": pipeline.pipeline_name,
-        "PipelineDefinition": definition,
-        "PipelineDescription": description[:_DESCRIPTION_MAX],
-        "RoleArn": pipeline.role_arn,
-    }
-    try:
-        sagemaker.update_pipeline(**arguments)
-    except ClientError as error:
-        if not _not_found(error):
-            raise
-        sagemaker.create_pipeline(PipelineDisplayName=pipeline.pipeline_name, **arguments)
-    return definition_hash(definition)
+    definition = str(sagemaker.describe_pipeline(PipelineName=pipeline_name)["PipelineDefinition"])
+    defaults = {item.get("Name"): item.get("DefaultValue") for item in json.loads(definition).get("Parameters", [])}
+    names: dict[str, str] = {}
+    for field_name, parameter in CODE_PARAMETERS.items():
+        default = defaults.get(parameter)
+        if not isinstance(default, str) or not default.startswith("s3://"):
+            raise ConfigError(
+                f"the deployed pipeline {pipeline_name} has no code parameter {parameter}: "
+                "deploy the platform (cdk deploy) to update its definition"
+            )
+        names[field_name] = default.rsplit("/", 1)[-1]
+    return DeployedCode(names=names, definition_sha256=definition_hash(definition))
 
 
-def _not_found(error: Any) -> bool:
-    details = error.response.get("Error", {})
-    message = str(details.get("Message", "")).lower()
-    # moto answers ValidationException "Could not find pipeline ..." where SageMaker says ResourceNotFound.
-    return details.get("Code") == "ResourceNotFound" or (
-        details.get("Code") == "ValidationException" and ("could not find" in message or "does not exist" in message)
-    )
+def code_parameters(uris: Mapping[str, str]) -> list[dict[str, str]]:
+    """StartPipelineExecution's PipelineParameters for these code URIs (by `CODE_FIELDS` field)."""
+    return [{"Name": CODE_PARAMETERS[name], "Value": uris[name]} for name in CODE_FIELDS]
+
+
+def code_hash(uris: Mapping[str, str]) -> str:
+    """One hash of the code an execution runs (its URIs are content-addressed)."""
+    return hashlib.sha256("\n".join(uris[name] for name in CODE_FIELDS).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -336,20 +256,24 @@ class ExecutionLabels:
     client_request_token: str
 
 
-def execution_labels(commit: str | None, definition_sha256: str, *, build_id: str | None = None) -> ExecutionLabels:
+def execution_labels(
+    commit: str | None, definition_sha256: str, code_sha256: str, *, build_id: str | None = None
+) -> ExecutionLabels:
     """Display name, description and idempotency token of the execution a build starts.
 
-    With a commit, the token is derived from it and from the definition: a retried build finds the
-    execution it started before instead of starting another. Without one, every call starts one.
+    With a commit, the token is derived from it, the deployed definition and the code: a retried build
+    finds the execution it started before instead of starting another. Without one, every call starts one.
     """
     if commit:
         words = re.sub(r"[^A-Za-z0-9]+", "-", commit).strip("-")
         display_name = f"ci-{words}"[:_DISPLAY_NAME_MAX].rstrip("-")
-        seed = f"{commit}\n{definition_sha256}"
+        seed = f"{commit}\n{definition_sha256}\n{code_sha256}"
     else:
-        display_name = f"ci-no-commit-{definition_sha256[:12]}"
-        seed = f"{uuid.uuid4()}\n{definition_sha256}"
-    description = f"CI train: commit {commit or 'unknown'}, definition sha256 {definition_sha256}"
+        display_name = f"ci-no-commit-{code_sha256[:12]}"
+        seed = f"{uuid.uuid4()}\n{definition_sha256}\n{code_sha256}"
+    description = (
+        f"CI train: commit {commit or 'unknown'}, code sha256 {code_sha256}, definition sha256 {definition_sha256}"
+    )
     if build_id:
         description += f", CodeBuild {build_id}"
     return ExecutionLabels(
@@ -359,13 +283,14 @@ def execution_labels(commit: str | None, definition_sha256: str, *, build_id: st
     )
 
 
-def start(sagemaker: Any, name: str, *, display_name: str, description: str, client_request_token: str) -> str:
-    """Start one execution with the definition's parameter defaults; its ARN."""
+def start(sagemaker: Any, name: str, parameters: list[dict[str, str]], labels: ExecutionLabels) -> str:
+    """Start one execution with these parameters (the others keep the definition's defaults); its ARN."""
     response = sagemaker.start_pipeline_execution(
         PipelineName=name,
-        PipelineExecutionDisplayName=display_name,
-        PipelineExecutionDescription=description,
-        ClientRequestToken=client_request_token,
+        PipelineParameters=parameters,
+        PipelineExecutionDisplayName=labels.display_name,
+        PipelineExecutionDescription=labels.description,
+        ClientRequestToken=labels.client_request_token,
     )
     return str(response["PipelineExecutionArn"])
 
@@ -466,13 +391,13 @@ def _one_line(error: BaseException) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines_src.cicd",
-        description="Update the model-build pipeline from this checkout; run it and wait for the outcome. "
-        f"Settings come from the environment: {', '.join(ENVIRONMENT.values())}.",
+        description="Run the deployed model-build pipeline on this checkout's step code and wait for the outcome. "
+        f"{STAGE_VARIABLE} names the stage of cdk.json; the rest comes from the values its stacks published.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    upsert_command = commands.add_parser("upload-and-upsert", help="upload the code and update the pipeline")
-    run_command = commands.add_parser("run", help="upload, update, start an execution and follow it")
-    for command in (upsert_command, run_command):
+    upload_command = commands.add_parser("upload", help="upload the code the deployed definition would run")
+    run_command = commands.add_parser("run", help="upload, start an execution on the uploaded code and follow it")
+    for command in (upload_command, run_command):
         command.add_argument("--summary", type=Path, help="write a JSON summary of the outcome to this file")
     run_command.add_argument("--no-wait", action="store_true", help="start the execution and return")
     run_command.add_argument("--poll-seconds", type=float, default=30.0, help="seconds between polls (30)")
@@ -489,6 +414,7 @@ def main(
     *,
     environ: Mapping[str, str] | None = None,
     client: Callable[[str, str], Any] = _client,
+    cdk_json: Path = CDK_JSON,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
@@ -500,7 +426,7 @@ def main(
     commit = environ.get(COMMIT_VARIABLE) or None
     summary: dict[str, Any] = {"command": arguments.command, "commit": commit}
     try:
-        code = _run(arguments, environ, commit, summary, client=client, clock=clock, sleep=sleep)
+        code = _run(arguments, environ, commit, summary, client=client, cdk_json=cdk_json, clock=clock, sleep=sleep)
     except (ConfigError, SettingsError) as error:
         summary.update(status="Error", reason=_one_line(error))
         print(f"error: bad settings: {_one_line(error)}", file=sys.stderr)
@@ -527,37 +453,39 @@ def _run(
     summary: dict[str, Any],
     *,
     client: Callable[[str, str], Any],
+    cdk_json: Path,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
 ) -> int:
-    settings = CiSettings.from_environ(environ)
-    summary["pipeline"] = settings.pipeline_name
+    settings = CiSettings.load(environ, client, cdk_json=cdk_json)
+    values = settings.values
+    summary["pipeline"] = values.build_pipeline
+    summary["config_differences"] = settings.differences()
+    for difference in summary["config_differences"]:
+        print(
+            f"warning: {difference}: this run trains with the deployed definition; "
+            "the pushed config reaches it with the platform deploy",
+            file=sys.stderr,
+        )
+    sagemaker = client("sagemaker", values.region)
+    deployed = deployed_code(sagemaker, values.build_pipeline)
+    summary["definition_sha256"] = deployed.definition_sha256
     code = upload_code(
-        client("s3", settings.region),
-        settings.artifacts_bucket,
-        settings.code_prefix,
-        dataset=settings.dataset,
-        kms_key_id=settings.kms_key_arn,
+        client("s3", values.region),
+        values.artifacts_bucket,
+        values.code_prefix,
+        dataset=values.model.dataset,
+        kms_key_id=values.kms_key_arn,
+        names=deployed.names,
     )
     summary["code"] = code
-    sagemaker = client("sagemaker", settings.region)
-    description = f"Model-build pipeline, updated by CI from commit {commit or 'unknown'}"
-    digest = upsert(sagemaker, settings, code, description=description)
-    summary["definition_sha256"] = digest
-    print(f"pipeline {settings.pipeline_name} updated: definition sha256 {digest}", flush=True)
-    if arguments.command == "upload-and-upsert":
-        summary["status"] = "Updated"
+    if arguments.command == "upload":
+        summary["status"] = UPLOADED
         return EXIT_SUCCEEDED
-    labels = execution_labels(commit, digest, build_id=environ.get(BUILD_VARIABLE))
-    arn = start(
-        sagemaker,
-        settings.pipeline_name,
-        display_name=labels.display_name,
-        description=labels.description,
-        client_request_token=labels.client_request_token,
-    )
+    labels = execution_labels(commit, deployed.definition_sha256, code_hash(code), build_id=environ.get(BUILD_VARIABLE))
+    arn = start(sagemaker, values.build_pipeline, code_parameters(code), labels)
     summary.update(pipeline_execution_arn=arn, display_name=labels.display_name, status=STARTED)
-    print(f"started {arn} ({labels.display_name})", flush=True)
+    print(f"started {arn} ({labels.display_name}) on the deployed definition {deployed.definition_sha256}", flush=True)
     if arguments.no_wait:
         return EXIT_SUCCEEDED
     outcome = follow(

@@ -97,6 +97,12 @@ INPUT_DATA_URI: Final = "InputDataUri"
 PROCESSING_INSTANCE_TYPE: Final = "ProcessingInstanceType"
 TRAINING_INSTANCE_TYPE: Final = "TrainingInstanceType"
 METRIC_THRESHOLD: Final = "MetricThreshold"
+# The step code an execution runs (defaults: the settings' code URIs, the code deployed with the definition).
+# CI passes the pushed code's URIs here; objects must keep the defaults' object names (`code_object_names`).
+RUNNER_URI: Final = "RunnerUri"
+SOURCE_TAR_URI: Final = "SourceTarUri"
+CONTRACT_URI: Final = "ContractUri"
+CODE_PARAMETERS: Final = {"runner_uri": RUNNER_URI, "source_tar_uri": SOURCE_TAR_URI, "contract_uri": CONTRACT_URI}
 # Every version is registered waiting for a person: no parameter, definition or start variable can
 # register one as Approved (the execution role may not either; stacks/constructs/sagemaker_access.py).
 REGISTERED_APPROVAL_STATUS: Final = "PendingManualApproval"
@@ -383,6 +389,13 @@ def _object_name(uri: str, name: str, conventional: str, suffix: str | tuple[str
     if not re.fullmatch(r"[\w.+=@-]+", last):
         raise _fail(name, uri, "has an object name with characters other than letters, digits and . + = @ - _", owner)
     return last
+
+
+def code_object_names(settings: PipelineSettings) -> dict[str, str]:
+    """The object names the jobs find the code by, by `CODE_PARAMETERS` field: a URI passed for a code
+    parameter must end with the same name as its default (a content-addressed folder may change)."""
+    names = _object_names(settings)
+    return {"runner_uri": names.runner, "source_tar_uri": names.source, "contract_uri": names.contract}
 
 
 def list_placeholders(definition: str) -> list[str]:
@@ -801,11 +814,11 @@ def _processing_output(s: _JobSettings, step: str, name: str, local_path: str) -
     )
 
 
-def _code_inputs(s: _JobSettings) -> list[Any]:
-    """The runner (the job's entrypoint) and the source tarball it unpacks."""
+def _code_inputs(s: _JobSettings, *, runner: Any = None, source: Any = None) -> list[Any]:
+    """The runner (the job's entrypoint) and the source tarball it unpacks (default: the settings' URIs)."""
     return [
-        _processing_input("code", s.runner_uri, _CODE_DIR),
-        _processing_input("source", s.source_tar_uri, _SOURCE_DIR),
+        _processing_input("code", s.runner_uri if runner is None else runner, _CODE_DIR),
+        _processing_input("source", s.source_tar_uri if source is None else source, _SOURCE_DIR),
     ]
 
 
@@ -939,6 +952,9 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     processing_type = ParameterString(name=PROCESSING_INSTANCE_TYPE, default_value=s.processing_instance_type)
     training_type = ParameterString(name=TRAINING_INSTANCE_TYPE, default_value=s.training_instance_type)
     threshold = ParameterFloat(name=METRIC_THRESHOLD, default_value=s.threshold)
+    runner_code = ParameterString(name=RUNNER_URI, default_value=s.runner_uri)
+    source_code = ParameterString(name=SOURCE_TAR_URI, default_value=s.source_tar_uri)
+    contract_code = ParameterString(name=CONTRACT_URI, default_value=s.contract_uri)
 
     def output_uri(step: Any, name: str) -> Any:
         return step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
@@ -947,9 +963,9 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
         # Processing jobs read their inputs from local disk: no network.
         return _processor(s, session, names, image=image, job=job, instance_type=processing_type, isolated=True)
 
-    code_inputs = _code_inputs(s)
+    code_inputs = _code_inputs(s, runner=runner_code, source=source_code)
     data_inputs = [
-        _processing_input("contract", s.contract_uri, _CONTRACT_DIR),
+        _processing_input("contract", contract_code, _CONTRACT_DIR),
         _processing_input("data", input_data, _DATA_DIR),
     ]
     data_arguments = ["--data-dir", _DATA_DIR, "--contract", f"{_CONTRACT_DIR}/{names.contract}"]
@@ -1069,7 +1085,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
             input_data_config=[
                 channel("train", output_uri(preprocess, "train"), "text/csv"),
                 channel("validation", output_uri(preprocess, "validation"), "text/csv"),
-                channel(_TRAINING_CODE_CHANNEL, s.source_tar_uri, None),
+                channel(_TRAINING_CODE_CHANNEL, source_code, None),
             ]
         )
     train = TrainingStep(name=TRAIN, step_args=train_arguments)
@@ -1173,7 +1189,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     )
     pipeline = Pipeline(
         name=s.pipeline_name,
-        parameters=[input_data, processing_type, training_type, threshold],
+        parameters=[input_data, processing_type, training_type, threshold, runner_code, source_code, contract_code],
         # SageMaker does not run a ConditionStep nested in another's branches: CheckMetric is top-level,
         # after Evaluate (whose evaluation it reads), so it runs only where CheckDataContract let Evaluate run.
         steps=[validate, check_contract, check_metric],

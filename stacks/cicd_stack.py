@@ -2,8 +2,8 @@
 
 model-build CodePipeline (V2), started by a push to the configured branch:
     Source -> Test (make test: lint, types, unit and end-to-end tests, data contracts; JUnit reports)
-           -> Train (make ci-train: the pushed code becomes the SageMaker pipeline's definition, through
-              the same definition function the stack uses; one execution, followed to its outcome)
+           -> Train (make ci-train: one execution of the deployed SageMaker pipeline on the pushed step code,
+              passed as its code parameters, followed to its outcome; CloudFormation alone writes the definition)
 
 model-deploy CodePipeline (V2), started by the registry-approval function with the approved
 version in the ModelPackageArn variable:
@@ -36,17 +36,15 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from pipelines_src.cicd import MONITOR_VARIABLE
+from pipelines_src.cicd import STAGE_VARIABLE
 from stacks import naming
 from stacks.config import StageConfig
 from stacks.constructs.connections import grant_connection_use
 from stacks.constructs.data_lake import LakeStorage
-from stacks.constructs.model_build import ModelBuildPipeline
-from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.notifications import notify_on
 from stacks.constructs.release_tool import release_tool_asset
-from stacks.ml_platform_stack import CODE_PREFIX
 from stacks.nag import acknowledge_wildcards
+from stacks.naming import CODE_PREFIX
 from stacks.retention import log_retention, removal_policy
 
 PACKAGE_VARIABLE = "ModelPackageArn"
@@ -111,9 +109,6 @@ class CICDStack(Stack):
         *,
         config: StageConfig,
         lake: LakeStorage,
-        network: PrivateNetwork,
-        model_build: ModelBuildPipeline,
-        pipeline_role: iam.IRole,
         topic: sns.ITopic,
         **kwargs: Any,
     ) -> None:
@@ -151,31 +146,13 @@ class CICDStack(Stack):
         sagemaker_pipeline = naming.build_pipeline(config)
         self.train_project = self._project(
             "Train",
-            f"Update {sagemaker_pipeline} from the pushed code, run it, wait for the outcome (make ci-train)",
+            f"Run {sagemaker_pipeline} on the pushed step code, wait for the outcome (make ci-train)",
             buildspec("make ci-train", artifacts=["reports/train-summary.json"]),
-            environment={
-                "PIPELINE_NAME": sagemaker_pipeline,
-                "PIPELINE_ROLE_ARN": pipeline_role.role_arn,
-                "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
-                "ARTIFACTS_PREFIX": "model-build",
-                "CODE_PREFIX": CODE_PREFIX,
-                "INPUT_DATA_URI": model_build.input_data_uri,
-                "KMS_KEY_ARN": lake.key.key_arn,
-                "SUBNET_IDS": ",".join(network.workload_subnet_ids),
-                "SECURITY_GROUP_IDS": ",".join(model_build.settings.security_group_ids),
-                "MODEL_PACKAGE_GROUP": naming.model_package_group(config),
-                "METRIC": config.model.metric,
-                "GOAL": config.model.goal,
-                "THRESHOLD": str(config.model.threshold),
-                "PROCESSING_INSTANCE_TYPE": config.model.processing_instance_type,
-                "TRAINING_INSTANCE_TYPE": config.model.training_instance_type,
-                "DATASET": config.model.dataset,
-                # Versions carry a Model Monitor baseline when the endpoint's drift check uses it.
-                **({MONITOR_VARIABLE: "true"} if config.operations.drift.model_monitor else {}),
-            },
+            # The rest comes from the pushed cdk.json and the values the MLPlatform stack publishes (SSM).
+            environment={STAGE_VARIABLE: config.name},
             timeout=Duration.hours(8),
         )
-        self._allow_train(sagemaker_pipeline, pipeline_role)
+        self._allow_train(sagemaker_pipeline)
         self.build.add_stage(
             stage_name="Train",
             actions=[actions.CodeBuildAction(action_name="Train", project=self.train_project, input=source)],
@@ -442,31 +419,29 @@ class CICDStack(Stack):
             )
         return project
 
-    def _allow_train(self, pipeline_name: str, pipeline_role: iam.IRole) -> None:
+    def _allow_train(self, pipeline_name: str) -> None:
+        """Read the deployed definition and the published values, upload code, run the pipeline: never write it."""
         role = self.train_project.role
         assert role is not None
         pipeline_arn = self.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name)
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="UpdateAndRunTheModelBuildPipeline",
+                sid="RunTheModelBuildPipeline",
                 actions=[
                     "sagemaker:DescribePipeline",
-                    "sagemaker:CreatePipeline",
-                    "sagemaker:UpdatePipeline",
                     "sagemaker:StartPipelineExecution",
                     "sagemaker:DescribePipelineExecution",
                     "sagemaker:ListPipelineExecutionSteps",
-                    "sagemaker:AddTags",
                 ],
                 resources=[pipeline_arn, f"{pipeline_arn}/execution/*"],
             )
         )
+        values = naming.platform_values_parameter(self.config)
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="PassThePipelineRole",
-                actions=["iam:PassRole"],
-                resources=[pipeline_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+                sid="ReadThePublishedValues",
+                actions=["ssm:GetParameter"],
+                resources=[self.format_arn(service="ssm", resource="parameter", resource_name=values.lstrip("/"))],
             )
         )
         self.lake.artifacts.grant_read(role, f"{CODE_PREFIX}/*")

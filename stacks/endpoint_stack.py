@@ -37,7 +37,8 @@ from stacks.constructs.data_quality_monitor import DataQualityMonitor
 from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.release_role import ENDPOINT_TAG, EndpointReleaseRole
 from stacks.constructs.sagemaker_access import SageMakerExecutionRole
-from stacks.ml_platform_stack import CODE_PREFIX, ENDPOINT_TARGETS
+from stacks.ml_platform_stack import ENDPOINT_TARGETS
+from stacks.naming import CODE_PREFIX
 from stacks.network_needs import ENDPOINT_HOSTING
 
 TARGETS = ENDPOINT_TARGETS

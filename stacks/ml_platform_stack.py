@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Stack
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from stacks import naming
@@ -15,12 +16,11 @@ from stacks.constructs.drift_check import DriftCheckPipeline
 from stacks.constructs.model_build import ModelBuildPipeline
 from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.sagemaker_access import ModelRegistry, SageMakerExecutionRole
+from stacks.naming import BUILD_ARTIFACTS_PREFIX, CODE_PREFIX, DRIFT_ARTIFACTS_PREFIX
 from stacks.network_needs import DRIFT_JOB, MODEL_BUILD_JOBS
+from stacks.published import PlatformValues
 
-DRIFT_ARTIFACTS_PREFIX = "drift-check"
 ENDPOINT_TARGETS = ("staging", "production")
-# Where CI's train stage uploads pushed step code in the artifacts bucket (pipelines_src/cicd.py).
-CODE_PREFIX = "code"
 
 
 class MLPlatformStack(Stack):
@@ -39,7 +39,7 @@ class MLPlatformStack(Stack):
         self.pipeline_name = naming.build_pipeline(config)
         dataset_prefix = f"{model.dataset}/"
         # Step outputs land under model-build/<pipeline>/<execution>/ (pipelines_src.definition).
-        artifacts_prefix = "model-build"
+        artifacts_prefix = BUILD_ARTIFACTS_PREFIX
         self.registry = ModelRegistry(
             self,
             "Registry",
@@ -132,4 +132,33 @@ class MLPlatformStack(Stack):
             contract=self.model_build.contract,
             subnets=network.workload_subnet_ids,
             security_groups=[self.jobs_security_group.security_group_id],
+        )
+
+        self.values = PlatformValues(
+            stage=config.name,
+            region=config.region,
+            build_pipeline=self.pipeline_name,
+            drift_pipeline=drift_pipeline,
+            pipeline_role_arn=self.execution.role.role_arn,
+            raw_bucket=lake.raw.bucket_name,
+            curated_bucket=lake.curated.bucket_name,
+            artifacts_bucket=lake.artifacts.bucket_name,
+            artifacts_prefix=artifacts_prefix,
+            code_prefix=CODE_PREFIX,
+            drift_artifacts_prefix=DRIFT_ARTIFACTS_PREFIX,
+            input_data_uri=self.model_build.input_data_uri,
+            kms_key_arn=lake.key.key_arn,
+            subnet_ids=tuple(network.workload_subnet_ids),
+            security_group_ids=(self.jobs_security_group.security_group_id,),
+            model_package_group=self.registry.group_name,
+            model=model,
+            data_quality_monitor=config.operations.drift.model_monitor,
+        )
+        # The stage's deploy-time values for CI and the operator CLI (stacks/published.py): written here only.
+        self.values_parameter = ssm.StringParameter(
+            self,
+            "PlatformValues",
+            parameter_name=naming.platform_values_parameter(config),
+            description=f"{config.prefix}: the platform's deploy-time values (JSON), written by CloudFormation",
+            string_value=self.to_json_string(self.values.as_document()),
         )

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from stacks.config import StageConfig
 
+# Prefixes of the artifacts bucket: the model-build pipeline's step outputs (<prefix>/<pipeline>/<execution>/),
+# the step code CI uploads (content-addressed), the drift-check pipeline's outputs.
+BUILD_ARTIFACTS_PREFIX = "model-build"
+CODE_PREFIX = "code"
+DRIFT_ARTIFACTS_PREFIX = "drift-check"
+
 
 def model_package_group(config: StageConfig) -> str:
     return f"{config.prefix}-{config.model.name}"
@@ -100,6 +106,12 @@ def feature_drift_alarm(alarm_prefix: str, statistic: str, feature: str) -> str:
 def deployed_version_parameter(config: StageConfig, target: str) -> str:
     """The SSM parameter recording the model package ARN a target's endpoint serves (each release writes it)."""
     return f"/{config.project}/{config.name}/{config.model.name}/{target}/model-package-arn"
+
+
+def platform_values_parameter(config: StageConfig) -> str:
+    """The SSM parameter holding the stage's deploy-time values as one JSON document (stacks/published.py).
+    CloudFormation writes it (the MLPlatform stack); CI and the operator CLI read it."""
+    return f"/{config.project}/{config.name}/{config.model.name}/platform-values"
 
 
 def drift_alarm_prefix(config: StageConfig) -> str:

@@ -77,9 +77,6 @@ class PlatformStage(Stage):
             "CICD",
             config=config,
             lake=self.data_lake.storage,
-            network=self.network.network,
-            model_build=self.ml_platform.model_build,
-            pipeline_role=self.ml_platform.execution.role,
             topic=self.operations.topic,
             description=f"{config.prefix}: model-build and model-deploy CodePipelines",
         )

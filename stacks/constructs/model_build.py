@@ -124,7 +124,7 @@ class ModelBuildPipeline(Construct):
             security_groups=security_groups,
         )
         values["InputDataUri"] = input_data_uri
-        self.input_data_uri = input_data_uri  # what the pipeline trains on by default, for CI to pass on
+        self.input_data_uri = input_data_uri  # what the pipeline trains on by default (published for CI and the CLI)
         self.settings = PipelineSettings(
             pipeline_name=pipeline_name,
             region=region,

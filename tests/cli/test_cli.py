@@ -22,7 +22,9 @@ from moto.server import ThreadedMotoServer
 from mlops_cli import cli, drift, pipelines, text
 from mlops_cli.aws import Aws, CliError
 from pipelines_src.local.run import ARTIFACTS_BUCKET
+from stacks import naming
 from stacks.config import load_config
+from stacks.published import PlatformValues
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -132,43 +134,30 @@ def _seed(url: str) -> None:
         "Steps": [],
     }
     sagemaker.create_pipeline(PipelineName=BUILD, PipelineDefinition=json.dumps(definition), RoleArn=ROLE)
-    drift_definition = {
-        "Version": "2020-12-01",
-        "Parameters": [],
-        "Steps": [
-            {
-                "Name": "DetectDrift",
-                "Type": "Processing",
-                "Arguments": {
-                    "ProcessingOutputConfig": {
-                        "Outputs": [
-                            {
-                                "OutputName": "report",
-                                "S3Output": {
-                                    "S3Uri": {
-                                        "Std:Join": {
-                                            "On": "/",
-                                            "Values": [
-                                                "s3:/",
-                                                DISCOVERED_BUCKET,
-                                                "drift-check",
-                                                DRIFT_PIPELINE,
-                                                {"Get": "Execution.PipelineExecutionId"},
-                                                "DetectDrift",
-                                                "report",
-                                            ],
-                                        }
-                                    }
-                                },
-                            }
-                        ]
-                    }
-                },
-            }
-        ],
-    }
-    sagemaker.create_pipeline(
-        PipelineName=DRIFT_PIPELINE, PipelineDefinition=json.dumps(drift_definition), RoleArn=ROLE
+    # What the MLPlatform stack publishes: the CLI finds the artifacts bucket there.
+    config = load_config(json.loads((ROOT / "cdk.json").read_text())["context"]).stage("dev")
+    values = PlatformValues(
+        stage="dev",
+        region=REGION,
+        build_pipeline=BUILD,
+        drift_pipeline=DRIFT_PIPELINE,
+        pipeline_role_arn=ROLE,
+        raw_bucket="deployed-lake-raw",
+        curated_bucket="deployed-lake-curated",
+        artifacts_bucket=DISCOVERED_BUCKET,
+        artifacts_prefix=naming.BUILD_ARTIFACTS_PREFIX,
+        code_prefix=naming.CODE_PREFIX,
+        drift_artifacts_prefix=naming.DRIFT_ARTIFACTS_PREFIX,
+        input_data_uri="s3://deployed-lake-curated/delivery_time/",
+        kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000",
+        subnet_ids=("subnet-0aaaaaaaaaaaaaaaa",),
+        security_group_ids=("sg-0cccccccccccccccc",),
+        model_package_group=GROUP,
+        model=config.model,
+        data_quality_monitor=False,
+    )
+    client("ssm").put_parameter(
+        Name=naming.platform_values_parameter(config), Type="String", Value=json.dumps(values.as_document())
     )
 
     # moto 5.2.5 has no PutCompositeAlarm: a metric alarm stands in for the composite one (same name).
@@ -511,10 +500,10 @@ def test_drift_shows_the_alarm_the_features_in_alarm_and_the_latest_report(
     assert re.split(r"\s{2,}", lines[8]) == ["weather", "categorical", "0.3512", "-", "-0.0100", "yes"]
 
 
-def test_drift_json_and_the_bucket_read_from_the_drift_pipeline(
+def test_drift_json_and_the_bucket_read_from_the_published_values(
     capsys: pytest.CaptureFixture[str], endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Not --local: credentials from the environment, the bucket from the deployed drift-check definition.
+    # Not --local: credentials from the environment, the bucket from the stage's published values (SSM).
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     code, out, err = mlops(capsys, None, "--endpoint-url", endpoint, "drift", "--json")
@@ -552,6 +541,37 @@ def test_a_model_monitor_alarm_names_its_feature_from_the_metric() -> None:
         }
     )
     assert (row["metric"], row["feature"], row["threshold"]) == ("feature_baseline_drift_weather", "weather", 0.1)
+
+
+def test_values_shows_what_the_stage_published(capsys: pytest.CaptureFixture[str], endpoint: str) -> None:
+    code, out, err = mlops(capsys, endpoint, "values", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert (document["artifacts_bucket"], document["build_pipeline"]) == (DISCOVERED_BUCKET, BUILD)
+    assert document["model"]["metric"] == "rmse"
+    code, out, err = mlops(capsys, endpoint, "values")
+    assert code == 0, err
+    rows = {re.split(r"\s{2,}", line)[0]: re.split(r"\s{2,}", line)[1] for line in out.splitlines()}
+    assert rows["artifacts_bucket"] == DISCOVERED_BUCKET and rows["model.metric"] == "rmse"
+    assert rows["subnet_ids"] == "subnet-0aaaaaaaaaaaaaaaa"
+    code, out, err = mlops(capsys, endpoint, "--stage", "staging", "values")
+    assert code == 1 and out == ""
+    assert "/mlops/staging/delivery-time/platform-values is not published" in one_line(err)
+
+
+def test_without_published_values_the_bucket_is_unknown_and_says_why() -> None:
+    config = load_config(json.loads((ROOT / "cdk.json").read_text())["context"]).stage("staging")
+    aws = Aws(config=config, region=REGION)
+    ssm = boto3.client("ssm", **CREDENTIALS)
+    aws._clients["ssm"] = ssm
+    stubber = Stubber(ssm)
+    name = naming.platform_values_parameter(config)
+    stubber.add_client_error("get_parameter", "ParameterNotFound", expected_params={"Name": name})
+    with stubber:
+        assert drift.artifacts_bucket(aws, None) == (
+            None,
+            f"SSM parameter {name} is not published: deploy the stage's MLPlatform stack first (cdk deploy)",
+        )
 
 
 def test_local_mode_uses_the_local_runs_artifacts_bucket() -> None:

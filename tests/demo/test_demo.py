@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -15,6 +16,7 @@ from demo import run
 from demo.progress import Timeline
 from pipelines_src.local.images import ImageRuntime, for_image
 from pipelines_src.local.serving import XGBOOST_IMAGE
+from pipelines_src.packaging import RUNNER_PATH
 from pipelines_src.steps import capture, contract
 
 
@@ -34,6 +36,17 @@ def test_one_version_is_registered_with_a_finite_metric(fast_run: tuple[dict[str
     assert version["status"] == "Approved"
     assert math.isfinite(version["metrics"]["rmse"])
     assert summary["curation"]["rows_quarantined"] == run.BAD_ROWS
+
+
+@pytest.mark.slow
+def test_the_build_runs_the_checkouts_code_as_ci_passes_it(fast_run: tuple[dict[str, Any], str, Path]) -> None:
+    """As CI's Train: the deployed definition, the step code content-addressed and passed as its code parameters."""
+    summary, out, _ = fast_run
+    parameters = summary["build_parameters"]
+    assert set(parameters) >= {"RunnerUri", "SourceTarUri", "ContractUri"}
+    runner = hashlib.sha256(RUNNER_PATH.read_bytes()).hexdigest()
+    assert parameters["RunnerUri"] == f"s3://{summary['names']['artifacts_bucket']}/code/{runner}/{RUNNER_PATH.name}"
+    assert "as CI runs it: this checkout's code under" in out
 
 
 @pytest.mark.slow

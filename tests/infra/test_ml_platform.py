@@ -11,6 +11,7 @@ import pytest
 
 from pipelines_src.definition import list_placeholders
 from stacks.config import PlatformConfig
+from stacks.constructs.model_build import asset_uri
 from tests.conftest import Synthesized, exported_value
 
 STAGES = ["dev", "staging", "prod"]
@@ -86,12 +87,23 @@ def test_parameters_default_to_the_stage_config(
 ) -> None:
     model = platform_config.stage(stage).model
     _, definition, variables = _pipeline(synthesized, stage)
+    ml_platform = synthesized.stages[stage].ml_platform
+    build = ml_platform.model_build
     defaults = {parameter["Name"]: parameter.get("DefaultValue") for parameter in definition["Parameters"]}
     assert defaults == {
         "InputDataUri": "${InputDataUri}",
         "ProcessingInstanceType": model.processing_instance_type,
         "TrainingInstanceType": model.training_instance_type,
         "MetricThreshold": model.threshold,
+        # the code deployed with the definition: the stack's assets (CI passes the pushed code instead)
+        **{
+            name: asset_uri(ml_platform, asset)
+            for name, asset in (
+                ("RunnerUri", build.runner),
+                ("SourceTarUri", build.source),
+                ("ContractUri", build.contract),
+            )
+        },
     }
     # the input default is the dataset's prefix of the curated zone: what the curation job wrote
     joined = variables["InputDataUri"]["Fn::Join"][1]

@@ -1,13 +1,14 @@
-"""CI's train command: settings from the environment, content-addressed code, the pipeline updated
-with the stack's definition function, one execution started and followed to its outcome.
+"""CI's train command: the stage from STAGE, the deploy-time values from the published SSM parameter,
+content-addressed code, one execution of the deployed pipeline on that code, followed to its outcome.
 
-AWS is moto (which marks an execution Succeeded as soon as it starts) or a stub SageMaker client
-for executions that run, fail or never end. The definition is built once, here (a module fixture);
-the command's own build of the same settings is checked to be that call and then comes from its cache.
+AWS is moto (which marks an execution Succeeded as soon as it starts) or stub clients for executions
+that run, fail or never end. The deployed pipeline is created here as CloudFormation would: the
+definition built once (a module fixture) from concrete values, the published values beside it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -23,36 +24,64 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from pipelines_src import cicd
-from pipelines_src.definition import build_definition
+from pipelines_src.definition import CODE_PARAMETERS, PipelineSettings, build_definition, code_object_names
 from pipelines_src.packaging import RUNNER_PATH, STEPS_DIR
+from stacks import naming
+from stacks.config import StageConfig, load_config
+from stacks.published import PlatformValues
+from tests.conftest import cdk_json_context
 
-REGION = "eu-west-1"
-BUCKET = "artifacts-123456789012"
-PIPELINE = "mlops-dev-delivery-time-build"
-KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+STAGE = "dev"
+CONFIG: StageConfig = load_config(cdk_json_context()).stage(STAGE)
+REGION = CONFIG.region
+ACCOUNT = "123456789012"
+BUCKET = f"artifacts-{ACCOUNT}"
+ASSETS = f"cdk-assets-{ACCOUNT}-{REGION}"
+PIPELINE = naming.build_pipeline(CONFIG)
+KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-EXECUTION = f"arn:aws:sagemaker:{REGION}:123456789012:pipeline/{PIPELINE}/execution/abc123"
-ENV = {
-    "PIPELINE_NAME": PIPELINE,
-    "AWS_REGION": REGION,
-    "PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/mlops-dev-pipeline",
-    "ARTIFACTS_BUCKET": BUCKET,
-    "INPUT_DATA_URI": "s3://lake-123456789012/raw/delivery_time/",
-    "KMS_KEY_ARN": KMS_KEY,
-    "SUBNET_IDS": "subnet-0aaaaaaaaaaaaaaaa, subnet-0bbbbbbbbbbbbbbbb",
-    "SECURITY_GROUP_IDS": "sg-0cccccccccccccccc",
-    "MODEL_PACKAGE_GROUP": "mlops-dev-delivery-time",
-    "METRIC": "rmse",
-    "GOAL": "minimize",
-    "THRESHOLD": "8",
-    "PROCESSING_INSTANCE_TYPE": "ml.m5.large",
-    "TRAINING_INSTANCE_TYPE": "ml.m5.xlarge",
-    "DATASET": "delivery_time",
+EXECUTION = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/abc123"
+ENV = {"STAGE": STAGE}
+# The code the platform deploy shipped with the definition: CDK file assets, named <hash>.<extension>.
+DEPLOYED_CODE = {
+    "runner_uri": f"s3://{ASSETS}/{'a' * 64}.sh",
+    "source_tar_uri": f"s3://{ASSETS}/{'b' * 64}.gz",
+    "contract_uri": f"s3://{ASSETS}/{'c' * 64}.json",
 }
+VALUES = PlatformValues(
+    stage=STAGE,
+    region=REGION,
+    build_pipeline=PIPELINE,
+    drift_pipeline=naming.drift_pipeline(CONFIG),
+    pipeline_role_arn=f"arn:aws:iam::{ACCOUNT}:role/mlops-dev-pipeline",
+    raw_bucket=f"raw-{ACCOUNT}",
+    curated_bucket=f"curated-{ACCOUNT}",
+    artifacts_bucket=BUCKET,
+    artifacts_prefix=naming.BUILD_ARTIFACTS_PREFIX,
+    code_prefix=naming.CODE_PREFIX,
+    drift_artifacts_prefix=naming.DRIFT_ARTIFACTS_PREFIX,
+    input_data_uri=f"s3://curated-{ACCOUNT}/{CONFIG.model.dataset}/",
+    kms_key_arn=KMS_KEY,
+    subnet_ids=("subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"),
+    security_group_ids=("sg-0cccccccccccccccc",),
+    model_package_group=naming.model_package_group(CONFIG),
+    model=CONFIG.model,
+    data_quality_monitor=False,
+)
 
 
 def quiet(line: str) -> None:
     pass
+
+
+def deployed_settings() -> PipelineSettings:
+    """What the MLPlatform stack builds the definition from, with its references resolved."""
+    return VALUES.pipeline_settings(DEPLOYED_CODE)
+
+
+@pytest.fixture(scope="module")
+def deployed_definition() -> str:
+    return build_definition(deployed_settings())
 
 
 def existing_objects() -> Any:
@@ -62,26 +91,46 @@ def existing_objects() -> Any:
 
 @pytest.fixture(scope="module")
 def code_uris() -> dict[str, str]:
-    return cicd.upload_code(existing_objects(), BUCKET, "code", dataset="delivery_time", kms_key_id=KMS_KEY, echo=quiet)
-
-
-@pytest.fixture(scope="module")
-def expected_definition(code_uris: dict[str, str]) -> str:
-    return build_definition(cicd.CiSettings.from_environ(ENV).pipeline_settings(code_uris))
+    names = code_object_names(deployed_settings())
+    return cicd.upload_code(
+        existing_objects(), BUCKET, "code", dataset="delivery_time", kms_key_id=KMS_KEY, names=names, echo=quiet
+    )
 
 
 @dataclass
 class Aws:
     s3: Any
     sagemaker: Any
+    ssm: Any
+
+
+def publish(ssm: Any, values: PlatformValues = VALUES) -> None:
+    """The stage's values in the parameter, as CloudFormation writes it."""
+    ssm.put_parameter(
+        Name=naming.platform_values_parameter(CONFIG),
+        Type="String",
+        Value=json.dumps(values.as_document()),
+        Overwrite=True,
+    )
 
 
 @pytest.fixture
-def aws() -> Iterator[Aws]:
+def aws(deployed_definition: str) -> Iterator[Aws]:
+    """The emulated account after a platform deploy: bucket, published values, the pipeline's definition."""
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        yield Aws(s3=s3, sagemaker=boto3.client("sagemaker", region_name=REGION))
+        s3.create_bucket(Bucket=BUCKET)
+        ssm = boto3.client("ssm", region_name=REGION)
+        publish(ssm)
+        sagemaker = boto3.client("sagemaker", region_name=REGION)
+        sagemaker.create_pipeline(
+            PipelineName=PIPELINE, PipelineDefinition=deployed_definition, RoleArn=VALUES.pipeline_role_arn
+        )
+        yield Aws(s3=s3, sagemaker=sagemaker, ssm=ssm)
+
+
+def moto_client(service: str, region: str) -> Any:
+    return boto3.client(service, region_name=region)
 
 
 class FakeClock:
@@ -97,9 +146,17 @@ class FakeClock:
         self.now += seconds
 
 
-def stub_sagemaker(*statuses: dict[str, Any], steps: list[dict[str, Any]] | None = None) -> Any:
-    """A SageMaker client whose execution goes through these describe answers (the last one repeats)."""
+def stub_ssm(values: PlatformValues = VALUES) -> Any:
+    ssm = mock.MagicMock(name="ssm")
+    ssm.get_parameter.return_value = {"Parameter": {"Value": json.dumps(values.as_document())}}
+    return ssm
+
+
+def stub_sagemaker(definition: str, *statuses: dict[str, Any], steps: list[dict[str, Any]] | None = None) -> Any:
+    """A SageMaker client with this deployed definition, whose execution goes through these describe answers
+    (the last one repeats)."""
     sagemaker = mock.MagicMock(name="sagemaker")
+    sagemaker.describe_pipeline.return_value = {"PipelineDefinition": definition}
     sagemaker.start_pipeline_execution.return_value = {"PipelineExecutionArn": EXECUTION}
     answers = list(statuses)
     sagemaker.describe_pipeline_execution.side_effect = lambda **_: answers.pop(0) if len(answers) > 1 else answers[0]
@@ -107,11 +164,12 @@ def stub_sagemaker(*statuses: dict[str, Any], steps: list[dict[str, Any]] | None
     return sagemaker
 
 
-def run_main(argv: list[str], sagemaker: Any, clock: FakeClock, **environ: str) -> int:
+def run_main(argv: list[str], sagemaker: Any, clock: FakeClock, ssm: Any = None, **environ: str) -> int:
+    clients = {"s3": existing_objects(), "sagemaker": sagemaker, "ssm": ssm or stub_ssm()}
     return cicd.main(
         argv,
         environ={**ENV, **environ},
-        client=lambda service, region: existing_objects() if service == "s3" else sagemaker,
+        client=lambda service, region: clients[service],
         clock=clock,
         sleep=clock.sleep,
     )
@@ -120,88 +178,82 @@ def run_main(argv: list[str], sagemaker: Any, clock: FakeClock, **environ: str) 
 # --- Settings ----------------------------------------------------------------------------------
 
 
-def test_settings_are_read_from_the_environment() -> None:
-    settings = cicd.CiSettings.from_environ(ENV)
-    assert settings.subnet_ids == ("subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb")
-    assert settings.security_group_ids == ("sg-0cccccccccccccccc",)
-    assert settings.threshold == 8.0
-    assert (settings.artifacts_prefix, settings.code_prefix) == ("model-build", "code"), "the defaults"
-    assert settings.model_package_group_name == "mlops-dev-delivery-time"
-    overridden = cicd.CiSettings.from_environ({**ENV, "ARTIFACTS_PREFIX": "builds", "CODE_PREFIX": "ci/code"})
-    assert (overridden.artifacts_prefix, overridden.code_prefix) == ("builds", "ci/code")
-    assert set(cicd.ENVIRONMENT.values()) == set(ENV) | {"ARTIFACTS_PREFIX", "CODE_PREFIX"}
+def test_the_stage_is_the_only_variable_and_the_rest_is_what_the_stacks_published(aws: Aws) -> None:
+    assert cicd.ENVIRONMENT == {"stage": "STAGE"}
+    settings = cicd.CiSettings.load(ENV, moto_client)
+    assert settings.config == CONFIG
+    assert settings.values == VALUES
+    assert settings.differences() == []
 
 
-def test_ci_builds_the_model_monitor_baseline_step_only_when_asked(code_uris: dict[str, str]) -> None:
-    """The drift engine model_monitor sets DATA_QUALITY_MONITOR on the train project; CI must not drop the step."""
-    assert cicd.CiSettings.from_environ(ENV).pipeline_settings(code_uris).data_quality_monitor is False
-    monitored = cicd.CiSettings.from_environ({**ENV, "DATA_QUALITY_MONITOR": "true"})
-    assert monitored.pipeline_settings(code_uris).data_quality_monitor is True
+def test_a_pushed_config_that_differs_from_the_deployed_one_is_named(aws: Aws) -> None:
+    deployed = dataclasses.replace(VALUES, model=dataclasses.replace(CONFIG.model, threshold=9.5, metric="mae"))
+    publish(aws.ssm, deployed)
+    settings = cicd.CiSettings.load(ENV, moto_client)
+    assert settings.values.model.threshold == 9.5
+    assert settings.differences() == [
+        f"model.metric: pushed {CONFIG.model.metric!r}, deployed 'mae'",
+        f"model.threshold: pushed {CONFIG.model.threshold!r}, deployed 9.5",
+    ]
 
 
 @pytest.mark.parametrize(
-    ("variable", "value", "reason"),
+    ("environ", "reason"),
     [
-        ("PIPELINE_NAME", None, "PIPELINE_NAME is not set"),
-        ("KMS_KEY_ARN", "  ", "KMS_KEY_ARN is not set"),
-        ("AWS_REGION", None, "AWS_REGION is not set"),
-        ("AWS_REGION", "", "AWS_REGION is not set"),
-        ("THRESHOLD", "high", "THRESHOLD: 'high' is not a number"),
-        ("THRESHOLD", "nan", "THRESHOLD: nan must be a finite number"),
-        ("SUBNET_IDS", "subnet-a,,subnet-b", "SUBNET_IDS: 'subnet-a,,subnet-b' is not a comma-separated list"),
-        ("GOAL", "up", "GOAL: 'up' is not one of maximize, minimize"),
-        ("METRIC", "Bad-Metric", "METRIC: 'Bad-Metric' is not a metric name"),
-        ("PIPELINE_ROLE_ARN", "pipeline", "PIPELINE_ROLE_ARN: 'pipeline' is not an IAM role ARN"),
-        ("ARTIFACTS_BUCKET", "Bad_Bucket", "ARTIFACTS_BUCKET: 'Bad_Bucket' is not an S3 bucket name"),
-        ("ARTIFACTS_PREFIX", "/builds", "ARTIFACTS_PREFIX: '/builds' is not an S3 key prefix"),
-        ("CODE_PREFIX", "code/", "CODE_PREFIX: 'code/' is not an S3 key prefix"),
-        ("INPUT_DATA_URI", "/data/raw", "INPUT_DATA_URI: '/data/raw' is neither an s3://bucket/key URI"),
-        ("PROCESSING_INSTANCE_TYPE", "m5.large", "PROCESSING_INSTANCE_TYPE: 'm5.large' is not a SageMaker instance"),
-        ("MODEL_PACKAGE_GROUP", "${Group}", "MODEL_PACKAGE_GROUP: '${Group}' holds a '${'"),
-        ("DATASET", "nope", "DATASET: 'nope' has no data contract (pipelines_src/contracts/nope.json does not exist)"),
-        ("DATASET", "../secrets", "DATASET: '../secrets' is not a dataset name"),
-        ("DATA_QUALITY_MONITOR", "yes", "DATA_QUALITY_MONITOR: 'yes' is not true or false"),
+        ({}, "STAGE is not set"),
+        ({"STAGE": "  "}, "STAGE is not set"),
+        ({"STAGE": "qa"}, "STAGE=qa: "),
     ],
 )
-def test_bad_settings_name_the_variable(variable: str, value: str | None, reason: str) -> None:
-    environ = {name: text for name, text in ENV.items() if name != variable}
-    if value is not None:
-        environ[variable] = value
+def test_a_bad_stage_is_named(aws: Aws, environ: dict[str, str], reason: str) -> None:
     with pytest.raises(cicd.ConfigError) as raised:
-        cicd.CiSettings.from_environ(environ)
+        cicd.CiSettings.load(environ, moto_client)
     assert str(raised.value).startswith(reason)
 
 
-def test_every_missing_variable_is_named_at_once() -> None:
-    with pytest.raises(cicd.ConfigError, match=r"^PIPELINE_NAME, AWS_REGION, .*, DATASET are not set$"):
-        cicd.CiSettings.from_environ({})
-    fallback = cicd.CiSettings.from_environ({**ENV, "AWS_REGION": "", "AWS_DEFAULT_REGION": "us-east-1"})
-    assert fallback.region == "us-east-1"
+def test_a_stage_whose_values_are_not_published_cannot_train(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    aws.ssm.delete_parameter(Name=naming.platform_values_parameter(CONFIG))
+    assert cicd.main(["run"], environ=ENV, client=moto_client) == 2
+    assert capsys.readouterr().err == (
+        f"error: bad settings: SSM parameter {naming.platform_values_parameter(CONFIG)} is not published: "
+        "deploy the stage's MLPlatform stack first (cdk deploy)\n"
+    )
+    assert aws.sagemaker.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"] == []
 
 
-def test_bad_settings_exit_2_with_one_line_and_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_published_values_exit_2_with_one_line_and_a_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], deployed_definition: str
+) -> None:
     summary = tmp_path / "reports" / "summary.json"
-    sagemaker = stub_sagemaker({"PipelineExecutionStatus": "Succeeded"})
-    code = run_main(["run", "--summary", str(summary)], sagemaker, FakeClock(), GOAL="up")
-    assert code == 2
-    assert capsys.readouterr().err == "error: bad settings: GOAL: 'up' is not one of maximize, minimize\n"
+    sagemaker = stub_sagemaker(deployed_definition, {"PipelineExecutionStatus": "Succeeded"})
+    ssm = stub_ssm()
+    document = VALUES.as_document()
+    document["subnet_ids"] = []
+    ssm.get_parameter.return_value = {"Parameter": {"Value": json.dumps(document)}}
+    assert run_main(["run", "--summary", str(summary)], sagemaker, FakeClock(), ssm=ssm) == 2
+    assert capsys.readouterr().err == (
+        f"error: bad settings: SSM parameter {naming.platform_values_parameter(CONFIG)}: subnet_ids is [], "
+        "not a list of ids\n"
+    )
     assert json.loads(summary.read_text())["status"] == "Error"
-    sagemaker.update_pipeline.assert_not_called()
+    sagemaker.start_pipeline_execution.assert_not_called()
 
 
 # --- Code ----------------------------------------------------------------------------------------
 
 
-def test_code_is_uploaded_once_under_content_addressed_keys(
+def test_code_is_uploaded_once_under_content_addressed_keys_with_the_deployed_object_names(
     aws: Aws, tmp_path: Path, code_uris: dict[str, str]
 ) -> None:
-    uris = cicd.upload_code(aws.s3, BUCKET, "code", dataset="delivery_time", kms_key_id=KMS_KEY, echo=quiet)
+    names = code_object_names(deployed_settings())
+    assert names == {name: uri.rsplit("/", 1)[1] for name, uri in DEPLOYED_CODE.items()}
+    uris = cicd.upload_code(aws.s3, BUCKET, "code", dataset="delivery_time", kms_key_id=KMS_KEY, names=names)
     assert uris == code_uris
     runner = RUNNER_PATH.read_bytes()
-    assert uris["runner_uri"] == f"s3://{BUCKET}/code/{hashlib.sha256(runner).hexdigest()}/run_step.sh"
+    assert uris["runner_uri"] == f"s3://{BUCKET}/code/{hashlib.sha256(runner).hexdigest()}/{'a' * 64}.sh"
     contract = (cicd.CONTRACTS_DIR / "delivery_time.json").read_bytes()
-    assert uris["contract_uri"] == f"s3://{BUCKET}/code/{hashlib.sha256(contract).hexdigest()}/contract.json"
-    assert uris["source_tar_uri"].endswith("/sourcedir.tar.gz")
+    assert uris["contract_uri"] == f"s3://{BUCKET}/code/{hashlib.sha256(contract).hexdigest()}/{'c' * 64}.json"
+    assert uris["source_tar_uri"].endswith(f"/{'b' * 64}.gz")
     for uri in uris.values():
         key = uri.removeprefix(f"s3://{BUCKET}/")
         body = aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
@@ -211,7 +263,9 @@ def test_code_is_uploaded_once_under_content_addressed_keys(
 
     lines: list[str] = []
     with mock.patch.object(aws.s3, "put_object", wraps=aws.s3.put_object) as put:
-        assert cicd.upload_code(aws.s3, BUCKET, "code", dataset="delivery_time", kms_key_id=KMS_KEY, echo=lines.append)
+        cicd.upload_code(
+            aws.s3, BUCKET, "code", dataset="delivery_time", kms_key_id=KMS_KEY, names=names, echo=lines.append
+        )
         assert put.call_count == 0, "nothing changed: nothing uploaded"
         assert lines == [f"unchanged {uri}" for uri in uris.values()]
 
@@ -226,6 +280,7 @@ def test_code_is_uploaded_once_under_content_addressed_keys(
             "code",
             dataset="delivery_time",
             kms_key_id=KMS_KEY,
+            names=names,
             steps_dir=steps,
             runner_path=changed_runner,
             echo=quiet,
@@ -240,75 +295,72 @@ def test_code_is_uploaded_once_under_content_addressed_keys(
 # --- Pipeline ------------------------------------------------------------------------------------
 
 
-def test_upsert_creates_then_updates_the_pipeline_with_the_definition(
-    aws: Aws, code_uris: dict[str, str], expected_definition: str
-) -> None:
-    settings = cicd.CiSettings.from_environ(ENV)
-    concrete = settings.pipeline_settings(code_uris)
-    cicd._definition.cache_clear()
-    # The definition built here already: the command's call to build_definition answers with it.
-    with mock.patch.object(cicd, "build_definition", return_value=expected_definition) as build:
-        digest = cicd.upsert(aws.sagemaker, settings, code_uris, description="first")
-    build.assert_called_once_with(concrete)
-    assert digest == hashlib.sha256(expected_definition.encode()).hexdigest()
-    pipeline = aws.sagemaker.describe_pipeline(PipelineName=PIPELINE)
-    assert pipeline["PipelineDefinition"] == expected_definition
-    assert pipeline["RoleArn"] == ENV["PIPELINE_ROLE_ARN"]
-    assert "${" not in expected_definition
-    assert code_uris["source_tar_uri"] in expected_definition
-
-    with (
-        mock.patch.object(aws.sagemaker, "create_pipeline", wraps=aws.sagemaker.create_pipeline) as create,
-        mock.patch.object(aws.sagemaker, "update_pipeline", wraps=aws.sagemaker.update_pipeline) as update,
-    ):
-        assert cicd.upsert(aws.sagemaker, settings, code_uris, description="second") == digest
-    create.assert_not_called()
-    update.assert_called_once()
-    pipeline = aws.sagemaker.describe_pipeline(PipelineName=PIPELINE)
-    assert (pipeline["PipelineDefinition"], pipeline["PipelineDescription"]) == (expected_definition, "second")
+def test_the_deployed_definitions_code_parameters_are_read_not_written(aws: Aws, deployed_definition: str) -> None:
+    deployed = cicd.deployed_code(aws.sagemaker, PIPELINE)
+    assert deployed.names == {name: uri.rsplit("/", 1)[1] for name, uri in DEPLOYED_CODE.items()}
+    assert deployed.definition_sha256 == hashlib.sha256(deployed_definition.encode()).hexdigest()
 
 
-def test_other_errors_of_update_are_not_taken_for_a_missing_pipeline(code_uris: dict[str, str]) -> None:
-    sagemaker = mock.MagicMock()
-    denied = {"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}
-    sagemaker.update_pipeline.side_effect = ClientError(denied, "UpdatePipeline")
-    with pytest.raises(ClientError):
-        cicd.upsert(sagemaker, cicd.CiSettings.from_environ(ENV), code_uris, description="d")
-    sagemaker.create_pipeline.assert_not_called()
+def test_a_definition_without_code_parameters_asks_for_a_platform_deploy(deployed_definition: str) -> None:
+    document = json.loads(deployed_definition)
+    document["Parameters"] = [p for p in document["Parameters"] if p["Name"] != CODE_PARAMETERS["source_tar_uri"]]
+    sagemaker = stub_sagemaker(json.dumps(document), {"PipelineExecutionStatus": "Succeeded"})
+    with pytest.raises(cicd.ConfigError, match=r"has no code parameter SourceTarUri: deploy the platform"):
+        cicd.deployed_code(sagemaker, PIPELINE)
 
 
 def test_execution_labels_carry_the_commit_within_sagemaker_limits() -> None:
-    labels = cicd.execution_labels(COMMIT, "f" * 64, build_id="train:1234")
+    labels = cicd.execution_labels(COMMIT, "f" * 64, "c" * 64, build_id="train:1234")
     assert labels.display_name == f"ci-{COMMIT}"
     assert COMMIT in labels.description and "train:1234" in labels.description
     assert len(labels.client_request_token) == 64
-    assert cicd.execution_labels(COMMIT, "f" * 64).client_request_token == labels.client_request_token, "a retry"
-    assert cicd.execution_labels(COMMIT, "e" * 64).client_request_token != labels.client_request_token
-    odd = cicd.execution_labels("refs/heads/main@" + "x" * 200, "f" * 64)
+    retry = cicd.execution_labels(COMMIT, "f" * 64, "c" * 64)
+    assert retry.client_request_token == labels.client_request_token, "a retry"
+    assert cicd.execution_labels(COMMIT, "e" * 64, "c" * 64).client_request_token != labels.client_request_token
+    assert cicd.execution_labels(COMMIT, "f" * 64, "d" * 64).client_request_token != labels.client_request_token
+    odd = cicd.execution_labels("refs/heads/main@" + "x" * 200, "f" * 64, "c" * 64)
     assert len(odd.display_name) <= 82 and odd.display_name.startswith("ci-refs-heads-main-x")
-    first, second = cicd.execution_labels(None, "f" * 64), cicd.execution_labels(None, "f" * 64)
-    assert first.display_name == "ci-no-commit-ffffffffffff"
+    first, second = cicd.execution_labels(None, "f" * 64, "c" * 64), cicd.execution_labels(None, "f" * 64, "c" * 64)
+    assert first.display_name == "ci-no-commit-cccccccccccc"
     assert first.client_request_token != second.client_request_token, "no commit: every run starts one"
 
 
 # --- The command ---------------------------------------------------------------------------------
 
 
-def test_run_updates_starts_and_follows_to_success(
-    aws: Aws, tmp_path: Path, capsys: pytest.CaptureFixture[str], expected_definition: str, code_uris: dict[str, str]
+def test_run_starts_the_deployed_definition_on_the_pushed_code_and_follows_it(
+    aws: Aws, tmp_path: Path, capsys: pytest.CaptureFixture[str], deployed_definition: str, code_uris: dict[str, str]
 ) -> None:
     summary_path = tmp_path / "train-summary.json"
     environ = {**ENV, "CODEBUILD_RESOLVED_SOURCE_VERSION": COMMIT}
-    code = cicd.main(["run", "--summary", str(summary_path), "--poll-seconds", "1"], environ=environ)
+    before = aws.sagemaker.describe_pipeline(PipelineName=PIPELINE)
+    with (
+        mock.patch.object(aws.sagemaker, "update_pipeline") as update,
+        mock.patch.object(aws.sagemaker, "create_pipeline") as create,
+    ):
+        code = cicd.main(
+            ["run", "--summary", str(summary_path), "--poll-seconds", "1"],
+            environ=environ,
+            client=lambda service, region: aws.sagemaker if service == "sagemaker" else moto_client(service, region),
+        )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert aws.sagemaker.describe_pipeline(PipelineName=PIPELINE)["PipelineDefinition"] == expected_definition
+    update.assert_not_called()
+    create.assert_not_called()
+    after = aws.sagemaker.describe_pipeline(PipelineName=PIPELINE)
+    assert after["PipelineDefinition"] == deployed_definition, "CloudFormation's definition, untouched"
+    assert after["LastModifiedTime"] == before["LastModifiedTime"]
     (execution,) = aws.sagemaker.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
     arn = execution["PipelineExecutionArn"]
     described = aws.sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
     assert described["PipelineExecutionDisplayName"] == f"ci-{COMMIT}"
     assert COMMIT in described["PipelineExecutionDescription"]
     assert described["PipelineExecutionStatus"] == "Succeeded"
+    passed = aws.sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
+    assert {p["Name"]: p["Value"] for p in passed} == {CODE_PARAMETERS[name]: code_uris[name] for name in code_uris}
+    for uri in code_uris.values():
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        assert aws.s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
     assert "step statuses unavailable" in out, "moto has no list_pipeline_execution_steps: followed anyway"
     assert f"pipeline execution {arn} succeeded" in out
     summary = json.loads(summary_path.read_text())
@@ -316,8 +368,9 @@ def test_run_updates_starts_and_follows_to_success(
         "command": "run",
         "commit": COMMIT,
         "pipeline": PIPELINE,
+        "config_differences": [],
         "code": code_uris,
-        "definition_sha256": hashlib.sha256(expected_definition.encode()).hexdigest(),
+        "definition_sha256": hashlib.sha256(deployed_definition.encode()).hexdigest(),
         "pipeline_execution_arn": arn,
         "display_name": f"ci-{COMMIT}",
         "status": "Succeeded",
@@ -326,17 +379,37 @@ def test_run_updates_starts_and_follows_to_success(
     }
 
 
-def test_no_wait_only_starts_and_upload_and_upsert_starts_nothing(aws: Aws, tmp_path: Path) -> None:
+def test_a_differing_pushed_config_is_reported_and_the_deployed_one_trains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], deployed_definition: str
+) -> None:
+    deployed = dataclasses.replace(VALUES, model=dataclasses.replace(CONFIG.model, threshold=9.5))
+    sagemaker = stub_sagemaker(deployed_definition, {"PipelineExecutionStatus": "Succeeded"})
     summary = tmp_path / "summary.json"
-    assert cicd.main(["upload-and-upsert", "--summary", str(summary)], environ=ENV) == 0
-    assert json.loads(summary.read_text())["status"] == "Updated"
+    assert run_main(["run", "--summary", str(summary)], sagemaker, FakeClock(), ssm=stub_ssm(deployed)) == 0
+    assert capsys.readouterr().err == (
+        f"warning: model.threshold: pushed {CONFIG.model.threshold!r}, deployed 9.5: this run trains with the "
+        "deployed definition; the pushed config reaches it with the platform deploy\n"
+    )
+    assert json.loads(summary.read_text())["config_differences"] == [
+        f"model.threshold: pushed {CONFIG.model.threshold!r}, deployed 9.5"
+    ]
+    ((_, arguments),) = [(call.args, call.kwargs) for call in sagemaker.start_pipeline_execution.call_args_list]
+    assert {p["Name"] for p in arguments["PipelineParameters"]} == set(CODE_PARAMETERS.values())
+
+
+def test_no_wait_only_starts_and_upload_starts_nothing(aws: Aws, tmp_path: Path) -> None:
+    summary = tmp_path / "summary.json"
+    assert cicd.main(["upload", "--summary", str(summary)], environ=ENV, client=moto_client) == 0
+    assert json.loads(summary.read_text())["status"] == "Uploaded"
     assert aws.sagemaker.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"] == []
-    assert cicd.main(["run", "--no-wait", "--summary", str(summary)], environ=ENV) == 0
+    assert cicd.main(["run", "--no-wait", "--summary", str(summary)], environ=ENV, client=moto_client) == 0
     assert json.loads(summary.read_text())["status"] == "Started"
     assert len(aws.sagemaker.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]) == 1
 
 
-def test_a_failed_execution_exits_1_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_failed_execution_exits_1_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], deployed_definition: str
+) -> None:
     message = "The model's rmse on the test split is 9.1, which does not meet the threshold (rmse <= 8.0)"
     steps: list[dict[str, Any]] = [
         {"StepName": "ValidateData", "StepStatus": "Succeeded"},
@@ -344,6 +417,7 @@ def test_a_failed_execution_exits_1_with_the_reason(tmp_path: Path, capsys: pyte
         {"StepName": "MetricNotMet", "StepStatus": "Failed", "Metadata": {"Fail": {"ErrorMessage": message}}},
     ]
     sagemaker = stub_sagemaker(
+        deployed_definition,
         {"PipelineExecutionStatus": "Executing"},
         {"PipelineExecutionStatus": "Executing"},
         {"PipelineExecutionStatus": "Failed", "FailureReason": "Step failure: One or multiple steps failed."},
@@ -366,8 +440,10 @@ def test_a_failed_execution_exits_1_with_the_reason(tmp_path: Path, capsys: pyte
     assert written["steps"][-1] == {"name": "MetricNotMet", "status": "Failed", "reason": message}
 
 
-def test_a_timeout_exits_1_and_leaves_the_execution_running(capsys: pytest.CaptureFixture[str]) -> None:
-    sagemaker = stub_sagemaker({"PipelineExecutionStatus": "Executing"})
+def test_a_timeout_exits_1_and_leaves_the_execution_running(
+    capsys: pytest.CaptureFixture[str], deployed_definition: str
+) -> None:
+    sagemaker = stub_sagemaker(deployed_definition, {"PipelineExecutionStatus": "Executing"})
     sagemaker.list_pipeline_execution_steps.side_effect = ClientError(
         {"Error": {"Code": "InternalFailure", "Message": "boom"}}, "ListPipelineExecutionSteps"
     )
@@ -384,8 +460,8 @@ def test_a_timeout_exits_1_and_leaves_the_execution_running(capsys: pytest.Captu
     sagemaker.stop_pipeline_execution.assert_not_called()
 
 
-def test_an_aws_error_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    sagemaker = stub_sagemaker({"PipelineExecutionStatus": "Succeeded"})
+def test_an_aws_error_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], deployed_definition: str) -> None:
+    sagemaker = stub_sagemaker(deployed_definition, {"PipelineExecutionStatus": "Succeeded"})
     sagemaker.start_pipeline_execution.side_effect = ClientError(
         {"Error": {"Code": "AccessDeniedException", "Message": "not authorized\nto start"}}, "StartPipelineExecution"
     )
@@ -394,8 +470,8 @@ def test_an_aws_error_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) 
     assert line.startswith("error: AWS: An error occurred (AccessDeniedException)") and line.endswith("to start")
 
 
-def test_a_crash_exits_2_not_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    sagemaker = stub_sagemaker({"PipelineExecutionStatus": "Succeeded"})
+def test_a_crash_exits_2_not_1(tmp_path: Path, capsys: pytest.CaptureFixture[str], deployed_definition: str) -> None:
+    sagemaker = stub_sagemaker(deployed_definition, {"PipelineExecutionStatus": "Succeeded"})
     sagemaker.describe_pipeline_execution.side_effect = KeyError("PipelineExecutionStatus")
     summary = tmp_path / "summary.json"
     assert run_main(["run", "--summary", str(summary)], sagemaker, FakeClock()) == 2

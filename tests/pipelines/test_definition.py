@@ -392,6 +392,14 @@ def test_parameters_and_their_defaults(document: dict[str, Any]) -> None:
         {"Name": "ProcessingInstanceType", "Type": "String", "DefaultValue": "ml.m5.xlarge"},
         {"Name": "TrainingInstanceType", "Type": "String", "DefaultValue": "ml.m5.xlarge"},
         {"Name": "MetricThreshold", "Type": "Float", "DefaultValue": 8.0},
+        # The code deployed with the definition; CI passes the pushed code's URIs instead.
+        {"Name": "RunnerUri", "Type": "String", "DefaultValue": "${RunnerUri}"},
+        {"Name": "SourceTarUri", "Type": "String", "DefaultValue": "${SourceTarUri}"},
+        {
+            "Name": "ContractUri",
+            "Type": "String",
+            "DefaultValue": "s3://${ArtifactsBucket}/contracts/delivery_time.json",
+        },
     ]
 
 
@@ -502,13 +510,13 @@ def test_processing_steps_run_their_script_through_run_step_sh(document: dict[st
             rf"\d{{12}}\.dkr\.ecr\.eu-west-1\.amazonaws\.com/{re.escape(image)}(-cpu-py3)?", app["ImageUri"]
         )
         job_inputs = inputs(processing[name])
-        assert job_inputs["code"] == ("${RunnerUri}", "/opt/ml/processing/input/code")
-        assert job_inputs["source"] == ("${SourceTarUri}", "/opt/ml/processing/input/source")
+        assert job_inputs["code"] == ({"Get": "Parameters.RunnerUri"}, "/opt/ml/processing/input/code")
+        assert job_inputs["source"] == ({"Get": "Parameters.SourceTarUri"}, "/opt/ml/processing/input/source")
     for name in ("ValidateData", "Preprocess"):
         assert inputs(processing[name]) == {
-            "code": ("${RunnerUri}", "/opt/ml/processing/input/code"),
-            "source": ("${SourceTarUri}", "/opt/ml/processing/input/source"),
-            "contract": ("s3://${ArtifactsBucket}/contracts/delivery_time.json", "/opt/ml/processing/input/contract"),
+            "code": ({"Get": "Parameters.RunnerUri"}, "/opt/ml/processing/input/code"),
+            "source": ({"Get": "Parameters.SourceTarUri"}, "/opt/ml/processing/input/source"),
+            "contract": ({"Get": "Parameters.ContractUri"}, "/opt/ml/processing/input/contract"),
             "data": ({"Get": "Parameters.InputDataUri"}, "/opt/ml/processing/input/data"),
         }
     assert inputs(processing["Evaluate"])["model"] == (
@@ -563,7 +571,7 @@ def test_training_runs_train_py_in_script_mode_from_the_code_channel(document: d
     }
     channels = {item["ChannelName"]: item for item in train["InputDataConfig"]}
     assert list(channels) == ["train", "validation", "code"]
-    assert channels["code"]["DataSource"]["S3DataSource"]["S3Uri"] == "${SourceTarUri}"
+    assert channels["code"]["DataSource"]["S3DataSource"]["S3Uri"] == {"Get": "Parameters.SourceTarUri"}
     for split in ("train", "validation"):
         assert channels[split]["DataSource"]["S3DataSource"]["S3Uri"] == step_output("Preprocess", split)
         assert channels[split]["ContentType"] == "text/csv"
