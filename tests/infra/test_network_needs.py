@@ -261,6 +261,7 @@ def test_the_synth_of_a_stage_whose_endpoints_lack_a_need_exits_with_one_line(
 ) -> None:
     env = {**os.environ, "CDK_CONTEXT_JSON": "", "CDK_OUTDIR": str(tmp_path)}
     context["mlops"]["stages"]["staging"]["network"]["interface_endpoints"] = ["glue", "monitoring"]
+    context["stage"] = "staging"  # as -c stage=staging
     env["CDK_CONTEXT_JSON"] = json.dumps(context)
     result = subprocess.run(
         [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
