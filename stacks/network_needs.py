@@ -155,8 +155,9 @@ DATA_QUALITY_JOBS = Workload(
     network_isolated=True,
     container=frozenset(),
     # Its feature_baseline_drift_* metrics, which the drift alarms read, are published by SageMaker's
-    # processes on the node: without them drift goes unseen, so for this job they are a need.
-    platform=SAGEMAKER_TELEMETRY,
+    # processes on the node: without them drift goes unseen, so for this job monitoring is a need.
+    platform=frozenset({"monitoring"}),
+    telemetry=frozenset({"logs"}),
 )
 
 CURATION_JOB = Workload(

@@ -73,7 +73,7 @@ def test_sagemaker_workloads_declare_what_sagemaker_reaches_through_the_vpc() ->
     for workload in (MODEL_BUILD_JOBS, DRIFT_JOB, ENDPOINT_HOSTING):
         assert workload.required_services == frozenset() and workload.telemetry == SAGEMAKER_TELEMETRY
     # ...but Model Monitor's drift metrics are what the drift alarms read: for it they are a need.
-    assert DATA_QUALITY_JOBS.required_services >= {"monitoring"}
+    assert DATA_QUALITY_JOBS.required_services == {"monitoring"}
     assert {"logs", "glue"} <= CURATION_JOB.platform
 
 
@@ -232,7 +232,7 @@ def test_an_exact_list_may_leave_out_telemetry_only_and_names_what_is_lost(
             dev.operations, drift=dataclasses.replace(dev.operations.drift, engine="model_monitor")
         ),
     )
-    with pytest.raises(ConfigError, match='lacks "logs", which the Model Monitor data-quality jobs need'):
+    with pytest.raises(ConfigError, match='lacks "monitoring", which the Model Monitor data-quality jobs need'):
         interface_endpoints(monitored)
 
 
