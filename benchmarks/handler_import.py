@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDAS = ROOT / "lambdas"
-HANDLERS = ("registry_approval.handler", "drift_alert.handler")
+HANDLERS = ("registry_approval.handler", "drift_alert.handler", "drift_metrics.handler")
 TARGET_MS = 300.0
 ENVIRONMENT = {
     "AWS_REGION": "us-east-1",
@@ -37,12 +37,22 @@ ENVIRONMENT = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "INFO",
     "MODEL_PACKAGE_GROUP": "bench-models",
+    "MODEL_PACKAGE_PARTITION": "aws",
+    "MODEL_PACKAGE_REGION": "us-east-1",
+    "MODEL_PACKAGE_ACCOUNT": "123456789012",
     "DEPLOY_PIPELINE_NAME": "bench-deploy",
     "MODEL_BUILD_PIPELINE_NAME": "bench-model-build",
     "ALARM_PREFIX": "mlops-drift-",
     "COOLDOWN_MINUTES": "60",
     "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench",
     "IDEMPOTENCY_TABLE": "bench-idempotency",
+    "PIPELINE_ARN": "arn:aws:sagemaker:us-east-1:123456789012:pipeline/bench-drift-check",
+    "STEP_NAME": "DetectDrift",
+    "METRICS_BUCKET": "bench-artifacts",
+    "METRICS_PREFIX": "drift-check/bench-drift-check/",
+    "METRICS_KEY_SUFFIX": "DetectDrift/report/drift_metrics.json",
+    "METRIC_NAMESPACE": "MLOps/Drift",
+    "METRIC_DIMENSIONS": '{"Model": "bench", "Stage": "dev"}',
 }
 TIMER = (
     "import sys, time; sys.path.insert(0, {root!r}); started = time.perf_counter(); "

@@ -28,6 +28,7 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 PIPELINE_VARIABLE = "ModelPackageArn"
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+PIPELINE_STEP_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Step Status Change"
 ALARM, OK, INSUFFICIENT_DATA = "ALARM", "OK", "INSUFFICIENT_DATA"
 
 
@@ -412,6 +413,33 @@ def model_package_event(package: Mapping[str, Any], region: str, *, now: dt.date
     }
     parsed: dict[str, Any] = json.loads(json.dumps(event, default=str))
     return parsed
+
+
+def step_succeeded_event(
+    pipeline: str, execution_id: str, step: str, region: str, *, now: dt.datetime
+) -> dict[str, Any]:
+    """The "SageMaker Model Building Pipeline Execution Step Status Change" event of a step that succeeded
+    (shape: "Pipeline step state change", https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html)."""
+    pipeline_arn = f"arn:aws:sagemaker:{region}:{ACCOUNT}:pipeline/{pipeline}"
+    execution_arn = f"{pipeline_arn}/execution/{execution_id}"
+    return {
+        "version": "0",
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{execution_arn}#{step}#Succeeded")),
+        "detail-type": PIPELINE_STEP_STATUS_CHANGE,
+        "source": "aws.sagemaker",
+        "account": ACCOUNT,
+        "time": _iso(now),
+        "region": region,
+        "resources": [pipeline_arn, execution_arn],
+        "detail": {
+            "stepName": step,
+            "stepType": "Processing",
+            "previousStepStatus": "Executing",
+            "currentStepStatus": "Succeeded",
+            "pipelineArn": pipeline_arn,
+            "pipelineExecutionArn": execution_arn,
+        },
+    }
 
 
 def alarm_event(alarm: Mapping[str, Any], previous: str, region: str) -> dict[str, Any]:

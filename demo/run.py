@@ -55,6 +55,7 @@ from demo.emulation import (
     environment,
     model_package_event,
     moto_server,
+    step_succeeded_event,
 )
 from demo.progress import Timeline
 from pipelines_src.local import images
@@ -561,6 +562,7 @@ class Demo:
         env = {
             **self.function_environment("registry_approval"),
             **self.function_environment("drift_alert"),
+            **self.function_environment("drift_metrics"),
             "POWERTOOLS_SERVICE_NAME": "mlops-demo",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -582,6 +584,21 @@ class Demo:
                 "MODEL_PACKAGE_ACCOUNT": ACCOUNT,
                 "DEPLOY_PIPELINE_NAME": n.deploy_pipeline,
                 **shared,
+            }
+        if name == "drift_metrics":
+            from pipelines_src.drift_definition import DETECT_DRIFT, METRICS_FILE, REPORT_OUTPUT
+            from stacks.constructs.drift_alarms import NAMESPACE
+            from stacks.ml_platform_stack import DRIFT_ARTIFACTS_PREFIX
+
+            return {
+                "PIPELINE_ARN": f"arn:aws:sagemaker:{n.region}:{ACCOUNT}:pipeline/{n.drift_pipeline}",
+                "STEP_NAME": DETECT_DRIFT,
+                "METRICS_BUCKET": n.artifacts_bucket,
+                "METRICS_PREFIX": f"{DRIFT_ARTIFACTS_PREFIX}/{n.drift_pipeline}/",
+                "METRICS_KEY_SUFFIX": f"{DETECT_DRIFT}/{REPORT_OUTPUT}/{METRICS_FILE}",
+                "METRIC_NAMESPACE": NAMESPACE,
+                "METRIC_DIMENSIONS": json.dumps({"Model": n.model, "Stage": n.stage}, sort_keys=True),
+                "IDEMPOTENCY_TABLE": n.idempotency_table,
             }
         return {
             "MODEL_BUILD_PIPELINE_NAME": n.build_pipeline,
@@ -865,7 +882,8 @@ class Demo:
         )
         self.say(
             f"drift-check pipeline {n.drift_pipeline} (pipelines_src/drift_definition.py) runs locally; its job "
-            "reaches the emulator itself (AWS_ENDPOINT_URL) to publish the MLOps/Drift metrics. Scheduled runs read "
+            "writes the MLOps/Drift metrics next to its report, and the drift-metrics function puts them to "
+            "CloudWatch on the step's success event. Scheduled runs read "
             f"the last {settings.window_hours} h of capture; here each run reads one window's hour folder"
         )
         job_environment = {
@@ -893,6 +911,7 @@ class Demo:
             )
             if result.status != "Succeeded":
                 raise DemoError(f"the drift check of the {window} window failed: {result.failure}")
+            self._publish_drift_metrics(f"{window}-window")
             output = result.properties["DetectDrift"]["ProcessingOutputConfig"]["Outputs"]["report"]["S3Output"]
             bucket, key = _split_uri(f"{output['S3Uri'].rstrip('/')}/drift_report.json")
             report = json.loads(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -930,6 +949,24 @@ class Demo:
         if composite == ALARM:
             self._flap()
         self._retraining_summary()
+
+    def _publish_drift_metrics(self, execution_id: str) -> None:
+        """Deliver the DetectDrift step's success event to the drift-metrics function, as EventBridge would."""
+        from pipelines_src.drift_definition import DETECT_DRIFT
+
+        n, aws = self.n, self.aws
+        handler = self.load_handler("drift_metrics")
+        config = handler.load_config(self.function_environment("drift_metrics"))
+        clients = handler.Clients(
+            s3=aws.client("s3"), cloudwatch=aws.client("cloudwatch"), dynamodb=aws.client("dynamodb")
+        )
+        event = step_succeeded_event(
+            n.drift_pipeline, execution_id, DETECT_DRIFT, n.region, now=dt.datetime.now(dt.UTC)
+        )
+        result = self._deliver(handler, event, config, clients)
+        if result.get("status") != "published":
+            raise DemoError(f"the drift-metrics function did not publish: {result}")
+        self.say(f"event: {DETECT_DRIFT} succeeded -> drift-metrics function: {result['metrics']} metrics published")
 
     def _drift_handler(self) -> tuple[ModuleType, Any, Any]:
         aws = self.aws

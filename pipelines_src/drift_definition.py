@@ -3,13 +3,15 @@
 One ProcessingStep, DetectDrift, runs ``bash run_step.sh drift.py <args...>`` in the scikit-learn
 framework container, from the same runner and step tarball as the model-build pipeline
 (pipelines_src/definition.py): it compares recent inputs (SageMaker endpoint data capture or
-dataset files) with the deployed model version's ``baseline.json``, writes ``drift_report.json`` to
-the artifacts bucket and publishes the drift metrics to CloudWatch (namespace ``MLOps/Drift``,
-dimensions Model and Stage). No SageMaker Model Monitor is involved; a schedule starts the pipeline.
+dataset files) with the deployed model version's ``baseline.json``, and writes ``drift_report.json``
+and ``drift_metrics.json`` (the run's CloudWatch metrics, namespace ``MLOps/Drift``, dimensions Model
+and Stage) to the artifacts bucket. No SageMaker Model Monitor is involved; a schedule starts the
+pipeline.
 
-The job runs in the VPC with its volume and output encrypted with the KMS key, like the build
-steps, but without network isolation: publishing the metrics needs the VPC's CloudWatch
-(monitoring) endpoint.
+The job runs in the VPC, network-isolated, with its volume and output encrypted with the KMS key,
+like the build steps: it calls nothing. When the step has succeeded, a function outside the VPC
+(lambdas/drift_metrics) puts the metrics file to CloudWatch, so no workload of the VPC needs its
+CloudWatch (monitoring) endpoint for them.
 
 `build_drift_definition(settings)` is built as `build_definition` is: offline, deterministic
 (sorted keys, compact separators), deploy-time values given as ``${Name}`` Fn::Sub placeholders
@@ -66,6 +68,8 @@ __all__ = [
 DETECT_DRIFT: Final = "DetectDrift"
 REPORT_OUTPUT: Final = "report"
 REPORT_FILE: Final = "drift_report.json"
+# drift.py --metrics writes the run's PutMetricData request next to the report.
+METRICS_FILE: Final = "drift_metrics.json"
 
 # Pipeline parameters (PROCESSING_INSTANCE_TYPE as in the model-build pipeline).
 BASELINE_URI: Final = "BaselineUri"
@@ -193,9 +197,9 @@ def _compile(s: DriftSettings, names: _ObjectNames) -> str:
     window_hours = ParameterInteger(name=WINDOW_HOURS, default_value=s.window_hours)
     processing_type = ParameterString(name=PROCESSING_INSTANCE_TYPE, default_value=s.processing_instance_type)
 
-    # Not network-isolated: drift.py puts its metrics to CloudWatch through the VPC's endpoint.
+    # Network-isolated: drift.py only writes files; the metrics are published from outside the VPC.
     processor = _processor(
-        s, session, names, image=image, job="detect-drift", instance_type=processing_type, isolated=False
+        s, session, names, image=image, job="detect-drift", instance_type=processing_type, isolated=True
     )
     arguments: list[Any] = [
         "drift.py",
@@ -215,7 +219,7 @@ def _compile(s: DriftSettings, names: _ObjectNames) -> str:
         repr(s.psi_threshold),
         "--ks-threshold",
         repr(s.ks_threshold),
-        "--publish",
+        "--metrics",
         "--model",
         s.model_name,
         "--stage",

@@ -127,6 +127,9 @@ class EtlConfig:
     # S3 events are batched before a run starts: this many objects, or this long after the first.
     batch_size: int
     batch_window_seconds: int
+    # Run in the stage's VPC through a NETWORK connection (the VPC then needs its glue, logs and monitoring
+    # endpoints); false: in Glue's own network, reaching S3, Glue and CloudWatch without the VPC.
+    in_vpc: bool = True
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,11 @@ class OperationsConfig:
     dlq_retention_days: int
     # Rejecting the version an endpoint serves starts the deploy pipeline for the previous approved version.
     rollback_on_rejection: bool = False
+    # The model's CloudWatch dashboard (3 USD a month each beyond an account's first three).
+    dashboards: bool = True
+    # The drift alarms (feature, composite, check-missing) and the functions' dead-letter and error alarms;
+    # false (not in production stages): no drift-triggered retraining, and failed events are not alarmed.
+    alarms: bool = True
 
 
 @dataclass(frozen=True)
@@ -440,6 +448,7 @@ def _etl(reader: _Reader) -> EtlConfig:
         on_upload=reader.flag("on_upload"),
         batch_size=reader.integer("batch_size", minimum=1, maximum=100),
         batch_window_seconds=reader.integer("batch_window_seconds", minimum=1, maximum=900),
+        in_vpc=reader.flag("in_vpc"),
     )
 
 
@@ -719,6 +728,8 @@ def _operations(reader: _Reader) -> OperationsConfig:
         ),
         dlq_retention_days=reader.integer("dlq_retention_days", minimum=1, maximum=14),
         rollback_on_rejection=reader.flag("rollback_on_rejection"),
+        dashboards=reader.flag("dashboards"),
+        alarms=reader.flag("alarms"),
     )
 
 
@@ -750,6 +761,16 @@ def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
         raise ConfigError(
             f"{reader.key('endpoint.serverless')}: serverless endpoints have no data capture; "
             f'set {reader.key("operations.drift.input")} to "dataset" to check drift on curated data'
+        )
+    if name in PRODUCTION_STAGES and not operations.alarms:
+        raise ConfigError(
+            f"{reader.key('operations.alarms')}: must be true in the {name} stage (its drift alarms start retraining "
+            "and its dead-letter alarms report lost events), got false"
+        )
+    if operations.dashboards and not operations.alarms:
+        raise ConfigError(
+            f"{reader.key('operations.dashboards')}: needs {reader.key('operations.alarms')} true (the dashboard "
+            "shows the alarms); set both false, or alarms true"
         )
     data_lake = _data_lake(reader.block("data_lake"))
     if data_lake.backup.enabled and not retain_data:

@@ -437,11 +437,13 @@ def _options(tally: _Tally, prices: Mapping[str, float]) -> tuple[tuple[str, flo
     endpoint = monthly_price("vpc_interface_endpoint_az_hour", prices)
     nat = monthly_price("nat_gateway_hour", prices) + monthly_price("public_ipv4_hour", prices)
     zones = tally.private_subnets
-    endpoints_follow_zones = tally.endpoint_zones == zones
+    # A stage without interface endpoints would get its first one in every zone (endpoint_az_count unset).
+    endpoint_zones = tally.endpoint_zones if tally.interface_endpoints else zones
+    endpoints_follow_zones = endpoint_zones == zones
     return (
-        (OPTION_ENDPOINT, round(tally.endpoint_zones * endpoint, 2)),
+        (OPTION_ENDPOINT, round(endpoint_zones * endpoint, 2)),
         (OPTION_ZONE, round((tally.interface_endpoints if endpoints_follow_zones else 0) * endpoint, 2)),
-        (OPTION_EVERY_ZONE, round((zones - tally.endpoint_zones) * tally.interface_endpoints * endpoint, 2)),
+        (OPTION_EVERY_ZONE, round((zones - endpoint_zones) * tally.interface_endpoints * endpoint, 2)),
         (OPTION_NAT, round(nat if tally.nat_gateways == 0 else 0.0, 2)),
         (OPTION_NAT_PER_ZONE, round(max(zones - tally.nat_gateways, 0) * nat, 2)),
     )

@@ -11,7 +11,6 @@ from constructs import Construct
 from stacks import naming
 from stacks.config import StageConfig
 from stacks.constructs.data_lake import LakeStorage
-from stacks.constructs.drift_alarms import NAMESPACE as DRIFT_NAMESPACE
 from stacks.constructs.drift_check import DriftCheckPipeline
 from stacks.constructs.model_build import ModelBuildPipeline
 from stacks.constructs.network import PrivateNetwork
@@ -104,12 +103,12 @@ class MLPlatformStack(Stack):
             write_prefixes=[(lake.artifacts, f"{DRIFT_ARTIFACTS_PREFIX}/{drift_pipeline}/")],
             vpc=network.vpc,
             model_package_group_name=None,
-            metric_namespaces=[DRIFT_NAMESPACE],
             description="Drift-check pipeline and its processing job",
             subnet_ids=network.workload_subnet_ids,
             security_group_ids=[self.jobs_security_group.security_group_id],
-            # The drift job publishes its metrics to CloudWatch itself (pipelines_src/drift_definition.py).
-            network_isolation=False,
+            # The drift job only writes files (pipelines_src/drift_definition.py); its metrics are put to
+            # CloudWatch from outside the VPC by the Operations stack's drift-metrics function.
+            network_isolation=True,
         )
         self.drift_check = DriftCheckPipeline(
             self,

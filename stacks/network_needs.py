@@ -8,23 +8,28 @@ the AWS services it reaches, split in two:
   "If you enable network isolation, the containers can't make any outbound network calls, even to other
   AWS services such as Amazon S3. Additionally, no AWS credentials are made available to the container"
   (https://docs.aws.amazon.com/sagemaker/latest/dg/mkt-algo-model-internet-free.html).
-- ``platform``: what the AWS service running the workload reaches through the VPC for it.
-  SageMaker, for a job or model with a VpcConfig: the S3 channels, outputs and model artifacts
+- ``platform``: what the AWS service running the workload reaches through the VPC for it, without which
+  it fails. SageMaker, for a job or model with a VpcConfig: the S3 channels, outputs and model artifacts
   ("If you configure your VPC so that [containers] don't have access to the internet, they can't connect
   to the Amazon S3 buckets [...] unless you create a VPC endpoint",
-  https://docs.aws.amazon.com/sagemaker/latest/dg/process-vpc.html, train-vpc.html, host-vpc.html), and
-  the logs and metrics of the node's own processes, which "connect to CloudWatch through the VPC that's in
-  VpcConfig" (https://repost.aws/knowledge-center/sagemaker-access-network-isolation). Images are not
-  pulled through the VPC: "SageMaker AI automatically pulls the processing container from Amazon ECR"
-  (process-vpc.html), so no ECR endpoint is needed. Glue, for a job with a NETWORK connection: S3 through
-  the gateway endpoint, its continuous logs (CloudWatch Logs) and the job's security configuration
-  (glue:GetSecurityConfiguration) through the VPC
+  https://docs.aws.amazon.com/sagemaker/latest/dg/process-vpc.html, train-vpc.html, host-vpc.html), which
+  is the S3 gateway. Images are not pulled through the VPC: "SageMaker AI automatically pulls the
+  processing container from Amazon ECR" (process-vpc.html), so no ECR endpoint is needed. Glue, for a job
+  with a NETWORK connection: S3 through the gateway endpoint, its continuous logs (CloudWatch Logs) and the
+  job's security configuration (glue:GetSecurityConfiguration) through the VPC
   (https://docs.aws.amazon.com/glue/latest/dg/vpc-endpoints-s3.html,
   https://docs.aws.amazon.com/glue/latest/dg/vpc-interface-endpoints.html).
+- ``telemetry``: what the service delivers through the VPC for the workload's observability only.
+  SageMaker's processes on a job's or model's node send its logs and metrics to CloudWatch, and "these
+  nodes connect to CloudWatch through the VPC that's in VpcConfig"
+  (https://repost.aws/knowledge-center/sagemaker-access-network-isolation); no AWS documentation says they
+  are delivered any other way, so without the logs and monitoring endpoints the jobs and models still run
+  (S3 goes through the gateway) but their container logs and instance metrics do not reach CloudWatch.
 
-The stage's interface endpoints are the union of its workloads' needs plus
+The stage's interface endpoints are the union of its workloads' needs (telemetry included) plus
 ``network.extra_interface_endpoints``, unless ``network.interface_endpoints`` lists them exactly; then
-every need must be in the list, or the synth fails with one line naming the workload and the service.
+every ``container`` and ``platform`` need must be in the list, or the synth fails with one line naming the
+workload and the service. Telemetry a list leaves out is lost, knowingly (``lost_telemetry`` names it).
 
 This module imports no CDK code.
 """
@@ -61,8 +66,9 @@ BOTO3_TO_ENDPOINT = {
     "athena": "athena",
 }
 
-# What SageMaker itself reaches through the VPC for a job or a model with a VpcConfig (sources above).
-SAGEMAKER_IN_VPC = frozenset({"logs", "monitoring"})
+# What SageMaker itself delivers through the VPC for a job or a model with a VpcConfig: logs and metrics
+# (sources above); the job or model runs without them.
+SAGEMAKER_TELEMETRY = frozenset({"logs", "monitoring"})
 # What Glue itself reaches through the VPC for a job with a NETWORK connection (sources above).
 GLUE_IN_VPC = frozenset({"logs", "glue"})
 
@@ -81,6 +87,8 @@ class Workload:
     container: frozenset[str]
     # Interface endpoint services the AWS service running it reaches through the VPC for it.
     platform: frozenset[str]
+    # Interface endpoint services the AWS service delivers the workload's logs and metrics through; optional.
+    telemetry: frozenset[str] = frozenset()
     # Gateway endpoint services (boto3 names) it or its service reaches.
     gateways: frozenset[str] = field(default=frozenset({"s3"}))
 
@@ -89,8 +97,14 @@ class Workload:
             raise ValueError(f"{self.name}: a network-isolated workload cannot call {sorted(self.container)}")
 
     @property
-    def interface_services(self) -> frozenset[str]:
+    def required_services(self) -> frozenset[str]:
+        """What the workload cannot run without."""
         return self.container | self.platform
+
+    @property
+    def interface_services(self) -> frozenset[str]:
+        """Everything it reaches through interface endpoints, its telemetry included."""
+        return self.required_services | self.telemetry
 
 
 _STEP_MODULES = ("pipelines_src/steps/contract.py", "pipelines_src/steps/features.py", "pipelines_src/steps/capture.py")
@@ -108,17 +122,19 @@ MODEL_BUILD_JOBS = Workload(
     ),
     network_isolated=True,
     container=frozenset(),
-    platform=SAGEMAKER_IN_VPC,
+    platform=frozenset(),
+    telemetry=SAGEMAKER_TELEMETRY,
 )
 
 DRIFT_JOB = Workload(
     name="drift-check job (DetectDrift)",
     defined_in="pipelines_src/drift_definition.py",
     code=("pipelines_src/run_step.sh", "pipelines_src/steps/drift.py", *_STEP_MODULES),
-    # drift.py puts its metrics to CloudWatch (--publish).
-    network_isolated=False,
-    container=frozenset({"monitoring"}),
-    platform=SAGEMAKER_IN_VPC,
+    # drift.py writes its metrics to S3 (--metrics); lambdas/drift_metrics puts them to CloudWatch outside the VPC.
+    network_isolated=True,
+    container=frozenset(),
+    platform=frozenset(),
+    telemetry=SAGEMAKER_TELEMETRY,
 )
 
 ENDPOINT_HOSTING = Workload(
@@ -127,8 +143,9 @@ ENDPOINT_HOSTING = Workload(
     code=("pipelines_src/serving/inference.py", "pipelines_src/steps/features.py", "pipelines_src/steps/capture.py"),
     network_isolated=True,
     container=frozenset(),
-    # Model artifacts and data capture through S3; container logs through CloudWatch Logs.
-    platform=SAGEMAKER_IN_VPC,
+    # Model artifacts and data capture through S3; container logs and instance metrics through CloudWatch.
+    platform=frozenset(),
+    telemetry=SAGEMAKER_TELEMETRY,
 )
 
 DATA_QUALITY_JOBS = Workload(
@@ -137,8 +154,10 @@ DATA_QUALITY_JOBS = Workload(
     code=(),  # the AWS analyzer image; network-isolated
     network_isolated=True,
     container=frozenset(),
-    # Its feature_baseline_drift_* metrics and logs are published by SageMaker's processes on the node.
-    platform=SAGEMAKER_IN_VPC,
+    # Its feature_baseline_drift_* metrics, which the drift alarms read, are published by SageMaker's
+    # processes on the node: without them drift goes unseen, so for this job monitoring is a need.
+    platform=frozenset({"monitoring"}),
+    telemetry=frozenset({"logs"}),
 )
 
 CURATION_JOB = Workload(
@@ -153,8 +172,11 @@ CURATION_JOB = Workload(
 
 
 def stage_workloads(config: StageConfig) -> tuple[Workload, ...]:
-    """The workloads the stage runs in its VPC (serverless endpoints run outside it)."""
-    workloads = [MODEL_BUILD_JOBS, DRIFT_JOB, CURATION_JOB]
+    """The workloads the stage runs in its VPC (serverless endpoints and a curation job with
+    ``data_lake.etl.in_vpc`` false run outside it)."""
+    workloads = [MODEL_BUILD_JOBS, DRIFT_JOB]
+    if config.data_lake.etl.in_vpc:
+        workloads.append(CURATION_JOB)
     if config.endpoint.serverless is None:
         workloads.append(ENDPOINT_HOSTING)
         if config.operations.drift.model_monitor:
@@ -162,11 +184,11 @@ def stage_workloads(config: StageConfig) -> tuple[Workload, ...]:
     return tuple(workloads)
 
 
-def needs_by_service(workloads: Iterable[Workload]) -> dict[str, list[str]]:
-    """Interface endpoint service -> the workloads that need it."""
+def needs_by_service(workloads: Iterable[Workload], *, required: bool = False) -> dict[str, list[str]]:
+    """Interface endpoint service -> the workloads that reach it (``required``: that cannot run without it)."""
     needs: dict[str, list[str]] = {}
     for workload in workloads:
-        for service in sorted(workload.interface_services):
+        for service in sorted(workload.required_services if required else workload.interface_services):
             needs.setdefault(service, []).append(workload.name)
     return dict(sorted(needs.items()))
 
@@ -178,14 +200,14 @@ def gateway_services(workloads: Iterable[Workload]) -> tuple[str, ...]:
 def interface_endpoints(config: StageConfig) -> tuple[str, ...]:
     """The stage's interface endpoints: derived from its workloads plus extras, or the config's exact list.
 
-    Raises ConfigError (one line) when an exact list lacks a service a workload needs.
+    Raises ConfigError (one line) when an exact list lacks a service a workload cannot run without.
     """
     network = config.network
-    needs = needs_by_service(stage_workloads(config))
+    workloads_ = stage_workloads(config)
     key = f"mlops.stages.{config.name}.network.interface_endpoints"
     if network.interface_endpoints is None:
-        return tuple(sorted(set(needs) | set(network.extra_interface_endpoints)))
-    for service, workloads in needs.items():
+        return tuple(sorted(set(needs_by_service(workloads_)) | set(network.extra_interface_endpoints)))
+    for service, workloads in needs_by_service(workloads_, required=True).items():
         if service not in network.interface_endpoints:
             raise ConfigError(
                 f'{key}: lacks "{service}", which the {workloads[0]} need(s) from inside the VPC; add it, or '
@@ -194,10 +216,20 @@ def interface_endpoints(config: StageConfig) -> tuple[str, ...]:
     return tuple(sorted(set(network.interface_endpoints) | set(network.extra_interface_endpoints)))
 
 
+def lost_telemetry(config: StageConfig) -> dict[str, list[str]]:
+    """Interface endpoint service -> the workloads whose logs or metrics the stage's endpoints do not carry."""
+    have = set(interface_endpoints(config))
+    return {
+        service: workloads
+        for service, workloads in needs_by_service(stage_workloads(config)).items()
+        if service not in have
+    }
+
+
 def check_met(workload: Workload, interface: Iterable[str], gateways: Iterable[str]) -> None:
-    """Raises ConfigError (one line) when the network lacks an endpoint the workload needs."""
+    """Raises ConfigError (one line) when the network lacks an endpoint the workload cannot run without."""
     have = set(interface)
-    missing = sorted(workload.interface_services - have)
+    missing = sorted(workload.required_services - have)
     if missing:
         raise ConfigError(
             f"network: the {workload.name} ({workload.defined_in}) need(s) the interface endpoint(s) "

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Fn, Stack
+from aws_cdk import Annotations, Fn, Stack
 from constructs import Construct
 
 from stacks.config import StageConfig
 from stacks.constructs.network import PrivateNetwork
-from stacks.network_needs import gateway_services, interface_endpoints, stage_workloads
+from stacks.network_needs import describe, gateway_services, interface_endpoints, lost_telemetry, stage_workloads
 from stacks.retention import log_retention, removal_policy
 
 
@@ -27,6 +27,14 @@ class NetworkStack(Stack):
             removal_policy=removal_policy(config),
         )
         self.vpc = self.network.vpc
+        lost = lost_telemetry(config)
+        if lost:
+            # network.interface_endpoints leaves out what SageMaker sends these workloads' logs and metrics
+            # through (stacks/network_needs.py): they run, but their logs and instance metrics stay out of CloudWatch.
+            Annotations.of(self).add_info(
+                f"{config.prefix}: no CloudWatch logs or instance metrics through the missing endpoints: "
+                f"{describe(lost)}"
+            )
 
     @property
     def availability_zones(self) -> list[str]:

@@ -1,14 +1,16 @@
 """Operations stack: who hears what, and what the platform does on its own.
 
 - A KMS-encrypted SNS topic (e-mail subscriptions from config) for everything worth a human.
-- The registry-approval function (an approved version starts the deploy pipeline) and the
-  drift-alert function (drift starts retraining, with a cooldown), each behind its own
-  EventBridge rule with retries, a dead-letter queue and alarms.
-- The idempotency table both functions share (DynamoDB, TTL).
+- The registry-approval function (an approved version starts the deploy pipeline), the
+  drift-alert function (drift starts retraining, with a cooldown) and the drift-metrics function
+  (a finished drift check's metrics file goes to CloudWatch, from outside the VPC), each behind its
+  own EventBridge rule with retries, a dead-letter queue and alarms.
+- The idempotency table the functions share (DynamoDB, TTL).
 - Rules that notify on a failed model-build run and on a version waiting for approval.
 - Schedules: drift checks (engine ``processing``; with ``model_monitor`` the production endpoint's
   monitoring schedule runs them), and retraining when the stage wants it regardless of drift.
-- Drift alarms per feature on either engine's metrics, one composite, and a dashboard per model.
+- Drift alarms per feature on either engine's metrics, one composite, and a dashboard per model
+  (``operations.alarms`` and ``operations.dashboards`` may leave them out outside production).
 """
 
 from __future__ import annotations
@@ -26,22 +28,26 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from pipelines_src.drift_definition import DETECT_DRIFT, METRICS_FILE, REPORT_OUTPUT
 from pipelines_src.steps.contract import load_contract
 from stacks import naming
 from stacks.config import StageConfig
 from stacks.constructs.dashboard import ModelDashboard
+from stacks.constructs.data_lake import LakeStorage
+from stacks.constructs.drift_alarms import NAMESPACE as DRIFT_NAMESPACE
 from stacks.constructs.drift_alarms import DriftAlarms, Feature, MonitorSource, alarm_period
 from stacks.constructs.encryption import platform_key
 from stacks.constructs.event_function import EventFunction
 from stacks.constructs.lambda_code import handlers_code, powertools_layer
 from stacks.constructs.notifications import notify_on
 from stacks.datasets import contract_path
-from stacks.ml_platform_stack import ENDPOINT_TARGETS
+from stacks.ml_platform_stack import DRIFT_ARTIFACTS_PREFIX, ENDPOINT_TARGETS
 from stacks.nag import acknowledge_wildcards
 from stacks.retention import log_retention, removal_policy
 
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
 PIPELINE_EXECUTION_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
+PIPELINE_STEP_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Step Status Change"
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 GLUE_JOB_STATE_CHANGE = "Glue Job State Change"
 PROCESSING_JOB_STATE_CHANGE = "SageMaker Processing Job State Change"
@@ -60,8 +66,10 @@ class OperationsStack(Stack):
         id_: str,
         *,
         config: StageConfig,
+        lake: LakeStorage,
         **kwargs: Any,
     ) -> None:
+        """``lake``: the artifacts bucket (and its key) the drift check writes its metrics file to."""
         super().__init__(scope, id_, **kwargs)
         operations = config.operations
         model = config.model
@@ -119,6 +127,7 @@ class OperationsStack(Stack):
             "log_retention": log_retention(config),
             "dlq_retention": Duration.days(operations.dlq_retention_days),
             "removal_policy": policy,
+            "alarms": operations.alarms,
         }
         group = naming.model_package_group(config)
         build_pipeline = naming.build_pipeline(config)
@@ -223,7 +232,8 @@ class OperationsStack(Stack):
                 resources=[build_pipeline_arn],
             )
         )
-        functions = [self.registry_approval, self.drift_alert]
+        self.drift_metrics = self._drift_metrics(config, lake, common, shared_env)
+        functions = [self.registry_approval, self.drift_alert, self.drift_metrics]
         for function in functions:
             self.topic.grant_publish(function.function)
             self.idempotency_table.grant_read_write_data(function.function)
@@ -232,40 +242,112 @@ class OperationsStack(Stack):
         self._notification_rules(config, group, build_pipeline_arn)
         self._schedules(config, build_pipeline)
 
-        features = drift_features(model.dataset)
-        self.drift_alarms = DriftAlarms(
+        self.drift_alarms: DriftAlarms | None = None
+        if operations.alarms:
+            self.drift_alarms = DriftAlarms(
+                self,
+                "DriftAlarms",
+                alarm_prefix=alarm_prefix,
+                model=model.name,
+                stage=config.name,
+                features=drift_features(model.dataset),
+                psi_threshold=operations.drift.psi_threshold,
+                ks_threshold=operations.drift.ks_threshold,
+                evaluation_periods=operations.drift.evaluation_periods,
+                period=alarm_period(operations.drift.schedule),
+                topic=self.topic,
+                monitor=MonitorSource(naming.endpoint(config), naming.monitoring_schedule(config))
+                if operations.drift.model_monitor
+                else None,
+                # Only a scheduled drift-check pipeline has runs that are due. Model Monitor publishes no
+                # run-completed metric; its failed runs are notified by the MonitoringFailedRule instead.
+                missing_runs_periods=None
+                if operations.drift.model_monitor or operations.drift.schedule is None
+                else operations.drift.missing_runs_alarm_periods,
+            )
+        self.dashboard: ModelDashboard | None = None
+        if operations.dashboards and self.drift_alarms is not None:  # the config requires alarms with dashboards
+            self.dashboard = ModelDashboard(
+                self,
+                "Dashboard",
+                dashboard_name=f"{config.prefix}-{model.name}",
+                model=model.name,
+                stage=config.name,
+                pipelines=[build_pipeline, naming.drift_pipeline(config)],
+                dataset=model.dataset,
+                endpoint_name=naming.endpoint(config),
+                drift=self.drift_alarms,
+                functions=functions,
+            )
+
+    def _drift_metrics(
+        self, config: StageConfig, lake: LakeStorage, common: dict[str, Any], shared_env: dict[str, str]
+    ) -> EventFunction:
+        """The drift check's metrics, put to CloudWatch from outside the VPC when its DetectDrift step succeeds.
+
+        The step's job runs network-isolated and writes drift_metrics.json to its execution's folder; the
+        function may read only those files, decrypt them through S3 only, and put metrics only to the drift
+        namespace the alarms read. Event shape: "Pipeline step state change" in
+        https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
+        """
+        drift_pipeline = naming.drift_pipeline(config)
+        pipeline_arn = self.format_arn(service="sagemaker", resource="pipeline", resource_name=drift_pipeline)
+        prefix = f"{DRIFT_ARTIFACTS_PREFIX}/{drift_pipeline}/"
+        suffix = f"{DETECT_DRIFT}/{REPORT_OUTPUT}/{METRICS_FILE}"
+        function = EventFunction(
             self,
-            "DriftAlarms",
-            alarm_prefix=alarm_prefix,
-            model=model.name,
-            stage=config.name,
-            features=features,
-            psi_threshold=operations.drift.psi_threshold,
-            ks_threshold=operations.drift.ks_threshold,
-            evaluation_periods=operations.drift.evaluation_periods,
-            period=alarm_period(operations.drift.schedule),
-            topic=self.topic,
-            monitor=MonitorSource(naming.endpoint(config), naming.monitoring_schedule(config))
-            if operations.drift.model_monitor
-            else None,
-            # Only a scheduled drift-check pipeline has runs that are due. Model Monitor publishes no
-            # run-completed metric; its failed runs are notified by the MonitoringFailedRule instead.
-            missing_runs_periods=None
-            if operations.drift.model_monitor or operations.drift.schedule is None
-            else operations.drift.missing_runs_alarm_periods,
+            "DriftMetrics",
+            handler="drift_metrics",
+            description=f"Puts the metrics of each succeeded {drift_pipeline} run to CloudWatch ({DRIFT_NAMESPACE})",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[PIPELINE_STEP_STATUS_CHANGE],
+                detail={"pipelineArn": [pipeline_arn], "stepName": [DETECT_DRIFT], "currentStepStatus": ["Succeeded"]},
+            ),
+            rule_description=f"The {DETECT_DRIFT} step of {drift_pipeline} succeeded",
+            environment={
+                "PIPELINE_ARN": pipeline_arn,
+                "STEP_NAME": DETECT_DRIFT,
+                "METRICS_BUCKET": lake.artifacts.bucket_name,
+                "METRICS_PREFIX": prefix,
+                "METRICS_KEY_SUFFIX": suffix,
+                "METRIC_NAMESPACE": DRIFT_NAMESPACE,
+                "METRIC_DIMENSIONS": json.dumps({"Model": config.model.name, "Stage": config.name}, sort_keys=True),
+                "IDEMPOTENCY_TABLE": shared_env["IDEMPOTENCY_TABLE"],
+            },
+            **common,
         )
-        self.dashboard = ModelDashboard(
-            self,
-            "Dashboard",
-            dashboard_name=f"{config.prefix}-{model.name}",
-            model=model.name,
-            stage=config.name,
-            pipelines=[build_pipeline, naming.drift_pipeline(config)],
-            dataset=model.dataset,
-            endpoint_name=naming.endpoint(config),
-            drift=self.drift_alarms,
-            functions=functions,
+        metrics_files = lake.artifacts.arn_for_objects(f"{prefix}*/{suffix}")
+        function.allow(
+            iam.PolicyStatement(sid="ReadDriftMetricsFiles", actions=["s3:GetObject"], resources=[metrics_files])
         )
+        function.allow(
+            iam.PolicyStatement(
+                sid="DecryptThroughS3",
+                actions=["kms:Decrypt"],
+                resources=[lake.key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}},
+            )
+        )
+        # PutMetricData has no resource-level permission; the namespace condition key bounds it:
+        # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html
+        function.allow(
+            iam.PolicyStatement(
+                sid="PutDriftMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": DRIFT_NAMESPACE}},
+            )
+        )
+        acknowledge_wildcards(
+            function.role,
+            resources=[metrics_files, "*"],
+            reason="The metrics file's key holds the drift-check execution id, known only at run time: reads are "
+            "scoped to that one file name under the drift pipeline's prefix. Resource '*' only for "
+            "cloudwatch:PutMetricData, which has no resource level and is bound by condition to the drift "
+            "namespace.",
+        )
+        return function
 
     def _notification_rules(self, config: StageConfig, group: str, build_pipeline_arn: str) -> None:
         job = naming.curation_job(config)

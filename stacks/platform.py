@@ -68,6 +68,7 @@ class PlatformStage(Stage):
             self,
             "Operations",
             config=config,
+            lake=self.data_lake.storage,
             description=f"{config.prefix}: notifications, event-driven functions, drift alarms, schedules, dashboard",
         )
         # Rules and schedules name the pipelines and the registry group; create those first.

@@ -1,4 +1,4 @@
-"""Drift step: compare new data with the training baseline; write drift_report.json, optionally publish metrics.
+"""Drift step: compare new data with the training baseline; write drift_report.json, optionally its metrics.
 
 Runs as a scheduled Processing job and needs nothing but the baseline that preprocess
 wrote (``baseline/baseline.json``), the data contract and the new data: CSV or Parquet
@@ -44,12 +44,14 @@ and unexpected columns, values of the wrong type, not allowed or out of range, .
 The report is JSON: the input format, the contract's and the baseline's identity, the row count, the
 thresholds, per feature its statistics and verdict, the maximum PSI, the drifted
 features and the schema violations. ``metric_data`` turns it into CloudWatch
-PutMetricData entries (namespace ``NAMESPACE``) and ``publish`` sends them in batches.
+PutMetricData entries (namespace ``NAMESPACE``); with ``--metrics`` they are written next to the
+report as ``drift_metrics.json`` (``{"Namespace": ..., "MetricData": [...]}``). The step makes no
+network call: it runs network-isolated, and a function outside the VPC puts that file's metrics
+to CloudWatch once the step has succeeded (lambdas/drift_metrics).
 
-The step exits 0 whenever it wrote the report (drift is reported, not a failure), 2 with
+The step exits 0 whenever it wrote the report (drift is reported, not a failure), and 2 with
 a one-line message when an input is unusable (missing or malformed baseline, malformed
-contract, bad threshold), and 3 when publishing the metrics failed after the report was
-written.
+contract, bad threshold).
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ DATA_DIR = "/opt/ml/processing/input/data"
 CONTRACT_PATH = "/opt/ml/processing/input/contract/contract.json"
 OUTPUT_DIR = "/opt/ml/processing/output/drift"
 REPORT_FILE = "drift_report.json"
+# The PutMetricData request of the run (--metrics), next to the report.
+METRICS_FILE = "drift_metrics.json"
 PSI_THRESHOLD = 0.2
 KS_THRESHOLD = 0.1
 # What --data-dir holds: files contract.read_dataset reads, or endpoint data capture (capture.py).
@@ -108,9 +112,8 @@ MALFORMED_CAPTURE = "MalformedCaptureRecords"  # capture input only
 # Per run, dimensions Model, Stage, value 1, sent after every other metric: the run completed and published.
 # Its absence is what the check-missing alarm watches (a crashed or unscheduled check publishes nothing).
 CHECK_COMPLETED = "DriftCheckCompleted"
-# PutMetricData takes at most 1000 metrics per call; batches stay well under that.
-BATCH_SIZE = 150
-MAX_BATCH_SIZE = 1000
+# PutMetricData takes at most 1000 metrics per call: a run's metrics go in one call, all or none.
+MAX_METRICS = 1000
 # CloudWatch dimension values are 1 to 1024 characters.
 MAX_DIMENSION_VALUE = 1024
 
@@ -471,7 +474,7 @@ def metric_data(report: Mapping[str, Any], *, model: str, stage: str) -> list[di
     ``schema.violation_count``), dimensions Model, Stage, and for capture input
     MalformedCaptureRecords (skipped lines and rows). Statistics that could not be
     computed (None) produce no entry. Last, always, DriftCheckCompleted = 1 (Model, Stage):
-    ``publish`` sends in order, so it reaches CloudWatch only if everything before it did.
+    all of them go to CloudWatch in one call (``write_metrics``), so it arrives only with the others.
     """
     run = [_dimension("Model", model), _dimension("Stage", stage)]
     entries = []
@@ -491,21 +494,15 @@ def metric_data(report: Mapping[str, Any], *, model: str, stage: str) -> list[di
     return entries
 
 
-def publish(
-    entries: Sequence[Mapping[str, Any]],
-    cloudwatch_client: Any,
-    *,
-    namespace: str = NAMESPACE,
-    batch_size: int = BATCH_SIZE,
-) -> int:
-    """Send ``entries`` with ``cloudwatch_client.put_metric_data``, ``batch_size`` at a time; returns the call count."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
-        raise ValueError(f"batch_size: must be an integer from 1 to {MAX_BATCH_SIZE}, got {batch_size!r}")
-    calls = 0
-    for first in range(0, len(entries), batch_size):
-        cloudwatch_client.put_metric_data(Namespace=namespace, MetricData=list(entries[first : first + batch_size]))
-        calls += 1
-    return calls
+def write_metrics(entries: Sequence[Mapping[str, Any]], output_dir: str | Path) -> Path:
+    """Write ``entries`` as one PutMetricData request (namespace NAMESPACE) to ``output_dir``/METRICS_FILE."""
+    if not 1 <= len(entries) <= MAX_METRICS:
+        raise ValueError(f"metrics: {len(entries)} entries; one PutMetricData call takes 1 to {MAX_METRICS}")
+    path = Path(output_dir) / METRICS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    request = {"Namespace": NAMESPACE, "MetricData": list(entries)}
+    path.write_text(json.dumps(request, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return path
 
 
 # --- the step ---------------------------------------------------------------------------
@@ -603,9 +600,11 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="capture: only requests of the last H hours before now (0, the default: all; dataset input ignores it)",
     )
-    parser.add_argument("--model", help="Model dimension of the metrics (needed with --publish)")
-    parser.add_argument("--stage", help="Stage dimension of the metrics (needed with --publish)")
-    parser.add_argument("--publish", action="store_true", help=f"put the metrics to CloudWatch ({NAMESPACE})")
+    parser.add_argument("--model", help="Model dimension of the metrics (needed with --metrics)")
+    parser.add_argument("--stage", help="Stage dimension of the metrics (needed with --metrics)")
+    parser.add_argument(
+        "--metrics", action="store_true", help=f"write the CloudWatch metrics ({NAMESPACE}) to {METRICS_FILE}"
+    )
     return parser
 
 
@@ -616,20 +615,12 @@ def _moment(text: str) -> dt.datetime:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _publish_report(report: Mapping[str, Any], model: str, stage: str) -> int:
-    import boto3  # only when publishing: the report alone needs no AWS SDK
-
-    entries = metric_data(report, model=model, stage=stage)
-    publish(entries, boto3.client("cloudwatch"))
-    return len(entries)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``python drift.py [--baseline ...] [--data-dir ...] [--contract ...] [--output-dir ...] [--publish ...]``."""
+    """``python drift.py [--baseline ...] [--data-dir ...] [--contract ...] [--output-dir ...] [--metrics ...]``."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.publish and not (args.model and args.stage):
-        parser.error("--publish needs --model and --stage (the metrics' dimensions)")
+    if args.metrics and not (args.model and args.stage):
+        parser.error("--metrics needs --model and --stage (the metrics' dimensions)")
     if args.input_format != CAPTURE_INPUT and (args.since or args.until):
         parser.error("--since and --until need --input-format capture")
     if args.window_hours < 0 or (args.window_hours and args.since):
@@ -661,16 +652,9 @@ def main(argv: list[str] | None = None) -> int:
         skipped = report["capture"]["malformed_by_reason"]
         reasons = ", ".join(f"{reason} {count}" for reason, count in skipped.items()) or "none"
         print(f"drift: capture: {report['capture']['requests']} requests, skipped: {reasons}")
-    if args.publish:
-        try:
-            count = _publish_report(report, args.model, args.stage)
-        except Exception as error:  # any SDK or service failure: the report is written, the metrics are not
-            print(
-                f"drift: report written, publishing the metrics failed: {type(error).__name__}: {error}",
-                file=sys.stderr,
-            )
-            return 3
-        print(f"drift: published {count} metrics to {NAMESPACE}")
+    if args.metrics:
+        entries = metric_data(report, model=args.model, stage=args.stage)
+        print(f"drift: wrote {len(entries)} metrics ({NAMESPACE}) to {write_metrics(entries, args.output_dir)}")
     return 0
 
 

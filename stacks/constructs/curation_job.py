@@ -57,24 +57,6 @@ class CurationJob(Construct):
         network: PrivateNetwork,
     ) -> None:
         super().__init__(scope, id_)
-        # In the VPC, without internet access: a NETWORK connection in the first workload subnet (Glue takes one).
-        network.require(CURATION_JOB)
-        self.security_group = network.workload_security_group(
-            self,
-            "Network",
-            description=f"Glue job {job_name}: HTTPS to the VPC endpoints and S3, between its own workers",
-            peers=True,  # Glue requires a self-referencing rule for traffic between the job's nodes
-        )
-        self.connection = glue.Connection(
-            self,
-            "Connection",
-            type=glue.ConnectionType.NETWORK,
-            description=f"{job_name} runs in the platform's private subnets",
-            network=glue.ConnectionNetwork.subnet(
-                network.vpc.select_subnets(subnet_type=network.workload_subnet_type).subnets[0]
-            ),
-            security_groups=[self.security_group],
-        )
         stack = Stack.of(self)
         dataset_prefix = f"{dataset}/"
         quarantine_prefix = f"{QUARANTINE_PREFIX}{dataset}/"
@@ -134,53 +116,10 @@ class CurationJob(Construct):
             )
         )
 
-        # A job with a NETWORK connection: Glue reads the connection and creates the job's network interfaces
-        # in the VPC with the job's role (the actions of AWS's AWSGlueServiceRole, scoped):
-        # https://docs.aws.amazon.com/glue/latest/dg/create-an-iam-role.html
-        vpc_arn = stack.format_arn(service="ec2", resource="vpc", resource_name=network.vpc.vpc_id)
+        # config.in_vpc: in the VPC through a NETWORK connection; otherwise in Glue's own network, reaching S3,
+        # Glue and CloudWatch without the VPC (and without its endpoints).
+        self.connection = self._connection(network, job_name) if config.in_vpc else None
         interfaces_arn = stack.format_arn(service="ec2", resource="network-interface", resource_name="*")
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadOwnConnection",
-                actions=["glue:GetConnection"],
-                resources=[
-                    stack.format_arn(service="glue", resource="catalog"),
-                    stack.format_arn(
-                        service="glue", resource="connection", resource_name=self.connection.connection_name
-                    ),
-                ],
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="DescribeNetwork",
-                actions=[
-                    "ec2:DescribeVpcEndpoints",
-                    "ec2:DescribeRouteTables",
-                    "ec2:DescribeSubnets",
-                    "ec2:DescribeSecurityGroups",
-                    "ec2:DescribeVpcAttribute",
-                    "ec2:DescribeNetworkInterfaces",
-                ],
-                resources=["*"],
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobNetworkInterfacesInThePlatformVpc",
-                actions=["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"],
-                resources=["*"],
-                conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}},
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="TagJobNetworkInterfaces",
-                actions=["ec2:CreateTags", "ec2:DeleteTags"],
-                resources=[interfaces_arn],
-                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": ["aws-glue-service-resource"]}},
-            )
-        )
 
         self.job = glue.PySparkEtlJob(
             self,
@@ -198,7 +137,7 @@ class CurationJob(Construct):
             job_run_queuing_enabled=True,
             max_concurrent_runs=1,
             security_configuration=security_configuration,
-            connections=[self.connection],
+            connections=None if self.connection is None else [self.connection],
             enable_metrics=True,
             continuous_logging=glue.ContinuousLoggingProps(enabled=True),
             default_arguments={
@@ -234,15 +173,15 @@ class CurationJob(Construct):
                 artifacts.arn_for_objects(f"{work_prefix}*"),
                 *log_arns,
                 "*",
-                interfaces_arn,
+                *([interfaces_arn] if config.in_vpc else []),
             ],
             reason="Object keys are data (dated partitions, Spark part files, run reports), named at run time: "
             "access is scoped to the dataset's raw, curated and quarantine prefixes and the job's own work "
             "prefix, with deletes only where a partition is replaced. Logs: Glue's own /aws-glue log groups. "
-            "Resource '*' only for glue:GetSecurityConfiguration and ec2 Describe* (no resource level), "
-            "network-interface creation (bound to the platform VPC by condition) and PutMetricData "
-            "(bound by condition to the MLOps/ETL and Glue namespaces); network-interface tags only with Glue's "
-            "own tag key.",
+            "Resource '*' only for glue:GetSecurityConfiguration, PutMetricData (bound by condition to the "
+            "MLOps/ETL and Glue namespaces) and, in the VPC, ec2 Describe* (no resource level) and "
+            "network-interface creation (bound to the platform VPC by condition); network-interface tags only "
+            "with Glue's own tag key.",
         )
 
         self.workflow = glue.Workflow(
@@ -286,6 +225,73 @@ class CurationJob(Construct):
                 start_on_creation=True,
                 actions=[action],
             )
+
+    def _connection(self, network: PrivateNetwork, job_name: str) -> glue.Connection:
+        """The job's NETWORK connection in the first workload subnet (Glue takes one), without internet access,
+        and what the job's role needs for it."""
+        network.require(CURATION_JOB)
+        self.security_group = network.workload_security_group(
+            self,
+            "Network",
+            description=f"Glue job {job_name}: HTTPS to the VPC endpoints and S3, between its own workers",
+            peers=True,  # Glue requires a self-referencing rule for traffic between the job's nodes
+        )
+        connection = glue.Connection(
+            self,
+            "Connection",
+            type=glue.ConnectionType.NETWORK,
+            description=f"{job_name} runs in the platform's private subnets",
+            network=glue.ConnectionNetwork.subnet(
+                network.vpc.select_subnets(subnet_type=network.workload_subnet_type).subnets[0]
+            ),
+            security_groups=[self.security_group],
+        )
+        stack = Stack.of(self)
+        # Glue reads the connection and creates the job's network interfaces in the VPC with the job's role
+        # (the actions of AWS's AWSGlueServiceRole, scoped): https://docs.aws.amazon.com/glue/latest/dg/create-an-iam-role.html
+        vpc_arn = stack.format_arn(service="ec2", resource="vpc", resource_name=network.vpc.vpc_id)
+        interfaces_arn = stack.format_arn(service="ec2", resource="network-interface", resource_name="*")
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadOwnConnection",
+                actions=["glue:GetConnection"],
+                resources=[
+                    stack.format_arn(service="glue", resource="catalog"),
+                    stack.format_arn(service="glue", resource="connection", resource_name=connection.connection_name),
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DescribeNetwork",
+                actions=[
+                    "ec2:DescribeVpcEndpoints",
+                    "ec2:DescribeRouteTables",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeVpcAttribute",
+                    "ec2:DescribeNetworkInterfaces",
+                ],
+                resources=["*"],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobNetworkInterfacesInThePlatformVpc",
+                actions=["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"],
+                resources=["*"],
+                conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TagJobNetworkInterfaces",
+                actions=["ec2:CreateTags", "ec2:DeleteTags"],
+                resources=[interfaces_arn],
+                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": ["aws-glue-service-resource"]}},
+            )
+        )
+        return connection
 
 
 def _glue_cron(expression: str) -> glue.TriggerSchedule:

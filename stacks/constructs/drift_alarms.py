@@ -19,7 +19,7 @@ run that measured nothing (no traffic) is not drift, so the composite (and retra
 fires on missing data. The price is that a drift check that crashes or stops running looks
 like "no drift" there. Catching that is the job of the check-missing alarm (engine
 ``processing`` on a schedule): it reads the ``DriftCheckCompleted`` heartbeat that each
-completed run publishes last, treats missing data as breaching, notifies on ALARM and OK, and
+completed run publishes with its other metrics, treats missing data as breaching, notifies on ALARM and OK, and
 is not part of the composite: a stale check must be looked at, not answered by retraining.
 Engine ``model_monitor`` has no such alarm: Model Monitor publishes no metric that says a run
 completed (its per-feature metrics depend on the baseline's ``emit_metrics`` setting and on
@@ -44,7 +44,8 @@ from stacks.constructs.data_quality_monitor import METRICS_NAMESPACE as MONITOR_
 from stacks.constructs.data_quality_monitor import drift_metric_name as monitor_metric_name
 
 NAMESPACE = "MLOps/Drift"
-# What every completed drift run publishes last, value 1 (pipelines_src/steps/drift.py: CHECK_COMPLETED).
+# What every completed drift run publishes with its other metrics, value 1 (pipelines_src/steps/drift.py:
+# CHECK_COMPLETED; one PutMetricData call by lambdas/drift_metrics).
 CHECK_COMPLETED = "DriftCheckCompleted"
 # Dashboards plot each run's value on its own: one point an hour at most.
 DASHBOARD_PERIOD = Duration.hours(1)

@@ -2,7 +2,8 @@
 
 It runs drift.py from the same steps tarball, runner and contract assets as the model-build
 pipeline, under its own role: read the recent inputs and the deployed version's baseline,
-write its reports, publish to the MLOps/Drift metric namespace; nothing else.
+write its report and its metrics file (network-isolated: the Operations stack's drift-metrics function
+puts that file to the MLOps/Drift namespace); nothing else.
 """
 
 from __future__ import annotations
@@ -93,6 +94,6 @@ class DriftCheckPipeline(Construct):
             values,
             name=pipeline_name,
             description=f"Compare recent inputs of {model_name} ({stage_name}) with the deployed version's "
-            "training baseline; publish drift metrics",
+            "training baseline; write the drift report and metrics",
             role=role,
         )

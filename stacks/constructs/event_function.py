@@ -57,7 +57,9 @@ class EventFunction(Construct):
         dlq_retention: Duration,
         removal_policy: RemovalPolicy,
         timeout: Duration = TIMEOUT,
+        alarms: bool = True,
     ) -> None:
+        """``alarms``: the dead-letter and error alarms (operations.alarms); without them failures wait in the queue."""
         super().__init__(scope, id_)
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -123,6 +125,11 @@ class EventFunction(Construct):
                 max_event_age=EVENT_MAX_AGE,
             )
         )
+        self.alarms: list[cloudwatch.Alarm] = []
+        if alarms:
+            self._alarm(handler, topic)
+
+    def _alarm(self, handler: str, topic: sns.ITopic) -> None:
         notify = cloudwatch_actions.SnsAction(topic)
         self.dead_letter_alarm = cloudwatch.Alarm(
             self,
@@ -148,6 +155,7 @@ class EventFunction(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.errors_alarm.add_alarm_action(notify)
+        self.alarms = [self.errors_alarm, self.dead_letter_alarm]
 
     def allow(self, statement: iam.PolicyStatement) -> None:
         self.role.add_to_policy(statement)

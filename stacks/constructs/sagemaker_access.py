@@ -117,7 +117,7 @@ class SageMakerExecutionRole(Construct):
     ) -> None:
         """``subnet_ids``/``security_group_ids``: the only network the role's jobs may run in (required with
         ``runs_jobs``); ``network_isolation``: every job it starts must be network-isolated (its steps call no
-        AWS API); False for a pipeline whose job itself calls AWS (the drift check publishes metrics)."""
+        AWS API); False for a pipeline whose job itself calls AWS."""
         super().__init__(scope, id_)
         stack = Stack.of(self)
         if runs_jobs and (not subnet_ids or not security_group_ids):

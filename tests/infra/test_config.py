@@ -30,8 +30,10 @@ def test_defaults_are_merged_under_each_stage(platform_config: PlatformConfig) -
     # staging overrides only the CIDR of its network block; the rest comes from defaults
     assert staging.network.vpc_cidr == "10.20.0.0/16"
     assert staging.network.az_count == platform_config.stage("prod").network.az_count - 1 == 2
-    # No stage lists its interface endpoints: each derives them from its workloads (stacks.network_needs).
-    assert all(stage.network.interface_endpoints is None for stage in platform_config.stages.values())
+    # Staging and prod derive their interface endpoints from their workloads (stacks.network_needs); dev lists
+    # none (its jobs' and endpoints' logs and instance metrics stay out of CloudWatch, README "What it costs idle").
+    assert staging.network.interface_endpoints is None is platform_config.stage("prod").network.interface_endpoints
+    assert platform_config.stage("dev").network.interface_endpoints == ()
 
 
 def test_config_is_frozen(platform_config: PlatformConfig) -> None:
@@ -545,3 +547,45 @@ def test_bad_endpoint_options_name_the_key(context: dict[str, Any], mutate: Any,
     with pytest.raises(ConfigError) as error:
         load_config(context)
     assert str(error.value).startswith(message)
+
+
+def test_dev_drops_its_dashboard_and_runs_its_curation_job_outside_the_vpc(platform_config: PlatformConfig) -> None:
+    dev, staging, prod = (platform_config.stage(name) for name in ("dev", "staging", "prod"))
+    assert (dev.operations.dashboards, dev.operations.alarms, dev.data_lake.etl.in_vpc) == (False, True, False)
+    for stage in (staging, prod):
+        assert (stage.operations.dashboards, stage.operations.alarms, stage.data_lake.etl.in_vpc) == (True, True, True)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            _set("stages.prod.operations.alarms", False),
+            "mlops.stages.prod.operations.alarms: must be true in the prod stage (its drift alarms start "
+            "retraining and its dead-letter alarms report lost events), got false",
+        ),
+        (
+            _set("stages.staging.operations.alarms", False),
+            "mlops.stages.staging.operations.dashboards: needs mlops.stages.staging.operations.alarms true (the "
+            "dashboard shows the alarms); set both false, or alarms true",
+        ),
+        (
+            _set("defaults.operations.dashboards", "no"),
+            "mlops.stages.staging.operations.dashboards: expected true or false, got str 'no'",
+        ),
+        (
+            _set("stages.dev.data_lake.etl.in_vpc", 0),
+            "mlops.stages.dev.data_lake.etl.in_vpc: expected true or false, got int 0",
+        ),
+    ],
+)
+def test_bad_cost_options_fail_with_one_line(context: dict[str, Any], mutate: Any, message: str) -> None:
+    mutate(context)
+    with pytest.raises(ConfigError) as error:
+        load_config(context)
+    assert str(error.value) == message
+
+
+def test_dev_may_drop_its_alarms_too(context: dict[str, Any]) -> None:
+    context["mlops"]["stages"]["dev"]["operations"]["alarms"] = False
+    assert load_config(context).stage("dev").operations.alarms is False

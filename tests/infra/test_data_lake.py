@@ -346,7 +346,7 @@ def test_the_crawler_role_reads_only_the_dataset_prefix(
 def test_a_whole_zone_crawl_still_skips_the_data_capture(
     context: dict[str, Any], platform_config: PlatformConfig
 ) -> None:
-    context["mlops"]["stages"]["dev"]["data_lake"] = {"crawl_datasets_only": False}
+    context["mlops"]["stages"]["dev"]["data_lake"]["crawl_datasets_only"] = False
     config = load_config(context).stage("dev")
     app = new_app()
     stack = DataLakeStack(app, "Lake", config=config, network=NetworkStack(app, "Net", config=config).network)

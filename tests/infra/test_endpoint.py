@@ -104,13 +104,16 @@ def test_the_endpoint_serves_the_given_version_in_the_private_subnets_with_the_l
     assert len(model["VpcConfig"]["Subnets"]) == config.network.az_count
     assert model["EnableNetworkIsolation"] is True, "the container calls nothing"
     (group,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::EC2::SecurityGroup"]
-    # HTTPS to the interface endpoints' group and to S3's prefix list, nothing else (no 0.0.0.0/0).
+    # HTTPS to S3's prefix list and, where the stage has interface endpoints, to their group; nothing else.
     assert "SecurityGroupEgress" not in group and "SecurityGroupIngress" not in group
     egress = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::EC2::SecurityGroupEgress"]
-    assert [(rule["FromPort"], rule["ToPort"]) for rule in egress] == [(443, 443), (443, 443)]
+    has_endpoints = bool(synthesized.stages[stage].network.network.interface_endpoints)
+    assert [(rule["FromPort"], rule["ToPort"]) for rule in egress] == [(443, 443)] * (2 if has_endpoints else 1)
     assert len([rule for rule in egress if "DestinationPrefixListId" in rule]) == 1
-    (to_group,) = [rule for rule in egress if "DestinationSecurityGroupId" in rule]
-    assert "EndpointSecurityGroup" in json.dumps(to_group["DestinationSecurityGroupId"])
+    to_groups = [rule for rule in egress if "DestinationSecurityGroupId" in rule]
+    assert len(to_groups) == (1 if has_endpoints else 0) and has_endpoints is (stage != "dev")
+    for to_group in to_groups:
+        assert "EndpointSecurityGroup" in json.dumps(to_group["DestinationSecurityGroupId"])
     endpoint_config = _one(template, "AWS::SageMaker::EndpointConfig")["Properties"]
     lake = synthesized.stages[stage].data_lake
     assert flatten_reference(endpoint_config["KmsKeyId"]).find(lake.stack_name) >= 0

@@ -327,9 +327,13 @@ def test_jobs_security_group_allows_https_out_and_its_own_members_only(synthesiz
     itself = {"Fn::GetAtt": [group_id, "GroupId"]}
     (to_s3,) = [rule for rule in egress if "DestinationPrefixListId" in rule]
     (to_members,) = [rule for rule in egress if rule.get("DestinationSecurityGroupId") == itself]
-    (to_endpoints,) = [rule for rule in egress if rule not in (to_s3, to_members)]
-    assert "EndpointSecurityGroup" in json.dumps(to_endpoints["DestinationSecurityGroupId"])
-    assert (to_s3["FromPort"], to_s3["ToPort"], to_endpoints["FromPort"], to_endpoints["ToPort"]) == (443,) * 4
+    to_endpoints = [rule for rule in egress if rule not in (to_s3, to_members)]
+    # To the interface endpoints only where the stage has some (dev has none: network.interface_endpoints []).
+    assert len(to_endpoints) == (1 if synthesized.stages[stage].network.network.interface_endpoints else 0)
+    for rule in to_endpoints:
+        assert "EndpointSecurityGroup" in json.dumps(rule["DestinationSecurityGroupId"])
+        assert (rule["FromPort"], rule["ToPort"]) == (443, 443)
+    assert (to_s3["FromPort"], to_s3["ToPort"]) == (443, 443)
     assert (to_members["FromPort"], to_members["ToPort"]) == (0, 65535)
     assert "SecurityGroupIngress" not in group["Properties"]
     (ingress,) = template.find_resources("AWS::EC2::SecurityGroupIngress").values()
@@ -354,9 +358,9 @@ def test_the_deployed_drift_check_is_the_one_its_definition_function_builds_from
     arguments = step["Arguments"]
     container = arguments["AppSpecification"]["ContainerArguments"]
     assert container[container.index("--psi-threshold") + 1] == str(drift.psi_threshold)
-    assert ["--publish", "--model", "delivery-time", "--stage", stage] == container[container.index("--publish") :][:5]
-    # It publishes metrics, so it is not network-isolated; it still runs in the VPC with the lake key.
-    assert arguments["NetworkConfig"]["EnableNetworkIsolation"] is False
+    assert ["--metrics", "--model", "delivery-time", "--stage", stage] == container[container.index("--metrics") :][:5]
+    # It writes its metrics to S3 and calls nothing: network-isolated, in the VPC, with the lake key.
+    assert arguments["NetworkConfig"]["EnableNetworkIsolation"] is True
     assert arguments["NetworkConfig"]["VpcConfig"]["SecurityGroupIds"] == ["${JobsSecurityGroup}"]
     assert arguments["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
     # The same step code as the model-build pipeline: one set of assets.
@@ -382,9 +386,8 @@ def test_drift_role_reads_capture_dataset_and_deployed_baseline_writes_only_its_
     assert writes == {f"/drift-check/{pipeline}/*"}
     by_sid = {statement.get("Sid"): statement for statement in statements}
     assert "RegisterModelVersions" not in by_sid
-    assert by_sid["JobMetrics"]["Condition"] == {
-        "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "MLOps/Drift"]}
-    }
+    # SageMaker's own job metrics only: the job cannot call CloudWatch, its drift metrics leave as a file.
+    assert by_sid["JobMetrics"]["Condition"] == {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}}
 
 
 # --- SageMaker jobs may start only in the platform's network, encrypted with its key -------------------
@@ -476,8 +479,8 @@ def test_jobs_may_start_only_in_the_platform_network_with_its_key_and_never_with
     key_arn = stack.resolve(key.key_arn)
     assert conditions["ArnEquals"] == {"sagemaker:VolumeKmsKey": key_arn, "sagemaker:OutputKmsKey": key_arn}
     assert conditions["Bool"]["sagemaker:InterContainerTrafficEncryption"] == "true"
-    # The model-build steps call no AWS API: isolated. The drift job publishes metrics itself.
-    assert conditions["Bool"].get("sagemaker:NetworkIsolation") == ("true" if role == "execution" else None)
+    # Neither the model-build steps nor the drift job call an AWS API: every job must be isolated.
+    assert conditions["Bool"]["sagemaker:NetworkIsolation"] == "true"
     # Describe/Stop support none of these keys: no other statement may create jobs.
     for other in _role_statements(synthesized, stage, role):
         if other != statement:

@@ -20,7 +20,7 @@ from stacks.nag import flatten_reference
 from stacks.operations_stack import drift_features
 from tests.conftest import Synthesized
 
-# What both handlers parse at import (values only need to be well-formed here).
+# What the handlers parse at import (values only need to be well-formed here).
 HANDLER_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "MODEL_PACKAGE_GROUP": "group",
@@ -33,6 +33,13 @@ HANDLER_ENVIRONMENT = {
     "COOLDOWN_MINUTES": "60",
     "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:topic",
     "IDEMPOTENCY_TABLE": "table",
+    "PIPELINE_ARN": "arn:aws:sagemaker:us-east-1:123456789012:pipeline/drift",
+    "STEP_NAME": "DetectDrift",
+    "METRICS_BUCKET": "bucket",
+    "METRICS_PREFIX": "drift-check/drift/",
+    "METRICS_KEY_SUFFIX": "DetectDrift/report/drift_metrics.json",
+    "METRIC_NAMESPACE": "MLOps/Drift",
+    "METRIC_DIMENSIONS": '{"Model": "m", "Stage": "dev"}',
 }
 # Literal accounts make every ARN in these templates a plain string (dev leaves its account open).
 STAGE = "prod"
@@ -268,7 +275,8 @@ def _function(resources: dict[str, dict[str, Any]], handler: str) -> tuple[str, 
 
 
 @pytest.mark.parametrize(
-    "handler,rule_prefix", [("registry_approval", "RegistryApproval"), ("drift_alert", "DriftAlert")]
+    "handler,rule_prefix",
+    [("registry_approval", "RegistryApproval"), ("drift_alert", "DriftAlert"), ("drift_metrics", "DriftMetrics")],
 )
 def test_each_function_keeps_what_fails_in_its_encrypted_dead_letter_queue_and_alarms_on_it(
     resources: dict[str, dict[str, Any]], handler: str, rule_prefix: str
@@ -559,7 +567,7 @@ def test_the_deployed_bundle_imports_each_handler_with_powertools_from_the_layer
     boto3_site = str(Path(boto3.__file__).parents[1])
     script = (
         "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
-        "import registry_approval.handler, drift_alert.handler; "
+        "import registry_approval.handler, drift_alert.handler, drift_metrics.handler; "
         "import aws_lambda_powertools; print(aws_lambda_powertools.__file__)"
     )
     environment = {
@@ -637,19 +645,12 @@ def test_the_approval_function_reads_the_deployed_versions_and_nothing_else_of_s
 
 
 def test_rollback_on_rejection_lets_the_function_list_the_groups_versions(context: dict[str, Any]) -> None:
-    from aws_cdk import Environment
     from cdk_nag import AwsSolutionsChecks
 
     from stacks.config import load_config
-    from stacks.operations_stack import OperationsStack
-    from tests.conftest import new_app
 
     context["mlops"]["stages"][STAGE]["operations"]["rollback_on_rejection"] = True
-    config = load_config(context).stage(STAGE)
-    app = new_app()
-    stack = OperationsStack(
-        app, "Operations", config=config, env=Environment(account=config.account, region=config.region)
-    )
+    app, stack = _operations_alone(load_config(context).stage(STAGE))
     stack_resources = Template.from_stack(stack).to_json()["Resources"]
     _, function = _function(stack_resources, "registry_approval")
     assert function["Environment"]["Variables"]["ROLLBACK_ON_REJECTION"] == "true"
@@ -657,3 +658,127 @@ def test_rollback_on_rejection_lets_the_function_list_the_groups_versions(contex
     (listing,) = [statement for statement in statements if "sagemaker:ListModelPackages" in _actions(statement)]
     assert _actions(listing) == ["sagemaker:ListModelPackages"]
     assert AwsSolutionsChecks().validate_scope(app).violations == []
+
+
+# The drift check's metrics: published from outside the VPC when its DetectDrift step succeeds.
+
+
+def _step_event(config: Any, pipeline: str, step: str, status: str) -> dict[str, Any]:
+    """A "SageMaker Model Building Pipeline Execution Step Status Change" event (AWS's example shape)."""
+    pipeline_arn = f"arn:aws:sagemaker:{config.region}:{config.account}:pipeline/{pipeline}"
+    execution_arn = f"{pipeline_arn}/execution/p4jn9xou8a8s"
+    return {
+        "version": "0",
+        "id": "ea37ccbb-5e2b-05e9-4073-1daazc940304",
+        "detail-type": "SageMaker Model Building Pipeline Execution Step Status Change",
+        "source": "aws.sagemaker",
+        "account": config.account,
+        "time": "2026-11-30T03:10:10Z",
+        "region": config.region,
+        "resources": [pipeline_arn, execution_arn],
+        "detail": {
+            "stepName": step,
+            "stepType": "Processing",
+            "previousStepStatus": "Executing",
+            "currentStepStatus": status,
+            "pipelineArn": pipeline_arn,
+            "pipelineExecutionArn": execution_arn,
+        },
+    }
+
+
+def test_a_succeeded_drift_check_step_reaches_the_drift_metrics_function_only(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage(STAGE)
+    drift_pipeline = naming.drift_pipeline(config)
+    rule = _rule(resources, "DriftMetricsRule")
+    assert _matches(rule, _step_event(config, drift_pipeline, "DetectDrift", "Succeeded"))
+    assert not _matches(rule, _step_event(config, drift_pipeline, "DetectDrift", "Failed"))
+    assert not _matches(rule, _step_event(config, drift_pipeline, "Other", "Succeeded"))
+    assert not _matches(rule, _step_event(config, naming.build_pipeline(config), "DetectDrift", "Succeeded"))
+
+
+@pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
+def test_the_drift_metrics_function_reads_where_the_drift_check_writes_and_puts_what_the_alarms_read(
+    synthesized: Synthesized, platform_config: PlatformConfig, stage: str
+) -> None:
+    from stacks.constructs.drift_alarms import NAMESPACE
+
+    config = platform_config.stage(stage)
+    operations = synthesized.stages[stage].operations
+    stage_resources = synthesized.template(stage, "operations").to_json()["Resources"]
+    _, function = _function(stage_resources, "drift_metrics")
+    assert "VpcConfig" not in function, "it runs outside the VPC: no endpoint is needed for CloudWatch"
+    variables = function["Environment"]["Variables"]
+    assert variables["METRIC_NAMESPACE"] == NAMESPACE
+    assert json.loads(variables["METRIC_DIMENSIONS"]) == {"Model": config.model.name, "Stage": config.name}
+    # The drift job's report output: s3://<artifacts>/drift-check/<pipeline>/<execution id>/DetectDrift/report.
+    (step,) = json.loads(synthesized.stages[stage].ml_platform.drift_check.definition)["Steps"]
+    (output,) = step["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    parts = output["S3Output"]["S3Uri"]["Std:Join"]["Values"]
+    assert parts[0] == "s3:/" and parts[1] == "${ArtifactsBucket}"
+    assert parts[4] == {"Get": "Execution.PipelineExecutionId"}
+    assert variables["METRICS_PREFIX"] == "/".join(parts[2:4]) + "/"
+    assert variables["METRICS_KEY_SUFFIX"] == "/".join([*parts[5:], "drift_metrics.json"])
+    lake = synthesized.stages[stage].data_lake.storage
+    assert operations.resolve(variables["METRICS_BUCKET"]) == operations.resolve(lake.artifacts.bucket_name)
+    statements = {
+        statement.get("Sid"): statement for statement in _statements(stage_resources, function["Role"]["Fn::GetAtt"][0])
+    }
+    put = statements["PutDriftMetrics"]
+    assert _actions(put) == ["cloudwatch:PutMetricData"] and put["Resource"] == "*"
+    assert put["Condition"] == {"StringEquals": {"cloudwatch:namespace": NAMESPACE}}
+    read = statements["ReadDriftMetricsFiles"]
+    assert _actions(read) == ["s3:GetObject"]
+    assert flatten_reference(read["Resource"]).endswith(
+        f"/{variables['METRICS_PREFIX']}*/{variables['METRICS_KEY_SUFFIX']}"
+    )
+    decrypt = statements["DecryptThroughS3"]
+    assert _actions(decrypt) == ["kms:Decrypt"]
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": f"s3.{config.region}.amazonaws.com"}}
+    # Nothing else reaches CloudWatch or S3: the rest is its log group, queue, topic and idempotency table.
+    others = [s for sid, s in statements.items() if sid not in ("PutDriftMetrics", "ReadDriftMetricsFiles")]
+    assert not any(a.startswith(("cloudwatch:", "s3:")) for s in others for a in _actions(s))
+
+
+def test_dev_has_no_dashboard_and_staging_and_prod_have_one(synthesized: Synthesized) -> None:
+    for stage, count in (("dev", 0), ("staging", 1), ("prod", 1)):
+        dashboards = synthesized.template(stage, "operations").find_resources("AWS::CloudWatch::Dashboard")
+        assert len(dashboards) == count, stage
+        assert (synthesized.stages[stage].operations.dashboard is None) is (count == 0)
+
+
+def test_a_stage_without_alarms_has_no_alarm_at_all(context: dict[str, Any]) -> None:
+    from stacks.config import load_config
+
+    context["mlops"]["stages"]["dev"]["operations"]["alarms"] = False
+    _, stack = _operations_alone(load_config(context).stage("dev"), account="123456789012")
+    template = Template.from_stack(stack)
+    assert template.find_resources("AWS::CloudWatch::Alarm") == {}
+    assert template.find_resources("AWS::CloudWatch::CompositeAlarm") == {}
+    assert template.find_resources("AWS::CloudWatch::Dashboard") == {}
+    # The functions and their dead-letter queues stay: a failed event still waits there.
+    assert len(template.find_resources("AWS::Lambda::Function")) == 3
+    assert len(template.find_resources("AWS::SQS::Queue")) == 3
+
+
+def _operations_alone(config: Any, account: str | None = None) -> tuple[Any, Any]:
+    """An app holding only a stage's Operations stack and the lake storage it reads (a stack of its own)."""
+    from aws_cdk import Duration, Environment, Stack
+
+    from stacks.constructs.data_lake import LakeStorage
+    from stacks.operations_stack import OperationsStack
+    from tests.conftest import new_app
+
+    app = new_app()
+    env = Environment(account=account or config.account, region=config.region)
+    lake = LakeStorage(
+        Stack(app, "Lake", env=env),
+        "Storage",
+        config=config.data_lake,
+        retain=False,
+        access_log_retention=Duration.days(30),
+        capture_prefix=naming.capture_prefix(config),
+    )
+    return app, OperationsStack(app, "Operations", config=config, lake=lake, env=env)

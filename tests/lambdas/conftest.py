@@ -33,6 +33,9 @@ MODEL_PACKAGE_GROUP = "churn-models"
 DEPLOY_PIPELINE = "churn-deploy"
 MODEL_BUILD_PIPELINE = "churn-model-build"
 ALARM_PREFIX = "mlops-drift-"
+DRIFT_PIPELINE = "mlops-dev-churn-drift-check"
+DRIFT_PIPELINE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{DRIFT_PIPELINE}"
+ARTIFACTS_BUCKET = "mlops-dev-artifacts"
 # Arbitrary JSON values that malformed events are made of (property tests of both handlers).
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -61,6 +64,13 @@ _ENV = {
     "COOLDOWN_MINUTES": "60",
     "NOTIFICATION_TOPIC_ARN": TOPIC_ARN,
     "IDEMPOTENCY_TABLE": TABLE,
+    "PIPELINE_ARN": DRIFT_PIPELINE_ARN,
+    "STEP_NAME": "DetectDrift",
+    "METRICS_BUCKET": ARTIFACTS_BUCKET,
+    "METRICS_PREFIX": f"drift-check/{DRIFT_PIPELINE}/",
+    "METRICS_KEY_SUFFIX": "DetectDrift/report/drift_metrics.json",
+    "METRIC_NAMESPACE": "MLOps/Drift",
+    "METRIC_DIMENSIONS": '{"Model": "churn", "Stage": "dev"}',
 }
 os.environ.update(_ENV)
 for _variable in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):

@@ -34,8 +34,8 @@ from pipelines_src.steps.drift import (
     compute_drift,
     metric_data,
     psi,
-    publish,
     shares,
+    write_metrics,
 )
 from pipelines_src.steps.preprocess import build_baseline
 
@@ -335,24 +335,24 @@ def test_metric_data_names_and_dimensions(same_report: dict[str, Any]) -> None:
         metric_data(same_report, model="m", stage="")
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    def put_metric_data(self, **arguments: Any) -> None:
-        self.calls.append(arguments)
-
-
-def test_publish_sends_batches_within_the_limit() -> None:
-    entries = [{"MetricName": "FeaturePSI", "Value": float(index), "Unit": "None"} for index in range(401)]
-    client = _Recorder()
-    assert publish(entries, client) == 3
-    assert [len(call["MetricData"]) for call in client.calls] == [150, 150, 101]
-    assert {call["Namespace"] for call in client.calls} == {NAMESPACE} == {"MLOps/Drift"}
-    assert [entry for call in client.calls for entry in call["MetricData"]] == entries
-    assert publish([], client) == 0
-    with pytest.raises(ValueError, match="batch_size"):
-        publish(entries, client, batch_size=1001)
+def test_the_metrics_file_is_one_put_metric_data_request(tmp_path: Path, same_report: dict[str, Any]) -> None:
+    entries = metric_data(same_report, model="delivery-time", stage="dev")
+    path = write_metrics(entries, tmp_path / "report")
+    assert path == tmp_path / "report" / drift.METRICS_FILE
+    request = json.loads(path.read_text())
+    assert request == {"Namespace": NAMESPACE, "MetricData": entries} and NAMESPACE == "MLOps/Drift"
+    with mock_aws():  # botocore validates the request's shape; CloudWatch (moto) lists what it holds
+        client = boto3.client("cloudwatch", region_name="eu-west-1")
+        client.put_metric_data(**request)
+        listed = _listed_metrics(client)
+    expected = {
+        (entry["MetricName"], tuple((item["Name"], item["Value"]) for item in entry["Dimensions"])) for entry in entries
+    }
+    assert listed == expected
+    with pytest.raises(ValueError, match="one PutMetricData call takes 1 to 1000"):
+        write_metrics(entries * 1000, tmp_path)
+    with pytest.raises(ValueError, match="one PutMetricData call takes 1 to 1000"):
+        write_metrics([], tmp_path)
 
 
 def test_every_run_ends_its_metrics_with_the_heartbeat(same_report: dict[str, Any]) -> None:
@@ -367,30 +367,6 @@ def test_every_run_ends_its_metrics_with_the_heartbeat(same_report: dict[str, An
     assert metric_data(empty, model="delivery-time", stage="dev")[-1] == heartbeat
 
 
-class _FailingAfter(_Recorder):
-    def __init__(self, calls: int) -> None:
-        super().__init__()
-        self._left = calls
-
-    def put_metric_data(self, **arguments: Any) -> None:
-        if not self._left:
-            raise RuntimeError("throttled")
-        self._left -= 1
-        super().put_metric_data(**arguments)
-
-
-def test_the_heartbeat_is_sent_only_after_every_other_metric(same_report: dict[str, Any]) -> None:
-    entries = metric_data(same_report, model="delivery-time", stage="dev")
-    client = _Recorder()
-    publish(entries, client, batch_size=3)
-    assert client.calls[-1]["MetricData"][-1]["MetricName"] == CHECK_COMPLETED
-    failing = _FailingAfter(1)
-    with pytest.raises(RuntimeError):
-        publish(entries, failing, batch_size=3)
-    sent = [entry["MetricName"] for call in failing.calls for entry in call["MetricData"]]
-    assert sent and CHECK_COMPLETED not in sent
-
-
 def _listed_metrics(client: Any) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
     found = set()
     for page in client.get_paginator("list_metrics").paginate(Namespace=NAMESPACE):
@@ -398,18 +374,6 @@ def _listed_metrics(client: Any) -> set[tuple[str, tuple[tuple[str, str], ...]]]
             dimensions = tuple((item["Name"], item["Value"]) for item in metric["Dimensions"])
             found.add((metric["MetricName"], dimensions))
     return found
-
-
-def test_publish_puts_the_metrics_to_cloudwatch(same_report: dict[str, Any]) -> None:
-    entries = metric_data(same_report, model="delivery-time", stage="dev")
-    with mock_aws():
-        client = boto3.client("cloudwatch", region_name="eu-west-1")
-        assert publish(entries, client, batch_size=10) == math.ceil(len(entries) / 10)
-        listed = _listed_metrics(client)
-    expected = {
-        (entry["MetricName"], tuple((item["Name"], item["Value"]) for item in entry["Dimensions"])) for entry in entries
-    }
-    assert listed == expected
 
 
 # --- the step -----------------------------------------------------------------------------
@@ -449,34 +413,17 @@ def test_script_runs_as_a_plain_script_and_reports_drift(tmp_path: Path, baselin
     assert "drifted: couriers_available" in result.stdout
 
 
-def test_main_publishes_only_when_asked(
-    tmp_path: Path, baseline: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_main_writes_the_metrics_only_when_asked(tmp_path: Path, baseline: dict[str, Any]) -> None:
     arguments = _inputs(tmp_path, baseline, generate(500, seed=3, days=2))
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    with mock_aws():
-        assert drift.main(arguments) == 0
-        assert _listed_metrics(boto3.client("cloudwatch", region_name="eu-west-1")) == set()
-        assert drift.main([*arguments, "--publish", "--model", "delivery-time", "--stage", "dev"]) == 0
-        published = _listed_metrics(boto3.client("cloudwatch", region_name="eu-west-1"))
-    assert ("MaxPSI", (("Model", "delivery-time"), ("Stage", "dev"))) in published
-    assert (CHECK_COMPLETED, (("Model", "delivery-time"), ("Stage", "dev"))) in published
-    with pytest.raises(SystemExit):  # argparse: --publish needs the dimensions
-        drift.main([*arguments, "--publish"])
-
-
-def test_main_exits_3_when_publishing_fails(
-    tmp_path: Path, baseline: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    arguments = _inputs(tmp_path, baseline, generate(300, seed=3, days=2))
-
-    def failing(report: Any, model: str, stage: str) -> int:
-        raise RuntimeError("no route to CloudWatch")
-
-    monkeypatch.setattr(drift, "_publish_report", failing)
-    assert drift.main([*arguments, "--publish", "--model", "m", "--stage", "dev"]) == 3
-    assert (tmp_path / "out" / drift.REPORT_FILE).exists()
-    assert "publishing the metrics failed: RuntimeError: no route to CloudWatch" in capsys.readouterr().err
+    metrics = tmp_path / "out" / drift.METRICS_FILE
+    assert drift.main(arguments) == 0
+    assert not metrics.exists()
+    assert drift.main([*arguments, "--metrics", "--model", "delivery-time", "--stage", "dev"]) == 0
+    request = json.loads(metrics.read_text())
+    report = json.loads((tmp_path / "out" / drift.REPORT_FILE).read_text())
+    assert request == {"Namespace": NAMESPACE, "MetricData": metric_data(report, model="delivery-time", stage="dev")}
+    with pytest.raises(SystemExit):  # argparse: --metrics needs the dimensions
+        drift.main([*arguments, "--metrics"])
 
 
 def test_unusable_inputs_exit_2_with_one_line(

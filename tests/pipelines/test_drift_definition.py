@@ -1,4 +1,4 @@
-"""The drift-check pipeline definition: one DetectDrift job, in the VPC but not isolated, placeholders verbatim.
+"""The drift-check pipeline definition: one DetectDrift job, in the VPC and network-isolated, placeholders verbatim.
 
 The definition is built once per module (the SDK import is paid once per session).
 """
@@ -116,9 +116,9 @@ def test_one_processing_step_with_the_schedules_parameters(document: dict[str, A
 # --- The job -------------------------------------------------------------------------------------
 
 
-def test_the_job_runs_in_the_vpc_encrypted_but_not_network_isolated(job: dict[str, Any]) -> None:
-    # drift.py publishes its metrics through the VPC's CloudWatch endpoint: isolation would cut it off.
-    assert_private_processing_job(job, VPC, isolated=False)
+def test_the_job_runs_in_the_vpc_encrypted_and_network_isolated(job: dict[str, Any]) -> None:
+    # drift.py only writes its report and metrics files; they are published from outside the VPC.
+    assert_private_processing_job(job, VPC, isolated=True)
 
 
 def test_drift_py_runs_through_run_step_sh_in_the_sklearn_container(job: dict[str, Any]) -> None:
@@ -159,7 +159,7 @@ def test_drift_py_arguments_publish_with_the_model_and_stage_dimensions(job: dic
         "0.25",
         "--ks-threshold",
         "0.15",
-        "--publish",
+        "--metrics",
         "--model",
         "delivery-time",
         "--stage",
@@ -218,7 +218,7 @@ def test_settings_are_frozen_hashable_and_normalised() -> None:
         ("window_hours", 1.5, "must be an integer from 0 (no window)"),
         ("model_name", "${ModelName}", "may not hold a placeholder"),
         ("model_name", "", "is not a CloudWatch dimension value"),
-        ("stage_name", "--publish", "is not a CloudWatch dimension value"),
+        ("stage_name", "--metrics", "is not a CloudWatch dimension value"),
         ("stage_name", "dev stage", "is not a CloudWatch dimension value"),
         ("baseline_uri", "/models/baseline.json", "is neither an s3://bucket/key URI nor one ${Name} placeholder"),
         ("data_uri", "s3://bucket", "is neither an s3://bucket/key URI"),

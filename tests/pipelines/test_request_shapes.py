@@ -463,6 +463,10 @@ def _model_monitor_context() -> dict[str, Any]:
     for stage in context["mlops"]["stages"].values():
         stage.setdefault("operations", {}).setdefault("drift", {}).update(engine="model_monitor", input="capture")
         stage.setdefault("endpoint", {})["serverless"] = None
+        # Model Monitor's metrics go through the monitoring endpoint: a stage that lists none (dev) gets it.
+        network = stage.setdefault("network", {})
+        if network.get("interface_endpoints") is not None:
+            network["interface_endpoints"] = sorted({*network["interface_endpoints"], "monitoring"})
     return context
 
 
