@@ -249,11 +249,6 @@ def _metadata(decision: dict[str, Any], champion: dict[str, Any]) -> dict[str, s
     }
 
 
-def metadata_keys(metric: str) -> tuple[str, ...]:
-    """The keys of the report's ``metadata`` for ``metric``, as the pipeline definition reads them."""
-    return (f"challenger_{metric}", f"champion_{metric}", "champion", "champion_model_data", "champion_margin")
-
-
 def _training_summary(booster: xgb.Booster) -> dict[str, float]:
     """What train recorded in the model's attributes: target mean, validation RMSE, best iteration."""
     summary = {}

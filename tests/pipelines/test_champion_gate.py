@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pipelines_src.datasets.delivery_time import generate, write_raw
+from pipelines_src.definition import champion_metadata_keys
 from pipelines_src.steps import features
 from pipelines_src.steps.evaluate import (
     EVALUATION_FILE,
@@ -21,7 +22,6 @@ from pipelines_src.steps.evaluate import (
     UNSCORABLE,
     Gate,
     evaluate,
-    metadata_keys,
 )
 from pipelines_src.steps.preprocess import preprocess
 from pipelines_src.steps.train import Hyperparameters, train
@@ -114,18 +114,16 @@ def _rmse(model: Path, splits: Path, tmp_path: Path) -> float:
     return value
 
 
+def _against(challenger: Path, champion: Path, splits: Path, out: Path, margin: float) -> dict[str, Any]:
+    """The evaluation of ``challenger`` with ``champion`` serving production, under a threshold both meet."""
+    gate = Gate("rmse", "minimize", threshold=100.0, margin=margin)
+    return evaluate(challenger, splits / "test", out, gate=gate, champion_dir=champion, champion_model_data="s3://b/v1")
+
+
 def test_the_champion_is_scored_on_the_same_rows_and_a_better_challenger_registers(
     models: dict[str, Path], splits: Path, tmp_path: Path
 ) -> None:
-    gate = Gate("rmse", "minimize", threshold=100.0, margin=0.0)
-    report = evaluate(
-        models["good"],
-        splits / "test",
-        tmp_path,
-        gate=gate,
-        champion_dir=models["weak"],
-        champion_model_data="s3://b/v1",
-    )
+    report = _against(models["good"], models["weak"], splits, tmp_path, 0.0)
     weak_rmse = _rmse(models["weak"], splits, tmp_path)
     assert report["champion"]["status"] == SCORED
     assert report["champion"]["regression_metrics"]["rmse"] == pytest.approx(weak_rmse)
@@ -134,7 +132,7 @@ def test_the_champion_is_scored_on_the_same_rows_and_a_better_challenger_registe
     assert report["gate"]["register"] is True
     written = json.loads((tmp_path / EVALUATION_FILE).read_text())
     assert written["gate"] == report["gate"]
-    assert set(written["metadata"]) == set(metadata_keys("rmse"))
+    assert set(written["metadata"]) == set(champion_metadata_keys("rmse"))
     assert written["metadata"]["champion_rmse"] == repr(weak_rmse)
     assert written["metadata"]["champion_model_data"] == "s3://b/v1"
 
@@ -142,15 +140,7 @@ def test_the_champion_is_scored_on_the_same_rows_and_a_better_challenger_registe
 def test_a_challenger_worse_than_the_champion_is_not_registered(
     models: dict[str, Path], splits: Path, tmp_path: Path
 ) -> None:
-    gate = Gate("rmse", "minimize", threshold=100.0, margin=0.01)
-    report = evaluate(
-        models["weak"],
-        splits / "test",
-        tmp_path,
-        gate=gate,
-        champion_dir=models["good"],
-        champion_model_data="s3://b/v1",
-    )
+    report = _against(models["weak"], models["good"], splits, tmp_path, 0.01)
     assert report["gate"]["meets_threshold"] is True
     assert report["gate"]["not_worse"] is False and report["gate"]["register"] is False
 
@@ -158,15 +148,7 @@ def test_a_challenger_worse_than_the_champion_is_not_registered(
 def test_the_same_model_as_champion_is_equal_and_registers_with_no_margin(
     models: dict[str, Path], splits: Path, tmp_path: Path
 ) -> None:
-    gate = Gate("rmse", "minimize", threshold=100.0, margin=0.0)
-    report = evaluate(
-        models["good"],
-        splits / "test",
-        tmp_path,
-        gate=gate,
-        champion_dir=models["good"],
-        champion_model_data="s3://b/v1",
-    )
+    report = _against(models["good"], models["good"], splits, tmp_path, 0.0)
     assert report["gate"]["champion"] == report["gate"]["challenger"]
     assert report["gate"]["register"] is True
 
