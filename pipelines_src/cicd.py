@@ -36,6 +36,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.shared import champion
 from pipelines_src.definition import CONTRACT_NAME, PipelineSettings, SettingsError, build_definition
 from pipelines_src.packaging import (
     PIPELINES_SRC,
@@ -71,6 +72,9 @@ ENVIRONMENT: Final = {
 DEFAULTS: Final = {"ARTIFACTS_PREFIX": "model-build", "CODE_PREFIX": "code"}
 # Optional: "true" adds the Model Monitor baseline step (drift engine model_monitor); default "false".
 MONITOR_VARIABLE: Final = "DATA_QUALITY_MONITOR"
+# Optional: model.champion_margin (default 0); CHAMPION_PARAMETER (the production served-version record, with
+# the MODEL_PACKAGE_* scope) makes the version production serves each run's champion (lambdas/shared/champion.py).
+MARGIN_VARIABLE: Final = "CHAMPION_MARGIN"
 # The commit CodeBuild checked out.
 COMMIT_VARIABLE: Final = "CODEBUILD_RESOLVED_SOURCE_VERSION"
 BUILD_VARIABLE: Final = "CODEBUILD_BUILD_ID"
@@ -134,6 +138,7 @@ class CiSettings:
     # Where upload_code puts the code in the artifacts bucket.
     code_prefix: str = DEFAULTS["CODE_PREFIX"]
     data_quality_monitor: bool = False
+    champion_margin: float = 0.0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> CiSettings:
@@ -160,6 +165,11 @@ class CiSettings:
             threshold = float(raw_threshold)
         except ValueError:
             raise ConfigError(f"THRESHOLD: {raw_threshold!r} is not a number") from None
+        raw_margin = environ.get(MARGIN_VARIABLE, "0")
+        try:
+            margin = float(raw_margin)
+        except ValueError:
+            raise ConfigError(f"{MARGIN_VARIABLE}: {raw_margin!r} is not a number") from None
         monitor = environ.get(MONITOR_VARIABLE, "false").strip().lower()
         if monitor not in ("true", "false"):
             raise ConfigError(f"{MONITOR_VARIABLE}: {environ[MONITOR_VARIABLE]!r} is not true or false")
@@ -174,6 +184,7 @@ class CiSettings:
             security_group_ids=ids("SECURITY_GROUP_IDS"),
             threshold=threshold,
             data_quality_monitor=monitor == "true",
+            champion_margin=margin,
         )
         settings.check()
         return settings
@@ -213,6 +224,7 @@ class CiSettings:
                 metric=self.metric,
                 goal=self.goal,
                 threshold=self.threshold,
+                champion_margin=self.champion_margin,
                 processing_instance_type=self.processing_instance_type,
                 training_instance_type=self.training_instance_type,
                 data_quality_monitor=self.data_quality_monitor,
@@ -359,13 +371,22 @@ def execution_labels(commit: str | None, definition_sha256: str, *, build_id: st
     )
 
 
-def start(sagemaker: Any, name: str, *, display_name: str, description: str, client_request_token: str) -> str:
-    """Start one execution with the definition's parameter defaults; its ARN."""
+def start(
+    sagemaker: Any,
+    name: str,
+    *,
+    display_name: str,
+    description: str,
+    client_request_token: str,
+    parameters: Sequence[Mapping[str, str]] = (),
+) -> str:
+    """Start one execution with these parameters (the definition's defaults for the others); its ARN."""
     response = sagemaker.start_pipeline_execution(
         PipelineName=name,
         PipelineExecutionDisplayName=display_name,
         PipelineExecutionDescription=description,
         ClientRequestToken=client_request_token,
+        **({"PipelineParameters": list(parameters)} if parameters else {}),
     )
     return str(response["PipelineExecutionArn"])
 
@@ -549,12 +570,16 @@ def _run(
         summary["status"] = "Updated"
         return EXIT_SUCCEEDED
     labels = execution_labels(commit, digest, build_id=environ.get(BUILD_VARIABLE))
+    resolve = "CHAMPION_PARAMETER" in environ
+    ssm = client("ssm", settings.region) if resolve else None
+    parameters = champion.start_parameters_from_environ(environ, ssm, sagemaker) if resolve else []
     arn = start(
         sagemaker,
         settings.pipeline_name,
         display_name=labels.display_name,
         description=labels.description,
         client_request_token=labels.client_request_token,
+        parameters=parameters,
     )
     summary.update(pipeline_execution_arn=arn, display_name=labels.display_name, status=STARTED)
     print(f"started {arn} ({labels.display_name})", flush=True)

@@ -45,6 +45,7 @@ from stacks.constructs.model_build import ModelBuildPipeline
 from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.notifications import notify_on
 from stacks.constructs.release_tool import release_tool_asset
+from stacks.constructs.sagemaker_access import allow_champion_resolution
 from stacks.ml_platform_stack import CODE_PREFIX
 from stacks.nag import acknowledge_wildcards
 from stacks.retention import log_retention, removal_policy
@@ -167,6 +168,12 @@ class CICDStack(Stack):
                 "METRIC": config.model.metric,
                 "GOAL": config.model.goal,
                 "THRESHOLD": str(config.model.threshold),
+                "CHAMPION_MARGIN": repr(config.model.champion_margin),
+                # Each run's champion: the version production serves (lambdas/shared/champion.py).
+                "CHAMPION_PARAMETER": naming.champion_parameter(config),
+                "MODEL_PACKAGE_PARTITION": self.partition,
+                "MODEL_PACKAGE_REGION": self.region,
+                "MODEL_PACKAGE_ACCOUNT": self.account,
                 "PROCESSING_INSTANCE_TYPE": config.model.processing_instance_type,
                 "TRAINING_INSTANCE_TYPE": config.model.training_instance_type,
                 "DATASET": config.model.dataset,
@@ -176,6 +183,8 @@ class CICDStack(Stack):
             timeout=Duration.hours(8),
         )
         self._allow_train(sagemaker_pipeline, pipeline_role)
+        assert self.train_project.role is not None
+        allow_champion_resolution(self.train_project.role, config)
         self.build.add_stage(
             stage_name="Train",
             actions=[actions.CodeBuildAction(action_name="Train", project=self.train_project, input=source)],

@@ -80,6 +80,11 @@ def deployed_version_parameter(config: StageConfig, target: str) -> str:
     return f"/{config.project}/{config.name}/{config.model.name}/{target}/model-package-arn"
 
 
+def champion_parameter(config: StageConfig) -> str:
+    """The record of the version production serves: a new model version must not be worse than it to register."""
+    return deployed_version_parameter(config, "production")
+
+
 def drift_alarm_prefix(config: StageConfig) -> str:
     """Every drift alarm of the model starts with this; the composite alarm is exactly this name."""
     return f"{config.prefix}-{config.model.name}-drift"

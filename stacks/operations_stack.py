@@ -35,6 +35,7 @@ from stacks.constructs.encryption import platform_key
 from stacks.constructs.event_function import EventFunction
 from stacks.constructs.lambda_code import handlers_code, powertools_layer
 from stacks.constructs.notifications import notify_on
+from stacks.constructs.sagemaker_access import allow_champion_resolution
 from stacks.datasets import contract_path
 from stacks.ml_platform_stack import ENDPOINT_TARGETS
 from stacks.nag import acknowledge_wildcards
@@ -211,6 +212,12 @@ class OperationsStack(Stack):
                 "MODEL_BUILD_PIPELINE_NAME": build_pipeline,
                 "ALARM_PREFIX": alarm_prefix,
                 "COOLDOWN_MINUTES": str(operations.retraining.cooldown_minutes),
+                # The champion of each retraining: the version production serves, a version of this group.
+                "CHAMPION_PARAMETER": naming.champion_parameter(config),
+                "MODEL_PACKAGE_GROUP": group,
+                "MODEL_PACKAGE_PARTITION": self.partition,
+                "MODEL_PACKAGE_REGION": self.region,
+                "MODEL_PACKAGE_ACCOUNT": self.account,
                 **shared_env,
             },
             **common,
@@ -223,6 +230,7 @@ class OperationsStack(Stack):
                 resources=[build_pipeline_arn],
             )
         )
+        allow_champion_resolution(self.drift_alert.role, config)
         functions = [self.registry_approval, self.drift_alert]
         for function in functions:
             self.topic.grant_publish(function.function)

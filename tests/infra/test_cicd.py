@@ -262,8 +262,21 @@ def test_each_build_role_can_do_only_what_its_stage_needs(
         "sagemaker:ListPipelineExecutionSteps",
         "sagemaker:AddTags",
         "iam:PassRole",
+        # resolving each run's champion (lambdas/shared/champion.py)
+        "ssm:GetParameter",
+        "sagemaker:DescribeModelPackage",
     }
+    group = naming.model_package_group(config)
     for statement in statements:
+        if "sagemaker:DescribeModelPackage" in _list(statement["Action"]):
+            assert _list(statement["Action"]) == ["sagemaker:DescribeModelPackage"]
+            assert flatten_reference(statement["Resource"]).endswith(f":model-package/{group}/*")
+            continue
+        if "ssm:GetParameter" in _list(statement["Action"]):
+            assert _list(statement["Action"]) == ["ssm:GetParameter"]
+            parameter = naming.deployed_version_parameter(config, "production")
+            assert flatten_reference(statement["Resource"]).endswith(f":parameter{parameter}")
+            continue
         if any(action.startswith("sagemaker:") for action in _list(statement["Action"])):
             targets = {flatten_reference(r) for r in _list(statement["Resource"])}
             assert all(f":pipeline/{naming.build_pipeline(config)}" in t for t in targets), targets
@@ -370,6 +383,18 @@ def test_ci_trains_on_the_curated_zone_like_the_deployed_pipeline(synthesized: S
     exported = exported_value(synthesized.template(stage, "data_lake").to_json(), joined[1])
     assert exported == lake_stack.resolve(lake_stack.storage.curated.bucket_name)
     assert joined[-1] == f"/{synthesized.stages[stage].config.model.dataset}/"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_ci_resolves_the_champion_and_builds_with_the_stages_margin(synthesized: Synthesized, stage: str) -> None:
+    """CI starts each run against the version production serves, with the margin the deployed definition has."""
+    config = synthesized.stages[stage].config
+    _, train = _project(_resources(synthesized, stage), "Train")
+    variables = {item["Name"]: item["Value"] for item in train["Environment"]["EnvironmentVariables"]}
+    assert variables["CHAMPION_PARAMETER"] == naming.deployed_version_parameter(config, "production")
+    assert float(variables["CHAMPION_MARGIN"]) == config.model.champion_margin
+    assert variables["MODEL_PACKAGE_GROUP"] == naming.model_package_group(config)
+    assert {"MODEL_PACKAGE_PARTITION", "MODEL_PACKAGE_REGION", "MODEL_PACKAGE_ACCOUNT"} <= set(variables)
 
 
 @pytest.mark.parametrize("stage", ["staging", "prod"])

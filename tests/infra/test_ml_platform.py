@@ -87,11 +87,20 @@ def test_parameters_default_to_the_stage_config(
     model = platform_config.stage(stage).model
     _, definition, variables = _pipeline(synthesized, stage)
     defaults = {parameter["Name"]: parameter.get("DefaultValue") for parameter in definition["Parameters"]}
+    # No champion until a caller resolves one: the runner's URI, an object every job reads (definition.py)
+    (evaluate,) = [
+        step
+        for condition in definition["Steps"]
+        for step in condition.get("Arguments", {}).get("IfSteps", [])
+        if step["Name"] == "Evaluate"
+    ]
+    inputs = {item["InputName"]: item["S3Input"]["S3Uri"] for item in evaluate["Arguments"]["ProcessingInputs"]}
     assert defaults == {
         "InputDataUri": "${InputDataUri}",
         "ProcessingInstanceType": model.processing_instance_type,
         "TrainingInstanceType": model.training_instance_type,
         "MetricThreshold": model.threshold,
+        "ChampionModelData": inputs["code"],
     }
     # the input default is the dataset's prefix of the curated zone: what the curation job wrote
     joined = variables["InputDataUri"]["Fn::Join"][1]
@@ -112,13 +121,18 @@ def test_conditions_check_the_contract_report_and_the_configured_metric(
     assert contract["Type"] == "Equals"
     assert contract["LeftValue"]["Std:JsonGet"]["Path"] == "violation_count"
     assert contract["RightValue"] == 0
-    (metric,) = steps["CheckMetric"]["Arguments"]["Conditions"]
+    metric, champion = steps["CheckMetric"]["Arguments"]["Conditions"]
+    assert champion["Type"] == "Equals" and champion["RightValue"] is True
+    assert champion["LeftValue"]["Std:JsonGet"]["Path"] == "gate.not_worse"
     assert metric["Type"] == ("LessThanOrEqualTo" if model.goal == "minimize" else "GreaterThanOrEqualTo")
     assert metric["LeftValue"]["Std:JsonGet"]["Path"] == f"regression_metrics.{model.metric}.value"
     assert metric["LeftValue"]["Std:JsonGet"]["PropertyFile"] == {
         "Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"
     }
     assert metric["RightValue"] == {"Get": "Parameters.MetricThreshold"}
+    arguments = steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--champion-margin") + 1] == repr(model.champion_margin)
+    assert arguments[arguments.index("--goal") + 1] == model.goal
     assert steps["RegisterModel"]["Arguments"]["ModelApprovalStatus"] == "PendingManualApproval"
 
 

@@ -33,6 +33,7 @@ MODEL_PACKAGE_GROUP = "churn-models"
 DEPLOY_PIPELINE = "churn-deploy"
 MODEL_BUILD_PIPELINE = "churn-model-build"
 ALARM_PREFIX = "mlops-drift-"
+CHAMPION_PARAMETER = "/mlops/test/churn/production/model-package-arn"
 # Arbitrary JSON values that malformed events are made of (property tests of both handlers).
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -61,6 +62,7 @@ _ENV = {
     "COOLDOWN_MINUTES": "60",
     "NOTIFICATION_TOPIC_ARN": TOPIC_ARN,
     "IDEMPOTENCY_TABLE": TABLE,
+    "CHAMPION_PARAMETER": CHAMPION_PARAMETER,
 }
 os.environ.update(_ENV)
 for _variable in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):

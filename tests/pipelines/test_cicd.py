@@ -161,6 +161,7 @@ def test_ci_builds_the_model_monitor_baseline_step_only_when_asked(code_uris: di
         ("DATASET", "nope", "DATASET: 'nope' has no data contract (pipelines_src/contracts/nope.json does not exist)"),
         ("DATASET", "../secrets", "DATASET: '../secrets' is not a dataset name"),
         ("DATA_QUALITY_MONITOR", "yes", "DATA_QUALITY_MONITOR: 'yes' is not true or false"),
+        ("CHAMPION_MARGIN", "a bit", "CHAMPION_MARGIN: 'a bit' is not a number"),
     ],
 )
 def test_bad_settings_name_the_variable(variable: str, value: str | None, reason: str) -> None:
@@ -401,3 +402,74 @@ def test_a_crash_exits_2_not_1(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert run_main(["run", "--summary", str(summary)], sagemaker, FakeClock()) == 2
     assert capsys.readouterr().err.splitlines()[-1] == "error: KeyError: 'PipelineExecutionStatus'"
     assert json.loads(summary.read_text())["status"] == "Error"
+
+
+# --- The champion: the version production serves ----------------------------------------------------
+
+CHAMPION_ENV = {
+    "CHAMPION_PARAMETER": "/mlops/dev/delivery-time/production/model-package-arn",
+    "MODEL_PACKAGE_PARTITION": "aws",
+    "MODEL_PACKAGE_REGION": REGION,
+    "MODEL_PACKAGE_ACCOUNT": "123456789012",
+}
+
+
+def test_the_champion_margin_reaches_the_definition(code_uris: dict[str, str]) -> None:
+    settings = cicd.CiSettings.from_environ({**ENV, "CHAMPION_MARGIN": "0.25"})
+    assert settings.champion_margin == 0.25
+    definition = json.loads(build_definition(settings.pipeline_settings(code_uris)))
+    (evaluate,) = [step for step in definition["Steps"][1]["Arguments"]["IfSteps"] if step["Name"] == "Evaluate"]
+    arguments = evaluate["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--champion-margin") + 1] == "0.25"
+
+
+def test_a_negative_champion_margin_is_bad_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cicd.main(["run", "--summary", str(tmp_path / "s.json")], environ={**ENV, "CHAMPION_MARGIN": "-1"})
+    assert code == 2
+    assert "champion_margin" in capsys.readouterr().err
+
+
+def _started_with_champion_settings(aws: Aws, tmp_path: Path, ssm: Any) -> dict[str, Any]:
+    """What ``run --no-wait`` passes to StartPipelineExecution with CHAMPION_PARAMETER and its scope set."""
+    starts: list[dict[str, Any]] = []
+    real_start = aws.sagemaker.start_pipeline_execution
+
+    def recording_start(**kwargs: Any) -> Any:
+        starts.append(kwargs)
+        return real_start(**kwargs)
+
+    sagemaker = mock.Mock(wraps=aws.sagemaker, start_pipeline_execution=recording_start)
+    clients = {"s3": aws.s3, "sagemaker": sagemaker, "ssm": ssm}
+    code = cicd.main(
+        ["run", "--no-wait", "--summary", str(tmp_path / "s.json")],
+        environ={**ENV, **CHAMPION_ENV},
+        client=lambda service, region: clients[service],
+    )
+    assert code == 0
+    (start,) = starts
+    return start
+
+
+def test_the_run_starts_with_the_version_production_serves_as_champion(aws: Aws, tmp_path: Path) -> None:
+    group = ENV["MODEL_PACKAGE_GROUP"]
+    aws.sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    served = aws.sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "img", "ModelDataUrl": f"s3://{BUCKET}/model-build/v1/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )["ModelPackageArn"]
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name=CHAMPION_ENV["CHAMPION_PARAMETER"], Value=served, Type="String")
+    start = _started_with_champion_settings(aws, tmp_path, ssm)
+    assert start["PipelineParameters"] == [
+        {"Name": "ChampionModelData", "Value": f"s3://{BUCKET}/model-build/v1/model.tar.gz"}
+    ]
+
+
+def test_without_a_served_version_the_run_starts_with_no_champion(aws: Aws, tmp_path: Path) -> None:
+    start = _started_with_champion_settings(aws, tmp_path, boto3.client("ssm", region_name=REGION))
+    assert "PipelineParameters" not in start
