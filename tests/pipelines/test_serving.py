@@ -535,6 +535,10 @@ def test_the_command_passes_writes_its_report_and_exits_0(
     assert report["endpoint_name"] == "dt-staging" and report["passed"] is True
     assert {call["EndpointName"] for call in runtime.calls} == {"dt-staging"}
     assert all(isinstance(call["Body"], bytes) for call in runtime.calls)
+    # every request is identifiable in the capture as the smoke test's, each by an id of its own
+    ids = [call["InferenceId"] for call in runtime.calls]
+    assert len(set(ids)) == len(ids) == len(runtime.calls)
+    assert all(re.fullmatch(r"smoke-test-[0-9a-f]{12}-\d+", value) for value in ids), ids
 
 
 def test_the_command_prints_one_line_per_failed_check_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
