@@ -460,6 +460,7 @@ class Demo:
             metric=model.metric,
             goal=model.goal,
             threshold=model.threshold,
+            champion_margin=model.champion_margin,
             processing_instance_type=model.processing_instance_type,
             training_instance_type=model.training_instance_type,
             source_tar_uri=code["source_tar_uri"],
