@@ -114,9 +114,10 @@ def one_line(error: BaseException) -> str:
 
 @dataclass(frozen=True)
 class _StandIn:
-    """The stand-in endpoint: ``answer(body, content_type) -> (status, response body)``, asking for JSON."""
+    """The stand-in endpoint: ``answer(body, content_type, inference_id) -> (status, response body)``, asking
+    for JSON; the client's InferenceId reaches the inference code as SageMaker passes it."""
 
-    answer: Callable[[str, str], tuple[int, str]]
+    answer: Callable[[str, str, str], tuple[int, str]]
     kind: str  # serving-stack | in-process
     how: str
 
@@ -252,6 +253,11 @@ def _csv_field(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+def inference_id(window: str, index: int) -> str:
+    """The InferenceId the demo's client passes with request ``index`` of a traffic window."""
+    return f"{window}-{index:05d}"
 
 
 def _fraction_text(report: Mapping[str, Any], feature: str) -> str:
@@ -575,16 +581,17 @@ class Demo:
     def function_environment(self, name: str) -> dict[str, str]:
         """The environment the Operations stack gives the function."""
         n = self.n
+        from stacks import naming
+
         shared = {"NOTIFICATION_TOPIC_ARN": n.topic_arn, "IDEMPOTENCY_TABLE": n.idempotency_table}
+        versions = {
+            "MODEL_PACKAGE_GROUP": n.model_package_group,
+            "MODEL_PACKAGE_PARTITION": "aws",
+            "MODEL_PACKAGE_REGION": n.region,
+            "MODEL_PACKAGE_ACCOUNT": ACCOUNT,
+        }
         if name == "registry_approval":
-            return {
-                "MODEL_PACKAGE_GROUP": n.model_package_group,
-                "MODEL_PACKAGE_PARTITION": "aws",
-                "MODEL_PACKAGE_REGION": n.region,
-                "MODEL_PACKAGE_ACCOUNT": ACCOUNT,
-                "DEPLOY_PIPELINE_NAME": n.deploy_pipeline,
-                **shared,
-            }
+            return {**versions, "DEPLOY_PIPELINE_NAME": n.deploy_pipeline, **shared}
         if name == "drift_metrics":
             from pipelines_src.drift_definition import DETECT_DRIFT, METRICS_FILE, REPORT_OUTPUT
             from stacks.constructs.drift_alarms import NAMESPACE
@@ -604,6 +611,9 @@ class Demo:
             "MODEL_BUILD_PIPELINE_NAME": n.build_pipeline,
             "ALARM_PREFIX": n.alarm_prefix,
             "COOLDOWN_MINUTES": str(self.config.operations.retraining.cooldown_minutes),
+            # each retraining's champion: the version production serves
+            "CHAMPION_PARAMETER": naming.champion_parameter(self.config),
+            **versions,
             **shared,
         }
 
@@ -687,6 +697,10 @@ class Demo:
         self.say(f"baseline published (pipelines_src/promote.py): {record['baseline_source']} -> {record['baseline']}")
         self.state["baseline_uri"] = record["baseline"].rsplit("/", 1)[0] + "/"
         self.summary["baseline"] = record
+        # What the release tool records after a production deployment: the served version, later the champion.
+        served = naming.champion_parameter(self.config)
+        aws.client("ssm").put_parameter(Name=served, Value=arn, Type="String", Overwrite=True)
+        self.say(f"served version recorded in {served} (as endpoint_release records it): {arn}")
 
         package = sagemaker.describe_model_package(ModelPackageName=arn)
         container = package["InferenceSpecification"]["Containers"][0]
@@ -740,16 +754,18 @@ class Demo:
             self.say(f"{one_line(error)}: the stand-in endpoint answers in this process instead")
             model = inference.model_fn(str(model_dir))
 
-            def in_process(body: str, content_type: str) -> tuple[int, str]:
-                reply = inference.respond(model, body, content_type, JSON_TYPE)
+            def in_process(body: str, content_type: str, inference_id: str) -> tuple[int, str]:
+                reply = inference.respond(model, body, content_type, JSON_TYPE, inference_id=inference_id)
                 return reply.status, reply.body.decode("utf-8")
 
             yield _StandIn(in_process, "in-process", "loaded with serving/inference.py's model_fn in this process")
             return
         with ServingStack(archive, environment, workers=STAND_IN_WORKERS) as stack:
 
-            def over_http(body: str, content_type: str) -> tuple[int, str]:
-                status, _, answer = stack.invoke(body.encode("utf-8"), content_type, JSON_TYPE)
+            def over_http(body: str, content_type: str, inference_id: str) -> tuple[int, str]:
+                status, _, answer = stack.invoke(
+                    body.encode("utf-8"), content_type, JSON_TYPE, inference_id=inference_id
+                )
                 return status, answer.decode("utf-8")
 
             yield _StandIn(
@@ -798,7 +814,11 @@ class Demo:
         files: dict[str, list[str]] = {}
         started = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(max_workers=STAND_IN_THREADS) as pool:
-            answers = pool.map(lambda request: endpoint.answer(request[0], request[1]), requests)
+            # Each request passes InvokeEndpoint's InferenceId, which the capture records (eventMetadata).
+            answers = pool.map(
+                lambda numbered: endpoint.answer(numbered[1][0], numbered[1][1], inference_id(window, numbered[0])),
+                enumerate(requests),
+            )
             for index, (request, (status, response)) in enumerate(zip(requests, answers, strict=True)):
                 body, content_type, encoding = request
                 if status != 200:
@@ -821,6 +841,7 @@ class Demo:
                     },
                     "eventMetadata": {
                         "eventId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{n.endpoint}/{window}/{index}")),
+                        "inferenceId": inference_id(window, index),
                         "inferenceTime": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
                     },
                     "eventVersion": "0",
@@ -973,7 +994,10 @@ class Demo:
         handler = self.load_handler("drift_alert")
         config = handler.load_config(self.function_environment("drift_alert"))
         clients = handler.Clients(
-            sagemaker=aws.client("sagemaker"), sns=aws.client("sns"), dynamodb=aws.client("dynamodb")
+            sagemaker=aws.client("sagemaker"),
+            sns=aws.client("sns"),
+            dynamodb=aws.client("dynamodb"),
+            ssm=aws.client("ssm"),
         )
         return handler, config, clients
 
@@ -994,12 +1018,20 @@ class Demo:
         status = result.get("status")
         if status == "retraining_started":
             self.say(f"   retraining execution {result['pipelineExecutionArn']}")
+            champion = result.get("championModelData")
+            self.say(
+                f"   champion (the version production serves, to be beaten): {champion}"
+                if champion
+                else "   no champion recorded for production: the threshold alone will decide"
+            )
             self.act(
                 f"retraining of {n.build_pipeline} started",
                 f"composite drift alarm {n.alarm_prefix} went to ALARM ({state['reason']})",
             )
         elif status == "suppressed":
             self.act("retraining suppressed, recorded and notified", str(result.get("reason")))
+        elif status == "champion_refused":
+            self.act("retraining not started, notified: no usable champion", str(result.get("reason")))
         elif status == "recovery_notified":
             self.act("recovery notified", f"composite drift alarm {n.alarm_prefix} returned to OK")
         return result

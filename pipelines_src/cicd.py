@@ -43,6 +43,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.shared import arns, champion
 from pipelines_src.definition import CODE_PARAMETERS, CONTRACT_NAME, SettingsError
 from pipelines_src.packaging import (
     PIPELINES_SRC,
@@ -52,7 +53,7 @@ from pipelines_src.packaging import (
     STEPS_DIR,
     build_source_tarball,
 )
-from stacks import published
+from stacks import naming, published
 from stacks.config import ConfigError as StageConfigError
 from stacks.config import StageConfig, load_config
 
@@ -133,6 +134,14 @@ def stage_config(environ: Mapping[str, str], cdk_json: Path = CDK_JSON) -> Stage
         return load_config(json.loads(Path(cdk_json).read_text())["context"]).stage(stage)
     except StageConfigError as error:
         raise ConfigError(f"{STAGE_VARIABLE}={stage}: {error}") from None
+
+
+def version_scope(values: published.PlatformValues) -> arns.VersionScope:
+    """Where the stage's versions live: the group, in the partition and account of the pipeline's role."""
+    _, partition, _, _, account, _ = values.pipeline_role_arn.split(":", 5)
+    return arns.VersionScope(
+        partition=partition, region=values.region, account=account, group=values.model_package_group
+    )
 
 
 def contract_path(dataset: str) -> Path:
@@ -483,7 +492,15 @@ def _run(
         summary["status"] = UPLOADED
         return EXIT_SUCCEEDED
     labels = execution_labels(commit, deployed.definition_sha256, code_hash(code), build_id=environ.get(BUILD_VARIABLE))
-    arn = start(sagemaker, values.build_pipeline, code_parameters(code), labels)
+    # The version production serves is this run's champion (lambdas/shared/champion.py); none before the first.
+    parameters = code_parameters(code) + champion.start_parameters(
+        client("ssm", values.region),
+        sagemaker,
+        parameter=naming.champion_parameter(settings.config),
+        scope=version_scope(values),
+    )
+    summary["champion"] = next((p["Value"] for p in parameters if p["Name"] == champion.PARAMETER), None)
+    arn = start(sagemaker, values.build_pipeline, parameters, labels)
     summary.update(pipeline_execution_arn=arn, display_name=labels.display_name, status=STARTED)
     print(f"started {arn} ({labels.display_name}) on the deployed definition {deployed.definition_sha256}", flush=True)
     if arguments.no_wait:

@@ -35,6 +35,16 @@ records the analyzer's ``statistics.json`` and ``constraints.json`` as the versi
 ``ModelMetrics.ModelDataQuality`` and its ``constraints.json`` as
 ``DriftCheckBaselines.ModelDataQuality.Constraints``; the drift check's statistics stay
 Preprocess's ``baseline.json``. Without it the definition holds neither.
+
+Champion/challenger: Evaluate also scores the version serving production (the champion) on the same
+test split. Its model artifact comes in as the processing input ``champion`` from the
+``ChampionModelData`` parameter, which whoever starts an execution resolves
+(lambdas/shared/champion.py). A processing input must name S3 data that exists, so "no champion" is
+not a literal such as "none" but the parameter's default, the runner script's URI (an object every
+execution reads anyway), which Evaluate is also given as ``--no-champion``: equal values mean no
+champion. CheckMetric registers only when the metric meets MetricThreshold and the evaluation's
+``gate.not_worse`` holds (not worse than the champion by more than ``champion_margin``), and the
+version's customer metadata carries both results (evaluate.py's ``metadata``).
 """
 
 from __future__ import annotations
@@ -103,6 +113,8 @@ RUNNER_URI: Final = "RunnerUri"
 SOURCE_TAR_URI: Final = "SourceTarUri"
 CONTRACT_URI: Final = "ContractUri"
 CODE_PARAMETERS: Final = {"runner_uri": RUNNER_URI, "source_tar_uri": SOURCE_TAR_URI, "contract_uri": CONTRACT_URI}
+# The champion's model.tar.gz (its ModelDataUrl); the default (the runner's URI) means no champion.
+CHAMPION_MODEL_DATA: Final = "ChampionModelData"
 # Every version is registered waiting for a person: no parameter, definition or start variable can
 # register one as Approved (the execution role may not either; stacks/constructs/sagemaker_access.py).
 REGISTERED_APPROVAL_STATUS: Final = "PendingManualApproval"
@@ -146,6 +158,7 @@ _CONTRACT_DIR = f"{_PROCESSING_INPUT}/contract"
 _DATA_DIR = f"{_PROCESSING_INPUT}/data"
 _MODEL_DIR = f"{_PROCESSING_INPUT}/model"
 _TEST_DIR = f"{_PROCESSING_INPUT}/test"
+_CHAMPION_DIR = f"{_PROCESSING_INPUT}/champion"
 _TRAINING_CODE_CHANNEL = "code"
 _TRAINING_CODE_DIR = f"/opt/ml/input/data/{_TRAINING_CODE_CHANNEL}"
 _ANALYZER_DATASET_DIR = f"{_PROCESSING_INPUT}/{ANALYZER_INPUT}"
@@ -238,6 +251,8 @@ class PipelineSettings:
     goal: str
     threshold: float
     artifacts_prefix: str = "model-build"
+    # How much worse (in the metric's unit) than the champion a new version may be and still register.
+    champion_margin: float = 0.0
     processing_instance_type: str = "ml.m5.xlarge"
     training_instance_type: str = "ml.m5.xlarge"
     # Passed to train.py as --<name> <value> (README: --max-depth, --eta, --num-round, ...); train.py's
@@ -285,6 +300,10 @@ class PipelineSettings:
         if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
             raise _fail("threshold", threshold, "must be a finite number")
         object.__setattr__(self, "threshold", float(threshold))
+        margin: object = self.champion_margin
+        if isinstance(margin, bool) or not isinstance(margin, int | float) or not math.isfinite(margin) or margin < 0:
+            raise _fail("champion_margin", margin, "must be a finite number >= 0")
+        object.__setattr__(self, "champion_margin", float(margin))
 
     def placeholders(self) -> list[str]:
         """The names of the `${Name}` placeholders these settings hold, sorted."""
@@ -901,6 +920,13 @@ def container_environment(region: str) -> dict[str, str]:
     }
 
 
+def champion_metadata_keys(metric: str) -> tuple[str, ...]:
+    """The customer metadata keys that carry the new model's and the champion's results (evaluate.py's
+    ``metadata``): ``challenger_<metric>``, ``champion_<metric>``, ``champion``, ``champion_model_data``,
+    ``champion_margin``."""
+    return (f"challenger_{metric}", f"champion_{metric}", "champion", "champion_model_data", "champion_margin")
+
+
 def serving_metadata() -> dict[str, str]:
     """The model package's customer metadata: the sha256 of the serving code (``packaging.code_sha256``
     of what train.py copies into code/, from the same checkout as the steps tarball)."""
@@ -955,6 +981,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     runner_code = ParameterString(name=RUNNER_URI, default_value=s.runner_uri)
     source_code = ParameterString(name=SOURCE_TAR_URI, default_value=s.source_tar_uri)
     contract_code = ParameterString(name=CONTRACT_URI, default_value=s.contract_uri)
+    champion_model_data = ParameterString(name=CHAMPION_MODEL_DATA, default_value=s.runner_uri)
 
     def output_uri(step: Any, name: str) -> Any:
         return step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
@@ -1101,6 +1128,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
                 *code_inputs,
                 _processing_input("model", model_data, _MODEL_DIR),
                 _processing_input("test", output_uri(preprocess, "test"), _TEST_DIR),
+                _processing_input("champion", champion_model_data, _CHAMPION_DIR),
             ],
             outputs=[_processing_output(s, EVALUATE, "evaluation", evaluation_dir)],
             arguments=[
@@ -1111,6 +1139,9 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
                 _TEST_DIR,
                 "--output-dir",
                 evaluation_dir,
+                *("--metric", s.metric, "--goal", s.goal, "--threshold", Join(on="", values=[threshold])),
+                *("--champion-margin", repr(s.champion_margin), "--champion-dir", _CHAMPION_DIR),
+                *("--champion-model-data", champion_model_data, "--no-champion", s.runner_uri),
             ],
         ),
         property_files=[evaluation_report],
@@ -1118,6 +1149,14 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     metric_value = JsonGet(
         step_name=EVALUATE, property_file=evaluation_report, json_path=f"regression_metrics.{s.metric}.value"
     )
+    not_worse = JsonGet(step_name=EVALUATE, property_file=evaluation_report, json_path="gate.not_worse")
+    gate_reason = JsonGet(step_name=EVALUATE, property_file=evaluation_report, json_path="gate.reason")
+    champion_metadata = {
+        key: Join(
+            on="", values=[JsonGet(step_name=EVALUATE, property_file=evaluation_report, json_path=f"metadata.{key}")]
+        )
+        for key in champion_metadata_keys(s.metric)
+    }
     meets = ConditionLessThanOrEqualTo if s.goal == "minimize" else ConditionGreaterThanOrEqualTo
     operator = "<=" if s.goal == "minimize" else ">="
 
@@ -1139,7 +1178,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
             content_types=["text/csv", "application/json"],
             response_types=["application/json", "text/csv"],
             approval_status=REGISTERED_APPROVAL_STATUS,
-            customer_metadata_properties=serving_metadata(),
+            customer_metadata_properties={**serving_metadata(), **champion_metadata},
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(
                     content_type="application/json",
@@ -1164,15 +1203,19 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
             values=[
                 f"The model's {s.metric} on the test split is ",
                 metric_value,
-                f", which does not meet the threshold ({s.metric} {operator} ",
+                f"; it must meet the threshold ({s.metric} {operator} ",
                 threshold,
-                "): it was not registered.",
+                ") and not be worse than the version serving production by more than ",
+                repr(s.champion_margin),
+                ": ",
+                gate_reason,
+                ". It was not registered.",
             ],
         ),
     )
     check_metric = ConditionStep(
         name=CHECK_METRIC,
-        conditions=[meets(left=metric_value, right=threshold)],
+        conditions=[meets(left=metric_value, right=threshold), ConditionEquals(left=not_worse, right=True)],
         if_steps=[register],
         else_steps=[metric_not_met],
     )
@@ -1189,7 +1232,16 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     )
     pipeline = Pipeline(
         name=s.pipeline_name,
-        parameters=[input_data, processing_type, training_type, threshold, runner_code, source_code, contract_code],
+        parameters=[
+            input_data,
+            processing_type,
+            training_type,
+            threshold,
+            runner_code,
+            source_code,
+            contract_code,
+            champion_model_data,
+        ],
         # SageMaker does not run a ConditionStep nested in another's branches: CheckMetric is top-level,
         # after Evaluate (whose evaluation it reads), so it runs only where CheckDataContract let Evaluate run.
         steps=[validate, check_contract, check_metric],

@@ -43,6 +43,7 @@ from stacks.constructs.connections import grant_connection_use
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.notifications import notify_on
 from stacks.constructs.release_tool import release_tool_asset
+from stacks.constructs.sagemaker_access import allow_champion_resolution
 from stacks.nag import acknowledge_wildcards
 from stacks.naming import CODE_PREFIX
 from stacks.retention import log_retention, removal_policy
@@ -153,6 +154,9 @@ class CICDStack(Stack):
             timeout=Duration.hours(8),
         )
         self._allow_train(sagemaker_pipeline)
+        # Each run's champion: the version production serves (lambdas/shared/champion.py).
+        assert self.train_project.role is not None
+        allow_champion_resolution(self.train_project.role, config)
         self.build.add_stage(
             stage_name="Train",
             actions=[actions.CodeBuildAction(action_name="Train", project=self.train_project, input=source)],

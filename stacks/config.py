@@ -12,6 +12,7 @@ tools that only need the config.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -191,6 +192,9 @@ class ModelConfig:
     threshold: float
     processing_instance_type: str
     training_instance_type: str
+    # A new version registers only if not worse than the version production serves by more than this
+    # (in the metric's unit, in the direction of goal); 0: at least as good.
+    champion_margin: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -583,7 +587,21 @@ def _model(reader: _Reader) -> ModelConfig:
         threshold=reader.number("threshold"),
         processing_instance_type=reader.matching("processing_instance_type", _INSTANCE_RE, "a SageMaker instance type"),
         training_instance_type=reader.matching("training_instance_type", _INSTANCE_RE, "a SageMaker instance type"),
+        champion_margin=_champion_margin(reader),
     )
+
+
+def _champion_margin(reader: _Reader) -> float:
+    """model.champion_margin: absent is 0; a finite number >= 0, in the metric's unit."""
+    if reader._raw("champion_margin", optional=True) is None:
+        return 0.0
+    value = reader.number("champion_margin")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(
+            f"{reader.key('champion_margin')}: {value} is out of range, expected a number >= 0 "
+            "(how much worse than the version production serves a new version may be, in the metric's unit)"
+        )
+    return value
 
 
 _SERVERLESS_MEMORY = frozenset({1024, 2048, 3072, 4096, 5120, 6144})

@@ -114,6 +114,11 @@ def platform_values_parameter(config: StageConfig) -> str:
     return f"/{config.project}/{config.name}/{config.model.name}/platform-values"
 
 
+def champion_parameter(config: StageConfig) -> str:
+    """The record of the version production serves: a new model version must not be worse than it to register."""
+    return deployed_version_parameter(config, "production")
+
+
 def drift_alarm_prefix(config: StageConfig) -> str:
     """Every drift alarm of the model starts with this; the composite alarm is exactly this name."""
     return f"{config.prefix}-{config.model.name}-drift"

@@ -40,6 +40,7 @@ from stacks.constructs.encryption import platform_key
 from stacks.constructs.event_function import EventFunction
 from stacks.constructs.lambda_code import handlers_code, powertools_layer
 from stacks.constructs.notifications import notify_on
+from stacks.constructs.sagemaker_access import allow_champion_resolution
 from stacks.datasets import contract_path
 from stacks.ml_platform_stack import DRIFT_ARTIFACTS_PREFIX, ENDPOINT_TARGETS
 from stacks.nag import acknowledge_wildcards
@@ -220,6 +221,12 @@ class OperationsStack(Stack):
                 "MODEL_BUILD_PIPELINE_NAME": build_pipeline,
                 "ALARM_PREFIX": alarm_prefix,
                 "COOLDOWN_MINUTES": str(operations.retraining.cooldown_minutes),
+                # The champion of each retraining: the version production serves, a version of this group.
+                "CHAMPION_PARAMETER": naming.champion_parameter(config),
+                "MODEL_PACKAGE_GROUP": group,
+                "MODEL_PACKAGE_PARTITION": self.partition,
+                "MODEL_PACKAGE_REGION": self.region,
+                "MODEL_PACKAGE_ACCOUNT": self.account,
                 **shared_env,
             },
             **common,
@@ -232,6 +239,7 @@ class OperationsStack(Stack):
                 resources=[build_pipeline_arn],
             )
         )
+        allow_champion_resolution(self.drift_alert.role, config)
         self.drift_metrics = self._drift_metrics(config, lake, common, shared_env)
         functions = [self.registry_approval, self.drift_alert, self.drift_metrics]
         for function in functions:

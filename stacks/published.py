@@ -81,6 +81,7 @@ class PlatformValues:
             metric=model.metric,
             goal=model.goal,
             threshold=model.threshold,
+            champion_margin=model.champion_margin,
             processing_instance_type=model.processing_instance_type,
             training_instance_type=model.training_instance_type,
             data_quality_monitor=self.data_quality_monitor,
@@ -131,6 +132,7 @@ _KINDS: dict[str, type] = {
     "security_group_ids": tuple,
     "model": dict,
     "threshold": float,
+    "champion_margin": float,
     "data_quality_monitor": bool,
 }
 

@@ -1,7 +1,10 @@
 """React to CloudWatch "Alarm State Change" events for this platform's drift alarms.
 
 ALARM -> start the SageMaker model-build pipeline, unless one is Executing or this function
-started one within the cooldown; a suppressed trigger is recorded in DynamoDB and notified.
+started one within the cooldown; a suppressed trigger is recorded in DynamoDB and notified. The
+execution gets the version serving production as its champion (shared/champion.py: the new model
+must not be worse than it to register); a served-version record that fails the champion check starts
+nothing and is notified.
 OK after ALARM -> "recovered" notification. INSUFFICIENT_DATA, OK after anything else and other
 teams' alarms -> ignored.
 Malformed events are rejected with a result (never retried); AWS API errors raise.
@@ -24,12 +27,12 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from lambdas.shared import arns, champion, events, notify
     from lambdas.shared import config as env
-    from lambdas.shared import events, notify
     from lambdas.shared.idempotency import make_idempotent
 else:
+    from shared import arns, champion, events, notify
     from shared import config as env
-    from shared import events, notify
     from shared.idempotency import make_idempotent
 
 logger = Logger()
@@ -60,6 +63,9 @@ class Config:
     cooldown_minutes: int
     notification_topic_arn: str
     idempotency_table: str
+    #: The SSM parameter recording the version production serves (the champion), and the group it must be of.
+    champion_parameter: str
+    versions: arns.VersionScope
 
 
 def load_config(environ: Mapping[str, str]) -> Config:
@@ -70,6 +76,8 @@ def load_config(environ: Mapping[str, str]) -> Config:
         cooldown_minutes=env.require_int(environ, "COOLDOWN_MINUTES", minimum=0),
         notification_topic_arn=env.require_arn(environ, "NOTIFICATION_TOPIC_ARN", service="sns"),
         idempotency_table=env.require_str(environ, "IDEMPOTENCY_TABLE"),
+        champion_parameter=env.require_str(environ, "CHAMPION_PARAMETER"),
+        versions=env.require_version_scope(environ),
     )
 
 
@@ -80,11 +88,17 @@ class Clients:
     sagemaker: Any
     sns: Any
     dynamodb: Any
+    ssm: Any
 
     @classmethod
     def create(cls) -> Clients:
         """Clients from the Lambda's own credentials and region."""
-        return cls(sagemaker=boto3.client("sagemaker"), sns=boto3.client("sns"), dynamodb=boto3.client("dynamodb"))
+        return cls(
+            sagemaker=boto3.client("sagemaker"),
+            sns=boto3.client("sns"),
+            dynamodb=boto3.client("dynamodb"),
+            ssm=boto3.client("ssm"),
+        )
 
 
 @dataclass(frozen=True)
@@ -213,18 +227,43 @@ def _on_alarm(change: AlarmChange, config: Config, clients: Clients) -> dict[str
         return _suppress(clients, config, change, f"a retraining started within {config.cooldown_minutes} min", now)
     description = f"Started by drift alarm {change.alarm_name} at {change.timestamp}: {change.reason}"
     try:
+        parameters = champion.start_parameters(
+            clients.ssm, clients.sagemaker, parameter=config.champion_parameter, scope=config.versions
+        )
         response = clients.sagemaker.start_pipeline_execution(
             PipelineName=config.model_build_pipeline_name,
             PipelineExecutionDisplayName=display_name(change.alarm_name, token),
             PipelineExecutionDescription=description[:DESCRIPTION_MAX],
             ClientRequestToken=token,
+            **({"PipelineParameters": parameters} if parameters else {}),
         )
+    except champion.ChampionError as error:
+        _release_cooldown(clients, config, token)
+        return _champion_refused(clients, config, change, str(error))
     except Exception:
         _release_cooldown(clients, config, token)
         raise
     execution_arn: str = response["PipelineExecutionArn"]
     logger.info("Retraining started", extra={"pipeline_execution_arn": execution_arn})
-    return {"status": "retraining_started", "pipelineExecutionArn": execution_arn, "alarmName": change.alarm_name}
+    return {
+        "status": "retraining_started",
+        "pipelineExecutionArn": execution_arn,
+        "alarmName": change.alarm_name,
+        "championModelData": parameters[0]["Value"] if parameters else None,
+    }
+
+
+def _champion_refused(clients: Clients, config: Config, change: AlarmChange, reason: str) -> dict[str, Any]:
+    """No retraining: the record of the served version cannot be its champion; people are told why."""
+    message_id = notify.publish(
+        clients.sns,
+        config.notification_topic_arn,
+        f"Retraining not started: {change.alarm_name}",
+        f"Drift alarm {change.alarm_name} went to ALARM at {change.timestamp}, but no retraining was started: "
+        f"the version serving production cannot be the new model's champion.\nReason: {reason}",
+    )
+    logger.warning("Retraining not started: champion check failed", extra={"because": reason})
+    return {"status": "champion_refused", "reason": reason, "messageId": message_id}
 
 
 def _act(*, change: AlarmChange, config: Config, clients: Clients) -> dict[str, Any]:

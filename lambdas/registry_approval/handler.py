@@ -76,12 +76,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         deploy_pipeline_name=env.require_str(environ, "DEPLOY_PIPELINE_NAME"),
         notification_topic_arn=env.require_arn(environ, "NOTIFICATION_TOPIC_ARN", service="sns"),
         idempotency_table=env.require_str(environ, "IDEMPOTENCY_TABLE"),
-        versions=arns.VersionScope(
-            partition=env.require_str(environ, "MODEL_PACKAGE_PARTITION"),
-            region=env.require_str(environ, "MODEL_PACKAGE_REGION"),
-            account=env.require_account(environ, "MODEL_PACKAGE_ACCOUNT"),
-            group=group,
-        ),
+        versions=env.require_version_scope(environ),
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from . import arns
+
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _ARN = re.compile(r"^arn:aws[a-z-]*:(?P<service>[a-z0-9-]+):[a-z0-9-]+:\d{12}:\S+$")
 
@@ -48,3 +50,13 @@ def require_arn(env: Mapping[str, str], name: str, *, service: str) -> str:
     if match is None or match["service"] != service:
         raise ConfigError(f"environment variable {name} must be an {service} ARN, got {value!r}")
     return value
+
+
+def require_version_scope(env: Mapping[str, str]) -> arns.VersionScope:
+    """The stage's model package group and where it lives: MODEL_PACKAGE_GROUP, _PARTITION, _REGION, _ACCOUNT."""
+    return arns.VersionScope(
+        partition=require_str(env, "MODEL_PACKAGE_PARTITION"),
+        region=require_str(env, "MODEL_PACKAGE_REGION"),
+        account=require_account(env, "MODEL_PACKAGE_ACCOUNT"),
+        group=require_str(env, "MODEL_PACKAGE_GROUP"),
+    )

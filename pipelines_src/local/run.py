@@ -16,7 +16,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,10 @@ def run_local_pipeline(
     metric: str = "rmse",
     goal: str = "minimize",
     threshold: float = 8.0,
+    champion_margin: float = 0.0,
+    hyperparameters: Mapping[str, Any] | None = None,
     parameters: dict[str, Any] | None = None,
+    execution_id: str = "local",
     on_event: Callable[[str], None] = print,
     interpreters: str = "auto",
     data_quality_monitor: bool = False,
@@ -80,7 +83,9 @@ def run_local_pipeline(
     for bucket in (RAW_BUCKET, ARTIFACTS_BUCKET, CODE_BUCKET):
         s3.create_bucket(Bucket=bucket)
     group = f"local-{dataset.replace('_', '-')}"
-    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    groups = sagemaker.list_model_package_groups(NameContains=group)["ModelPackageGroupSummaryList"]
+    if group not in {item["ModelPackageGroupName"] for item in groups}:  # a later run registers into the same group
+        sagemaker.create_model_package_group(ModelPackageGroupName=group)
     code = stage_code(s3, dataset, workdir)
     started = time.perf_counter()
     uploaded = upload(s3, raw_dir, f"s3://{RAW_BUCKET}/{dataset}")
@@ -98,6 +103,8 @@ def run_local_pipeline(
         metric=metric,
         goal=goal,
         threshold=threshold,
+        champion_margin=champion_margin,
+        hyperparameters=dict(hyperparameters or {}),
         source_tar_uri=code["source_tar_uri"],
         runner_uri=code["runner_uri"],
         contract_uri=code["contract_uri"],
@@ -107,7 +114,8 @@ def run_local_pipeline(
     runner = LocalPipelineRunner(
         definition, s3=s3, sagemaker=sagemaker, workdir=workdir / "jobs", on_event=on_event, interpreters=interpreters
     )
-    result = runner.run(parameters)
+    # Outputs go under the execution id: runs that must not overwrite each other's models need their own.
+    result = runner.run(parameters, execution_id=execution_id)
     arn = next(
         (props.get("ModelPackageArn") for props in result.properties.values() if "ModelPackageArn" in props), None
     )

@@ -67,6 +67,8 @@ STOP_TIMEOUT_S = 10.0
 PING_INTERVAL_S = 0.2
 # Where a request that tries to leave the machine through a proxy goes: the discard port, refused.
 NOWHERE = "http://127.0.0.1:9"
+# How SageMaker passes InvokeEndpoint's InferenceId to the container (pipelines_src/serving/inference.py).
+INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 # Variables of this process the stack keeps; everything else (credentials, pip settings) stays out.
 _KEPT = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
@@ -284,9 +286,20 @@ class ServingStack:
         finally:
             connection.close()
 
-    def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> tuple[int, str | None, bytes]:
-        """POST /invocations: the status, Content-Type and body of the answer. Headers that are None are
-        not sent. Safe to call from several threads (one connection per thread)."""
+    def invoke(
+        self, body: bytes, content_type: str | None, accept: str | None, *, inference_id: str | None = None
+    ) -> tuple[int, str | None, bytes]:
+        """POST /invocations: the status, Content-Type and body of the answer (``exchange`` without headers)."""
+        status, media, data, _ = self.exchange(body, content_type, accept, inference_id=inference_id)
+        return status, media, data
+
+    def exchange(
+        self, body: bytes, content_type: str | None, accept: str | None, *, inference_id: str | None = None
+    ) -> tuple[int, str | None, bytes, dict[str, str]]:
+        """POST /invocations as SageMaker forwards an InvokeEndpoint call: Content-Type, Accept and the
+        client's InferenceId (``X-Amzn-SageMaker-Inference-Id``); headers that are None are not sent. The
+        answer's status, Content-Type, body and headers. Safe to call from several threads (one connection
+        per thread)."""
         if self._process is None:
             raise ServingError("the stack is not started")
         headers: dict[str, str] = {}
@@ -294,6 +307,8 @@ class ServingStack:
             headers["Content-Type"] = content_type
         if accept is not None:
             headers["Accept"] = accept
+        if inference_id is not None:
+            headers[INFERENCE_ID_HEADER] = inference_id
         for attempt in (1, 2):
             connection = self._connection()
             try:
@@ -309,7 +324,7 @@ class ServingStack:
             if response.will_close:
                 connection.close()
                 self._local.connection = None
-            return response.status, response.getheader("Content-Type"), data
+            return response.status, response.getheader("Content-Type"), data, dict(response.getheaders())
         raise AssertionError("unreachable")
 
     def call(self, body: bytes, content_type: str, accept: str) -> bytes:

@@ -35,6 +35,16 @@ Content-Type, body) for in-process callers:
   ``application/json``, 406 for an Accept that names neither: ``text/plain`` with one line that
   names the problem.
 
+Every prediction the container serves carries an inference id: the client's (InvokeEndpoint's
+``InferenceId``, which SageMaker records in the data capture as ``eventMetadata.inferenceId`` and passes
+to the container as the ``X-Amzn-SageMaker-Inference-Id`` header, as the SageMaker SDK's local mode does
+too), or else one ``transform_fn`` assigns (a UUID). A 200 answer returns it in the JSON body
+(``{"predictions": [...], "inference_id": "..."}``, so the capture's ``endpointOutput`` holds it) and, for
+either media type, in the ``X-Amzn-SageMaker-Custom-Attributes`` response header as
+``inference_id=<id>`` (InvokeEndpoint's ``CustomAttributes``). A ``text/csv`` answer keeps one prediction
+a line (what Model Monitor reads), so a client asking for CSV passes its own InferenceId for the id to be
+in the capture. A request of several rows has one id; its rows are ``<id>:<row>`` (capture.py).
+
 A request without Content-Type is JSON: the container passes ``application/json`` for it, and
 ``respond`` does the same. The body reaches ``transform_fn`` as text when the Content-Type is
 exactly ``text/csv`` or ``application/json`` (decoded by the container, undecodable bytes
@@ -44,8 +54,11 @@ replaced by U+FFFD) and as bytes otherwise; either way a body that is not UTF-8 
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+import re
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +94,14 @@ BAD_REQUEST = 400
 NOT_ACCEPTABLE = 406
 UNSUPPORTED_MEDIA_TYPE = 415
 REPLACEMENT_CHARACTER = "\ufffd"
+# The client's InferenceId as the container receives it, and the header a container answers custom
+# attributes in (InvokeEndpoint returns it as CustomAttributes):
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html
+INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
+CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+INFERENCE_ID_KEY = "inference_id"
+# InvokeEndpoint's InferenceId: 1 to 64 printable characters, not starting with a space.
+_INFERENCE_ID = re.compile(r"[!-~][ -~]{0,63}")
 
 
 class InvalidRequestError(ValueError):
@@ -102,6 +123,14 @@ class Reply:
     status: int
     content_type: str
     body: bytes
+    inference_id: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers besides Content-Type: the inference id as custom attributes."""
+        return (
+            {} if self.inference_id is None else {CUSTOM_ATTRIBUTES_HEADER: f"{INFERENCE_ID_KEY}={self.inference_id}"}
+        )
 
 
 @dataclass(frozen=True)
@@ -114,6 +143,7 @@ class FallbackResponse:
     status_code: int
     mimetype: str
     body: bytes
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def get_data(self) -> bytes:
         return self.body
@@ -160,28 +190,54 @@ def model_fn(model_dir: str) -> Model:
 
 
 def transform_fn(model: Model, request_body: str | bytes, content_type: str | None, accept: str | None) -> Any:
-    """Handler: the answer to one request as the container's response object (module doc)."""
-    reply = respond(model, request_body, content_type, accept)
+    """Handler: the answer to one request as the container's response object (module doc), with the
+    client's inference id or one assigned here."""
+    reply = respond(model, request_body, content_type, accept, inference_id=request_inference_id() or new_id())
     if _worker is None:
-        return FallbackResponse(reply.status, reply.content_type, reply.body)
-    return _worker.Response(response=reply.body, status=reply.status, mimetype=reply.content_type)
+        return FallbackResponse(reply.status, reply.content_type, reply.body, reply.headers)
+    return _worker.Response(
+        response=reply.body, status=reply.status, mimetype=reply.content_type, headers=reply.headers
+    )
 
 
-def respond(model: Model, body: str | bytes, content_type: str | None, accept: str | None) -> Reply:
-    """The answer to one request (module doc): predictions with 200, or a refusal with its status as text."""
+def request_inference_id() -> str | None:
+    """The client's InferenceId from the request being served (its header), None outside a request or when
+    it is absent or not a valid InferenceId."""
     try:
-        answer = handle(model, body, content_type, accept)
+        import flask
+    except ImportError:  # no web framework here: no request either
+        return None
+    if not flask.has_request_context():
+        return None
+    value = flask.request.headers.get(INFERENCE_ID_HEADER)
+    return value if isinstance(value, str) and _INFERENCE_ID.fullmatch(value) else None
+
+
+def new_id() -> str:
+    """An inference id for a request that came without one."""
+    return uuid.uuid4().hex
+
+
+def respond(
+    model: Model, body: str | bytes, content_type: str | None, accept: str | None, *, inference_id: str | None = None
+) -> Reply:
+    """The answer to one request (module doc): predictions with 200 (and ``inference_id`` in a JSON body and
+    the headers, when given), or a refusal with its status as text."""
+    try:
+        answer = handle(model, body, content_type, accept, inference_id=inference_id)
     except InvalidRequestError as error:
         return Reply(error.status_code, TEXT, f"{error.message}\n".encode())
-    return Reply(OK, accepted(accept), answer)
+    return Reply(OK, accepted(accept), answer, inference_id)
 
 
-def handle(model: Model, body: str | bytes, content_type: str | None, accept: str | None) -> bytes:
+def handle(
+    model: Model, body: str | bytes, content_type: str | None, accept: str | None, *, inference_id: str | None = None
+) -> bytes:
     """The body ``respond`` answers with 200, or the refusal as InvalidRequestError: the content type is
     checked first (415), then the body's encoding (400), the Accept (406) and the rows (400)."""
     request = read_request(body, content_type)
     media = accepted(accept)
-    return encode(predict(request, model), media)
+    return encode(predict(request, model), media, inference_id=inference_id)
 
 
 def read_request(request_body: str | bytes | bytearray, content_type: str | None) -> Request:
@@ -215,12 +271,16 @@ def predict(data: Request, model: Model) -> npt.NDArray[np.float64]:
     return np.asarray(model.booster.inplace_predict(encoded), dtype=np.float64).reshape(-1)
 
 
-def encode(prediction: Sequence[float] | npt.NDArray[Any], media: str) -> bytes:
-    """The response body: ``{"predictions": [...]}`` for ``application/json``, one value a line for ``text/csv``."""
+def encode(prediction: Sequence[float] | npt.NDArray[Any], media: str, *, inference_id: str | None = None) -> bytes:
+    """The response body: ``{"predictions": [...]}`` (with ``"inference_id"`` when given) for
+    ``application/json``, one value a line for ``text/csv``."""
     values = [float(value) for value in np.asarray(prediction, dtype=np.float64).reshape(-1)]
     if media == CSV:
         return "".join(f"{value!r}\n" for value in values).encode("utf-8")
-    return json.dumps({"predictions": values}, allow_nan=False).encode("utf-8")
+    document: dict[str, Any] = {"predictions": values}
+    if inference_id is not None:
+        document[INFERENCE_ID_KEY] = inference_id
+    return json.dumps(document, allow_nan=False).encode("utf-8")
 
 
 def rows(data: Request, model: Model) -> pd.DataFrame:

@@ -19,7 +19,9 @@ single rows and batches, asking for JSON and for CSV responses. It checks:
     the 95th percentile of the well-formed requests' latency is at most ``max_p95_ms``.
 
 ``invoke(body, content_type, accept) -> bytes`` is the call to the endpoint: the SageMaker
-runtime's InvokeEndpoint in production (``main``), a local function in tests. The clock is
+runtime's InvokeEndpoint in production (``main``), a local function in tests. Each InvokeEndpoint
+call passes an ``InferenceId`` of its own (``smoke-test-<run>-<n>``), so the smoke test's predictions
+are identifiable in the data capture and no ground-truth label is ever expected for them. The clock is
 injectable too. The report (``smoke_test``'s return value, ``--report``) holds every check,
 the latency percentiles and what each malformed request got.
 
@@ -35,10 +37,12 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import json
 import math
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -359,12 +363,22 @@ def _latency_check(latency: dict[str, Any], max_p95_ms: float) -> dict[str, Any]
     return _check("latency", p95 <= max_p95_ms, detail)
 
 
-def endpoint_invoke(client: Any, endpoint_name: str) -> Invoke:
-    """``invoke`` over the SageMaker runtime client's InvokeEndpoint."""
+INFERENCE_ID_PREFIX = "smoke-test-"
+
+
+def endpoint_invoke(client: Any, endpoint_name: str, *, run: str | None = None) -> Invoke:
+    """``invoke`` over the SageMaker runtime client's InvokeEndpoint, with an InferenceId per call
+    (``smoke-test-<run>-<n>``; ``run`` defaults to a new random token)."""
+    token = run or uuid.uuid4().hex[:12]
+    numbers = itertools.count()
 
     def invoke(body: bytes, content_type: str, accept: str) -> bytes:
         response = client.invoke_endpoint(
-            EndpointName=endpoint_name, Body=body, ContentType=content_type, Accept=accept
+            EndpointName=endpoint_name,
+            Body=body,
+            ContentType=content_type,
+            Accept=accept,
+            InferenceId=f"{INFERENCE_ID_PREFIX}{token}-{next(numbers)}",
         )
         return bytes(response["Body"].read())
 

@@ -6,8 +6,15 @@ SageMaker writes what an endpoint receives as JSON Lines files,
     {"captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
                                        "data": "...", "encoding": "CSV"},
                      "endpointOutput": {...}},
-     "eventMetadata": {"eventId": "...", "inferenceTime": "2026-11-01T12:00:00Z"},
+     "eventMetadata": {"eventId": "...", "inferenceId": "order-42", "inferenceTime": "2026-11-01T12:00:00Z"},
      "eventVersion": "0"}
+
+``eventMetadata.inferenceId`` is there when the client passed InvokeEndpoint's ``InferenceId``
+(https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html). Without it,
+a JSON answer of the endpoint holds the id the endpoint assigned (``"inference_id"``, see
+pipelines_src/serving/inference.py). ``request_inference_id`` reads a record's id that way, and each row
+of a request is identified by ``prediction_id``: the request's id for a one-row request, ``<id>:<row>``
+(0-based) for the rows of a batch. Ground-truth labels name predictions by these ids.
 
 The endpoint's request contract (the features are ``features.from_contract``'s: the
 contract's columns minus the target, id, partition and date columns, in contract order):
@@ -126,6 +133,8 @@ class CaptureData:
     counts: Counter[str] = field(default_factory=Counter)
     first_inference_time: str | None = None
     last_inference_time: str | None = None
+    # Row i's prediction id (``prediction_id``), None when its request carries no inference id.
+    inference_ids: list[str | None] = field(default_factory=list)
 
     @property
     def malformed_count(self) -> int:
@@ -144,6 +153,7 @@ class CaptureData:
             "malformed_count": self.malformed_count,
             "malformed_lines": sum(self.counts[reason] for reason in LINE_REASONS),
             "malformed_rows": sum(self.counts[reason] for reason in ROW_REASONS),
+            "rows_without_inference_id": sum(1 for value in self.inference_ids if value is None),
             "malformed_by_reason": {reason: self.counts[reason] for reason in sorted(self.counts)},
             "malformed": [entry.to_dict() for entry in self.malformed[:max_entries]],
         }
@@ -185,6 +195,34 @@ def parse_time(text: str) -> dt.datetime:
         digits = offset[1:].replace(":", "")
         moment -= sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
     return moment
+
+
+INFERENCE_ID_KEY = "inference_id"
+
+
+def request_inference_id(event: Mapping[str, Any]) -> str | None:
+    """A capture record's inference id: ``eventMetadata.inferenceId`` (the client's), else the
+    ``inference_id`` of the endpoint's JSON answer (the one it assigned); None when it has neither."""
+    given = _dig(event, "eventMetadata", "inferenceId")
+    if isinstance(given, str) and given:
+        return given
+    output = _dig(event, "captureData", "endpointOutput")
+    if not isinstance(output, dict) or media_type(output.get("observedContentType")) != JSON_CONTENT_TYPE:
+        return None
+    body = _body({**output, "observedContentType": JSON_CONTENT_TYPE})
+    if isinstance(body, _Skip):
+        return None
+    try:
+        answer = json.loads(body[1])
+    except ValueError:
+        return None
+    assigned = answer.get(INFERENCE_ID_KEY) if isinstance(answer, dict) else None
+    return assigned if isinstance(assigned, str) and assigned else None
+
+
+def prediction_id(inference_id: str, row: int, rows: int) -> str:
+    """The id of row ``row`` of a request of ``rows`` rows: the request's id alone, or ``<id>:<row>``."""
+    return inference_id if rows == 1 else f"{inference_id}:{row}"
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
@@ -311,6 +349,7 @@ class _Reader:
         self.columns: dict[str, list[Any]] = {name: [] for name in self.names}
         self.lines: list[int] = []
         self.rows_of_row: list[int] = []
+        self.ids: list[str | None] = []
         self.files: list[str] = []
         self.file_rows: list[int] = []
         self.requests = 0
@@ -367,15 +406,16 @@ class _Reader:
         if isinstance(body, _Skip):
             self.skip(label, line, body.reason, body.detail)
             return
-        self._rows(*body, label, line)
+        self._rows(*body, label, line, request_inference_id(event))
 
-    def _add(self, values: list[Any], line: int, row: int) -> None:
+    def _add(self, values: list[Any], line: int, row: int, inference_id: str | None) -> None:
         for name, value in contracts.zip_equal(self.names, values):
             self.columns[name].append(value)
         self.lines.append(line)
         self.rows_of_row.append(row)
+        self.ids.append(inference_id)
 
-    def _rows(self, media: str, body: str, label: str, line: int) -> None:
+    def _rows(self, media: str, body: str, label: str, line: int, inference_id: str | None) -> None:
         try:
             request = parse_request(media, body, self.names, numeric=self.numeric)
         except RequestError as error:
@@ -383,8 +423,10 @@ class _Reader:
             return
         for problem in request.problems:
             self.skip(label, line, problem.reason, problem.detail, problem.row)
+        count = len(request.rows) + len(request.problems)
         for position, values in request.rows:
-            self._add(values, line, position)
+            row_id = None if inference_id is None else prediction_id(inference_id, position, count)
+            self._add(values, line, position, row_id)
 
 
 @dataclass(frozen=True)
@@ -464,10 +506,12 @@ def read_capture(
             )
         keep &= ~bad
     order = sorted(range(len(reader.malformed)), key=lambda index: _position(reader.malformed[index]))
+    ids = reader.ids
     if not keep.all():
         raw = raw.loc[keep].reset_index(drop=True)
         lines = lines[keep]
         file_index = file_index[keep]
+        ids = [value for value, kept in zip(ids, keep.tolist()) if kept]
     dataset = contracts.dataset_from_frame(raw, narrowed, label=str(root))
     counts = np.bincount(file_index, minlength=len(reader.files)) if len(reader.files) else np.zeros(0, np.int64)
     dataset.files = list(reader.files)
@@ -481,6 +525,7 @@ def read_capture(
         counts=reader.counts,
         first_inference_time=_iso(reader.first),
         last_inference_time=_iso(reader.last),
+        inference_ids=ids,
     )
 
 

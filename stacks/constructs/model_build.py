@@ -142,6 +142,7 @@ class ModelBuildPipeline(Construct):
             metric=config.metric,
             goal=config.goal,
             threshold=config.threshold,
+            champion_margin=config.champion_margin,
             processing_instance_type=config.processing_instance_type,
             training_instance_type=config.training_instance_type,
             data_quality_monitor=data_quality_monitor,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import RemovalPolicy, Stack, Token
+from aws_cdk import ArnFormat, RemovalPolicy, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -12,6 +12,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from stacks import naming
+from stacks.config import StageConfig
 from stacks.constructs.encryption import log_group_statement
 from stacks.nag import acknowledge_wildcards
 
@@ -65,6 +67,34 @@ def framework_image_repositories(region: str) -> list[tuple[str, str]]:
         if pair not in found:
             found.append(pair)
     return found
+
+
+def allow_champion_resolution(role: iam.IRole, config: StageConfig) -> None:
+    """What a caller that starts the model-build pipeline needs to resolve its champion
+    (lambdas/shared/champion.py): read the production served-version record, and describe the versions of
+    the stage's group (only those: the record is checked to name one before the registry is asked)."""
+    stack = Stack.of(role)
+    record = stack.format_arn(
+        service="ssm",
+        resource="parameter",
+        resource_name=naming.champion_parameter(config).lstrip("/"),
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+    versions = stack.format_arn(
+        service="sagemaker", resource="model-package", resource_name=f"{naming.model_package_group(config)}/*"
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(sid="ReadTheServedVersionRecord", actions=["ssm:GetParameter"], resources=[record])
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(sid="DescribeTheChampion", actions=["sagemaker:DescribeModelPackage"], resources=[versions])
+    )
+    acknowledge_wildcards(
+        role,
+        resources=[versions],
+        reason="Versions of the stage's one model package group (numbered as they are registered): the champion "
+        "is whichever the production record names, checked to be of this group first.",
+    )
 
 
 class SageMakerJobsSecurityGroup(Construct):

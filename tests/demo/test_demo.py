@@ -82,6 +82,15 @@ def test_requests_are_captured_in_the_data_capture_format(fast_run: tuple[dict[s
     read = capture.read_capture(workdir / "capture", terms)
     assert read.dataset.rows == sum(summary["capture"][window]["rows"] for window in ("normal", "drifted"))
     assert read.malformed == []
+    # The client passes an InferenceId with every request: the capture records it, the endpoint answers it.
+    ids = [line["eventMetadata"]["inferenceId"] for line in lines]
+    assert len(set(ids)) == len(ids)
+    assert all(
+        json.loads(line["captureData"]["endpointOutput"]["data"])["inference_id"]
+        == line["eventMetadata"]["inferenceId"]
+        for line in lines
+    )
+    assert None not in read.inference_ids and len(set(read.inference_ids)) == read.dataset.rows
 
 
 @pytest.mark.slow
@@ -109,12 +118,13 @@ def test_without_the_image_environment_the_stand_in_answers_alike_in_process(
     endpoint = workdir / "endpoint"
     with demo._stand_in(endpoint / "model.tar.gz", endpoint / "model", {}) as stand_in:
         status, response = stand_in.answer(
-            captured["endpointInput"]["data"], captured["endpointInput"]["observedContentType"]
+            captured["endpointInput"]["data"], captured["endpointInput"]["observedContentType"], "again-1"
         )
     assert stand_in.kind == "in-process"
     (notice,) = out.getvalue().splitlines()
     assert notice.endswith("run `make image-envs`: the stand-in endpoint answers in this process instead")
     assert status == 200
+    assert json.loads(response)["inference_id"] == "again-1"
     assert json.loads(response)["predictions"] == pytest.approx(
         json.loads(captured["endpointOutput"]["data"])["predictions"], rel=1e-6
     )
@@ -140,6 +150,8 @@ def test_drift_retrains_once_then_the_cooldown_suppresses(fast_run: tuple[dict[s
     retraining = summary["retraining"]
     first, second = retraining["alarm_results"]
     assert first["status"] == "retraining_started"
+    # the retraining is started against the version production serves (approved, recorded at the deploy)
+    assert first["championModelData"].startswith("s3://") and first["championModelData"].endswith("/model.tar.gz")
     assert second["status"] == "suppressed"
     assert "retraining started within" in second["reason"]
     assert [execution["arn"] for execution in retraining["executions"]] == [first["pipelineExecutionArn"]]

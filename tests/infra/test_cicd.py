@@ -259,16 +259,29 @@ def test_each_build_role_can_do_only_what_its_stage_needs(
         "sagemaker:StartPipelineExecution",
         "sagemaker:DescribePipelineExecution",
         "sagemaker:ListPipelineExecutionSteps",
+        # the published values, and resolving each run's champion (lambdas/shared/champion.py)
         "ssm:GetParameter",
+        "sagemaker:DescribeModelPackage",
     }
+    group = naming.model_package_group(config)
+    readable: set[str] = set()
     for statement in statements:
+        if "sagemaker:DescribeModelPackage" in _list(statement["Action"]):
+            assert _list(statement["Action"]) == ["sagemaker:DescribeModelPackage"]
+            assert flatten_reference(statement["Resource"]).endswith(f":model-package/{group}/*")
+            continue
+        if "ssm:GetParameter" in _list(statement["Action"]):
+            assert _list(statement["Action"]) == ["ssm:GetParameter"]
+            readable.update(flatten_reference(r).split(":parameter", 1)[1] for r in _list(statement["Resource"]))
+            continue
         if any(action.startswith("sagemaker:") for action in _list(statement["Action"])):
             targets = {flatten_reference(r) for r in _list(statement["Resource"])}
             assert all(f":pipeline/{naming.build_pipeline(config)}" in t for t in targets), targets
-        if "ssm:GetParameter" in _list(statement["Action"]):
-            assert flatten_reference(statement["Resource"]).endswith(
-                f":parameter{naming.platform_values_parameter(config)}"
-            )
+    # Exactly the published values and the production record (the champion), nothing else of SSM.
+    assert readable == {
+        naming.platform_values_parameter(config),
+        naming.deployed_version_parameter(config, "production"),
+    }
 
     for target in ("staging", "production"):
         _, deploy = _project(resources, f"Deploy{target}")

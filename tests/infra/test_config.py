@@ -181,6 +181,18 @@ BAD_CONFIGS = {
         _set("defaults.model.metric", "auc"),
         'mlops.stages.dev.model.metric: "auc" is not one of mae, r2, rmse',
     ),
+    "negative champion margin": (
+        _set("stages.staging.model.champion_margin", -0.5),
+        "mlops.stages.staging.model.champion_margin: -0.5 is out of range, expected a number >= 0",
+    ),
+    "champion margin that is no number": (
+        _set("defaults.model.champion_margin", "10%"),
+        "mlops.stages.dev.model.champion_margin: expected a number, got str '10%'",
+    ),
+    "champion margin that is a flag": (
+        _set("defaults.model.champion_margin", True),
+        "mlops.stages.dev.model.champion_margin: expected a number, got bool True",
+    ),
     "no mlops block at all": (
         lambda context: context.pop("mlops"),
         "mlops: required key is missing from the cdk.json context",
@@ -320,6 +332,13 @@ def test_bad_config_fails_with_one_message_naming_key_and_value(case: str, conte
     message = str(caught.value)
     assert message.startswith(expected), message
     assert "\n" not in message
+
+
+def test_the_champion_margin_defaults_to_zero_and_is_read_per_stage(context: dict[str, Any]) -> None:
+    assert {stage.model.champion_margin for stage in load_config(context).stages.values()} == {0.0}
+    context["mlops"]["stages"]["prod"].setdefault("model", {})["champion_margin"] = 0.25
+    assert load_config(context).stage("prod").model.champion_margin == 0.25
+    assert load_config(context).stage("dev").model.champion_margin == 0.0
 
 
 def test_missing_drift_runs_alarm_periods_are_read_per_stage(context: dict[str, Any]) -> None:

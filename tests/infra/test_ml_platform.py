@@ -104,6 +104,8 @@ def test_parameters_default_to_the_stage_config(
                 ("ContractUri", build.contract),
             )
         },
+        # no champion until a caller resolves one: the deployed runner, an object that exists (definition.py)
+        "ChampionModelData": asset_uri(ml_platform, build.runner),
     }
     # the input default is the dataset's prefix of the curated zone: what the curation job wrote
     joined = variables["InputDataUri"]["Fn::Join"][1]
@@ -124,13 +126,18 @@ def test_conditions_check_the_contract_report_and_the_configured_metric(
     assert contract["Type"] == "Equals"
     assert contract["LeftValue"]["Std:JsonGet"]["Path"] == "violation_count"
     assert contract["RightValue"] == 0
-    (metric,) = steps["CheckMetric"]["Arguments"]["Conditions"]
+    metric, champion = steps["CheckMetric"]["Arguments"]["Conditions"]
+    assert champion["Type"] == "Equals" and champion["RightValue"] is True
+    assert champion["LeftValue"]["Std:JsonGet"]["Path"] == "gate.not_worse"
     assert metric["Type"] == ("LessThanOrEqualTo" if model.goal == "minimize" else "GreaterThanOrEqualTo")
     assert metric["LeftValue"]["Std:JsonGet"]["Path"] == f"regression_metrics.{model.metric}.value"
     assert metric["LeftValue"]["Std:JsonGet"]["PropertyFile"] == {
         "Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"
     }
     assert metric["RightValue"] == {"Get": "Parameters.MetricThreshold"}
+    arguments = steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--champion-margin") + 1] == repr(model.champion_margin)
+    assert arguments[arguments.index("--goal") + 1] == model.goal
     assert steps["RegisterModel"]["Arguments"]["ModelApprovalStatus"] == "PendingManualApproval"
 
 

@@ -40,6 +40,7 @@ HANDLER_ENVIRONMENT = {
     "METRICS_KEY_SUFFIX": "DetectDrift/report/drift_metrics.json",
     "METRIC_NAMESPACE": "MLOps/Drift",
     "METRIC_DIMENSIONS": '{"Model": "m", "Stage": "dev"}',
+    "CHAMPION_PARAMETER": "/mlops/dev/model/production/model-package-arn",
 }
 # Literal accounts make every ARN in these templates a plain string (dev leaves its account open).
 STAGE = "prod"
@@ -329,6 +330,11 @@ def test_each_function_gets_every_variable_its_config_needs(
             "MODEL_BUILD_PIPELINE_NAME": naming.build_pipeline(config),
             "ALARM_PREFIX": naming.drift_alarm_prefix(config),
             "COOLDOWN_MINUTES": str(config.operations.retraining.cooldown_minutes),
+            "CHAMPION_PARAMETER": naming.champion_parameter(config),
+            "MODEL_PACKAGE_GROUP": naming.model_package_group(config),
+            "MODEL_PACKAGE_PARTITION": "aws",
+            "MODEL_PACKAGE_REGION": config.region,
+            "MODEL_PACKAGE_ACCOUNT": config.account,
         },
     }[handler]
     assert expected.items() <= variables.items()
@@ -782,3 +788,21 @@ def _operations_alone(config: Any, account: str | None = None) -> tuple[Any, Any
         capture_prefix=naming.capture_prefix(config),
     )
     return app, OperationsStack(app, "Operations", config=config, lake=lake, env=env)
+
+
+def test_the_drift_function_reads_only_the_production_record_and_the_groups_versions(
+    resources: dict[str, dict[str, Any]], platform_config: PlatformConfig
+) -> None:
+    config = platform_config.stage(STAGE)
+    _, function = _function(resources, "drift_alert")
+    statements = _statements(resources, function["Role"]["Fn::GetAtt"][0])
+    (read,) = [statement for statement in statements if "ssm:GetParameter" in _actions(statement)]
+    assert _actions(read) == ["ssm:GetParameter"]
+    parameter = naming.deployed_version_parameter(config, "production")
+    assert flatten_reference(read["Resource"]) == f"arn:aws:ssm:{config.region}:{config.account}:parameter{parameter}"
+    (describe,) = [statement for statement in statements if "sagemaker:DescribeModelPackage" in _actions(statement)]
+    assert _actions(describe) == ["sagemaker:DescribeModelPackage"]
+    group = naming.model_package_group(config)
+    assert flatten_reference(describe["Resource"]) == (
+        f"arn:aws:sagemaker:{config.region}:{config.account}:model-package/{group}/*"
+    )

@@ -36,6 +36,7 @@ ALARM_PREFIX = "mlops-drift-"
 DRIFT_PIPELINE = "mlops-dev-churn-drift-check"
 DRIFT_PIPELINE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{DRIFT_PIPELINE}"
 ARTIFACTS_BUCKET = "mlops-dev-artifacts"
+CHAMPION_PARAMETER = "/mlops/test/churn/production/model-package-arn"
 # Arbitrary JSON values that malformed events are made of (property tests of both handlers).
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -71,6 +72,7 @@ _ENV = {
     "METRICS_KEY_SUFFIX": "DetectDrift/report/drift_metrics.json",
     "METRIC_NAMESPACE": "MLOps/Drift",
     "METRIC_DIMENSIONS": '{"Model": "churn", "Stage": "dev"}',
+    "CHAMPION_PARAMETER": CHAMPION_PARAMETER,
 }
 os.environ.update(_ENV)
 for _variable in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):

@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from tests.lambdas.conftest import (
     ACCOUNT,
     ALARM_PREFIX,
+    CHAMPION_PARAMETER,
     JSON_VALUES,
     MODEL_BUILD_PIPELINE,
+    MODEL_PACKAGE_GROUP,
     REGION,
     TABLE,
     TOPIC_ARN,
@@ -102,7 +104,7 @@ def build(aws: Aws) -> Aws:
 
 
 def clients(aws: Aws) -> handler.Clients:
-    return handler.Clients(sagemaker=aws.client("sagemaker"), sns=aws.sns, dynamodb=aws.dynamodb)
+    return handler.Clients(sagemaker=aws.client("sagemaker"), sns=aws.sns, dynamodb=aws.dynamodb, ssm=aws.client("ssm"))
 
 
 def executions(aws: Aws) -> list[dict[str, Any]]:
@@ -185,7 +187,9 @@ def test_client_request_token_is_derived_from_the_transition(build: Aws) -> None
             return sagemaker.start_pipeline_execution(**kwargs)
 
     handler.handle_event(
-        alarm_event(), config=handler.CONFIG, clients=handler.Clients(Recording(), build.sns, build.dynamodb)
+        alarm_event(),
+        config=handler.CONFIG,
+        clients=handler.Clients(Recording(), build.sns, build.dynamodb, build.client("ssm")),
     )
     (call,) = calls
     assert 32 <= len(call["ClientRequestToken"]) <= 128
@@ -306,7 +310,7 @@ def test_failed_start_releases_the_cooldown_claim(build: Aws) -> None:
         def start_pipeline_execution(self, **kwargs: Any) -> Any:
             return sagemaker.start_pipeline_execution(**{**kwargs, "PipelineName": "no-such-pipeline"})
 
-    failing = handler.Clients(FailingStart(), build.sns, build.dynamodb)
+    failing = handler.Clients(FailingStart(), build.sns, build.dynamodb, build.client("ssm"))
     with pytest.raises(ClientError):
         handler.handle_event(alarm_event(), config=handler.CONFIG, clients=failing)
     assert build.items() == []
@@ -344,7 +348,7 @@ def test_malformed_event_is_rejected_without_raising(mutate: Any, reason: str) -
     event = alarm_event()
     mutate(event)
 
-    result = handler.handle_event(event, config=handler.CONFIG, clients=handler.Clients(None, None, None))
+    result = handler.handle_event(event, config=handler.CONFIG, clients=handler.Clients(None, None, None, None))
 
     assert result["status"] == "rejected"
     assert reason in result["reason"]
@@ -377,7 +381,7 @@ def test_validation_rejects_or_parses_never_escapes(event: object) -> None:
     try:
         change = handler.parse_event(event)
     except InvalidEventError as error:
-        result = handler.handle_event(event, config=handler.CONFIG, clients=handler.Clients(None, None, None))
+        result = handler.handle_event(event, config=handler.CONFIG, clients=handler.Clients(None, None, None, None))
         assert result == {"status": "rejected", "reason": str(error)}
     else:
         assert isinstance(change, handler.AlarmChange)
@@ -391,3 +395,73 @@ def test_unexpected_events_through_the_full_handler(build: Aws) -> None:
         assert result["status"] in {"rejected", "ignored", "retraining_started", "suppressed", "recovery_notified"}
 
     check()
+
+
+# --- the champion: the version serving production, for the new model to be compared with ----------
+
+
+class RecordingStarts:
+    """The moto SageMaker client, recording what StartPipelineExecution is called with."""
+
+    def __init__(self, sagemaker: Any) -> None:
+        self.sagemaker = sagemaker
+        self.starts: list[dict[str, Any]] = []
+
+    def start_pipeline_execution(self, **kwargs: Any) -> Any:
+        self.starts.append(kwargs)
+        return self.sagemaker.start_pipeline_execution(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sagemaker, name)
+
+
+def _served(build: Aws, status: str, group: str = MODEL_PACKAGE_GROUP) -> str:
+    sagemaker = build.client("sagemaker")
+    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    arn = sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus=status,
+        InferenceSpecification={
+            "Containers": [{"Image": "img", "ModelDataUrl": "s3://artifacts/v1/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )["ModelPackageArn"]
+    build.client("ssm").put_parameter(Name=CHAMPION_PARAMETER, Value=arn, Type="String")
+    return str(arn)
+
+
+def _start_recorded(build: Aws) -> tuple[dict[str, Any], RecordingStarts]:
+    recording = RecordingStarts(build.client("sagemaker"))
+    clients = handler.Clients(recording, build.sns, build.dynamodb, build.client("ssm"))
+    return handler.handle_event(alarm_event(), config=handler.CONFIG, clients=clients), recording
+
+
+def test_retraining_gets_the_served_version_as_its_champion(build: Aws) -> None:
+    _served(build, "Approved")
+    result, recording = _start_recorded(build)
+    assert result["status"] == "retraining_started"
+    assert result["championModelData"] == "s3://artifacts/v1/model.tar.gz"
+    (start,) = recording.starts
+    assert start["PipelineParameters"] == [{"Name": "ChampionModelData", "Value": "s3://artifacts/v1/model.tar.gz"}]
+
+
+def test_before_any_deployment_retraining_starts_without_a_champion(build: Aws) -> None:
+    result, recording = _start_recorded(build)
+    assert result["status"] == "retraining_started" and result["championModelData"] is None
+    (start,) = recording.starts
+    assert "PipelineParameters" not in start  # the definition's default: no champion
+
+
+@pytest.mark.parametrize(("status", "group"), [("Rejected", MODEL_PACKAGE_GROUP), ("Approved", "other-group")])
+def test_a_served_version_that_cannot_be_the_champion_starts_nothing_and_is_notified(
+    build: Aws, status: str, group: str
+) -> None:
+    _served(build, status, group)
+    result, recording = _start_recorded(build)
+    assert result["status"] == "champion_refused"
+    assert recording.starts == [] and executions(build) == []
+    assert ids_starting(build, "drift-alert#last-retraining#") == []  # the cooldown claim is released
+    (message,) = build.published()
+    assert message["Subject"].startswith("Retraining not started")
+    assert CHAMPION_PARAMETER in message["Message"]

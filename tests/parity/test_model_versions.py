@@ -96,7 +96,9 @@ def test_the_version_carries_its_code_and_its_sha256(version: Version, tmp_path:
     code = {path.name: path.read_bytes() for path in (model_dir / "code").iterdir()}
     assert sorted(code) == sorted(SERVING_CODE)
     assert code == version.built_code
-    assert version.metadata == {SERVING_CODE_SHA256_KEY: code_sha256(code)}
+    assert version.metadata[SERVING_CODE_SHA256_KEY] == code_sha256(code)
+    # the rest is the new model's and the champion's results (first version: no champion)
+    assert version.metadata["champion"] == "none" and version.metadata["champion_rmse"] == "none"
     assert folder_sha256(model_dir / "code") == version.metadata[SERVING_CODE_SHA256_KEY]
     assert version.environment["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
     assert "s3://" not in json.dumps(version.environment), "the container fetches no code"

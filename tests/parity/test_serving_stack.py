@@ -95,6 +95,26 @@ def test_csv_and_json_batches_predict_as_in_process_and_as_evaluate(stack: Servi
     np.testing.assert_allclose(by_json, served.expected, rtol=RELATIVE_TOLERANCE)
 
 
+def test_the_clients_inference_id_reaches_the_handler_and_comes_back_through_the_real_stack(
+    stack: ServingStack, served: Served
+) -> None:
+    """The image's Flask worker gives the handler the request's headers: the client's InferenceId is the one
+    answered, in the JSON body and in the custom attributes (InvokeEndpoint's CustomAttributes)."""
+    body = _row(served).encode()
+    status, media, data, headers = stack.exchange(body, CSV, JSON, inference_id="order-7")
+    assert (status, media) == (200, JSON)
+    assert json.loads(data)["inference_id"] == "order-7"
+    assert headers["X-Amzn-SageMaker-Custom-Attributes"] == "inference_id=order-7"
+    status, media, data, headers = stack.exchange(body, CSV, CSV, inference_id="order-8")
+    assert (
+        len(data.decode().splitlines()) == 1 and headers["X-Amzn-SageMaker-Custom-Attributes"] == "inference_id=order-8"
+    )
+    # without one, the endpoint assigns one per request and returns it
+    first = json.loads(stack.exchange(body, CSV, JSON)[2])["inference_id"]
+    second = json.loads(stack.exchange(body, CSV, JSON)[2])["inference_id"]
+    assert first != second and len(first) == 32
+
+
 def test_single_objects_with_parameters_and_any_accept(stack: ServingStack, served: Served) -> None:
     for index, record in enumerate(records_of(served.raw.head(3), served.model.spec.names)):
         body = json.dumps(record).encode()

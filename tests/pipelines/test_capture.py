@@ -320,3 +320,61 @@ def test_window_hours_keeps_the_last_hours_of_capture_and_is_ignored_for_dataset
     write_raw(generate(50, seed=2, days=2), tmp_path / "raw")
     assert drift.main([*arguments, "--data-dir", str(tmp_path / "raw"), "--window-hours", "24"]) == 0
     assert json.loads((tmp_path / "out" / drift.REPORT_FILE).read_text())["row_count"] == 50
+
+
+# --- inference ids: what a ground-truth label names a prediction by -----------------------------
+
+
+def _with_ids(event: dict[str, Any], given: str | None, assigned: str | None) -> dict[str, Any]:
+    if given is not None:
+        event["eventMetadata"]["inferenceId"] = given
+    if assigned is not None:
+        event["captureData"]["endpointOutput"] = {
+            "observedContentType": "application/json",
+            "mode": "OUTPUT",
+            "data": json.dumps({"predictions": [1.0, 2.0], "inference_id": assigned}),
+            "encoding": "JSON",
+        }
+    return event
+
+
+def test_each_captured_row_has_the_id_of_its_prediction(
+    tmp_path: Path, rows: pd.DataFrame, names: list[str], contract: contracts.Contract
+) -> None:
+    one, two = rows[names].iloc[:1], rows[names].iloc[1:3]
+    lines: list[dict[str, Any] | str] = [
+        _with_ids(_event(_csv(one), "text/csv", "CSV"), "order-1", None),  # the client's id
+        _with_ids(_event(_csv(two), "text/csv", "CSV"), None, "a1b2"),  # the endpoint's, from its JSON answer
+        _with_ids(_event(_csv(two), "text/csv", "CSV"), "order-2", "ignored"),  # the client's wins
+        _event(_csv(one), "text/csv", "CSV"),  # a CSV answer and no InferenceId: no id
+    ]
+    _write(tmp_path, lines)
+    data = capture.read_capture(tmp_path, contract)
+    assert data.inference_ids == ["order-1", "a1b2:0", "a1b2:1", "order-2:0", "order-2:1", None]
+    assert data.summary()["rows_without_inference_id"] == 1
+
+
+def test_the_ids_stay_aligned_with_the_rows_when_a_row_is_dropped(
+    tmp_path: Path, rows: pd.DataFrame, names: list[str], contract: contracts.Contract
+) -> None:
+    frame = rows[names].iloc[:3].astype(object)
+    frame.iloc[1, names.index("distance_km")] = "far"  # not a number: row 1 is skipped
+    _write(tmp_path, [_with_ids(_event(_csv(frame), "text/csv", "CSV"), "batch", None)])
+    data = capture.read_capture(tmp_path, contract)
+    assert data.dataset.rows == 2
+    assert data.inference_ids == ["batch:0", "batch:2"]
+
+
+def test_request_inference_id_reads_base64_answers_and_ignores_what_is_not_an_id() -> None:
+    event = _event("1", "text/csv", "CSV")
+    assert capture.request_inference_id(event) is None
+    answer = json.dumps({"predictions": [1.0], "inference_id": "zz"})
+    event["captureData"]["endpointOutput"] = {
+        "observedContentType": "application/json; charset=utf-8",
+        "data": _base64(answer),
+        "encoding": "BASE64",
+    }
+    assert capture.request_inference_id(event) == "zz"
+    event["captureData"]["endpointOutput"]["data"] = _base64(json.dumps({"predictions": [1.0], "inference_id": 7}))
+    assert capture.request_inference_id(event) is None
+    assert capture.prediction_id("x", 0, 1) == "x" and capture.prediction_id("x", 3, 5) == "x:3"

@@ -146,9 +146,17 @@ class FakeClock:
         self.now += seconds
 
 
-def stub_ssm(values: PlatformValues = VALUES) -> Any:
+def stub_ssm(values: PlatformValues = VALUES, document: dict[str, Any] | None = None) -> Any:
+    """An SSM client holding the published values and no served-version record (no champion yet)."""
     ssm = mock.MagicMock(name="ssm")
-    ssm.get_parameter.return_value = {"Parameter": {"Value": json.dumps(values.as_document())}}
+    ssm.exceptions.ParameterNotFound = type("ParameterNotFound", (Exception,), {})
+
+    def get_parameter(Name: str) -> dict[str, Any]:  # noqa: N803 (boto3's keyword)
+        if Name != naming.platform_values_parameter(CONFIG):
+            raise ssm.exceptions.ParameterNotFound(Name)
+        return {"Parameter": {"Value": json.dumps(values.as_document() if document is None else document)}}
+
+    ssm.get_parameter.side_effect = get_parameter
     return ssm
 
 
@@ -226,10 +234,9 @@ def test_bad_published_values_exit_2_with_one_line_and_a_summary(
 ) -> None:
     summary = tmp_path / "reports" / "summary.json"
     sagemaker = stub_sagemaker(deployed_definition, {"PipelineExecutionStatus": "Succeeded"})
-    ssm = stub_ssm()
     document = VALUES.as_document()
     document["subnet_ids"] = []
-    ssm.get_parameter.return_value = {"Parameter": {"Value": json.dumps(document)}}
+    ssm = stub_ssm(document=document)
     assert run_main(["run", "--summary", str(summary)], sagemaker, FakeClock(), ssm=ssm) == 2
     assert capsys.readouterr().err == (
         f"error: bad settings: SSM parameter {naming.platform_values_parameter(CONFIG)}: subnet_ids is [], "
@@ -371,6 +378,7 @@ def test_run_starts_the_deployed_definition_on_the_pushed_code_and_follows_it(
         "config_differences": [],
         "code": code_uris,
         "definition_sha256": hashlib.sha256(deployed_definition.encode()).hexdigest(),
+        "champion": None,
         "pipeline_execution_arn": arn,
         "display_name": f"ci-{COMMIT}",
         "status": "Succeeded",
@@ -477,3 +485,51 @@ def test_a_crash_exits_2_not_1(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert run_main(["run", "--summary", str(summary)], sagemaker, FakeClock()) == 2
     assert capsys.readouterr().err.splitlines()[-1] == "error: KeyError: 'PipelineExecutionStatus'"
     assert json.loads(summary.read_text())["status"] == "Error"
+
+
+# --- The champion: the version production serves ----------------------------------------------------
+
+
+def _started_with_champion_settings(aws: Aws, tmp_path: Path, ssm: Any) -> dict[str, Any]:
+    """What ``run --no-wait`` passes to StartPipelineExecution."""
+    starts: list[dict[str, Any]] = []
+    real_start = aws.sagemaker.start_pipeline_execution
+
+    def recording_start(**kwargs: Any) -> Any:
+        starts.append(kwargs)
+        return real_start(**kwargs)
+
+    sagemaker = mock.Mock(wraps=aws.sagemaker, start_pipeline_execution=recording_start)
+    clients = {"s3": aws.s3, "sagemaker": sagemaker, "ssm": ssm}
+    code = cicd.main(
+        ["run", "--no-wait", "--summary", str(tmp_path / "s.json")],
+        environ=ENV,
+        client=lambda service, region: clients[service],
+    )
+    assert code == 0
+    (start,) = starts
+    return start
+
+
+def test_the_run_starts_with_the_version_production_serves_as_champion(aws: Aws, tmp_path: Path) -> None:
+    group = VALUES.model_package_group
+    aws.sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    served = aws.sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "img", "ModelDataUrl": f"s3://{BUCKET}/model-build/v1/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )["ModelPackageArn"]
+    aws.ssm.put_parameter(Name=naming.champion_parameter(CONFIG), Value=served, Type="String")
+    start = _started_with_champion_settings(aws, tmp_path, aws.ssm)
+    passed = {p["Name"]: p["Value"] for p in start["PipelineParameters"]}
+    assert passed["ChampionModelData"] == f"s3://{BUCKET}/model-build/v1/model.tar.gz"
+    assert set(passed) == {"ChampionModelData", *CODE_PARAMETERS.values()}
+
+
+def test_without_a_served_version_the_run_starts_with_no_champion(aws: Aws, tmp_path: Path) -> None:
+    start = _started_with_champion_settings(aws, tmp_path, aws.ssm)
+    assert {p["Name"] for p in start["PipelineParameters"]} == set(CODE_PARAMETERS.values()), "no ChampionModelData"

@@ -33,6 +33,7 @@ from pipelines_src.definition import (
     PipelineSettings,
     SettingsError,
     build_definition,
+    champion_metadata_keys,
     list_placeholders,
     serving_environment,
 )
@@ -101,6 +102,7 @@ def maximize_settings() -> PipelineSettings:
         metric="r2",
         goal="maximize",
         threshold=0.6,
+        champion_margin=0.02,
     )
 
 
@@ -400,6 +402,8 @@ def test_parameters_and_their_defaults(document: dict[str, Any]) -> None:
             "Type": "String",
             "DefaultValue": "s3://${ArtifactsBucket}/contracts/delivery_time.json",
         },
+        # no champion: the runner's URI (a processing input must name existing S3 data)
+        {"Name": "ChampionModelData", "Type": "String", "DefaultValue": "${RunnerUri}"},
     ]
 
 
@@ -498,6 +502,10 @@ def test_processing_steps_run_their_script_through_run_step_sh(document: dict[st
                 "/opt/ml/processing/input/test",
                 "--output-dir",
                 "/opt/ml/processing/output/evaluation",
+                *("--metric", "rmse", "--goal", "minimize"),
+                *("--threshold", {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.MetricThreshold"}]}}),
+                *("--champion-margin", "0.0", "--champion-dir", "/opt/ml/processing/input/champion"),
+                *("--champion-model-data", {"Get": "Parameters.ChampionModelData"}, "--no-champion", "${RunnerUri}"),
             ],
         ),
     }
@@ -526,6 +534,11 @@ def test_processing_steps_run_their_script_through_run_step_sh(document: dict[st
     assert inputs(processing["Evaluate"])["test"] == (
         step_output("Preprocess", "test"),
         "/opt/ml/processing/input/test",
+    )
+    # the version serving production, scored on the same test split
+    assert inputs(processing["Evaluate"])["champion"] == (
+        {"Get": "Parameters.ChampionModelData"},
+        "/opt/ml/processing/input/champion",
     )
 
 
@@ -627,10 +640,13 @@ def test_metric_condition_follows_the_goal(
     steps = steps_of(document if which == "minimize" else maximize_document)
     value = json_get("Evaluate", "EvaluationReport", f"regression_metrics.{metric}.value")
     assert steps["CheckMetric"]["Arguments"]["Conditions"] == [
-        {"Type": comparison, "LeftValue": value, "RightValue": {"Get": "Parameters.MetricThreshold"}}
+        {"Type": comparison, "LeftValue": value, "RightValue": {"Get": "Parameters.MetricThreshold"}},
+        # and not worse than the champion by more than the margin (Evaluate decides, with the goal's direction)
+        {"Type": "Equals", "LeftValue": json_get("Evaluate", "EvaluationReport", "gate.not_worse"), "RightValue": True},
     ]
     message = steps["MetricNotMet"]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     assert value in message and {"Get": "Parameters.MetricThreshold"} in message
+    assert json_get("Evaluate", "EvaluationReport", "gate.reason") in message
     operator = "<=" if comparison == "LessThanOrEqualTo" else ">="
     assert any(isinstance(part, str) and f"{metric} {operator} " in part for part in message)
 
@@ -684,7 +700,33 @@ def test_the_registered_model_runs_the_inference_code_its_model_carries(
     expected = hashlib.sha256(
         "".join(f"{hashlib.sha256(files[name]).hexdigest()}  {name}\n" for name in sorted(files)).encode()
     ).hexdigest()
-    assert register["CustomerMetadataProperties"] == {"serving_code_sha256": expected}
+    champion = {
+        key: {"Std:Join": {"On": "", "Values": [json_get("Evaluate", "EvaluationReport", f"metadata.{key}")]}}
+        for key in champion_metadata_keys(settings.metric)
+    }
+    assert register["CustomerMetadataProperties"] == {"serving_code_sha256": expected, **champion}
+    assert set(champion) == {
+        f"challenger_{settings.metric}",
+        f"champion_{settings.metric}",
+        "champion",
+        "champion_model_data",
+        "champion_margin",
+    }
+
+
+def test_the_champion_margin_and_goal_reach_the_evaluation(maximize_document: dict[str, Any]) -> None:
+    arguments = jobs(maximize_document, "Processing")["Evaluate"]["AppSpecification"]["ContainerArguments"]
+    flags = dict(zip(arguments[1::2], arguments[2::2], strict=True))
+    assert flags["--metric"] == "r2" and flags["--goal"] == "maximize"
+    assert flags["--champion-margin"] == "0.02"
+    assert flags["--no-champion"] == maximize_document["Parameters"][-1]["DefaultValue"]
+    assert flags["--no-champion"] == "s3://artifacts-111111111111/code/4e5f6a7b.sh"
+
+
+@pytest.mark.parametrize("margin", [-0.1, float("inf"), True, "0.1"])
+def test_a_bad_champion_margin_is_refused(margin: Any) -> None:
+    with pytest.raises(SettingsError, match="champion_margin"):
+        dataclasses.replace(maximize_settings(), champion_margin=margin)
 
 
 # --- Model Monitor data-quality baseline (data_quality_monitor) ----------------------------------

@@ -6,6 +6,7 @@ import ast
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -534,6 +535,10 @@ def test_the_command_passes_writes_its_report_and_exits_0(
     assert report["endpoint_name"] == "dt-staging" and report["passed"] is True
     assert {call["EndpointName"] for call in runtime.calls} == {"dt-staging"}
     assert all(isinstance(call["Body"], bytes) for call in runtime.calls)
+    # every request is identifiable in the capture as the smoke test's, each by an id of its own
+    ids = [call["InferenceId"] for call in runtime.calls]
+    assert len(set(ids)) == len(ids) == len(runtime.calls)
+    assert all(re.fullmatch(r"smoke-test-[0-9a-f]{12}-\d+", value) for value in ids), ids
 
 
 def test_the_command_prints_one_line_per_failed_check_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -555,3 +560,49 @@ def test_the_command_needs_a_readable_contract(tmp_path: Path, capsys: pytest.Ca
     code = smoke_test.main(["--endpoint-name", "e", "--contract", str(tmp_path / "none.json")], client=object())
     assert code == 2
     assert "none.json" in capsys.readouterr().err
+
+
+# --- inference ids ------------------------------------------------------------------------------
+
+
+def _served_in_a_request(served: Served, accept: str, headers: dict[str, str]) -> Any:
+    """transform_fn inside a web request with these headers, as the container's Flask worker calls it."""
+    import flask
+
+    app = flask.Flask("inference-id-test")
+    with app.test_request_context("/invocations", method="POST", headers=headers):
+        return inference.transform_fn(served.model, _row(served), "text/csv", accept)
+
+
+def test_the_clients_inference_id_comes_back_in_the_json_body_and_the_custom_attributes(served: Served) -> None:
+    answer = _served_in_a_request(served, "application/json", {"X-Amzn-SageMaker-Inference-Id": "order-42"})
+    assert answer.status_code == 200
+    document = json.loads(answer.get_data())
+    assert document["inference_id"] == "order-42" and len(document["predictions"]) == 1
+    assert answer.headers["X-Amzn-SageMaker-Custom-Attributes"] == "inference_id=order-42"
+
+
+def test_without_an_inference_id_the_endpoint_assigns_a_new_one_per_request(served: Served) -> None:
+    first = json.loads(_served_in_a_request(served, "application/json", {}).get_data())["inference_id"]
+    second = json.loads(_served_in_a_request(served, "application/json", {}).get_data())["inference_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", first) and first != second
+    # an id SageMaker would not accept is not taken over either
+    invalid = json.loads(
+        _served_in_a_request(served, "application/json", {"X-Amzn-SageMaker-Inference-Id": "x" * 65}).get_data()
+    )["inference_id"]
+    assert invalid != "x" * 65 and re.fullmatch(r"[0-9a-f]{32}", invalid)
+
+
+def test_a_csv_answer_keeps_one_prediction_a_line_and_carries_the_id_in_the_custom_attributes(served: Served) -> None:
+    answer = _served_in_a_request(served, "text/csv", {"X-Amzn-SageMaker-Inference-Id": "order-43"})
+    assert answer.status_code == 200 and len(answer.get_data().decode().splitlines()) == 1
+    float(answer.get_data())
+    assert answer.headers["X-Amzn-SageMaker-Custom-Attributes"] == "inference_id=order-43"
+
+
+def test_a_refusal_carries_no_inference_id(served: Served) -> None:
+    import flask
+
+    with flask.Flask("refusal").test_request_context("/invocations", method="POST"):
+        refused = inference.transform_fn(served.model, "1,2", "text/csv", None)
+    assert refused.status_code == 400 and "X-Amzn-SageMaker-Custom-Attributes" not in refused.headers
