@@ -595,7 +595,7 @@ class Demo:
         if name == "drift_metrics":
             from pipelines_src.drift_definition import DETECT_DRIFT, METRICS_FILE, REPORT_OUTPUT
             from stacks.constructs.drift_alarms import NAMESPACE
-            from stacks.ml_platform_stack import DRIFT_ARTIFACTS_PREFIX
+            from stacks.naming import DRIFT_ARTIFACTS_PREFIX
 
             return {
                 "PIPELINE_ARN": f"arn:aws:sagemaker:{n.region}:{ACCOUNT}:pipeline/{n.drift_pipeline}",

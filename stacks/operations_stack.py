@@ -42,8 +42,9 @@ from stacks.constructs.lambda_code import handlers_code, powertools_layer
 from stacks.constructs.notifications import notify_on
 from stacks.constructs.sagemaker_access import allow_champion_resolution
 from stacks.datasets import contract_path
-from stacks.ml_platform_stack import DRIFT_ARTIFACTS_PREFIX, ENDPOINT_TARGETS
+from stacks.ml_platform_stack import ENDPOINT_TARGETS
 from stacks.nag import acknowledge_wildcards
+from stacks.naming import DRIFT_ARTIFACTS_PREFIX
 from stacks.retention import log_retention, removal_policy
 
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
