@@ -28,6 +28,15 @@ Every measurement runs in a fresh process pinned to CPU 0 with one BLAS/OpenMP t
 
 The data's size is ``frame.memory_usage(deep=True).sum()`` of the typed frame; the
 targets (issue) are at most 5 s and at most 3x that size.
+
+Measured 2026-12-02 on 2 cores shared with other work (``python benchmarks/drift.py --repeats 7``,
+load average about 2.7): compute_drift 0.21 s (it was 1.41 s before categories were counted
+on their codes); detect_drift 0.73 s against the floor's 0.39 s, ratio 1.91 (pairwise median
+1.85; 1.64 against a floor that read file by file before that change, 0.97-1.06 after, under
+heavier load). Of a profiled detect_drift run, ``contract.read_dataset`` is about three
+quarters: ``pd.read_parquet`` file by file 0.38 s (the floor reads the folder as one table),
+typing the category columns from text 0.17 s, joining the files' columns 0.13 s; the
+statistics are 0.15 s (numeric) and 0.04 s (categorical).
 """
 
 from __future__ import annotations

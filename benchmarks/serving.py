@@ -18,6 +18,17 @@ reference is the floor of the same requests answered in this process by
 ``inference.respond`` (the handler without HTTP, gunicorn or Flask), one client; the ratio
 is the stack's rate over that floor. Target (issue): at least 100 requests/s.
 Without the image environment (``make image-envs``) the benchmark stops with one line.
+
+Measured 2026-12-02 on 2 cores shared with other work (``python benchmarks/serving.py
+--requests 600 --clients 1,4 --repeats 5``, load average about 2.5-3):
+
+    handler                          1 client: req/s  p50 ms   4 clients: req/s  p50 ms   floor req/s
+    per-column pandas (before)          130.6          7.0           129.9       17.7        141.3
+    one parse, plain-Python names       147.8          4.8           121.1       16.7        193.2
+
+Under a load average of about 5 the same benchmark gave 67.6/63.1 req/s (before) and 93.0/89.2
+(after): the stack is CPU-bound, and with 4 clients the client threads and both workers share the
+2 cores, which the handler's own cost no longer dominates.
 """
 
 from __future__ import annotations
