@@ -267,8 +267,11 @@ def read_request(request_body: str | bytes | bytearray, content_type: str | None
 def predict(data: Request, model: Model) -> npt.NDArray[np.float64]:
     """One prediction per row of the request, in request order; 400 when any row is unusable."""
     frame = rows(data, model)
-    encoded = pd.DataFrame(features.matrix(frame, model.spec), columns=model.spec.names)
-    return np.asarray(model.booster.inplace_predict(encoded), dtype=np.float64).reshape(-1)
+    trained_on = model.booster.feature_names
+    if trained_on is not None and list(trained_on) != model.spec.names:  # what a DataFrame input would check
+        raise ValueError(f"feature_names mismatch: the booster's {trained_on} are not {model.spec.names}")
+    # The float32 matrix itself: a DataFrame of it costs more than the prediction of a few rows.
+    return np.asarray(model.booster.inplace_predict(features.matrix(frame, model.spec)), dtype=np.float64).reshape(-1)
 
 
 def encode(prediction: Sequence[float] | npt.NDArray[Any], media: str, *, inference_id: str | None = None) -> bytes:
@@ -302,23 +305,31 @@ def rows(data: Request, model: Model) -> pd.DataFrame:
     if not parsed.rows:
         raise InvalidRequestError("the request holds no rows")
     frame = pd.DataFrame([values for _, values in parsed.rows], columns=names, dtype=object)
-    for name in model.numeric:
-        _check_numbers(frame[name], name, [position for position, _ in parsed.rows])
+    _check_numbers(frame, model.numeric, [position for position, _ in parsed.rows])
     for feature in model.spec.features:
         if feature.encoding == features.CATEGORY_CODES:  # an unknown name is a missing value, as in training
-            names_sent = frame[feature.name].map(str)
-            known = frame[feature.name].notna() & names_sent.isin(feature.categories)
-            frame[feature.name] = names_sent.where(known, None)
+            known = set(feature.categories)
+            sent = [None if pd.isna(value) else str(value) for value in frame[feature.name].tolist()]
+            named = [text if text in known else None for text in sent]
+            frame[feature.name] = pd.Series(named, index=frame.index, dtype=object)
     return frame
 
 
-def _check_numbers(column: pd.Series, name: str, positions: list[int]) -> None:
-    """InvalidRequestError unless every present value of ``column`` parses as a finite number."""
-    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = np.flatnonzero(column.notna().to_numpy() & ~np.isfinite(numbers))
+def _check_numbers(frame: pd.DataFrame, numeric: list[str], positions: list[int]) -> None:
+    """InvalidRequestError unless every present value of the ``numeric`` columns parses as a finite number;
+    it names the first column (in ``numeric`` order) with one, and its first row. One parse for all columns:
+    the request's few rows cost little, each pandas call a lot."""
+    if not numeric or frame.empty:
+        return
+    values = frame[numeric].to_numpy(dtype=object).T.reshape(-1)  # column after column
+    numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    bad = np.flatnonzero(pd.notna(values) & ~np.isfinite(numbers))
     if len(bad):
-        value = column.iloc[bad[0]]
-        raise InvalidRequestError(f"row {positions[bad[0]]}: {name}: {value!r} is not a finite number")
+        column, row = divmod(int(bad[0]), len(frame))
+        value = values[bad[0]]
+        raise InvalidRequestError(f"row {positions[row]}: {numeric[column]}: {value!r} is not a finite number")
 
 
 def accepted(accept: str | None) -> str:

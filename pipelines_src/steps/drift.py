@@ -308,14 +308,42 @@ def category_labels(column: pd.Series) -> pd.Series:
     return column.astype(object).map(str, na_action="ignore")
 
 
+def label_counts(column: pd.Series) -> dict[str, int]:
+    """Rows per label of ``category_labels(column)``, nulls and labels without rows left out.
+
+    A categorical column (what the contract reader gives category columns) is counted on
+    its codes and each category labelled once, by ``category_labels`` of a column of the
+    same dtype; a bool column is counted on its values. Neither builds a label per row.
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = column.cat.categories
+        codes = np.asarray(column.cat.codes.to_numpy(), dtype=np.int64)
+        present = codes >= 0
+        per_code = np.bincount(codes[present], minlength=len(categories)).tolist()
+        # Every category once, and a null when the column has one: a row's label may depend on it
+        # (pandas 1.1 labels integer categories of a column with nulls as floats, "1.0").
+        null = [] if present.all() else [-1]
+        every = pd.Categorical.from_codes([*null, *range(len(categories))], dtype=column.dtype)
+        labels = category_labels(pd.Series(every)).tolist()[len(null) :]
+        counts: dict[str, int] = {}
+        for label, count in zip(labels, per_code):
+            if count > 0:  # categories with the same label count as one
+                counts[str(label)] = counts.get(str(label), 0) + count
+        return counts
+    if pd.api.types.is_bool_dtype(column.dtype):
+        values = column.to_numpy(dtype=np.int8, na_value=-1)  # False 0, True 1, null -1
+        per_value = np.bincount(values[values >= 0], minlength=2).tolist()
+        return {label: count for label, count in zip(("false", "true"), per_value) if count > 0}
+    counted = category_labels(column).value_counts(dropna=True)
+    return {str(label): int(count) for label, count in counted.items() if count > 0}
+
+
 def categorical_drift(column: pd.Series, baseline: CategoricalBaseline) -> dict[str, Any]:
     """PSI over category shares (unseen categories as their own buckets) and missing rates of one column."""
-    labels = category_labels(column)
-    counted = labels.value_counts(dropna=True)
-    counts = {str(label): int(count) for label, count in counted.items() if count > 0}
+    counts = label_counts(column)
     present = sum(counts.values())
     result: dict[str, Any] = {"kind": CATEGORICAL, "count": present}
-    result.update(_missing_rates(len(labels) - present, len(labels), baseline.missing_rate))
+    result.update(_missing_rates(len(column) - present, len(column), baseline.missing_rate))
     unseen = {label: count for label, count in sorted(counts.items()) if label not in baseline.shares}
     result["unseen"] = unseen
     if not baseline.shares or not present:

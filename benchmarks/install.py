@@ -1,0 +1,136 @@
+"""Size and install times of the project environment from requirements.lock, beside a reference lock.
+
+Usage: python benchmarks/install.py [--reference-lock FILE | --reference-rev main] [--python PY] [--workdir DIR]
+
+Each lock is installed the way ``make install`` does it (``tools/pip.lock`` first, then
+``pip install --require-hashes -r <lock>``, then the project itself with ``--no-deps``)
+into a scratch venv created with ``--python`` (default: this interpreter) under
+``--workdir`` (default: a temporary folder), never into ``.venv``:
+
+cold
+    a new venv and an empty pip cache: every file downloaded and every wheel unpacked;
+warm
+    a new venv again, the cache the cold run filled: what a re-install after a pin change costs.
+
+Then ``pip check`` and ``du -sm`` of the venv. The reference is the lock of another
+revision (default ``main``, read with ``git show``) or a file; the two locks are
+installed interleaved (reference cold, project cold, reference warm, project warm) so
+that network and disk conditions are shared. Target (issue): at most 1.5 GB.
+
+Measured on 2 cores shared with other work (Python 3.11.7, 2026-12-02), reference the lock of
+``main`` (``sagemaker==3.27.0``, ``moto[all]``), project the lock of the SDK packages the code
+imports (sagemaker-core, -mlops, -serve, -train) and ``moto[server]``::
+
+    python benchmarks/install.py --python /root/.pyenv/versions/3.11.7/bin/python --workdir DIR
+
+                           project  reference   ratio
+    venv size (du -sm)     2108 MB    2108 MB    1.00   target <= 1500 MB
+    cold install           161.0 s    232.8 s    0.69
+    warm install           117.3 s    163.8 s    0.72
+    pip check: ok (both)
+
+The two locks pin the same 180 releases, the reference also the ``sagemaker`` meta-package, so the size is
+the same and the time difference is the machine's (each reference run went first). What the
+size is made of: sagemaker-mlops 1.27 requires sagemaker-train and -serve, and sagemaker-train
+requires mlflow and sagemaker-mlflow, so mlflow, databricks-sdk, matplotlib, sqlalchemy,
+pyiceberg, s3fs and 50 more (about 400 MB) come with any of them, though no module of this
+project imports them. Without those 56 (``pip uninstall``, ``pip check`` then fails) the venv is
+1743 MB and the pipeline definitions still build; the rest is mostly aws-cdk-lib (418 MB),
+pyspark (358 MB), pyarrow, scipy, pandas and numpy. moto: the tests emulate CloudFormation
+(``create_stack``), whose extra pulls every optional dependency of ``all``, and the demo runs
+``ThreadedMotoServer``, which needs ``server`` (``all`` plus Flask, which only mlflow brought before).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_MB = 1500
+
+
+def _run(command: list[str], **kwargs: object) -> None:
+    completed = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+    if completed.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{completed.stdout[-3000:]}{completed.stderr[-3000:]}")
+
+
+def install(python: str, lock: Path, venv: Path, cache: Path) -> float:
+    """Seconds to create ``venv`` and install ``lock`` and the project into it, with pip's cache at ``cache``."""
+    if venv.exists():
+        shutil.rmtree(venv)
+    environment = {"PIP_CACHE_DIR": str(cache), "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PATH": "/usr/bin:/bin"}
+    started = time.perf_counter()
+    _run([python, "-m", "venv", str(venv)])
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    _run([*pip, "--require-hashes", "-r", str(ROOT / "tools" / "pip.lock")], env=environment)
+    _run([*pip, "--require-hashes", "-r", str(lock)], env=environment)
+    _run([*pip, "--no-deps", "--no-build-isolation", "-e", str(ROOT)], env=environment)
+    return time.perf_counter() - started
+
+
+def size_mb(path: Path) -> int:
+    return int(subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True, check=True).stdout.split()[0])
+
+
+def check(venv: Path) -> str:
+    completed = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "check"], capture_output=True, text=True, check=False
+    )
+    return "ok" if completed.returncode == 0 else completed.stdout.strip().replace("\n", "; ")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--lock", type=Path, default=ROOT / "requirements.lock", help="the lock measured")
+    parser.add_argument("--reference-lock", type=Path, help="the reference lock (a file)")
+    parser.add_argument("--reference-rev", default="main", help="else the lock of this git revision (default main)")
+    parser.add_argument("--python", default=sys.executable, help="interpreter of the scratch venvs")
+    parser.add_argument("--workdir", type=Path, help="where the scratch venvs and caches go (default: temporary)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch venvs")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="install-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    reference = args.reference_lock
+    if reference is None:
+        reference = workdir / "reference.lock"
+        shown = subprocess.run(
+            ["git", "show", f"{args.reference_rev}:requirements.lock"], cwd=ROOT, capture_output=True, text=True
+        )
+        if shown.returncode != 0:
+            raise SystemExit(f"git show {args.reference_rev}:requirements.lock: {shown.stderr.strip()}")
+        reference.write_text(shown.stdout)
+    locks = {"reference": reference, "project": args.lock}
+    seconds: dict[tuple[str, str], float] = {}
+    for phase in ("cold", "warm"):
+        for name, lock in locks.items():
+            cache = workdir / f"cache-{name}"
+            if phase == "cold" and cache.exists():
+                shutil.rmtree(cache)
+            seconds[name, phase] = install(args.python, lock, workdir / f"venv-{name}", cache)
+            print(f"{name:<9} {phase}: {seconds[name, phase]:6.1f} s", flush=True)
+    sizes = {name: size_mb(workdir / f"venv-{name}") for name in locks}
+    print()
+    print(f"{'':<22} {'project':>9} {'reference':>10} {'ratio':>7}")
+    print(
+        f"{'venv size (du -sm)':<22} {sizes['project']:>6} MB {sizes['reference']:>7} MB "
+        f"{sizes['project'] / sizes['reference']:7.2f}   target <= {TARGET_MB} MB"
+    )
+    for phase in ("cold", "warm"):
+        project, ref = seconds["project", phase], seconds["reference", phase]
+        print(f"{phase + ' install':<22} {project:>7.1f} s {ref:>8.1f} s {project / ref:7.2f}")
+    for name in locks:
+        print(f"pip check ({name}): {check(workdir / f'venv-{name}')}")
+    print(f"scratch venvs: {workdir}" if args.keep or args.workdir else "")
+    if not (args.keep or args.workdir):
+        shutil.rmtree(workdir)
+
+
+if __name__ == "__main__":
+    main()
