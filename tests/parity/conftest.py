@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,15 @@ def image_envs() -> list[images.ImageRuntime]:
 def xgboost_image() -> images.ImageRuntime:
     """The XGBoost 3.0-5 image's environment (training and serving)."""
     return require_image(XGBOOST_IMAGE)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test of the parity suite is slow: `make unit` runs before `make image-envs` builds what they need.
+
+    Marked here, before `-m "not slow"` deselects, so a parity test without the marker cannot reach the unit run.
+    """
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.slow)

@@ -19,7 +19,7 @@ from pipelines_src.steps.drift import bin_counts
 from tests.parity.conftest import require_image_envs
 from tests.pipelines.test_drift_counting import CONTRACT, EDGES, ODD_COLUMNS, raw_rows
 
-pytestmark = pytest.mark.parity
+pytestmark = [pytest.mark.slow, pytest.mark.parity]
 
 ROOT = Path(__file__).resolve().parents[2]
 SKLEARN_ENV = "sagemaker-scikit-learn-1.2-1"  # where ValidateData, Preprocess and DetectDrift run
