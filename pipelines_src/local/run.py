@@ -137,8 +137,8 @@ def run_local_drift(
 ) -> RunResult:
     """The drift-check pipeline on this machine: code staged in ``s3``, jobs reaching AWS at ``endpoint_url``.
 
-    The drift job is not network-isolated: it publishes CloudWatch metrics itself, to ``endpoint_url``
-    (an embedded AWS server on 127.0.0.1), with test credentials.
+    The drift job is network-isolated: it writes its metrics as a file (``drift_metrics.json``) that the
+    drift-metrics function publishes; ``endpoint_url`` (an embedded AWS server on 127.0.0.1) holds its S3 data.
     """
     from pipelines_src.drift_definition import DriftSettings, build_drift_definition
 

@@ -1,7 +1,7 @@
 """The drift-check pipeline on this machine: the deployed definition, drift.py from the steps tarball, embedded AWS.
 
-The job is not network-isolated, so it reaches AWS itself: here an embedded AWS server (moto) on
-127.0.0.1 that holds the inputs, receives the report and the CloudWatch metrics.
+The job is network-isolated: SageMaker stages its inputs and outputs, here through an embedded AWS server
+(moto) on 127.0.0.1 that holds the inputs and receives the report and the metrics file.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.session import Session
+from botocore.validate import validate_parameters
 
 from pipelines_src.datasets.delivery_time import generate, write_raw
 from pipelines_src.local.run import ARTIFACTS_BUCKET, REGION, run_local_drift
@@ -66,22 +68,19 @@ def test_same_distribution_data_reports_no_drift_and_publishes_the_metrics(moto_
     assert report["schema"]["violation_count"] == 0
     assert report["thresholds"]["psi"] == drift.PSI_THRESHOLD
 
-    cloudwatch = boto3.client("cloudwatch", endpoint_url=moto_server, **CREDENTIALS)
-    listed = cloudwatch.list_metrics(Namespace=drift.NAMESPACE)["Metrics"]
+    # The job sends nothing (network-isolated): it writes the run's metrics as one PutMetricData request, which
+    # the drift-metrics function publishes from outside the VPC (tests/lambdas/test_drift_metrics.py; the demo
+    # runs the two together).
+    key = key.replace("drift_report.json", drift.METRICS_FILE)
+    request = json.loads(s3.get_object(Bucket=ARTIFACTS_BUCKET, Key=key)["Body"].read())
+    validate_parameters(request, Session().get_service_model("cloudwatch").operation_model("PutMetricData").input_shape)
+    assert request["Namespace"] == drift.NAMESPACE
     run_metrics = {
-        metric["MetricName"]
-        for metric in listed
-        if sorted((item["Name"], item["Value"]) for item in metric["Dimensions"])
+        entry["MetricName"]: entry["Value"]
+        for entry in request["MetricData"]
+        if sorted((item["Name"], item["Value"]) for item in entry["Dimensions"])
         == [("Model", "delivery-time"), ("Stage", "local")]
     }
-    assert run_metrics == {drift.MAX_PSI, drift.DRIFTED_FEATURES, drift.SCHEMA_VIOLATIONS, drift.CHECK_COMPLETED}
-    drifted = cloudwatch.get_metric_statistics(
-        Namespace=drift.NAMESPACE,
-        MetricName=drift.DRIFTED_FEATURES,
-        Dimensions=[{"Name": "Model", "Value": "delivery-time"}, {"Name": "Stage", "Value": "local"}],
-        StartTime="2000-01-01T00:00:00Z",
-        EndTime="2100-01-01T00:00:00Z",
-        Period=60,
-        Statistics=["Maximum"],
-    )["Datapoints"]
-    assert [point["Maximum"] for point in drifted] == [0.0]
+    assert set(run_metrics) == {drift.MAX_PSI, drift.DRIFTED_FEATURES, drift.SCHEMA_VIOLATIONS, drift.CHECK_COMPLETED}
+    assert run_metrics[drift.DRIFTED_FEATURES] == 0.0
+    assert run_metrics[drift.CHECK_COMPLETED] == 1.0
