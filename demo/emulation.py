@@ -1,9 +1,9 @@
 """The emulated AWS account: one moto server on 127.0.0.1, the resources the stacks would create, and
 what moto does not do on its own (evaluating metric alarms, emitting EventBridge events).
 
-Names come from the stage config (``stacks.naming``), so the operator CLI, the Lambda handlers and
-the pipelines find what they look for. Buckets get fixed names here; the stacks let CloudFormation
-generate theirs.
+Names come from the synthesized stage (demo/assembly.py resolves the templates), so the operator CLI,
+the Lambda handlers and the pipelines find what they look for. A resource the stacks leave unnamed (the
+buckets, the topic, the table) gets the name CloudFormation would generate, with a fixed suffix.
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines_src.steps import drift as drift_step
 from stacks import naming
 from stacks.config import StageConfig
+
+if TYPE_CHECKING:
+    from stacks.published import PlatformValues
 
 ACCOUNT = "123456789012"  # moto's default account
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -91,7 +94,7 @@ def aws_environment(url: str, region: str) -> dict[str, str | None]:
 
 @dataclass(frozen=True)
 class Names:
-    """The physical names of the emulated account's resources."""
+    """The physical names of the emulated account's resources: what the synthesized templates give them."""
 
     stage: str
     region: str
@@ -105,7 +108,7 @@ class Names:
     drift_pipeline: str
     deploy_pipeline: str
     endpoint: str
-    topic: str
+    topic_arn: str
     queue: str
     idempotency_table: str
     alarm_prefix: str
@@ -113,32 +116,50 @@ class Names:
     kms_key_arn: str
 
     @classmethod
-    def from_config(cls, config: StageConfig) -> Names:
-        prefix = config.prefix
+    def from_assembly(
+        cls, config: StageConfig, values: PlatformValues, environments: Mapping[str, Mapping[str, str]]
+    ) -> Names:
+        """From the published values and the functions' environments as the templates resolve them (demo/assembly.py);
+        names the templates only spell out come from the same resolver the stacks use (stacks.naming)."""
+        approval, alert = environments["registry_approval"], environments["drift_alert"]
         return cls(
-            stage=config.name,
-            region=config.region,
-            model=config.model.name,
-            dataset=config.model.dataset,
-            raw_bucket=f"{prefix}-lake-raw-{ACCOUNT}",
-            curated_bucket=f"{prefix}-lake-curated-{ACCOUNT}",
-            artifacts_bucket=f"{prefix}-lake-artifacts-{ACCOUNT}",
-            model_package_group=naming.model_package_group(config),
-            build_pipeline=naming.build_pipeline(config),
-            drift_pipeline=naming.drift_pipeline(config),
-            deploy_pipeline=naming.deploy_pipeline(config),
+            stage=values.stage,
+            region=values.region,
+            model=values.model.name,
+            dataset=values.model.dataset,
+            raw_bucket=values.raw_bucket,
+            curated_bucket=values.curated_bucket,
+            artifacts_bucket=values.artifacts_bucket,
+            model_package_group=values.model_package_group,
+            build_pipeline=values.build_pipeline,
+            drift_pipeline=values.drift_pipeline,
+            deploy_pipeline=approval["DEPLOY_PIPELINE_NAME"],
             endpoint=naming.endpoint(config),
-            topic=f"{prefix}-notifications",
-            queue=f"{prefix}-demo-notifications-probe",
-            idempotency_table=f"{prefix}-idempotency",
-            alarm_prefix=naming.drift_alarm_prefix(config),
-            role_arn=f"arn:aws:iam::{ACCOUNT}:role/{prefix}-sagemaker-execution",
-            kms_key_arn=f"arn:aws:kms:{config.region}:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000",
+            topic_arn=alert["NOTIFICATION_TOPIC_ARN"],
+            queue=f"{config.prefix}-demo-notifications-probe",
+            idempotency_table=alert["IDEMPOTENCY_TABLE"],
+            alarm_prefix=alert["ALARM_PREFIX"],
+            role_arn=values.pipeline_role_arn,
+            kms_key_arn=values.kms_key_arn,
         )
 
     @property
-    def topic_arn(self) -> str:
-        return f"arn:aws:sns:{self.region}:{ACCOUNT}:{self.topic}"
+    def topic(self) -> str:
+        return self.topic_arn.rsplit(":", 1)[-1]
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """What the Lambda runtime passes a handler as its context (the attributes Powertools reads)."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
 
 
 @dataclass(frozen=True)

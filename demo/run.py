@@ -5,6 +5,11 @@
     python -m demo --no-etl            # train on the raw files, skip the Spark curation job
     python -m demo --seed 3 --keep     # another seed; keep the working folder
 
+The demo first synthesizes the stage it runs (``--stage``, dev by default) as ``cdk synth`` does, into
+``cdk.out`` in its working folder, and wires itself from those templates (demo/assembly.py): the names
+of the resources, each function's environment and handler entry point, the EventBridge rules in front of
+the functions (an event reaches a function only if its rule matches), the published-values parameter.
+
 One embedded AWS emulation (a moto server on 127.0.0.1, fake credentials) stands in for the
 account. The steps run the platform's own code against it: the data generator, the curation
 job on local Spark, the model-build pipeline definition run step by step, the operator CLI,
@@ -43,12 +48,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, TextIO
 
+from demo.assembly import Function
 from demo.emulation import (
     ACCOUNT,
     ALARM,
     INSUFFICIENT_DATA,
     OK,
     Account,
+    LambdaContext,
     Names,
     alarm_event,
     aws_environment,
@@ -80,7 +87,10 @@ JSON_TYPE = "application/json"
 STAND_IN_WORKERS = 2
 STAND_IN_THREADS = 4
 # What the demo writes in its working folder.
-WORK_FOLDERS = ("lake", "build", "drift", "capture", "endpoint")
+WORK_FOLDERS = ("cdk.out", "lake", "build", "drift", "capture", "endpoint")
+ASSEMBLY_FOLDER = WORK_FOLDERS[0]
+# The platform's functions the demo invokes, by handler package (lambdas/<package>/).
+FUNCTIONS = ("registry_approval", "drift_alert", "drift_metrics")
 STEPS = (
     "set up the emulated account",
     "generate data and curate it",
@@ -134,6 +144,8 @@ class Options:
     debug: bool = False
     stage: str = "dev"
     interpreters: str = "auto"
+    # The config the stage is synthesized from (cdk.json's context).
+    cdk_json: Path = CDK_JSON
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -279,6 +291,10 @@ class Demo:
     account: Account | None = None
     config: Any = None
     names: Names | None = None
+    # From the synthesized stage: the platform's functions by handler package, the published-values document.
+    functions: dict[str, Function] = field(default_factory=dict)
+    published: str = ""
+    handlers: dict[str, ModuleType] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     actions: list[dict[str, str]] = field(default_factory=list)
@@ -309,11 +325,30 @@ class Demo:
         return new
 
     def load_stage(self) -> None:
+        """Synthesize the stage as ``cdk synth`` does and take the emulated account's wiring from its templates:
+        the functions (environment, entry point, the rules in front of them) and the published values."""
+        from demo.assembly import Resolver, synthesize
+        from stacks import naming, published
         from stacks.config import load_config
 
-        context = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]
+        context = json.loads(self.options.cdk_json.read_text(encoding="utf-8"))["context"]
         self.config = load_config(context).stage(self.options.stage)
-        self.names = Names.from_config(self.config)
+        began = time.perf_counter()
+        assembly = synthesize(context, self.options.stage, self.workdir / ASSEMBLY_FOLDER)
+        resolver = Resolver(assembly, account=ACCOUNT, region=self.config.region)
+        self.functions = resolver.functions()
+        missing = sorted(set(FUNCTIONS) - set(self.functions))
+        if missing:
+            raise DemoError(
+                f"the synthesized stage has no function with a handler in lambdas/{', lambdas/'.join(missing)}"
+            )
+        parameter = naming.platform_values_parameter(self.config)
+        self.published = resolver.parameter(parameter)
+        values = published.PlatformValues.from_json(self.published, where=f"SSM parameter {parameter} (synthesized)")
+        self.names = Names.from_assembly(
+            self.config, values, {name: function.environment for name, function in self.functions.items()}
+        )
+        self.state["synth_seconds"] = round(time.perf_counter() - began, 1)
 
     # -- step 1
     def setup(self, url: str) -> None:
@@ -321,6 +356,11 @@ class Demo:
 
         self.account = Account(url=url, names=self.n)
         aws, n = self.aws, self.n
+        self.say(
+            f"{self.options.stage} stage synthesized in {self.state['synth_seconds']:.1f}s into "
+            f"{self.workdir / ASSEMBLY_FOLDER}: names, function environments and entry points, rule patterns and the "
+            "published values come from its templates"
+        )
         self.say(f"moto server at {url} (account {aws.names.role_arn.split(':')[4]}, {n.region}, fake credentials)")
         aws.create_storage()
         self.say(f"buckets: {n.raw_bucket}, {n.curated_bucket}, {n.artifacts_bucket}")
@@ -351,6 +391,7 @@ class Demo:
             "endpoint": n.endpoint,
             "composite_alarm": n.alarm_prefix,
         }
+        self.publish_values()
 
     # -- step 2
     def data(self) -> None:
@@ -441,37 +482,14 @@ class Demo:
             uris[name] = f"s3://{n.artifacts_bucket}/{key}"
         return uris
 
-    def publish_values(self) -> Any:
-        """The stage's deploy-time values in the emulated SSM parameter, as the MLPlatform stack publishes them
-        (stacks/published.py), read back as CI and the CLI read them."""
-        from stacks import naming, published
+    def publish_values(self) -> None:
+        """What CloudFormation writes into the published-values parameter at the MLPlatform deploy: the template's
+        value, its references resolved to the emulated resources (stacks/published.py)."""
+        from stacks import naming
 
-        n, config = self.n, self.config
-        values = published.PlatformValues(
-            stage=n.stage,
-            region=n.region,
-            build_pipeline=n.build_pipeline,
-            drift_pipeline=n.drift_pipeline,
-            pipeline_role_arn=n.role_arn,
-            raw_bucket=n.raw_bucket,
-            curated_bucket=n.curated_bucket,
-            artifacts_bucket=n.artifacts_bucket,
-            artifacts_prefix=naming.BUILD_ARTIFACTS_PREFIX,
-            code_prefix=naming.CODE_PREFIX,
-            drift_artifacts_prefix=naming.DRIFT_ARTIFACTS_PREFIX,
-            input_data_uri=f"s3://{n.curated_bucket}/{n.dataset}/",
-            kms_key_arn=n.kms_key_arn,
-            subnet_ids=("subnet-demo",),
-            security_group_ids=("sg-demo",),
-            model_package_group=n.model_package_group,
-            model=config.model,
-            data_quality_monitor=config.operations.drift.model_monitor,
-        )
-        ssm = self.aws.client("ssm")
-        ssm.put_parameter(
-            Name=naming.platform_values_parameter(config), Type="String", Value=json.dumps(values.as_document())
-        )
-        return published.read(ssm, config)
+        name = naming.platform_values_parameter(self.config)
+        self.aws.client("ssm").put_parameter(Name=name, Type="String", Value=self.published)
+        self.say(f"published values in SSM {name}, as the synthesized MLPlatform template writes them")
 
     def build(self) -> None:
         from pipelines_src import cicd
@@ -479,9 +497,12 @@ class Demo:
         from pipelines_src.local.runner import LocalPipelineRunner
 
         n, model, sagemaker = self.n, self.config.model, self.aws.client("sagemaker")
+        from stacks import published
+
         code = self.stage_code()
         self.state["code"] = code
-        values = self.state["values"] = self.publish_values()
+        # Read back as CI and the CLI read them.
+        values = self.state["values"] = published.read(self.aws.client("ssm"), self.config)
         definition = build_definition(values.pipeline_settings(code))
         sagemaker.create_pipeline(
             PipelineName=values.build_pipeline,
@@ -561,61 +582,44 @@ class Demo:
         self.say(f"registered {arn} ({package['ModelApprovalStatus']}; {shown})")
 
     # -- step 4
-    def load_handler(self, name: str) -> ModuleType:
-        """The function's handler module, imported as Lambda imports it (``lambdas/`` as the package root)."""
-        if str(LAMBDAS) not in sys.path:
-            sys.path.insert(0, str(LAMBDAS))
-        env = {
-            **self.function_environment("registry_approval"),
-            **self.function_environment("drift_alert"),
-            **self.function_environment("drift_metrics"),
-            "POWERTOOLS_SERVICE_NAME": "mlops-demo",
+    def invoke(self, package: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Deliver ``event`` as EventBridge would: only if a synthesized rule in front of the function matches it,
+        to the entry point its Handler names, in the environment its template gives it."""
+        function = self.functions[package]
+        rule = function.rule_for(event)
+        if rule is None:
+            raise DemoError(
+                f"no rule of {function.stack} targeting {function.logical_id} matches the "
+                f"{event.get('detail-type')!r} event: EventBridge would not invoke the function"
+            )
+        module = self.handlers.get(package) or self._cold_start(function)
+        context = LambdaContext(function.name, function.arn, function.memory_mb)
+        with environment(self._runtime_environment(function)), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Couldn't determine the remaining time")
+            result: dict[str, Any] = getattr(module, function.entry)(dict(event), context)
+        return result
+
+    def _runtime_environment(self, function: Function) -> dict[str, str | None]:
+        """The template's variables and what the Lambda runtime adds; the demo only quiets the functions' logs."""
+        return {
+            **function.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
-        with environment(env):
-            module = importlib.import_module(f"{name}.handler")
+
+    def _cold_start(self, function: Function) -> ModuleType:
+        """The handler module imported as Lambda imports it (``lambdas/`` as the package root, the function's own
+        environment at import); kept for later events, as a warm execution environment."""
+        if str(LAMBDAS) not in sys.path:
+            sys.path.insert(0, str(LAMBDAS))
+        sys.modules.pop(function.module, None)
+        with environment(self._runtime_environment(function)):
+            module = importlib.import_module(function.module)
         module.logger.setLevel("WARNING")
+        self.handlers[function.package] = module
         return module
-
-    def function_environment(self, name: str) -> dict[str, str]:
-        """The environment the Operations stack gives the function."""
-        n = self.n
-        from stacks import naming
-
-        shared = {"NOTIFICATION_TOPIC_ARN": n.topic_arn, "IDEMPOTENCY_TABLE": n.idempotency_table}
-        versions = {
-            "MODEL_PACKAGE_GROUP": n.model_package_group,
-            "MODEL_PACKAGE_PARTITION": "aws",
-            "MODEL_PACKAGE_REGION": n.region,
-            "MODEL_PACKAGE_ACCOUNT": ACCOUNT,
-        }
-        if name == "registry_approval":
-            return {**versions, "DEPLOY_PIPELINE_NAME": n.deploy_pipeline, **shared}
-        if name == "drift_metrics":
-            from pipelines_src.drift_definition import DETECT_DRIFT, METRICS_FILE, REPORT_OUTPUT
-            from stacks.constructs.drift_alarms import NAMESPACE
-            from stacks.naming import DRIFT_ARTIFACTS_PREFIX
-
-            return {
-                "PIPELINE_ARN": f"arn:aws:sagemaker:{n.region}:{ACCOUNT}:pipeline/{n.drift_pipeline}",
-                "STEP_NAME": DETECT_DRIFT,
-                "METRICS_BUCKET": n.artifacts_bucket,
-                "METRICS_PREFIX": f"{DRIFT_ARTIFACTS_PREFIX}/{n.drift_pipeline}/",
-                "METRICS_KEY_SUFFIX": f"{DETECT_DRIFT}/{REPORT_OUTPUT}/{METRICS_FILE}",
-                "METRIC_NAMESPACE": NAMESPACE,
-                "METRIC_DIMENSIONS": json.dumps({"Model": n.model, "Stage": n.stage}, sort_keys=True),
-                "IDEMPOTENCY_TABLE": n.idempotency_table,
-            }
-        return {
-            "MODEL_BUILD_PIPELINE_NAME": n.build_pipeline,
-            "ALARM_PREFIX": n.alarm_prefix,
-            "COOLDOWN_MINUTES": str(self.config.operations.retraining.cooldown_minutes),
-            # each retraining's champion: the version production serves
-            "CHAMPION_PARAMETER": naming.champion_parameter(self.config),
-            **versions,
-            **shared,
-        }
 
     def approve(self) -> None:
         from mlops_cli import cli
@@ -638,10 +642,7 @@ class Demo:
             'moto emits no EventBridge event on UpdateModelPackage: the demo builds the "SageMaker Model Package '
             'State Change" event SageMaker sends and delivers it to the registry-approval handler'
         )
-        handler = self.load_handler("registry_approval")
-        config = handler.load_config(self.function_environment("registry_approval"))
-        clients = handler.Clients(codepipeline=codepipeline, sns=aws.client("sns"), dynamodb=aws.client("dynamodb"))
-        first = self._deliver(handler, event, config, clients)
+        first = self.invoke("registry_approval", event)
         if first.get("status") != "deploy_started":
             raise DemoError(f"the registry-approval function did not start the deploy: {first}")
         execution = codepipeline.get_pipeline_execution(
@@ -657,7 +658,7 @@ class Demo:
             f"deploy pipeline {n.deploy_pipeline} started (execution {first['pipelineExecutionId']})",
             f"version {package['ModelPackageVersion']} was approved",
         )
-        again = self._deliver(handler, event, config, clients)
+        again = self.invoke("registry_approval", event)
         runs = codepipeline.list_pipeline_executions(pipelineName=n.deploy_pipeline)["pipelineExecutionSummaries"]
         duplicate_ignored = again == first and len(runs) == 1
         self.say(
@@ -676,12 +677,6 @@ class Demo:
             "duplicate": again,
             "duplicate_ignored": duplicate_ignored,
         }
-
-    def _deliver(self, handler: ModuleType, event: Mapping[str, Any], config: Any, clients: Any) -> dict[str, Any]:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Couldn't determine the remaining time")
-            result: dict[str, Any] = handler.handle_event(event, config=config, clients=clients)
-        return result
 
     # -- step 5
     def deploy(self) -> None:
@@ -975,39 +970,21 @@ class Demo:
         """Deliver the DetectDrift step's success event to the drift-metrics function, as EventBridge would."""
         from pipelines_src.drift_definition import DETECT_DRIFT
 
-        n, aws = self.n, self.aws
-        handler = self.load_handler("drift_metrics")
-        config = handler.load_config(self.function_environment("drift_metrics"))
-        clients = handler.Clients(
-            s3=aws.client("s3"), cloudwatch=aws.client("cloudwatch"), dynamodb=aws.client("dynamodb")
-        )
+        n = self.n
         event = step_succeeded_event(
             n.drift_pipeline, execution_id, DETECT_DRIFT, n.region, now=dt.datetime.now(dt.UTC)
         )
-        result = self._deliver(handler, event, config, clients)
+        result = self.invoke("drift_metrics", event)
         if result.get("status") != "published":
             raise DemoError(f"the drift-metrics function did not publish: {result}")
         self.say(f"event: {DETECT_DRIFT} succeeded -> drift-metrics function: {result['metrics']} metrics published")
-
-    def _drift_handler(self) -> tuple[ModuleType, Any, Any]:
-        aws = self.aws
-        handler = self.load_handler("drift_alert")
-        config = handler.load_config(self.function_environment("drift_alert"))
-        clients = handler.Clients(
-            sagemaker=aws.client("sagemaker"),
-            sns=aws.client("sns"),
-            dynamodb=aws.client("dynamodb"),
-            ssm=aws.client("ssm"),
-        )
-        return handler, config, clients
 
     def _alarm_changed(self, previous: str) -> dict[str, Any]:
         """Deliver the composite alarm's current state as CloudWatch's state-change event; record the outcome."""
         n, aws = self.n, self.aws
         alarm = aws.alarm(n.alarm_prefix)
         event = alarm_event(alarm, previous, n.region)
-        handler, config, clients = self._drift_handler()
-        result = self._deliver(handler, event, config, clients)
+        result = self.invoke("drift_alert", event)
         state = event["detail"]["state"]
         self.say(
             f"event: {n.alarm_prefix} {previous} -> {state['value']} at {state['timestamp']} "
