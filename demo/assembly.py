@@ -145,9 +145,11 @@ class Rule:
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether EventBridge would deliver ``event`` to the rule's targets, decided by moto's own pattern matcher
-        (the one its event buses route with): all fields of the pattern must match, a list matches any of its values,
-        nested objects match nested fields (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns.html,
-        https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html)."""
+        (the one its event buses route with). As EventBridge matches: the event must hold every field of the pattern,
+        nested as in the pattern; the values in a pattern's array are alternatives; an array in the event matches when
+        one of its values does; filters such as prefix and exists apply to one field
+        (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern.html,
+        https://docs.aws.amazon.com/eventbridge/latest/userguide/content-filtering-with-event-patterns.html)."""
         from moto.events.models import EventPattern, EventPatternParser
 
         raw = json.dumps(self.pattern)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from demo import emulation, run
-from demo.assembly import Assembly, AssemblyError, Resolver, Stack
+from demo.assembly import Assembly, AssemblyError, Resolver, Rule, Stack
 from demo.emulation import ACCOUNT
 from demo.progress import Timeline
 from stacks import naming
@@ -226,3 +226,29 @@ def test_an_unknown_reference_fails_with_one_line_naming_stack_logical_id_and_pr
         r.resolve({"X": value}, stack="p-dev-Ops", logical_id="Fn", prop="Environment.Variables")
     assert str(error.value).startswith(message)
     assert "\n" not in str(error.value)
+
+
+EVENT = {
+    "source": "aws.sagemaker",
+    "detail-type": "SageMaker Model Package State Change",
+    "resources": ["arn:one", "arn:two"],
+    "detail": {"ModelPackageGroupName": "g", "ModelApprovalStatus": "Approved", "state": {"value": "ALARM"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "matches"),
+    [
+        ({"source": ["aws.sagemaker"], "detail": {"ModelPackageGroupName": ["g"]}}, True),
+        ({"source": ["aws.sagemaker"], "detail": {"ModelPackageGroupName": ["other"]}}, False),  # every field: AND
+        ({"detail": {"ModelApprovalStatus": ["Rejected", "Approved"]}}, True),  # the array's values: OR
+        ({"detail": {"ApprovalDescription": ["x"]}}, False),  # a field the event lacks
+        ({"resources": ["arn:two"]}, True),  # an array in the event: any of its values
+        ({"detail": {"state": {"value": ["ALARM"]}}}, True),  # nested as in the pattern
+        ({"detail": {"state": ["ALARM"]}}, False),  # an object is not its value
+        ({"detail": {"ModelPackageGroupName": [{"prefix": "g"}]}}, True),
+        ({"detail": {"ApprovalDescription": [{"exists": False}]}}, True),
+    ],
+)
+def test_rules_match_events_as_eventbridge_documents(pattern: dict[str, Any], matches: bool) -> None:
+    assert Rule("s", "R", pattern).matches(EVENT) is matches
