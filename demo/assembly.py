@@ -180,6 +180,14 @@ class Function:
 
 
 @dataclass(frozen=True)
+class CompositeAlarm:
+    """A composite alarm's properties and those of the metric alarms its rule combines (ALARM(...) OR ...)."""
+
+    properties: dict[str, Any]
+    alarms: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
 class Resolver:
     """Physical names and ARNs of the assembly's resources in the emulated account, and the templates' references
     resolved to them."""
@@ -241,6 +249,8 @@ class Resolver:
             "AWS::IAM::Role": f"{head}:iam::{self.account}:role/{name}",
             "AWS::Lambda::Function": f"{head}:lambda:{self.region}:{self.account}:function:{name}",
             "AWS::SageMaker::Pipeline": f"{head}:sagemaker:{self.region}:{self.account}:pipeline/{name}",
+            "AWS::CloudWatch::Alarm": f"{head}:cloudwatch:{self.region}:{self.account}:alarm:{name}",
+            "AWS::CloudWatch::CompositeAlarm": f"{head}:cloudwatch:{self.region}:{self.account}:alarm:{name}",
         }
         if kind not in patterns:
             raise AssemblyError(f"{where}: the ARN of {logical_id} ({kind}), which the emulated account has none for")
@@ -297,7 +307,7 @@ class Resolver:
             if function.startswith("Fn::") or function == "Condition":
                 raise AssemblyError(f"{where}: {function} is not resolved by the demo")
         return {
-            key: self.resolve(item, stack=stack, logical_id=logical_id, prop=f"{prop}.{key}")
+            key: self.resolve(item, stack=stack, logical_id=logical_id, prop=f"{prop}.{key}" if prop else key)
             for key, item in value.items()
         }
 
@@ -362,6 +372,27 @@ class Resolver:
                 )
                 rules.append(Rule(stack=stack.name, logical_id=logical_id, pattern=pattern))
         return tuple(rules)
+
+    def composite_alarm(self, name: str) -> CompositeAlarm:
+        """The composite alarm ``name`` and the metric alarms its rule combines, their properties resolved."""
+        for stack in self.assembly.stacks.values():
+            for logical_id, resource in stack.of_type("AWS::CloudWatch::CompositeAlarm").items():
+                properties = self.resolve(resource["Properties"], stack=stack.name, logical_id=logical_id, prop="")
+                if properties.get("AlarmName") != name:
+                    continue
+                members = set(re.findall(r'ALARM\("([^"]+)"\)', properties["AlarmRule"]))
+                alarms = [
+                    self.resolve(alarm["Properties"], stack=stack.name, logical_id=alarm_id, prop="")
+                    for alarm_id, alarm in stack.of_type("AWS::CloudWatch::Alarm").items()
+                    if self.arn(stack, alarm_id, f"{stack.name}: {alarm_id}") in members
+                ]
+                if len(alarms) != len(members):
+                    raise AssemblyError(
+                        f"{stack.name}: {logical_id}.AlarmRule: {len(members) - len(alarms)} of its alarms are not "
+                        "metric alarms of the stack"
+                    )
+                return CompositeAlarm(properties=properties, alarms=tuple(alarms))
+        raise AssemblyError(f"{self.assembly.directory}: no stack creates the composite alarm {name}")
 
     def parameter(self, name: str) -> str:
         """The value CloudFormation writes into the SSM parameter ``name`` (an AWS::SSM::Parameter resource)."""

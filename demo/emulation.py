@@ -24,6 +24,7 @@ from stacks import naming
 from stacks.config import StageConfig
 
 if TYPE_CHECKING:
+    from demo.assembly import CompositeAlarm
     from stacks.published import PlatformValues
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -164,12 +165,46 @@ class LambdaContext:
 
 @dataclass(frozen=True)
 class FeatureAlarm:
-    """One per-feature drift alarm: its name, the metric it watches and its threshold."""
+    """One per-feature drift alarm: its name, the metric it watches (and its dimensions) and its threshold."""
 
     name: str
     feature: str
+    namespace: str
     metric: str
+    dimensions: tuple[tuple[str, str], ...]
     threshold: float
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, Any]) -> FeatureAlarm:
+        """From an AWS::CloudWatch::Alarm's properties (the Operations stack's drift alarms)."""
+        dimensions = tuple((item["Name"], item["Value"]) for item in properties["Dimensions"])
+        return cls(
+            name=properties["AlarmName"],
+            feature=dict(dimensions)["Feature"],
+            namespace=properties["Namespace"],
+            metric=properties["MetricName"],
+            dimensions=dimensions,
+            threshold=float(properties["Threshold"]),
+        )
+
+
+# The AWS::CloudWatch::Alarm properties that are PutMetricAlarm parameters of the same name.
+_PUT_METRIC_ALARM = (
+    "AlarmName",
+    "AlarmDescription",
+    "Namespace",
+    "MetricName",
+    "Dimensions",
+    "Statistic",
+    "ExtendedStatistic",
+    "Period",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "Unit",
+)
 
 
 @dataclass
@@ -273,46 +308,16 @@ class Account:
             }
         )
 
-    def create_drift_alarms(self, features: list[tuple[str, bool]], psi: float, ks: float) -> None:
-        """Per feature PSI (and KS for numeric ones) alarms, and a metric alarm standing in for the composite."""
+    def create_drift_alarms(self, composite: CompositeAlarm) -> None:
+        """The feature alarms the composite drift alarm combines, as the Operations template defines them, and a
+        metric alarm standing in for the composite (moto has none), with the composite's name and actions."""
         cloudwatch = self.client("cloudwatch")
+        self.feature_alarms = [FeatureAlarm.from_properties(properties) for properties in composite.alarms]
+        for properties in composite.alarms:
+            cloudwatch.put_metric_alarm(**{key: properties[key] for key in _PUT_METRIC_ALARM if key in properties})
         run = [{"Name": "Model", "Value": self.names.model}, {"Name": "Stage", "Value": self.names.stage}]
-        self.feature_alarms = []
-        for feature, numeric in features:
-            self.feature_alarms.append(
-                FeatureAlarm(
-                    naming.feature_drift_alarm(self.names.alarm_prefix, "psi", feature),
-                    feature,
-                    drift_step.FEATURE_PSI,
-                    psi,
-                )
-            )
-            if numeric:
-                self.feature_alarms.append(
-                    FeatureAlarm(
-                        naming.feature_drift_alarm(self.names.alarm_prefix, "ks", feature),
-                        feature,
-                        drift_step.FEATURE_KS,
-                        ks,
-                    )
-                )
-        for alarm in self.feature_alarms:
-            cloudwatch.put_metric_alarm(
-                AlarmName=alarm.name,
-                AlarmDescription=f"{alarm.metric} of {alarm.feature} above {alarm.threshold}",
-                Namespace=drift_step.NAMESPACE,
-                MetricName=alarm.metric,
-                Dimensions=[*run, {"Name": "Feature", "Value": alarm.feature}],
-                Statistic="Maximum",
-                Period=86400,
-                EvaluationPeriods=1,
-                DatapointsToAlarm=1,
-                Threshold=alarm.threshold,
-                ComparisonOperator="GreaterThanThreshold",
-                TreatMissingData="notBreaching",
-            )
         cloudwatch.put_metric_alarm(
-            AlarmName=self.names.alarm_prefix,
+            AlarmName=composite.properties["AlarmName"],
             AlarmDescription="Stands in for the composite alarm (ANY of the feature alarms); moto has none",
             Namespace=drift_step.NAMESPACE,
             MetricName=drift_step.DRIFTED_FEATURES,
@@ -323,7 +328,7 @@ class Account:
             Threshold=0.0,
             ComparisonOperator="GreaterThanThreshold",
             TreatMissingData="notBreaching",
-            AlarmActions=[self.names.topic_arn],
+            AlarmActions=list(composite.properties.get("AlarmActions", [])),
         )
 
     # --------------------------------------------------------------- alarms
@@ -331,14 +336,13 @@ class Account:
         """What CloudWatch would do: each feature alarm against the highest datapoint published since
         ``since``; the composite stand-in is ALARM when any feature alarm is. Returns name -> state, value."""
         cloudwatch = self.client("cloudwatch")
-        run = [{"Name": "Model", "Value": self.names.model}, {"Name": "Stage", "Value": self.names.stage}]
         until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
         states: dict[str, dict[str, Any]] = {}
         for alarm in self.feature_alarms:
             points = cloudwatch.get_metric_statistics(
-                Namespace=drift_step.NAMESPACE,
+                Namespace=alarm.namespace,
                 MetricName=alarm.metric,
-                Dimensions=[*run, {"Name": "Feature", "Value": alarm.feature}],
+                Dimensions=[{"Name": name, "Value": value} for name, value in alarm.dimensions],
                 StartTime=since,
                 EndTime=until,
                 Period=60,

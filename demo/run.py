@@ -48,7 +48,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, TextIO
 
-from demo.assembly import Function
+from demo.assembly import CompositeAlarm, Function
 from demo.emulation import (
     ACCOUNT,
     ALARM,
@@ -294,6 +294,7 @@ class Demo:
     # From the synthesized stage: the platform's functions by handler package, the published-values document.
     functions: dict[str, Function] = field(default_factory=dict)
     published: str = ""
+    composite: CompositeAlarm | None = None
     handlers: dict[str, ModuleType] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -344,6 +345,7 @@ class Demo:
             )
         parameter = naming.platform_values_parameter(self.config)
         self.published = resolver.parameter(parameter)
+        self.composite = resolver.composite_alarm(naming.drift_alarm_prefix(self.config))
         values = published.PlatformValues.from_json(self.published, where=f"SSM parameter {parameter} (synthesized)")
         self.names = Names.from_assembly(
             self.config, values, {name: function.environment for name, function in self.functions.items()}
@@ -352,8 +354,6 @@ class Demo:
 
     # -- step 1
     def setup(self, url: str) -> None:
-        from pipelines_src.steps import contract as contracts
-
         self.account = Account(url=url, names=self.n)
         aws, n = self.aws, self.n
         self.say(
@@ -371,14 +371,13 @@ class Demo:
         self.say(f"DynamoDB idempotency table {n.idempotency_table} (partition key id)")
         aws.create_deploy_pipeline()
         self.say(f"deploy CodePipeline {n.deploy_pipeline} (V2, variable ModelPackageArn)")
-        contract = contracts.load_contract(PIPELINES_SRC / "contracts" / f"{n.dataset}.json")
-        features = [(column.name, column.type in ("int", "float")) for column in contract.feature_columns]
-        drift = self.config.operations.drift
-        aws.create_drift_alarms(features, drift.psi_threshold, drift.ks_threshold)
+        if self.composite is None:
+            raise DemoError("the stage is not loaded")
+        aws.create_drift_alarms(self.composite)
+        thresholds = sorted({f"{alarm.metric} > {alarm.threshold:g}" for alarm in aws.feature_alarms})
         self.say(
-            f"{len(aws.feature_alarms)} feature drift alarms ({n.alarm_prefix}-psi-*/-ks-*, PSI > "
-            f"{drift.psi_threshold:g}, KS > {drift.ks_threshold:g}) and {n.alarm_prefix}, a metric alarm standing in "
-            "for the composite alarm (moto has none)"
+            f"{len(aws.feature_alarms)} feature drift alarms of the composite alarm's rule ({', '.join(thresholds)}) "
+            f"and {n.alarm_prefix}, a metric alarm standing in for the composite alarm (moto has none)"
         )
         self.summary["names"] = {
             "raw_bucket": n.raw_bucket,

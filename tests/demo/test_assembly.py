@@ -40,6 +40,7 @@ def renamed_context() -> dict[str, Any]:
     context["mlops"]["project"] = RENAMED_PROJECT
     context["mlops"]["defaults"]["model"]["name"] = RENAMED_MODEL
     context["mlops"]["defaults"]["operations"]["retraining"]["cooldown_minutes"] = 45
+    context["mlops"]["defaults"]["operations"]["drift"]["psi_threshold"] = 0.3
     return context
 
 
@@ -148,6 +149,11 @@ def test_renaming_the_project_and_model_moves_the_wiring(dev: run.Demo, renamed:
     assert not metrics.rule_for(
         emulation.step_succeeded_event(dev.n.drift_pipeline, "x", "DetectDrift", n.region, now=now)
     )
+    # the drift alarms the composite combines follow
+    assert renamed.composite is not None and renamed.composite.properties["AlarmName"] == n.alarm_prefix
+    psi = [alarm for alarm in renamed.composite.alarms if alarm["MetricName"] == "FeaturePSI"]
+    assert psi and {alarm["Threshold"] for alarm in psi} == {0.3}
+    assert all(alarm["AlarmName"].startswith(f"{naming.drift_alarm_prefix(config)}-psi-") for alarm in psi)
     # the published values follow
     document = json.loads(renamed.published)
     assert document["build_pipeline"] == naming.build_pipeline(config)
@@ -173,6 +179,12 @@ def test_the_renamed_stage_runs_its_approval_function_in_the_emulated_account(re
         assert len(runs["pipelineExecutionSummaries"]) == 1
         values = renamed.aws.client("ssm").get_parameter(Name=naming.platform_values_parameter(renamed.config))
         assert values["Parameter"]["Value"] == renamed.published
+        assert renamed.composite is not None
+        described = renamed.aws.client("cloudwatch").describe_alarms(AlarmNamePrefix=n.alarm_prefix)["MetricAlarms"]
+        assert {alarm["AlarmName"] for alarm in described} == {
+            n.alarm_prefix,
+            *(alarm["AlarmName"] for alarm in renamed.composite.alarms),
+        }
 
 
 # --------------------------------------------------------------------- the resolver on small templates
@@ -252,3 +264,17 @@ EVENT = {
 )
 def test_rules_match_events_as_eventbridge_documents(pattern: dict[str, Any], matches: bool) -> None:
     assert Rule("s", "R", pattern).matches(EVENT) is matches
+
+
+def test_a_composite_alarm_combining_an_alarm_the_stack_lacks_fails_naming_it() -> None:
+    alarm = {"Type": "AWS::CloudWatch::Alarm", "Properties": {"AlarmName": "p-a"}}
+    composite = {
+        "Type": "AWS::CloudWatch::CompositeAlarm",
+        "Properties": {
+            "AlarmName": "p",
+            "AlarmRule": {"Fn::Join": ["", ['ALARM("', {"Fn::GetAtt": ["A", "Arn"]}, '") OR ALARM("elsewhere")']]},
+        },
+    }
+    r = resolver(Stack("p-dev-Ops", {"Resources": {"A": alarm, "Any": composite}}))
+    with pytest.raises(AssemblyError, match=r"^p-dev-Ops: Any.AlarmRule: 1 of its alarms are not metric alarms"):
+        r.composite_alarm("p")
