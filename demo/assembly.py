@@ -79,9 +79,20 @@ def synthesize(context: Mapping[str, Any], stage: str, outdir: Path) -> Assembly
 
 
 @dataclass(frozen=True)
+class FileAsset:
+    """A file the stacks reference as an asset: where `cdk deploy` uploads it (the bucket name may hold pseudo
+    parameters, ``${AWS::AccountId}``)."""
+
+    source: Path
+    bucket: str
+    key: str
+
+
+@dataclass(frozen=True)
 class Stack:
     name: str
     template: dict[str, Any]
+    assets: tuple[FileAsset, ...] = ()
 
     @property
     def resources(self) -> dict[str, Any]:
@@ -117,7 +128,26 @@ class Assembly:
             elif artifact["type"] == "aws:cloudformation:stack":
                 name = properties.get("stackName", artifact_id)
                 template = json.loads((directory / properties["templateFile"]).read_text(encoding="utf-8"))
-                stacks[name] = Stack(name=name, template=template)
+                stacks[name] = Stack(name=name, template=template, assets=cls._file_assets(directory, artifact_id))
+
+    @staticmethod
+    def _file_assets(directory: Path, stack_id: str) -> tuple[FileAsset, ...]:
+        """The single-file assets of a stack's asset manifest (<stack>.assets.json); folders (zipped by
+        cdk-assets: the functions' code) and images are not published here."""
+        manifest = directory / f"{stack_id}.assets.json"
+        if not manifest.is_file():
+            return ()
+        assets = []
+        for asset in json.loads(manifest.read_text(encoding="utf-8")).get("files", {}).values():
+            source = asset["source"]
+            if source.get("packaging", "file") != "file" or "path" not in source:
+                continue
+            path = (directory / source["path"]).resolve()
+            if not path.is_file():
+                continue
+            for destination in asset["destinations"].values():
+                assets.append(FileAsset(source=path, bucket=destination["bucketName"], key=destination["objectKey"]))
+        return tuple(assets)
 
     def stack(self, suffix: str) -> Stack:
         """The one stack whose name ends with ``-<suffix>`` (e.g. "Operations")."""
@@ -185,6 +215,16 @@ class CompositeAlarm:
 
     properties: dict[str, Any]
     alarms: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A SageMaker pipeline as deployed: its definition (JSON), the role it runs as, its description."""
+
+    name: str
+    definition: str
+    role_arn: str
+    description: str
 
 
 @dataclass(frozen=True)
@@ -393,6 +433,37 @@ class Resolver:
                     )
                 return CompositeAlarm(properties=properties, alarms=tuple(alarms))
         raise AssemblyError(f"{self.assembly.directory}: no stack creates the composite alarm {name}")
+
+    def file_assets(self) -> list[FileAsset]:
+        """Every stack's file assets, their bucket names resolved (``cdk deploy`` publishes them first)."""
+        assets = {}
+        for stack in self.assembly.stacks.values():
+            for asset in stack.assets:
+                bucket = self._sub(stack, asset.bucket, f"{stack.name}: asset {asset.key}", logical_id="", prop="")
+                assets[(bucket, asset.key)] = FileAsset(source=asset.source, bucket=bucket, key=asset.key)
+        return list(assets.values())
+
+    def pipeline(self, name: str) -> Pipeline:
+        """The SageMaker pipeline ``name`` as CloudFormation deploys it: its definition (PipelineDefinitionBody) and
+        role, references resolved."""
+        for stack in self.assembly.stacks.values():
+            for logical_id, resource in stack.of_type("AWS::SageMaker::Pipeline").items():
+                if self.name(stack, logical_id) != name:
+                    continue
+                properties = resource["Properties"]
+                body = properties["PipelineDefinition"].get("PipelineDefinitionBody")
+                if body is None:
+                    raise AssemblyError(f"{stack.name}: {logical_id}.PipelineDefinition has no PipelineDefinitionBody")
+                prop = "PipelineDefinition.PipelineDefinitionBody"
+                return Pipeline(
+                    name=name,
+                    definition=str(self.resolve(body, stack=stack.name, logical_id=logical_id, prop=prop)),
+                    role_arn=str(
+                        self.resolve(properties["RoleArn"], stack=stack.name, logical_id=logical_id, prop="RoleArn")
+                    ),
+                    description=str(properties.get("PipelineDescription", "")),
+                )
+        raise AssemblyError(f"{self.assembly.directory}: no stack creates the SageMaker pipeline {name}")
 
     def parameter(self, name: str) -> str:
         """The value CloudFormation writes into the SSM parameter ``name`` (an AWS::SSM::Parameter resource)."""

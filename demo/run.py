@@ -48,7 +48,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, TextIO
 
-from demo.assembly import CompositeAlarm, Function
+from demo.assembly import CompositeAlarm, FileAsset, Function, Pipeline
 from demo.emulation import (
     ACCOUNT,
     ALARM,
@@ -295,6 +295,8 @@ class Demo:
     functions: dict[str, Function] = field(default_factory=dict)
     published: str = ""
     composite: CompositeAlarm | None = None
+    assets: list[FileAsset] = field(default_factory=list)
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
     handlers: dict[str, ModuleType] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -346,7 +348,9 @@ class Demo:
         parameter = naming.platform_values_parameter(self.config)
         self.published = resolver.parameter(parameter)
         self.composite = resolver.composite_alarm(naming.drift_alarm_prefix(self.config))
+        self.assets = resolver.file_assets()
         values = published.PlatformValues.from_json(self.published, where=f"SSM parameter {parameter} (synthesized)")
+        self.pipelines = {name: resolver.pipeline(name) for name in (values.build_pipeline, values.drift_pipeline)}
         self.names = Names.from_assembly(
             self.config, values, {name: function.environment for name, function in self.functions.items()}
         )
@@ -363,6 +367,7 @@ class Demo:
         )
         self.say(f"moto server at {url} (account {aws.names.role_arn.split(':')[4]}, {n.region}, fake credentials)")
         aws.create_storage()
+        self.publish_assets()
         self.say(f"buckets: {n.raw_bucket}, {n.curated_bucket}, {n.artifacts_bucket}")
         self.say(f"model package group: {n.model_package_group}")
         aws.create_notifications()
@@ -389,6 +394,7 @@ class Demo:
             "drift_pipeline": n.drift_pipeline,
             "endpoint": n.endpoint,
             "composite_alarm": n.alarm_prefix,
+            "region": n.region,
         }
         self.publish_values()
 
@@ -462,24 +468,16 @@ class Demo:
         }
         self.summary["curation"]["quarantined_by_rule"] = dict(counts["quarantined_by_rule"])
 
-    # -- step 3
-    def stage_code(self) -> dict[str, str]:
-        """The steps tarball, the runner and the contract, where the stack's assets would be."""
-        from pipelines_src.packaging import build_source_tarball
-
-        n, s3 = self.n, self.aws.client("s3")
-        tarball = build_source_tarball(PIPELINES_SRC / "steps", self.workdir / "steps.tar.gz")
-        files = {
-            "source_tar_uri": tarball,
-            "runner_uri": PIPELINES_SRC / "run_step.sh",
-            "contract_uri": PIPELINES_SRC / "contracts" / f"{n.dataset}.json",
-        }
-        uris = {}
-        for name, path in files.items():
-            key = f"code/{path.name}"
-            s3.upload_file(str(path), n.artifacts_bucket, key)
-            uris[name] = f"s3://{n.artifacts_bucket}/{key}"
-        return uris
+    def publish_assets(self) -> None:
+        """As ``cdk deploy`` publishes the file assets before the stacks: the step code, the runner, the contract,
+        the curation script and the templates, into the bootstrap's assets bucket the definitions read from."""
+        s3 = self.aws.client("s3")
+        for bucket in sorted({asset.bucket for asset in self.assets}):
+            s3.create_bucket(Bucket=bucket)
+        for asset in self.assets:
+            s3.upload_file(str(asset.source), asset.bucket, asset.key)
+        buckets = ", ".join(sorted({asset.bucket for asset in self.assets}))
+        self.say(f"{len(self.assets)} file assets of the cloud assembly published to {buckets}, as cdk deploy does")
 
     def publish_values(self) -> None:
         """What CloudFormation writes into the published-values parameter at the MLPlatform deploy: the template's
@@ -492,27 +490,25 @@ class Demo:
 
     def build(self) -> None:
         from pipelines_src import cicd
-        from pipelines_src.definition import INPUT_DATA_URI, build_definition
+        from pipelines_src.definition import INPUT_DATA_URI
         from pipelines_src.local.runner import LocalPipelineRunner
-
-        n, model, sagemaker = self.n, self.config.model, self.aws.client("sagemaker")
         from stacks import published
 
-        code = self.stage_code()
-        self.state["code"] = code
+        sagemaker = self.aws.client("sagemaker")
         # Read back as CI and the CLI read them.
         values = self.state["values"] = published.read(self.aws.client("ssm"), self.config)
-        definition = build_definition(values.pipeline_settings(code))
+        pipeline = self.pipelines[values.build_pipeline]
+        definition = pipeline.definition
         sagemaker.create_pipeline(
-            PipelineName=values.build_pipeline,
+            PipelineName=pipeline.name,
             PipelineDefinition=definition,
-            RoleArn=values.pipeline_role_arn,
-            PipelineDescription=f"{model.name} model build ({n.stage})",
+            RoleArn=pipeline.role_arn,
+            PipelineDescription=pipeline.description,
         )
         self.say(
-            f"SageMaker pipeline {values.build_pipeline} created from pipelines_src/definition.py with the values "
-            "published in SSM (as the MLPlatform stack deploys it); moto stores it but runs no step, so each step "
-            "runs here as a local process (LocalPipelineRunner), reading and writing the emulated S3"
+            f"SageMaker pipeline {values.build_pipeline} created with the definition of the synthesized MLPlatform "
+            "template, its references resolved (as CloudFormation deploys it); moto stores it but runs no step, so "
+            "each step runs here as a local process (LocalPipelineRunner), reading and writing the emulated S3"
         )
         # As CI's Train (pipelines_src/cicd.py): the checkout's code uploaded content-addressed, passed to the run as
         # the definition's code parameters; the definition itself stays as deployed.
@@ -863,40 +859,17 @@ class Demo:
 
     # -- step 6
     def drift(self) -> None:
-        from pipelines_src.drift_definition import DriftSettings, build_drift_definition
         from pipelines_src.local.runner import LocalPipelineRunner
 
         n, aws = self.n, self.aws
         settings = self.config.operations.drift
-        code, values = self.state["code"], self.state["values"]
-        drift_settings = DriftSettings(
-            pipeline_name=values.drift_pipeline,
-            region=values.region,
-            role_arn=values.pipeline_role_arn,
-            artifacts_bucket=values.artifacts_bucket,
-            artifacts_prefix=values.drift_artifacts_prefix,
-            baseline_uri=self.state["baseline_uri"],
-            data_uri=f"s3://{values.raw_bucket}/datacapture/{n.endpoint}/{VARIANT}/",
-            kms_key_arn=values.kms_key_arn,
-            subnet_ids=values.subnet_ids,
-            security_group_ids=values.security_group_ids,
-            model_name=n.model,
-            stage_name=n.stage,
-            input_format="capture",
-            window_hours=settings.window_hours,
-            psi_threshold=settings.psi_threshold,
-            ks_threshold=settings.ks_threshold,
-            processing_instance_type=settings.instance_type,
-            source_tar_uri=code["source_tar_uri"],
-            runner_uri=code["runner_uri"],
-            contract_uri=code["contract_uri"],
-        )
-        definition = build_drift_definition(drift_settings)
+        pipeline = self.pipelines[self.state["values"].drift_pipeline]
+        definition = pipeline.definition
         aws.client("sagemaker").create_pipeline(
-            PipelineName=n.drift_pipeline, PipelineDefinition=definition, RoleArn=n.role_arn
+            PipelineName=pipeline.name, PipelineDefinition=definition, RoleArn=pipeline.role_arn
         )
         self.say(
-            f"drift-check pipeline {n.drift_pipeline} (pipelines_src/drift_definition.py) runs locally; its job "
+            f"drift-check pipeline {n.drift_pipeline} (the MLPlatform template's definition) runs locally; its job "
             "writes the MLOps/Drift metrics next to its report, and the drift-metrics function puts them to "
             "CloudWatch on the step's success event. Scheduled runs read "
             f"the last {settings.window_hours} h of capture; here each run reads one window's hour folder"

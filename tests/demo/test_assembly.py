@@ -98,6 +98,24 @@ def test_the_published_values_are_the_templates_parameter_resolved(dev: run.Demo
     assert document["kms_key_arn"] == n.kms_key_arn
 
 
+def test_the_pipelines_are_the_templates_definitions_reading_code_the_demo_publishes(dev: run.Demo) -> None:
+    n = dev.n
+    assert set(dev.pipelines) == {n.build_pipeline, n.drift_pipeline}
+    drift = dev.pipelines[n.drift_pipeline]
+    definition = json.loads(drift.definition)
+    defaults = {item["Name"]: item.get("DefaultValue") for item in definition["Parameters"]}
+    assert defaults["BaselineUri"] == f"s3://{n.artifacts_bucket}/{naming.deployed_baseline_prefix(dev.config)}"
+    assert drift.role_arn.startswith(f"arn:aws:iam::{ACCOUNT}:role/") and drift.role_arn != n.role_arn
+    published = {f"s3://{asset.bucket}/{asset.key}" for asset in dev.assets}
+    inputs = [item["S3Input"]["S3Uri"] for item in definition["Steps"][0]["Arguments"]["ProcessingInputs"]]
+    code = [uri for uri in inputs if isinstance(uri, str) and uri.startswith("s3://cdk-")]
+    assert len(code) == 3 and set(code) <= published  # runner, steps, contract: the stack's assets
+    build = json.loads(dev.pipelines[n.build_pipeline].definition)
+    build_defaults = {item["Name"]: item.get("DefaultValue") for item in build["Parameters"]}
+    assert build_defaults["InputDataUri"] == json.loads(dev.published)["input_data_uri"]
+    assert {build_defaults[name] for name in ("RunnerUri", "SourceTarUri", "ContractUri")} <= published
+
+
 def test_an_event_reaches_a_function_only_through_a_matching_rule(dev: run.Demo) -> None:
     n, now = dev.n, dt.datetime.now(dt.UTC)
     package = {
@@ -154,6 +172,11 @@ def test_renaming_the_project_and_model_moves_the_wiring(dev: run.Demo, renamed:
     psi = [alarm for alarm in renamed.composite.alarms if alarm["MetricName"] == "FeaturePSI"]
     assert psi and {alarm["Threshold"] for alarm in psi} == {0.3}
     assert all(alarm["AlarmName"].startswith(f"{naming.drift_alarm_prefix(config)}-psi-") for alarm in psi)
+    # the deployed definitions follow
+    drift = json.loads(renamed.pipelines[n.drift_pipeline].definition)
+    arguments = drift["Steps"][0]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--model") + 1] == RENAMED_MODEL
+    assert arguments[arguments.index("--psi-threshold") + 1] == "0.3"
     # the published values follow
     document = json.loads(renamed.published)
     assert document["build_pipeline"] == naming.build_pipeline(config)
