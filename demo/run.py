@@ -8,7 +8,9 @@
 The demo first synthesizes the stage it runs (``--stage``, dev by default) as ``cdk synth`` does, into
 ``cdk.out`` in its working folder, and wires itself from those templates (demo/assembly.py): the names
 of the resources, each function's environment and handler entry point, the EventBridge rules in front of
-the functions (an event reaches a function only if its rule matches), the published-values parameter.
+the functions (an event reaches a function only if its rule matches), the published-values parameter,
+the SageMaker pipeline definitions and roles, the drift alarms the composite alarm combines, and the file
+assets (published to the emulated bootstrap bucket, as ``cdk deploy`` does).
 
 One embedded AWS emulation (a moto server on 127.0.0.1, fake credentials) stands in for the
 account. The steps run the platform's own code against it: the data generator, the curation
