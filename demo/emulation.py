@@ -1,9 +1,9 @@
 """The emulated AWS account: one moto server on 127.0.0.1, the resources the stacks would create, and
 what moto does not do on its own (evaluating metric alarms, emitting EventBridge events).
 
-Names come from the stage config (``stacks.naming``), so the operator CLI, the Lambda handlers and
-the pipelines find what they look for. Buckets get fixed names here; the stacks let CloudFormation
-generate theirs.
+Names come from the synthesized stage (demo/assembly.py resolves the templates), so the operator CLI,
+the Lambda handlers and the pipelines find what they look for. A resource the stacks leave unnamed (the
+buckets, the topic, the table) gets the name CloudFormation would generate, with a fixed suffix.
 """
 
 from __future__ import annotations
@@ -17,11 +17,15 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines_src.steps import drift as drift_step
 from stacks import naming
 from stacks.config import StageConfig
+
+if TYPE_CHECKING:
+    from demo.assembly import CompositeAlarm
+    from stacks.published import PlatformValues
 
 ACCOUNT = "123456789012"  # moto's default account
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -91,7 +95,7 @@ def aws_environment(url: str, region: str) -> dict[str, str | None]:
 
 @dataclass(frozen=True)
 class Names:
-    """The physical names of the emulated account's resources."""
+    """The physical names of the emulated account's resources: what the synthesized templates give them."""
 
     stage: str
     region: str
@@ -105,7 +109,7 @@ class Names:
     drift_pipeline: str
     deploy_pipeline: str
     endpoint: str
-    topic: str
+    topic_arn: str
     queue: str
     idempotency_table: str
     alarm_prefix: str
@@ -113,42 +117,94 @@ class Names:
     kms_key_arn: str
 
     @classmethod
-    def from_config(cls, config: StageConfig) -> Names:
-        prefix = config.prefix
+    def from_assembly(
+        cls, config: StageConfig, values: PlatformValues, environments: Mapping[str, Mapping[str, str]]
+    ) -> Names:
+        """From the published values and the functions' environments as the templates resolve them (demo/assembly.py);
+        names the templates only spell out come from the same resolver the stacks use (stacks.naming)."""
+        approval, alert = environments["registry_approval"], environments["drift_alert"]
         return cls(
-            stage=config.name,
-            region=config.region,
-            model=config.model.name,
-            dataset=config.model.dataset,
-            raw_bucket=f"{prefix}-lake-raw-{ACCOUNT}",
-            curated_bucket=f"{prefix}-lake-curated-{ACCOUNT}",
-            artifacts_bucket=f"{prefix}-lake-artifacts-{ACCOUNT}",
-            model_package_group=naming.model_package_group(config),
-            build_pipeline=naming.build_pipeline(config),
-            drift_pipeline=naming.drift_pipeline(config),
-            deploy_pipeline=naming.deploy_pipeline(config),
+            stage=values.stage,
+            region=values.region,
+            model=values.model.name,
+            dataset=values.model.dataset,
+            raw_bucket=values.raw_bucket,
+            curated_bucket=values.curated_bucket,
+            artifacts_bucket=values.artifacts_bucket,
+            model_package_group=values.model_package_group,
+            build_pipeline=values.build_pipeline,
+            drift_pipeline=values.drift_pipeline,
+            deploy_pipeline=approval["DEPLOY_PIPELINE_NAME"],
             endpoint=naming.endpoint(config),
-            topic=f"{prefix}-notifications",
-            queue=f"{prefix}-demo-notifications-probe",
-            idempotency_table=f"{prefix}-idempotency",
-            alarm_prefix=naming.drift_alarm_prefix(config),
-            role_arn=f"arn:aws:iam::{ACCOUNT}:role/{prefix}-sagemaker-execution",
-            kms_key_arn=f"arn:aws:kms:{config.region}:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000",
+            topic_arn=alert["NOTIFICATION_TOPIC_ARN"],
+            queue=f"{config.prefix}-demo-notifications-probe",
+            idempotency_table=alert["IDEMPOTENCY_TABLE"],
+            alarm_prefix=alert["ALARM_PREFIX"],
+            role_arn=values.pipeline_role_arn,
+            kms_key_arn=values.kms_key_arn,
         )
 
     @property
-    def topic_arn(self) -> str:
-        return f"arn:aws:sns:{self.region}:{ACCOUNT}:{self.topic}"
+    def topic(self) -> str:
+        return self.topic_arn.rsplit(":", 1)[-1]
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """What the Lambda runtime passes a handler as its context (the attributes Powertools reads)."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
 
 
 @dataclass(frozen=True)
 class FeatureAlarm:
-    """One per-feature drift alarm: its name, the metric it watches and its threshold."""
+    """One per-feature drift alarm: its name, the metric it watches (and its dimensions) and its threshold."""
 
     name: str
     feature: str
+    namespace: str
     metric: str
+    dimensions: tuple[tuple[str, str], ...]
     threshold: float
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, Any]) -> FeatureAlarm:
+        """From an AWS::CloudWatch::Alarm's properties (the Operations stack's drift alarms)."""
+        dimensions = tuple((item["Name"], item["Value"]) for item in properties["Dimensions"])
+        return cls(
+            name=properties["AlarmName"],
+            feature=dict(dimensions)["Feature"],
+            namespace=properties["Namespace"],
+            metric=properties["MetricName"],
+            dimensions=dimensions,
+            threshold=float(properties["Threshold"]),
+        )
+
+
+# The AWS::CloudWatch::Alarm properties that are PutMetricAlarm parameters of the same name.
+_PUT_METRIC_ALARM = (
+    "AlarmName",
+    "AlarmDescription",
+    "Namespace",
+    "MetricName",
+    "Dimensions",
+    "Statistic",
+    "ExtendedStatistic",
+    "Period",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "Unit",
+)
 
 
 @dataclass
@@ -252,46 +308,16 @@ class Account:
             }
         )
 
-    def create_drift_alarms(self, features: list[tuple[str, bool]], psi: float, ks: float) -> None:
-        """Per feature PSI (and KS for numeric ones) alarms, and a metric alarm standing in for the composite."""
+    def create_drift_alarms(self, composite: CompositeAlarm) -> None:
+        """The feature alarms the composite drift alarm combines, as the Operations template defines them, and a
+        metric alarm standing in for the composite (moto has none), with the composite's name and actions."""
         cloudwatch = self.client("cloudwatch")
+        self.feature_alarms = [FeatureAlarm.from_properties(properties) for properties in composite.alarms]
+        for properties in composite.alarms:
+            cloudwatch.put_metric_alarm(**{key: properties[key] for key in _PUT_METRIC_ALARM if key in properties})
         run = [{"Name": "Model", "Value": self.names.model}, {"Name": "Stage", "Value": self.names.stage}]
-        self.feature_alarms = []
-        for feature, numeric in features:
-            self.feature_alarms.append(
-                FeatureAlarm(
-                    naming.feature_drift_alarm(self.names.alarm_prefix, "psi", feature),
-                    feature,
-                    drift_step.FEATURE_PSI,
-                    psi,
-                )
-            )
-            if numeric:
-                self.feature_alarms.append(
-                    FeatureAlarm(
-                        naming.feature_drift_alarm(self.names.alarm_prefix, "ks", feature),
-                        feature,
-                        drift_step.FEATURE_KS,
-                        ks,
-                    )
-                )
-        for alarm in self.feature_alarms:
-            cloudwatch.put_metric_alarm(
-                AlarmName=alarm.name,
-                AlarmDescription=f"{alarm.metric} of {alarm.feature} above {alarm.threshold}",
-                Namespace=drift_step.NAMESPACE,
-                MetricName=alarm.metric,
-                Dimensions=[*run, {"Name": "Feature", "Value": alarm.feature}],
-                Statistic="Maximum",
-                Period=86400,
-                EvaluationPeriods=1,
-                DatapointsToAlarm=1,
-                Threshold=alarm.threshold,
-                ComparisonOperator="GreaterThanThreshold",
-                TreatMissingData="notBreaching",
-            )
         cloudwatch.put_metric_alarm(
-            AlarmName=self.names.alarm_prefix,
+            AlarmName=composite.properties["AlarmName"],
             AlarmDescription="Stands in for the composite alarm (ANY of the feature alarms); moto has none",
             Namespace=drift_step.NAMESPACE,
             MetricName=drift_step.DRIFTED_FEATURES,
@@ -302,7 +328,7 @@ class Account:
             Threshold=0.0,
             ComparisonOperator="GreaterThanThreshold",
             TreatMissingData="notBreaching",
-            AlarmActions=[self.names.topic_arn],
+            AlarmActions=list(composite.properties.get("AlarmActions", [])),
         )
 
     # --------------------------------------------------------------- alarms
@@ -310,14 +336,13 @@ class Account:
         """What CloudWatch would do: each feature alarm against the highest datapoint published since
         ``since``; the composite stand-in is ALARM when any feature alarm is. Returns name -> state, value."""
         cloudwatch = self.client("cloudwatch")
-        run = [{"Name": "Model", "Value": self.names.model}, {"Name": "Stage", "Value": self.names.stage}]
         until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
         states: dict[str, dict[str, Any]] = {}
         for alarm in self.feature_alarms:
             points = cloudwatch.get_metric_statistics(
-                Namespace=drift_step.NAMESPACE,
+                Namespace=alarm.namespace,
                 MetricName=alarm.metric,
-                Dimensions=[*run, {"Name": "Feature", "Value": alarm.feature}],
+                Dimensions=[{"Name": name, "Value": value} for name, value in alarm.dimensions],
                 StartTime=since,
                 EndTime=until,
                 Period=60,

@@ -5,6 +5,13 @@
     python -m demo --no-etl            # train on the raw files, skip the Spark curation job
     python -m demo --seed 3 --keep     # another seed; keep the working folder
 
+The demo first synthesizes the stage it runs (``--stage``, dev by default) as ``cdk synth`` does, into
+``cdk.out`` in its working folder, and wires itself from those templates (demo/assembly.py): the names
+of the resources, each function's environment and handler entry point, the EventBridge rules in front of
+the functions (an event reaches a function only if its rule matches), the published-values parameter,
+the SageMaker pipeline definitions and roles, the drift alarms the composite alarm combines, and the file
+assets (published to the emulated bootstrap bucket, as ``cdk deploy`` does).
+
 One embedded AWS emulation (a moto server on 127.0.0.1, fake credentials) stands in for the
 account. The steps run the platform's own code against it: the data generator, the curation
 job on local Spark, the model-build pipeline definition run step by step, the operator CLI,
@@ -43,12 +50,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, TextIO
 
+from demo.assembly import CompositeAlarm, FileAsset, Function, Pipeline
 from demo.emulation import (
     ACCOUNT,
     ALARM,
     INSUFFICIENT_DATA,
     OK,
     Account,
+    LambdaContext,
     Names,
     alarm_event,
     aws_environment,
@@ -80,7 +89,10 @@ JSON_TYPE = "application/json"
 STAND_IN_WORKERS = 2
 STAND_IN_THREADS = 4
 # What the demo writes in its working folder.
-WORK_FOLDERS = ("lake", "build", "drift", "capture", "endpoint")
+WORK_FOLDERS = ("cdk.out", "lake", "build", "drift", "capture", "endpoint")
+ASSEMBLY_FOLDER = WORK_FOLDERS[0]
+# The platform's functions the demo invokes, by handler package (lambdas/<package>/).
+FUNCTIONS = ("registry_approval", "drift_alert", "drift_metrics")
 STEPS = (
     "set up the emulated account",
     "generate data and curate it",
@@ -134,6 +146,8 @@ class Options:
     debug: bool = False
     stage: str = "dev"
     interpreters: str = "auto"
+    # The config the stage is synthesized from (cdk.json's context).
+    cdk_json: Path = CDK_JSON
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -279,6 +293,13 @@ class Demo:
     account: Account | None = None
     config: Any = None
     names: Names | None = None
+    # From the synthesized stage: the platform's functions by handler package, the published-values document.
+    functions: dict[str, Function] = field(default_factory=dict)
+    published: str = ""
+    composite: CompositeAlarm | None = None
+    assets: list[FileAsset] = field(default_factory=list)
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    handlers: dict[str, ModuleType] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     actions: list[dict[str, str]] = field(default_factory=list)
@@ -309,20 +330,46 @@ class Demo:
         return new
 
     def load_stage(self) -> None:
+        """Synthesize the stage as ``cdk synth`` does and take the emulated account's wiring from its templates:
+        the functions (environment, entry point, the rules in front of them) and the published values."""
+        from demo.assembly import Resolver, synthesize
+        from stacks import naming, published
         from stacks.config import load_config
 
-        context = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]
+        context = json.loads(self.options.cdk_json.read_text(encoding="utf-8"))["context"]
         self.config = load_config(context).stage(self.options.stage)
-        self.names = Names.from_config(self.config)
+        began = time.perf_counter()
+        assembly = synthesize(context, self.options.stage, self.workdir / ASSEMBLY_FOLDER)
+        resolver = Resolver(assembly, account=ACCOUNT, region=self.config.region)
+        self.functions = resolver.functions()
+        missing = sorted(set(FUNCTIONS) - set(self.functions))
+        if missing:
+            raise DemoError(
+                f"the synthesized stage has no function with a handler in lambdas/{', lambdas/'.join(missing)}"
+            )
+        parameter = naming.platform_values_parameter(self.config)
+        self.published = resolver.parameter(parameter)
+        self.composite = resolver.composite_alarm(naming.drift_alarm_prefix(self.config))
+        self.assets = resolver.file_assets()
+        values = published.PlatformValues.from_json(self.published, where=f"SSM parameter {parameter} (synthesized)")
+        self.pipelines = {name: resolver.pipeline(name) for name in (values.build_pipeline, values.drift_pipeline)}
+        self.names = Names.from_assembly(
+            self.config, values, {name: function.environment for name, function in self.functions.items()}
+        )
+        self.state["synth_seconds"] = round(time.perf_counter() - began, 1)
 
     # -- step 1
     def setup(self, url: str) -> None:
-        from pipelines_src.steps import contract as contracts
-
         self.account = Account(url=url, names=self.n)
         aws, n = self.aws, self.n
+        self.say(
+            f"{self.options.stage} stage synthesized in {self.state['synth_seconds']:.1f}s into "
+            f"{self.workdir / ASSEMBLY_FOLDER}: names, function environments and entry points, rule patterns and the "
+            "published values come from its templates"
+        )
         self.say(f"moto server at {url} (account {aws.names.role_arn.split(':')[4]}, {n.region}, fake credentials)")
         aws.create_storage()
+        self.publish_assets()
         self.say(f"buckets: {n.raw_bucket}, {n.curated_bucket}, {n.artifacts_bucket}")
         self.say(f"model package group: {n.model_package_group}")
         aws.create_notifications()
@@ -331,14 +378,13 @@ class Demo:
         self.say(f"DynamoDB idempotency table {n.idempotency_table} (partition key id)")
         aws.create_deploy_pipeline()
         self.say(f"deploy CodePipeline {n.deploy_pipeline} (V2, variable ModelPackageArn)")
-        contract = contracts.load_contract(PIPELINES_SRC / "contracts" / f"{n.dataset}.json")
-        features = [(column.name, column.type in ("int", "float")) for column in contract.feature_columns]
-        drift = self.config.operations.drift
-        aws.create_drift_alarms(features, drift.psi_threshold, drift.ks_threshold)
+        if self.composite is None:
+            raise DemoError("the stage is not loaded")
+        aws.create_drift_alarms(self.composite)
+        thresholds = sorted({f"{alarm.metric} > {alarm.threshold:g}" for alarm in aws.feature_alarms})
         self.say(
-            f"{len(aws.feature_alarms)} feature drift alarms ({n.alarm_prefix}-psi-*/-ks-*, PSI > "
-            f"{drift.psi_threshold:g}, KS > {drift.ks_threshold:g}) and {n.alarm_prefix}, a metric alarm standing in "
-            "for the composite alarm (moto has none)"
+            f"{len(aws.feature_alarms)} feature drift alarms of the composite alarm's rule ({', '.join(thresholds)}) "
+            f"and {n.alarm_prefix}, a metric alarm standing in for the composite alarm (moto has none)"
         )
         self.summary["names"] = {
             "raw_bucket": n.raw_bucket,
@@ -350,7 +396,9 @@ class Demo:
             "drift_pipeline": n.drift_pipeline,
             "endpoint": n.endpoint,
             "composite_alarm": n.alarm_prefix,
+            "region": n.region,
         }
+        self.publish_values()
 
     # -- step 2
     def data(self) -> None:
@@ -422,77 +470,47 @@ class Demo:
         }
         self.summary["curation"]["quarantined_by_rule"] = dict(counts["quarantined_by_rule"])
 
-    # -- step 3
-    def stage_code(self) -> dict[str, str]:
-        """The steps tarball, the runner and the contract, where the stack's assets would be."""
-        from pipelines_src.packaging import build_source_tarball
+    def publish_assets(self) -> None:
+        """As ``cdk deploy`` publishes the file assets before the stacks: the step code, the runner, the contract,
+        the curation script and the templates, into the bootstrap's assets bucket the definitions read from."""
+        s3 = self.aws.client("s3")
+        for bucket in sorted({asset.bucket for asset in self.assets}):
+            s3.create_bucket(Bucket=bucket)
+        for asset in self.assets:
+            s3.upload_file(str(asset.source), asset.bucket, asset.key)
+        buckets = ", ".join(sorted({asset.bucket for asset in self.assets}))
+        self.say(f"{len(self.assets)} file assets of the cloud assembly published to {buckets}, as cdk deploy does")
 
-        n, s3 = self.n, self.aws.client("s3")
-        tarball = build_source_tarball(PIPELINES_SRC / "steps", self.workdir / "steps.tar.gz")
-        files = {
-            "source_tar_uri": tarball,
-            "runner_uri": PIPELINES_SRC / "run_step.sh",
-            "contract_uri": PIPELINES_SRC / "contracts" / f"{n.dataset}.json",
-        }
-        uris = {}
-        for name, path in files.items():
-            key = f"code/{path.name}"
-            s3.upload_file(str(path), n.artifacts_bucket, key)
-            uris[name] = f"s3://{n.artifacts_bucket}/{key}"
-        return uris
+    def publish_values(self) -> None:
+        """What CloudFormation writes into the published-values parameter at the MLPlatform deploy: the template's
+        value, its references resolved to the emulated resources (stacks/published.py)."""
+        from stacks import naming
 
-    def publish_values(self) -> Any:
-        """The stage's deploy-time values in the emulated SSM parameter, as the MLPlatform stack publishes them
-        (stacks/published.py), read back as CI and the CLI read them."""
-        from stacks import naming, published
-
-        n, config = self.n, self.config
-        values = published.PlatformValues(
-            stage=n.stage,
-            region=n.region,
-            build_pipeline=n.build_pipeline,
-            drift_pipeline=n.drift_pipeline,
-            pipeline_role_arn=n.role_arn,
-            raw_bucket=n.raw_bucket,
-            curated_bucket=n.curated_bucket,
-            artifacts_bucket=n.artifacts_bucket,
-            artifacts_prefix=naming.BUILD_ARTIFACTS_PREFIX,
-            code_prefix=naming.CODE_PREFIX,
-            drift_artifacts_prefix=naming.DRIFT_ARTIFACTS_PREFIX,
-            input_data_uri=f"s3://{n.curated_bucket}/{n.dataset}/",
-            kms_key_arn=n.kms_key_arn,
-            subnet_ids=("subnet-demo",),
-            security_group_ids=("sg-demo",),
-            model_package_group=n.model_package_group,
-            model=config.model,
-            data_quality_monitor=config.operations.drift.model_monitor,
-        )
-        ssm = self.aws.client("ssm")
-        ssm.put_parameter(
-            Name=naming.platform_values_parameter(config), Type="String", Value=json.dumps(values.as_document())
-        )
-        return published.read(ssm, config)
+        name = naming.platform_values_parameter(self.config)
+        self.aws.client("ssm").put_parameter(Name=name, Type="String", Value=self.published)
+        self.say(f"published values in SSM {name}, as the synthesized MLPlatform template writes them")
 
     def build(self) -> None:
         from pipelines_src import cicd
-        from pipelines_src.definition import INPUT_DATA_URI, build_definition
+        from pipelines_src.definition import INPUT_DATA_URI
         from pipelines_src.local.runner import LocalPipelineRunner
+        from stacks import published
 
-        n, model, sagemaker = self.n, self.config.model, self.aws.client("sagemaker")
-        code = self.stage_code()
-        self.state["code"] = code
-        values = self.state["values"] = self.publish_values()
-        definition = build_definition(values.pipeline_settings(code))
+        sagemaker = self.aws.client("sagemaker")
+        # Read back as CI and the CLI read them.
+        values = self.state["values"] = published.read(self.aws.client("ssm"), self.config)
+        pipeline = self.pipelines[values.build_pipeline]
+        definition = pipeline.definition
         sagemaker.create_pipeline(
-            PipelineName=values.build_pipeline,
+            PipelineName=pipeline.name,
             PipelineDefinition=definition,
-            RoleArn=values.pipeline_role_arn,
-            PipelineDescription=f"{model.name} model build ({n.stage})",
+            RoleArn=pipeline.role_arn,
+            PipelineDescription=pipeline.description,
         )
         self.say(
-            f"SageMaker pipeline {values.build_pipeline} created from pipelines_src/definition.py with the values "
-            "published in SSM (as the MLPlatform stack deploys it); moto stores it but runs no step, so each step "
-            "runs here as a local process (LocalPipelineRunner), reading and writing the emulated S3"
+            f"SageMaker pipeline {values.build_pipeline} created with the definition of the synthesized MLPlatform "
+            "template, its references resolved (as CloudFormation deploys it); moto stores it but runs no step, so "
+            "each step runs here as a local process (LocalPipelineRunner), reading and writing the emulated S3"
         )
         # As CI's Train (pipelines_src/cicd.py): the checkout's code uploaded content-addressed, passed to the run as
         # the definition's code parameters; the definition itself stays as deployed.
@@ -561,61 +579,44 @@ class Demo:
         self.say(f"registered {arn} ({package['ModelApprovalStatus']}; {shown})")
 
     # -- step 4
-    def load_handler(self, name: str) -> ModuleType:
-        """The function's handler module, imported as Lambda imports it (``lambdas/`` as the package root)."""
-        if str(LAMBDAS) not in sys.path:
-            sys.path.insert(0, str(LAMBDAS))
-        env = {
-            **self.function_environment("registry_approval"),
-            **self.function_environment("drift_alert"),
-            **self.function_environment("drift_metrics"),
-            "POWERTOOLS_SERVICE_NAME": "mlops-demo",
+    def invoke(self, package: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Deliver ``event`` as EventBridge would: only if a synthesized rule in front of the function matches it,
+        to the entry point its Handler names, in the environment its template gives it."""
+        function = self.functions[package]
+        rule = function.rule_for(event)
+        if rule is None:
+            raise DemoError(
+                f"no rule of {function.stack} targeting {function.logical_id} matches the "
+                f"{event.get('detail-type')!r} event: EventBridge would not invoke the function"
+            )
+        module = self.handlers.get(package) or self._cold_start(function)
+        context = LambdaContext(function.name, function.arn, function.memory_mb)
+        with environment(self._runtime_environment(function)), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Couldn't determine the remaining time")
+            result: dict[str, Any] = getattr(module, function.entry)(dict(event), context)
+        return result
+
+    def _runtime_environment(self, function: Function) -> dict[str, str | None]:
+        """The template's variables and what the Lambda runtime adds; the demo only quiets the functions' logs."""
+        return {
+            **function.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
-        with environment(env):
-            module = importlib.import_module(f"{name}.handler")
+
+    def _cold_start(self, function: Function) -> ModuleType:
+        """The handler module imported as Lambda imports it (``lambdas/`` as the package root, the function's own
+        environment at import); kept for later events, as a warm execution environment."""
+        if str(LAMBDAS) not in sys.path:
+            sys.path.insert(0, str(LAMBDAS))
+        sys.modules.pop(function.module, None)
+        with environment(self._runtime_environment(function)):
+            module = importlib.import_module(function.module)
         module.logger.setLevel("WARNING")
+        self.handlers[function.package] = module
         return module
-
-    def function_environment(self, name: str) -> dict[str, str]:
-        """The environment the Operations stack gives the function."""
-        n = self.n
-        from stacks import naming
-
-        shared = {"NOTIFICATION_TOPIC_ARN": n.topic_arn, "IDEMPOTENCY_TABLE": n.idempotency_table}
-        versions = {
-            "MODEL_PACKAGE_GROUP": n.model_package_group,
-            "MODEL_PACKAGE_PARTITION": "aws",
-            "MODEL_PACKAGE_REGION": n.region,
-            "MODEL_PACKAGE_ACCOUNT": ACCOUNT,
-        }
-        if name == "registry_approval":
-            return {**versions, "DEPLOY_PIPELINE_NAME": n.deploy_pipeline, **shared}
-        if name == "drift_metrics":
-            from pipelines_src.drift_definition import DETECT_DRIFT, METRICS_FILE, REPORT_OUTPUT
-            from stacks.constructs.drift_alarms import NAMESPACE
-            from stacks.naming import DRIFT_ARTIFACTS_PREFIX
-
-            return {
-                "PIPELINE_ARN": f"arn:aws:sagemaker:{n.region}:{ACCOUNT}:pipeline/{n.drift_pipeline}",
-                "STEP_NAME": DETECT_DRIFT,
-                "METRICS_BUCKET": n.artifacts_bucket,
-                "METRICS_PREFIX": f"{DRIFT_ARTIFACTS_PREFIX}/{n.drift_pipeline}/",
-                "METRICS_KEY_SUFFIX": f"{DETECT_DRIFT}/{REPORT_OUTPUT}/{METRICS_FILE}",
-                "METRIC_NAMESPACE": NAMESPACE,
-                "METRIC_DIMENSIONS": json.dumps({"Model": n.model, "Stage": n.stage}, sort_keys=True),
-                "IDEMPOTENCY_TABLE": n.idempotency_table,
-            }
-        return {
-            "MODEL_BUILD_PIPELINE_NAME": n.build_pipeline,
-            "ALARM_PREFIX": n.alarm_prefix,
-            "COOLDOWN_MINUTES": str(self.config.operations.retraining.cooldown_minutes),
-            # each retraining's champion: the version production serves
-            "CHAMPION_PARAMETER": naming.champion_parameter(self.config),
-            **versions,
-            **shared,
-        }
 
     def approve(self) -> None:
         from mlops_cli import cli
@@ -638,10 +639,7 @@ class Demo:
             'moto emits no EventBridge event on UpdateModelPackage: the demo builds the "SageMaker Model Package '
             'State Change" event SageMaker sends and delivers it to the registry-approval handler'
         )
-        handler = self.load_handler("registry_approval")
-        config = handler.load_config(self.function_environment("registry_approval"))
-        clients = handler.Clients(codepipeline=codepipeline, sns=aws.client("sns"), dynamodb=aws.client("dynamodb"))
-        first = self._deliver(handler, event, config, clients)
+        first = self.invoke("registry_approval", event)
         if first.get("status") != "deploy_started":
             raise DemoError(f"the registry-approval function did not start the deploy: {first}")
         execution = codepipeline.get_pipeline_execution(
@@ -657,7 +655,7 @@ class Demo:
             f"deploy pipeline {n.deploy_pipeline} started (execution {first['pipelineExecutionId']})",
             f"version {package['ModelPackageVersion']} was approved",
         )
-        again = self._deliver(handler, event, config, clients)
+        again = self.invoke("registry_approval", event)
         runs = codepipeline.list_pipeline_executions(pipelineName=n.deploy_pipeline)["pipelineExecutionSummaries"]
         duplicate_ignored = again == first and len(runs) == 1
         self.say(
@@ -676,12 +674,6 @@ class Demo:
             "duplicate": again,
             "duplicate_ignored": duplicate_ignored,
         }
-
-    def _deliver(self, handler: ModuleType, event: Mapping[str, Any], config: Any, clients: Any) -> dict[str, Any]:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Couldn't determine the remaining time")
-            result: dict[str, Any] = handler.handle_event(event, config=config, clients=clients)
-        return result
 
     # -- step 5
     def deploy(self) -> None:
@@ -869,40 +861,17 @@ class Demo:
 
     # -- step 6
     def drift(self) -> None:
-        from pipelines_src.drift_definition import DriftSettings, build_drift_definition
         from pipelines_src.local.runner import LocalPipelineRunner
 
         n, aws = self.n, self.aws
         settings = self.config.operations.drift
-        code, values = self.state["code"], self.state["values"]
-        drift_settings = DriftSettings(
-            pipeline_name=values.drift_pipeline,
-            region=values.region,
-            role_arn=values.pipeline_role_arn,
-            artifacts_bucket=values.artifacts_bucket,
-            artifacts_prefix=values.drift_artifacts_prefix,
-            baseline_uri=self.state["baseline_uri"],
-            data_uri=f"s3://{values.raw_bucket}/datacapture/{n.endpoint}/{VARIANT}/",
-            kms_key_arn=values.kms_key_arn,
-            subnet_ids=values.subnet_ids,
-            security_group_ids=values.security_group_ids,
-            model_name=n.model,
-            stage_name=n.stage,
-            input_format="capture",
-            window_hours=settings.window_hours,
-            psi_threshold=settings.psi_threshold,
-            ks_threshold=settings.ks_threshold,
-            processing_instance_type=settings.instance_type,
-            source_tar_uri=code["source_tar_uri"],
-            runner_uri=code["runner_uri"],
-            contract_uri=code["contract_uri"],
-        )
-        definition = build_drift_definition(drift_settings)
+        pipeline = self.pipelines[self.state["values"].drift_pipeline]
+        definition = pipeline.definition
         aws.client("sagemaker").create_pipeline(
-            PipelineName=n.drift_pipeline, PipelineDefinition=definition, RoleArn=n.role_arn
+            PipelineName=pipeline.name, PipelineDefinition=definition, RoleArn=pipeline.role_arn
         )
         self.say(
-            f"drift-check pipeline {n.drift_pipeline} (pipelines_src/drift_definition.py) runs locally; its job "
+            f"drift-check pipeline {n.drift_pipeline} (the MLPlatform template's definition) runs locally; its job "
             "writes the MLOps/Drift metrics next to its report, and the drift-metrics function puts them to "
             "CloudWatch on the step's success event. Scheduled runs read "
             f"the last {settings.window_hours} h of capture; here each run reads one window's hour folder"
@@ -975,39 +944,21 @@ class Demo:
         """Deliver the DetectDrift step's success event to the drift-metrics function, as EventBridge would."""
         from pipelines_src.drift_definition import DETECT_DRIFT
 
-        n, aws = self.n, self.aws
-        handler = self.load_handler("drift_metrics")
-        config = handler.load_config(self.function_environment("drift_metrics"))
-        clients = handler.Clients(
-            s3=aws.client("s3"), cloudwatch=aws.client("cloudwatch"), dynamodb=aws.client("dynamodb")
-        )
+        n = self.n
         event = step_succeeded_event(
             n.drift_pipeline, execution_id, DETECT_DRIFT, n.region, now=dt.datetime.now(dt.UTC)
         )
-        result = self._deliver(handler, event, config, clients)
+        result = self.invoke("drift_metrics", event)
         if result.get("status") != "published":
             raise DemoError(f"the drift-metrics function did not publish: {result}")
         self.say(f"event: {DETECT_DRIFT} succeeded -> drift-metrics function: {result['metrics']} metrics published")
-
-    def _drift_handler(self) -> tuple[ModuleType, Any, Any]:
-        aws = self.aws
-        handler = self.load_handler("drift_alert")
-        config = handler.load_config(self.function_environment("drift_alert"))
-        clients = handler.Clients(
-            sagemaker=aws.client("sagemaker"),
-            sns=aws.client("sns"),
-            dynamodb=aws.client("dynamodb"),
-            ssm=aws.client("ssm"),
-        )
-        return handler, config, clients
 
     def _alarm_changed(self, previous: str) -> dict[str, Any]:
         """Deliver the composite alarm's current state as CloudWatch's state-change event; record the outcome."""
         n, aws = self.n, self.aws
         alarm = aws.alarm(n.alarm_prefix)
         event = alarm_event(alarm, previous, n.region)
-        handler, config, clients = self._drift_handler()
-        result = self._deliver(handler, event, config, clients)
+        result = self.invoke("drift_alert", event)
         state = event["detail"]["state"]
         self.say(
             f"event: {n.alarm_prefix} {previous} -> {state['value']} at {state['timestamp']} "

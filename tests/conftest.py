@@ -32,10 +32,10 @@ def cdk_json_context() -> dict[str, Any]:
 
 
 def new_app(**kwargs: Any) -> App:
-    """An app with cdk.json's context (feature flags included), as the CLI would build it."""
-    from aws_cdk import App
+    """An app with cdk.json's context (feature flags included), as the CLI would build it (the demo's app)."""
+    from demo.assembly import new_app as app_with
 
-    return App(context=cdk_json_context(), builtin_cloud_formation_validation=False, **kwargs)
+    return app_with(cdk_json_context(), **kwargs)
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from demo import run
+from demo.assembly import Assembly, Resolver
+from demo.emulation import ACCOUNT
 from demo.progress import Timeline
 from pipelines_src.local.images import ImageRuntime, for_image
 from pipelines_src.local.serving import XGBOOST_IMAGE
@@ -40,12 +42,17 @@ def test_one_version_is_registered_with_a_finite_metric(fast_run: tuple[dict[str
 
 @pytest.mark.slow
 def test_the_build_runs_the_checkouts_code_as_ci_passes_it(fast_run: tuple[dict[str, Any], str, Path]) -> None:
-    """As CI's Train: the deployed definition, the step code content-addressed and passed as its code parameters."""
-    summary, out, _ = fast_run
+    """As CI's Train: the deployed definition, the step code content-addressed and passed as its code parameters
+    under the object names the deployed definition gives them (the synthesized template's)."""
+    summary, out, workdir = fast_run
     parameters = summary["build_parameters"]
     assert set(parameters) >= {"RunnerUri", "SourceTarUri", "ContractUri"}
+    resolver = Resolver(Assembly.read(workdir / run.ASSEMBLY_FOLDER), ACCOUNT, summary["names"]["region"])
+    deployed = json.loads(resolver.pipeline(summary["names"]["build_pipeline"]).definition)
+    default = next(item["DefaultValue"] for item in deployed["Parameters"] if item["Name"] == "RunnerUri")
     runner = hashlib.sha256(RUNNER_PATH.read_bytes()).hexdigest()
-    assert parameters["RunnerUri"] == f"s3://{summary['names']['artifacts_bucket']}/code/{runner}/{RUNNER_PATH.name}"
+    name = default.rsplit("/", 1)[-1]
+    assert parameters["RunnerUri"] == f"s3://{summary['names']['artifacts_bucket']}/code/{runner}/{name}"
     assert "as CI runs it: this checkout's code under" in out
 
 
