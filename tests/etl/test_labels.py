@@ -46,7 +46,7 @@ def test_labels_are_curated_under_their_own_folder_with_the_contract_types(label
     lake, report = labels_run
     curated = read_zone(lake / "curated" / FOLDER)
     assert report["dataset"] == DATASET and report["status"] == "processed"
-    assert sorted(zip(curated["inference_id"], curated["delivery_minutes"], curated["dt"])) == [
+    assert sorted(zip(curated["inference_id"], curated["delivery_minutes"], curated["dt"], strict=True)) == [
         ("batch-7:3", 18.0, "2026-11-01"),
         ("order-1", 31.5, "2026-11-01"),
         ("order-4", 22.0, "2026-11-01"),
@@ -61,7 +61,7 @@ def test_labels_are_curated_under_their_own_folder_with_the_contract_types(label
 def test_bad_and_conflicting_labels_are_quarantined_with_their_rule(labels_run: tuple[Path, dict]) -> None:
     lake, report = labels_run
     quarantined = read_zone(lake / "quarantine" / FOLDER)
-    rules = sorted(zip(quarantined["inference_id"].fillna(""), quarantined["_rule"]))
+    rules = sorted(zip(quarantined["inference_id"].fillna(""), quarantined["_rule"], strict=True))
     assert rules == [
         ("", "unexpected_null"),
         ("order-2", "wrong_type"),
