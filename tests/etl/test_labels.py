@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
@@ -13,6 +14,7 @@ from tests.etl.conftest import read_zone, run_job
 
 DATASET = labels_dataset("delivery_time")
 FOLDER = labels_folder("delivery_time")
+Run = tuple[Path, dict[str, Any]]  # the lake and the run report
 HEADER = "inference_id,delivery_minutes,event_time\n"
 ROWS = {
     "2026-11-01": [
@@ -32,7 +34,7 @@ ROWS = {
 
 
 @pytest.fixture(scope="module")
-def labels_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def labels_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Run:
     root = tmp_path_factory.mktemp("labels")
     for day, rows in ROWS.items():
         folder = root / "raw" / FOLDER / f"dt={day}"
@@ -42,7 +44,7 @@ def labels_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) ->
     return root / "lake", report
 
 
-def test_labels_are_curated_under_their_own_folder_with_the_contract_types(labels_run: tuple[Path, dict]) -> None:
+def test_labels_are_curated_under_their_own_folder_with_the_contract_types(labels_run: Run) -> None:
     lake, report = labels_run
     curated = read_zone(lake / "curated" / FOLDER)
     assert report["dataset"] == DATASET and report["status"] == "processed"
@@ -58,7 +60,7 @@ def test_labels_are_curated_under_their_own_folder_with_the_contract_types(label
     assert not (lake / "curated" / DATASET).exists()
 
 
-def test_bad_and_conflicting_labels_are_quarantined_with_their_rule(labels_run: tuple[Path, dict]) -> None:
+def test_bad_and_conflicting_labels_are_quarantined_with_their_rule(labels_run: Run) -> None:
     lake, report = labels_run
     quarantined = read_zone(lake / "quarantine" / FOLDER)
     rules = sorted(zip(quarantined["inference_id"].fillna(""), quarantined["_rule"], strict=True))

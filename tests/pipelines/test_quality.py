@@ -221,11 +221,12 @@ def _capture_line(rows: pd.DataFrame, names: list[str], time: str, inference_id:
     return json.dumps(event)
 
 
-def test_the_step_reads_capture_and_curated_labels_and_writes_report_and_metrics(tmp_path: Path) -> None:
+def write_step_inputs(root: Path) -> list[str]:
+    """Capture (two requests, four rows) and curated labels under ``root``; the step's arguments for them."""
     contract = contracts.load_contract(CONTRACT)
     names = features.from_contract(contract).names
     rows = generate(4, seed=3, days=1)
-    folder = tmp_path / "capture" / "endpoint" / "AllTraffic" / "2026" / "11" / "01" / "12"
+    folder = root / "capture" / "endpoint" / "AllTraffic" / "2026" / "11" / "01" / "12"
     folder.mkdir(parents=True)
     (folder / "part.jsonl").write_text(
         "\n".join(
@@ -236,7 +237,7 @@ def test_the_step_reads_capture_and_curated_labels_and_writes_report_and_metrics
         )
         + "\n"
     )
-    labels = tmp_path / "labels" / "dt=2026-11-01"
+    labels = root / "labels" / "dt=2026-11-01"
     labels.mkdir(parents=True)
     pd.DataFrame(
         {
@@ -245,16 +246,18 @@ def test_the_step_reads_capture_and_curated_labels_and_writes_report_and_metrics
             "event_time": [f"2026-11-01T12:{minute}:00Z" for minute in ("30", "31", "32", "59", "33")],
         }
     ).to_parquet(labels / "part-0.parquet")
+    return [
+        *("--capture-dir", str(root / "capture"), "--labels-dir", str(root / "labels")),
+        *("--contract", str(CONTRACT), "--labels-contract", str(LABELS_CONTRACT), "--output-dir", str(root / "out")),
+        *("--since", "2026-11-01T12:00:00Z", "--until", "2026-11-01T13:00:00Z", "--lateness-hours", "1"),
+        *("--metric", "mae", "--goal", "minimize", "--max-degradation", "1", "--min-labels", "3"),
+        *("--reference", "1.5", "--model", "delivery-time", "--stage", "dev", "--metrics"),
+    ]
+
+
+def test_the_step_reads_capture_and_curated_labels_and_writes_report_and_metrics(tmp_path: Path) -> None:
+    code = quality.main(write_step_inputs(tmp_path))
     out = tmp_path / "out"
-    code = quality.main(
-        [
-            *("--capture-dir", str(tmp_path / "capture"), "--labels-dir", str(tmp_path / "labels")),
-            *("--contract", str(CONTRACT), "--labels-contract", str(LABELS_CONTRACT), "--output-dir", str(out)),
-            *("--since", "2026-11-01T12:00:00Z", "--until", "2026-11-01T13:00:00Z", "--lateness-hours", "1"),
-            *("--metric", "mae", "--goal", "minimize", "--max-degradation", "1", "--min-labels", "3"),
-            *("--reference", "1.5", "--model", "delivery-time", "--stage", "dev", "--metrics"),
-        ]
-    )
     assert code == 0
     report = json.loads((out / quality.REPORT_FILE).read_text())
     # used: one (33 vs 30), batch:0 (14 vs 10), batch:2 (40 vs 40): mae (3 + 4 + 0) / 3
