@@ -189,26 +189,31 @@ def join(predictions: Predictions, labels: Labels, window: Window) -> Joined:
     """Match labels to the window's predictions by id and count every bucket (module doc)."""
     since, until = window.since.timestamp(), window.until.timestamp()
     lateness = window.lateness.total_seconds()
-    ids = pd.Series(list(predictions.ids), dtype=object)
-    has_id = ids.notna().to_numpy()
+    # One factorization of every id, predictions' and labels': the join is then on integer codes (-1: no id).
+    ids = np.asarray(list(predictions.ids), dtype=object)
+    label_ids = np.asarray(list(labels.ids), dtype=object)
+    codes, distinct = pd.factorize(np.concatenate([ids, label_ids]))
+    codes = np.asarray(codes, dtype=np.int64)
+    prediction_codes, label_codes = codes[: len(ids)], codes[len(ids) :]
+    has_id = prediction_codes >= 0
     answered = ~np.isnan(predictions.values)
     in_window = predictions.times >= since
     candidates = np.flatnonzero(has_id & answered)
     # The earliest prediction of an id is the one labels join to (stable: read order among equal times).
     candidates = candidates[np.argsort(predictions.times[candidates], kind="stable")]
-    repeated = ids.iloc[candidates].duplicated(keep="first").to_numpy()
-    known = candidates[~repeated]
-    index = pd.Index(ids.iloc[known].to_numpy())
+    _, first = np.unique(prediction_codes[candidates], return_index=True)
+    repeated = np.ones(len(candidates), dtype=bool)
+    repeated[first] = False
+    known = candidates[first]
+    row_of_code = np.full(len(distinct) + 1, -1, dtype=np.int64)  # one more: labels without any id index it too
+    row_of_code[prediction_codes[known]] = known
 
-    label_ids = pd.Series(list(labels.ids), dtype=object)
-    usable = label_ids.notna().to_numpy() & ~np.isnan(labels.targets) & ~np.isnan(labels.times)
+    usable = (label_codes >= 0) & ~np.isnan(labels.targets) & ~np.isnan(labels.times)
     in_range = usable & (labels.times >= since) & (labels.times < until + lateness)
-    position = np.full(len(label_ids), -1, dtype=np.int64)
-    if in_range.any():
-        position[in_range] = index.get_indexer(label_ids[in_range].astype(str).to_numpy())
-    row = np.where(position >= 0, known[np.maximum(position, 0)], -1)
+    row = np.where(in_range, row_of_code[np.maximum(label_codes, 0)], -1)
     matched = row >= 0
-    for_window = matched & in_window[np.maximum(row, 0)]
+    for_window = matched.copy()
+    for_window[matched] = in_window[row[matched]]
     earlier = matched & ~for_window
 
     # Labels of window predictions, grouped by prediction, the earliest observed first.
@@ -257,8 +262,8 @@ def join(predictions: Predictions, labels: Labels, window: Window) -> Joined:
     )
 
 
-def _ids(values: pd.Series, positions: IntArray) -> list[str]:
-    return [str(value) for value in values.iloc[np.sort(positions)[:SAMPLE_IDS]]]
+def _ids(values: npt.NDArray[Any], positions: IntArray) -> list[str]:
+    return [str(value) for value in values[np.sort(positions)[:SAMPLE_IDS]]]
 
 
 @dataclass(frozen=True)

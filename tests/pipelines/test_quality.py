@@ -308,3 +308,10 @@ def test_captured_predictions_read_json_and_csv_answers_and_not_refusals() -> No
     assert capture.captured_predictions(event("application/json", '{"message": "row 0: bad"}')) is None
     assert capture.captured_predictions(event("text/html", "<p>error</p>")) is None
     assert capture.captured_predictions({"captureData": {}}) is None
+
+
+def test_nothing_to_join_counts_nothing_and_gives_no_verdict() -> None:
+    joined = quality.join(_predictions(), _labels((None, 5.0, "2026-11-01T12:30:00Z")), WINDOW)
+    assert joined.labels["unusable"] == 1 and sum(joined.predictions.values()) == 0
+    verdict = quality.Verdict("rmse", "minimize", 1.0, min_labels=1).judge(joined, reference=1.0)
+    assert verdict["status"] == quality.INSUFFICIENT and verdict["value"] is None
