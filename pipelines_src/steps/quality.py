@@ -425,6 +425,19 @@ def _moment(text: str) -> dt.datetime:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _reference(text: str) -> float | None:
+    """``--reference``: a finite number, or empty for none (a pipeline parameter has no null)."""
+    if not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Join labels with served predictions; report model quality.")
     parser.add_argument("--capture-dir", default=CAPTURE_DIR)
@@ -440,7 +453,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--goal", choices=GOALS, required=True)
     parser.add_argument("--max-degradation", type=float, required=True, help="in the metric's unit")
     parser.add_argument("--min-labels", type=int, required=True)
-    parser.add_argument("--reference", type=float, help="the served version's evaluation metric")
+    parser.add_argument(
+        "--reference", type=_reference, help="the served version's evaluation metric (empty: none to compare with)"
+    )
     parser.add_argument("--model", help="Model dimension of the metrics (needed with --metrics)")
     parser.add_argument("--stage", help="Stage dimension of the metrics (needed with --metrics)")
     parser.add_argument("--metrics", action="store_true", help=f"write {METRICS_FILE} ({NAMESPACE})")
