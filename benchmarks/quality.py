@@ -27,6 +27,10 @@ benchmarks/quality.py`` on the project venv (Python 3.11, pandas 3.1, numpy 2.4)
 0.30 s. The join factorizes every id (predictions' and labels') once and works on integer codes; with
 a pandas Index lookup and ``duplicated`` on the strings instead it took 2.4 s and 264 MiB. Reading the
 capture itself (``capture.read_capture``, one JSON line at a time) is not part of this measurement.
+On the scikit-learn image's interpreter (``--python .venv-images/sagemaker-scikit-learn-1.2-1/bin/python``:
+Python 3.9, pandas 1.1.3, numpy 1.24), under a load average of about 6.5: join + metric 2.9 s, the project
+venv 3.2 s at the same load; tracemalloc peak 127 MiB, resident set growth 47 MiB; read_labels 2.3 s
+(pandas 1.1's date-time parsing), against 1.0 s. Both found the same buckets and rmse.
 """
 
 from __future__ import annotations
