@@ -67,6 +67,8 @@ METRIC_GOALS = frozenset({"minimize", "maximize"})
 # Metrics the Evaluate step writes (pipelines_src/steps/evaluate.py).
 REGRESSION_METRICS = frozenset({"rmse", "mae", "r2"})
 CONTRACTS_DIR = Path(__file__).resolve().parents[1] / "pipelines_src" / "contracts"
+# A model dataset's ground truth is the dataset <dataset>_labels (stacks/datasets.py labels_dataset).
+LABELS_SUFFIX = "_labels"
 MAX_AZS = 3
 
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -590,7 +592,12 @@ def _infrastructure_source(
 
 def _model(reader: _Reader) -> ModelConfig:
     dataset = reader.string("dataset")
-    contracts = sorted(path.stem for path in CONTRACTS_DIR.glob("*.json"))
+    contracts = sorted(path.stem for path in CONTRACTS_DIR.glob("*.json") if not path.stem.endswith(LABELS_SUFFIX))
+    if dataset.endswith(LABELS_SUFFIX) and dataset[: -len(LABELS_SUFFIX)] in contracts:
+        raise ConfigError(
+            f'{reader.key("dataset")}: "{dataset}" is the ground truth of {dataset[: -len(LABELS_SUFFIX)]}, '
+            "not a dataset a model trains on"
+        )
     if dataset not in contracts:
         raise ConfigError(
             f'{reader.key("dataset")}: "{dataset}" has no data contract '

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stacks.config import CONTRACTS_DIR
+from stacks.config import CONTRACTS_DIR, LABELS_SUFFIX
 from stacks.constructs.catalog import Column, TableSpec
 
 # Contract column types -> Glue (Hive) types of the curated Parquet files.
@@ -31,7 +31,7 @@ LABELS_FOLDER = "labels"
 
 def labels_dataset(dataset: str) -> str:
     """The labels dataset of a model dataset (its contract's ``dataset``)."""
-    return f"{dataset}_labels"
+    return f"{dataset}{LABELS_SUFFIX}"
 
 
 def labels_folder(dataset: str) -> str:

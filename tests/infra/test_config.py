@@ -316,6 +316,10 @@ BAD_CONFIGS = {
         _set("defaults.data_lake.etl.batch_size", 500),
         "mlops.stages.dev.data_lake.etl.batch_size: 500 is out of range, expected 1 to 100",
     ),
+    "a labels dataset as the model's dataset": (
+        _set("defaults.model.dataset", "delivery_time_labels"),
+        'mlops.stages.dev.model.dataset: "delivery_time_labels" is the ground truth of delivery_time, not a dataset',
+    ),
     "negative allowed quality degradation": (
         _set("defaults.operations.quality.max_degradation", -1),
         "mlops.stages.dev.operations.quality.max_degradation: -1.0 is out of range, expected a number >= 0",
