@@ -963,6 +963,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The job's arguments; unknown ones (Glue's --JOB_NAME, --job-bookmark-option, ...) are ignored."""
     parser = argparse.ArgumentParser(prog="curate", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--dataset", required=True)
+    parser.add_argument(
+        "--dataset_folder",
+        default="",
+        help="the dataset's folder under each zone root (default: the dataset name; labels/<model dataset> for labels)",
+    )
     parser.add_argument("--contract_uri", required=True, help="contract JSON (local path or s3://)")
     parser.add_argument("--raw_uri", required=True, help="raw zone root: <raw_uri>/<dataset>/dt=YYYY-MM-DD/")
     parser.add_argument("--curated_uri", required=True)
@@ -1022,6 +1027,14 @@ def _print(message: str) -> None:
     print(f"[curate] {message}", flush=True)
 
 
+def _dataset_folder(folder: str) -> str:
+    """``--dataset_folder``: relative path segments of letters, digits, ``._-`` (no ``..``)."""
+    parts = folder.strip("/").split("/")
+    if not all(_RUN_ID.match(part) and part not in (".", "..") for part in parts):
+        raise JobError(f"--dataset_folder: {folder!r} must be a relative path of letters, digits, '.', '_', '-'")
+    return "/".join(parts)
+
+
 def run(spark: SparkSession, args: argparse.Namespace, *, progress: Progress = _print) -> dict[str, Any]:
     """One run of the job (see the module docstring); returns the run report, also written to report_uri."""
     started = _now()
@@ -1045,12 +1058,13 @@ def run(spark: SparkSession, args: argparse.Namespace, *, progress: Progress = _
         raise JobError(f"--contract_uri: {args.contract_uri} is the contract of {contract.dataset!r}, not {dataset!r}")
     if not storage.exists(args.raw_uri):
         raise JobError(f"--raw_uri: {args.raw_uri} does not exist")
-    raw_root = storage.qualified(_join(args.raw_uri, dataset))
+    folder = _dataset_folder(getattr(args, "dataset_folder", "") or dataset)
+    raw_root = storage.qualified(_join(args.raw_uri, folder))
     out = {
-        "curated": _join(args.curated_uri, dataset),
-        "quarantine": _join(args.quarantine_uri, dataset),
-        "manifest": _join(args.state_uri, dataset, "manifest.json"),
-        "report": _join(args.report_uri, dataset, f"{run_id}.json"),
+        "curated": _join(args.curated_uri, folder),
+        "quarantine": _join(args.quarantine_uri, folder),
+        "manifest": _join(args.state_uri, folder, "manifest.json"),
+        "report": _join(args.report_uri, folder, f"{run_id}.json"),
     }
     files, ignored = select_raw_files(storage.list_files(raw_root), raw_root)
     manifest = _load_manifest(storage, out["manifest"], tolerate_invalid=args.full_refresh)

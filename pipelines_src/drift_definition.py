@@ -94,6 +94,19 @@ _OWNER: Final = "DriftSettings"
 _DIMENSION = re.compile(r"[^\s-]\S{0,1023}")
 
 
+def check_dimensions(settings: object, owner: str) -> None:
+    """``model_name`` and ``stage_name``: CloudWatch dimension values that are also one argument each."""
+    for name in ("model_name", "stage_name"):
+        value = getattr(settings, name)
+        if not isinstance(value, str) or not _DIMENSION.fullmatch(value):
+            raise _fail(
+                name,
+                value,
+                "is not a CloudWatch dimension value (1 to 1024 characters, no whitespace, not starting with '-')",
+                owner,
+            )
+
+
 @dataclass(frozen=True)
 class DriftSettings:
     """Everything the drift-check definition depends on. String fields may hold `${Name}` placeholders.
@@ -152,15 +165,7 @@ class DriftSettings:
         hours: object = self.window_hours
         if isinstance(hours, bool) or not isinstance(hours, int) or not 0 <= hours <= MAX_WINDOW_HOURS:
             raise _fail("window_hours", hours, f"must be an integer from 0 (no window) to {MAX_WINDOW_HOURS}", _OWNER)
-        for name in ("model_name", "stage_name"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not _DIMENSION.fullmatch(value):
-                raise _fail(
-                    name,
-                    value,
-                    "is not a CloudWatch dimension value (1 to 1024 characters, no whitespace, not starting with '-')",
-                    _OWNER,
-                )
+        check_dimensions(self, _OWNER)
         # As drift.py checks them: it refuses what these would let through.
         for name, high in (("psi_threshold", math.inf), ("ks_threshold", 1.0)):
             value = getattr(self, name)

@@ -67,6 +67,8 @@ METRIC_GOALS = frozenset({"minimize", "maximize"})
 # Metrics the Evaluate step writes (pipelines_src/steps/evaluate.py).
 REGRESSION_METRICS = frozenset({"rmse", "mae", "r2"})
 CONTRACTS_DIR = Path(__file__).resolve().parents[1] / "pipelines_src" / "contracts"
+# A model dataset's ground truth is the dataset <dataset>_labels (stacks/datasets.py labels_dataset).
+LABELS_SUFFIX = "_labels"
 MAX_AZS = 3
 
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -225,11 +227,29 @@ class RetrainingConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """The model-quality check (pipelines_src/steps/quality.py): labels joined with served predictions."""
+
+    # Predictions of the last window_hours before the lateness bound are judged.
+    window_hours: int = 24
+    # A label counts up to this many hours after its prediction; later ones are counted as late.
+    lateness_hours: int = 24
+    # Fewer labelled predictions than this in a window: "insufficient labels", no verdict.
+    min_labels: int = 100
+    # How much worse than the served version's own evaluation metric the live metric may be
+    # (in the metric's unit, in the direction of model.goal) before model quality has decayed.
+    max_degradation: float = 1.0
+    # Consecutive decayed windows before the decay alarm.
+    evaluation_periods: int = 1
+
+
+@dataclass(frozen=True)
 class OperationsConfig:
     drift: DriftConfig
     retraining: RetrainingConfig
     # Days a failed event stays in a dead-letter queue (SQS allows 1 to 14).
     dlq_retention_days: int
+    quality: QualityConfig = QualityConfig()
     # Rejecting the version an endpoint serves starts the deploy pipeline for the previous approved version.
     rollback_on_rejection: bool = False
     # The model's CloudWatch dashboard (3 USD a month each beyond an account's first three).
@@ -572,7 +592,12 @@ def _infrastructure_source(
 
 def _model(reader: _Reader) -> ModelConfig:
     dataset = reader.string("dataset")
-    contracts = sorted(path.stem for path in CONTRACTS_DIR.glob("*.json"))
+    contracts = sorted(path.stem for path in CONTRACTS_DIR.glob("*.json") if not path.stem.endswith(LABELS_SUFFIX))
+    if dataset.endswith(LABELS_SUFFIX) and dataset[: -len(LABELS_SUFFIX)] in contracts:
+        raise ConfigError(
+            f'{reader.key("dataset")}: "{dataset}" is the ground truth of {dataset[: -len(LABELS_SUFFIX)]}, '
+            "not a dataset a model trains on"
+        )
     if dataset not in contracts:
         raise ConfigError(
             f'{reader.key("dataset")}: "{dataset}" has no data contract '
@@ -733,6 +758,23 @@ def _valid_hour_field(field_: str) -> bool:
     return not step or (1 <= int(step) <= 24 and 24 % int(step) == 0)
 
 
+def _quality(reader: _Reader) -> QualityConfig:
+    degradation = reader.number("max_degradation")
+    if not math.isfinite(degradation) or degradation < 0:
+        raise ConfigError(
+            f"{reader.key('max_degradation')}: {degradation} is out of range, expected a number >= 0 "
+            "(how much worse than the served version's evaluation the live metric may be, in the metric's unit)"
+        )
+    return reader.build(
+        QualityConfig,
+        window_hours=reader.integer("window_hours", minimum=1, maximum=24 * 90),
+        lateness_hours=reader.integer("lateness_hours", minimum=0, maximum=24 * 30),
+        min_labels=reader.integer("min_labels", minimum=1, maximum=10_000_000),
+        max_degradation=degradation,
+        evaluation_periods=reader.integer("evaluation_periods", minimum=1, maximum=24),
+    )
+
+
 def _operations(reader: _Reader) -> OperationsConfig:
     retraining = reader.block("retraining")
     schedule_what = "an EventBridge Scheduler expression like rate(7 days) or cron(0 3 ? * MON *)"
@@ -745,6 +787,7 @@ def _operations(reader: _Reader) -> OperationsConfig:
             cooldown_minutes=retraining.integer("cooldown_minutes", minimum=0, maximum=7 * 24 * 60),
         ),
         dlq_retention_days=reader.integer("dlq_retention_days", minimum=1, maximum=14),
+        quality=_quality(reader.block("quality")),
         rollback_on_rejection=reader.flag("rollback_on_rejection"),
         dashboards=reader.flag("dashboards"),
         alarms=reader.flag("alarms"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stacks.config import CONTRACTS_DIR
+from stacks.config import CONTRACTS_DIR, LABELS_SUFFIX
 from stacks.constructs.catalog import Column, TableSpec
 
 # Contract column types -> Glue (Hive) types of the curated Parquet files.
@@ -24,8 +24,26 @@ def contract_path(dataset: str) -> Path:
     return CONTRACTS_DIR / f"{dataset}.json"
 
 
-def curated_table(dataset: str) -> TableSpec:
-    """The curated zone's table for a dataset: every contract column, Parquet, partitioned by day."""
+# Ground truth of a model's predictions: the dataset <dataset>_labels, whose contract is
+# pipelines_src/contracts/<dataset>_labels.json, lands in every zone under labels/<dataset>/.
+LABELS_FOLDER = "labels"
+
+
+def labels_dataset(dataset: str) -> str:
+    """The labels dataset of a model dataset (its contract's ``dataset``)."""
+    return f"{dataset}{LABELS_SUFFIX}"
+
+
+def labels_folder(dataset: str) -> str:
+    """Where a model dataset's labels live in each zone (the curation job's ``--dataset_folder``)."""
+    return f"{LABELS_FOLDER}/{dataset}"
+
+
+def curated_table(dataset: str, folder: str | None = None) -> TableSpec:
+    """The curated zone's table for a dataset: every contract column, Parquet, partitioned by day.
+
+    ``folder``: the dataset's folder in the zone (default: the dataset name; ``labels_folder`` for labels).
+    """
     path = contract_path(dataset)
     contract = json.loads(path.read_text())
     columns = []
@@ -36,7 +54,7 @@ def curated_table(dataset: str) -> TableSpec:
     return TableSpec(
         name=f"curated_{contract['dataset']}",
         zone="curated",
-        prefix=f"{contract['dataset']}/",
+        prefix=f"{folder or contract['dataset']}/",
         columns=tuple(columns),
         partition_keys=(PARTITION_KEY,),
         description=contract.get("description", f"Curated {contract['dataset']}")[:2048],

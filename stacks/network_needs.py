@@ -118,6 +118,7 @@ MODEL_BUILD_JOBS = Workload(
         "pipelines_src/steps/preprocess.py",
         "pipelines_src/steps/train.py",
         "pipelines_src/steps/evaluate.py",
+        "pipelines_src/steps/metrics.py",
         *_STEP_MODULES,
     ),
     network_isolated=True,
@@ -131,6 +132,22 @@ DRIFT_JOB = Workload(
     defined_in="pipelines_src/drift_definition.py",
     code=("pipelines_src/run_step.sh", "pipelines_src/steps/drift.py", *_STEP_MODULES),
     # drift.py writes its metrics to S3 (--metrics); lambdas/drift_metrics puts them to CloudWatch outside the VPC.
+    network_isolated=True,
+    container=frozenset(),
+    platform=frozenset(),
+    telemetry=SAGEMAKER_TELEMETRY,
+)
+
+QUALITY_JOB = Workload(
+    name="model-quality job (CheckQuality)",
+    defined_in="pipelines_src/quality_definition.py",
+    code=(
+        "pipelines_src/run_step.sh",
+        "pipelines_src/steps/quality.py",
+        "pipelines_src/steps/metrics.py",
+        *_STEP_MODULES,
+    ),
+    # quality.py writes its metrics to S3 (--metrics), to be put to CloudWatch from outside the VPC.
     network_isolated=True,
     container=frozenset(),
     platform=frozenset(),

@@ -15,6 +15,8 @@ a JSON answer of the endpoint holds the id the endpoint assigned (``"inference_i
 pipelines_src/serving/inference.py). ``request_inference_id`` reads a record's id that way, and each row
 of a request is identified by ``prediction_id``: the request's id for a one-row request, ``<id>:<row>``
 (0-based) for the rows of a batch. Ground-truth labels name predictions by these ids.
+``captured_predictions`` reads the answer's predictions (one per request row); ``read_capture`` gives
+each row its served prediction and its request's inference time, for the model-quality join (quality.py).
 
 The endpoint's request contract (the features are ``features.from_contract``'s: the
 contract's columns minus the target, id, partition and date columns, in contract order):
@@ -135,6 +137,10 @@ class CaptureData:
     last_inference_time: str | None = None
     # Row i's prediction id (``prediction_id``), None when its request carries no inference id.
     inference_ids: list[str | None] = field(default_factory=list)
+    # Row i's served prediction (``captured_predictions``; NaN when the answer holds none for it) and its
+    # request's inference time (seconds since the epoch, UTC).
+    predictions: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    inference_times: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
     @property
     def malformed_count(self) -> int:
@@ -218,6 +224,30 @@ def request_inference_id(event: Mapping[str, Any]) -> str | None:
         return None
     assigned = answer.get(INFERENCE_ID_KEY) if isinstance(answer, dict) else None
     return assigned if isinstance(assigned, str) and assigned else None
+
+
+def captured_predictions(event: Mapping[str, Any]) -> list[float] | None:
+    """The predictions of a capture record's answer (``captureData.endpointOutput``), one per request row:
+    ``{"predictions": [...]}`` for JSON, one number a line for CSV (pipelines_src/serving/inference.py
+    ``encode``); None when the answer is absent or holds anything else (a refusal)."""
+    output = _dig(event, "captureData", "endpointOutput")
+    media = media_type(output.get("observedContentType")) if isinstance(output, dict) else None
+    if media not in (CSV_CONTENT_TYPE, JSON_CONTENT_TYPE):
+        return None
+    body = _body(output)
+    if isinstance(body, _Skip):
+        return None
+    try:
+        if media == JSON_CONTENT_TYPE:
+            answer = json.loads(body[1])
+            values = answer.get("predictions") if isinstance(answer, dict) else None
+        else:
+            values = [line for line in body[1].splitlines() if line.strip()]
+        if not isinstance(values, list) or any(isinstance(value, (bool, dict, list)) for value in values):
+            return None
+        return [float(value) for value in values]
+    except (TypeError, ValueError):
+        return None
 
 
 def prediction_id(inference_id: str, row: int, rows: int) -> str:
@@ -350,6 +380,8 @@ class _Reader:
         self.lines: list[int] = []
         self.rows_of_row: list[int] = []
         self.ids: list[str | None] = []
+        self.predictions: list[float] = []
+        self.times: list[float] = []
         self.files: list[str] = []
         self.file_rows: list[int] = []
         self.requests = 0
@@ -406,7 +438,7 @@ class _Reader:
         if isinstance(body, _Skip):
             self.skip(label, line, body.reason, body.detail)
             return
-        self._rows(*body, label, line, request_inference_id(event))
+        self._rows(*body, label, line, request_inference_id(event), captured_predictions(event), moment.timestamp())
 
     def _add(self, values: list[Any], line: int, row: int, inference_id: str | None) -> None:
         for name, value in contracts.zip_equal(self.names, values):
@@ -415,7 +447,16 @@ class _Reader:
         self.rows_of_row.append(row)
         self.ids.append(inference_id)
 
-    def _rows(self, media: str, body: str, label: str, line: int, inference_id: str | None) -> None:
+    def _rows(
+        self,
+        media: str,
+        body: str,
+        label: str,
+        line: int,
+        inference_id: str | None,
+        predicted: list[float] | None = None,
+        moment: float = float("nan"),
+    ) -> None:
         try:
             request = parse_request(media, body, self.names, numeric=self.numeric)
         except RequestError as error:
@@ -424,9 +465,12 @@ class _Reader:
         for problem in request.problems:
             self.skip(label, line, problem.reason, problem.detail, problem.row)
         count = len(request.rows) + len(request.problems)
+        answered = predicted is not None and len(predicted) == count
         for position, values in request.rows:
             row_id = None if inference_id is None else prediction_id(inference_id, position, count)
             self._add(values, line, position, row_id)
+            self.predictions.append(predicted[position] if answered and predicted is not None else float("nan"))
+            self.times.append(moment)
 
 
 @dataclass(frozen=True)
@@ -507,11 +551,14 @@ def read_capture(
         keep &= ~bad
     order = sorted(range(len(reader.malformed)), key=lambda index: _position(reader.malformed[index]))
     ids = reader.ids
+    predictions = np.asarray(reader.predictions, dtype=np.float64)
+    times = np.asarray(reader.times, dtype=np.float64)
     if not keep.all():
         raw = raw.loc[keep].reset_index(drop=True)
         lines = lines[keep]
         file_index = file_index[keep]
         ids = [value for value, kept in zip(ids, keep.tolist()) if kept]
+        predictions, times = predictions[keep], times[keep]
     dataset = contracts.dataset_from_frame(raw, narrowed, label=str(root))
     counts = np.bincount(file_index, minlength=len(reader.files)) if len(reader.files) else np.zeros(0, np.int64)
     dataset.files = list(reader.files)
@@ -526,6 +573,8 @@ def read_capture(
         first_inference_time=_iso(reader.first),
         last_inference_time=_iso(reader.last),
         inference_ids=ids,
+        predictions=predictions,
+        inference_times=times,
     )
 
 

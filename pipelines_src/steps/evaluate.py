@@ -56,8 +56,10 @@ import xgboost as xgb
 
 try:
     from . import features
+    from .metrics import GOALS, METRICS, regression_metrics
 except ImportError:  # run as a script inside a SageMaker container
     import features  # type: ignore[no-redef, import-not-found]
+    from metrics import GOALS, METRICS, regression_metrics  # type: ignore[no-redef, import-not-found]
 
 MODEL_DIR = "/opt/ml/processing/input/model"
 TEST_DIR = "/opt/ml/processing/input/test"
@@ -67,8 +69,6 @@ EVALUATION_FILE = "evaluation.json"
 MODEL_ARCHIVE = "model.tar.gz"
 MODEL_FILE = "xgboost-model.json"
 BOOTSTRAP_ROUNDS = 30
-GOALS = ("minimize", "maximize")
-METRICS = ("mse", "rmse", "mae", "r2")
 # What the champion was: scored on the test split, absent (first version), or unable to score it.
 SCORED, NO_CHAMPION, UNSCORABLE = "scored", "none", "unscorable"
 
@@ -295,19 +295,6 @@ def _holding(root: Path, shown: Path) -> Path:
     if not found:
         raise FileNotFoundError(f"{shown}: no {MODEL_FILE} in it")
     return found[0].parent
-
-
-def regression_metrics(actual: FloatArray, predicted: FloatArray) -> dict[str, float]:
-    """mse, rmse, mae and r2 of ``predicted`` against ``actual``."""
-    errors = actual - predicted
-    mse = float(np.mean(errors**2))
-    variance = float(np.mean((actual - actual.mean()) ** 2))
-    return {
-        "mse": mse,
-        "rmse": mse**0.5,
-        "mae": float(np.mean(np.abs(errors))),
-        "r2": 1.0 - mse / variance if variance > 0 else 0.0,
-    }
 
 
 def _with_spread(actual: FloatArray, predicted: FloatArray, rounds: int, seed: int) -> dict[str, dict[str, float]]:

@@ -316,6 +316,46 @@ BAD_CONFIGS = {
         _set("defaults.data_lake.etl.batch_size", 500),
         "mlops.stages.dev.data_lake.etl.batch_size: 500 is out of range, expected 1 to 100",
     ),
+    "a labels dataset as the model's dataset": (
+        _set("defaults.model.dataset", "delivery_time_labels"),
+        'mlops.stages.dev.model.dataset: "delivery_time_labels" is the ground truth of delivery_time, not a dataset',
+    ),
+    "negative allowed quality degradation": (
+        _set("defaults.operations.quality.max_degradation", -1),
+        "mlops.stages.dev.operations.quality.max_degradation: -1.0 is out of range, expected a number >= 0",
+    ),
+    "allowed quality degradation that is no number": (
+        _set("stages.prod.operations.quality.max_degradation", "5%"),
+        "mlops.stages.prod.operations.quality.max_degradation: expected a number, got str '5%'",
+    ),
+    "quality window of zero hours": (
+        _set("defaults.operations.quality.window_hours", 0),
+        "mlops.stages.dev.operations.quality.window_hours: 0 is out of range, expected 1 to 2160",
+    ),
+    "negative label lateness": (
+        _set("defaults.operations.quality.lateness_hours", -2),
+        "mlops.stages.dev.operations.quality.lateness_hours: -2 is out of range, expected 0 to 720",
+    ),
+    "fractional label lateness": (
+        _set("defaults.operations.quality.lateness_hours", 1.5),
+        "mlops.stages.dev.operations.quality.lateness_hours: expected an integer, got float 1.5",
+    ),
+    "no labels needed for a quality verdict": (
+        _set("defaults.operations.quality.min_labels", 0),
+        "mlops.stages.dev.operations.quality.min_labels: 0 is out of range, expected 1 to 10000000",
+    ),
+    "quality alarm without evaluation periods": (
+        _set("defaults.operations.quality.evaluation_periods", 0),
+        "mlops.stages.dev.operations.quality.evaluation_periods: 0 is out of range, expected 1 to 24",
+    ),
+    "misspelt quality key": (
+        _set("defaults.operations.quality.min_label", 10),
+        'mlops.stages.dev.operations.quality.min_label: unknown key "min_label"',
+    ),
+    "missing quality key": (
+        _delete("defaults.operations.quality.min_labels"),
+        "mlops.stages.dev.operations.quality.min_labels: required key is missing",
+    ),
     "on_upload given as a string": (
         _set("defaults.data_lake.etl.on_upload", "yes"),
         "mlops.stages.dev.data_lake.etl.on_upload: expected true or false, got str 'yes'",
@@ -339,6 +379,15 @@ def test_the_champion_margin_defaults_to_zero_and_is_read_per_stage(context: dic
     context["mlops"]["stages"]["prod"].setdefault("model", {})["champion_margin"] = 0.25
     assert load_config(context).stage("prod").model.champion_margin == 0.25
     assert load_config(context).stage("dev").model.champion_margin == 0.0
+
+
+def test_the_quality_check_settings_are_read_per_stage(context: dict[str, Any]) -> None:
+    dev = load_config(context).stage("dev").operations.quality
+    assert (dev.window_hours, dev.lateness_hours, dev.min_labels, dev.max_degradation) == (24, 24, 100, 1.0)
+    context["mlops"]["stages"]["prod"]["operations"]["quality"] = {"min_labels": 500, "max_degradation": 0.5}
+    prod = load_config(context).stage("prod").operations.quality
+    assert (prod.min_labels, prod.max_degradation, prod.window_hours) == (500, 0.5, 24)
+    assert load_config(context).stage("dev").operations.quality.min_labels == 100
 
 
 def test_missing_drift_runs_alarm_periods_are_read_per_stage(context: dict[str, Any]) -> None:

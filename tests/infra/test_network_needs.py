@@ -18,6 +18,7 @@ from stacks.network_needs import (
     DRIFT_JOB,
     ENDPOINT_HOSTING,
     MODEL_BUILD_JOBS,
+    QUALITY_JOB,
     ROOT,
     SAGEMAKER_TELEMETRY,
     Workload,
@@ -31,7 +32,7 @@ from stacks.network_needs import (
 from tests.conftest import Synthesized
 
 STAGES = ["dev", "staging", "prod"]
-WORKLOADS = [MODEL_BUILD_JOBS, DRIFT_JOB, ENDPOINT_HOSTING, DATA_QUALITY_JOBS, CURATION_JOB]
+WORKLOADS = [MODEL_BUILD_JOBS, DRIFT_JOB, QUALITY_JOB, ENDPOINT_HOSTING, DATA_QUALITY_JOBS, CURATION_JOB]
 
 
 def test_the_scanner_finds_clients_however_they_are_created() -> None:
