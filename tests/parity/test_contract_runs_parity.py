@@ -8,12 +8,12 @@ that convert them, so the comparison runs where ValidateData, Preprocess and Det
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.parity.conftest import require_image_envs
+from tests.parity.scripts import run_json
 from tests.pipelines.parquet_runs import CONTRACT
 
 pytestmark = [pytest.mark.slow, pytest.mark.parity]
@@ -45,15 +45,7 @@ print(json.dumps({
 def test_runs_equal_per_file_reading_on_the_image(tmp_path: Path) -> None:
     (runtime,) = require_image_envs(SKLEARN_ENV)
     (tmp_path / "contract.json").write_text(json.dumps(CONTRACT))
-    completed = subprocess.run(
-        [str(runtime.interpreter), "-c", SCRIPT, str(ROOT), str(tmp_path / "data"), str(tmp_path / "contract.json")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    found = json.loads(completed.stdout.strip().splitlines()[-1])
+    found = run_json(runtime, SCRIPT, str(ROOT), str(tmp_path / "data"), str(tmp_path / "contract.json"))
     assert found["versions"] == ["1.1.3", "14.0.1"]
     assert found["same"] and all(found["same"].values()), found["same"]
     assert found["violations"] and found["longest_run"] >= 4
