@@ -699,9 +699,9 @@ def _concat(frames: list[dict[str, Any]], contract: Contract) -> pd.DataFrame:
 
 
 def _series(values: Any) -> pd.Series:
-    """``values`` as a Series numbered from 0, copied only if read-only (a view of a raw frame's block)."""
+    """``values`` as a Series numbered from 0; an array is copied only if it is a view (of a raw frame's data)."""
     if isinstance(values, np.ndarray):
-        values = pd.Series(values, copy=not values.flags.writeable)
+        values = pd.Series(values, copy=values.base is not None or not values.flags.writeable)
     series = values if isinstance(values, pd.Series) else pd.Series(values, copy=False)
     index = series.index
     if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
@@ -746,8 +746,6 @@ def _numbers(raw: pd.Series) -> tuple[npt.NDArray[np.float64], Mask | None]:
     present = raw.notna().to_numpy()
     if pd.api.types.is_bool_dtype(raw.dtype):  # True/False are not numbers here
         return np.full(len(raw), np.nan), present
-    if raw.dtype == np.dtype(np.float64):  # as read: no copy
-        return np.asarray(raw.to_numpy()), None
     if pd.api.types.is_numeric_dtype(raw.dtype):
         return raw.to_numpy(dtype=np.float64, na_value=np.nan), None
     source = raw.astype(object) if isinstance(raw.dtype, pd.CategoricalDtype) else raw

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from pipelines_src.steps import contract as contracts
@@ -49,3 +51,11 @@ def test_a_run_holds_at_most_run_bytes(tmp_path: Path, contract_path: Path, monk
     split = compare(tmp_path / "data", contract_path)
     assert len(split["parts"]) > len(whole["parts"]) == 1
     assert json.dumps(split["runs"]) == json.dumps(whole["runs"]) == json.dumps(split["per_file"])
+
+
+def test_the_typed_frame_shares_no_memory_with_the_frame_it_was_given() -> None:
+    contract = contracts.parse_contract(CONTRACT)
+    raw = pd.DataFrame({"n": [1, 2], "x": [0.5, None], "colour": ["red", "blue"], "day": ["2024-01-31", None]})
+    typed = contracts.dataset_from_frame(raw.assign(flag=[True, False], y=[1.0, 2.0]), contract).frame
+    for name in ("n", "x"):
+        assert not np.shares_memory(typed[name].to_numpy(), raw[name].to_numpy()), name
