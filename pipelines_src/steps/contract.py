@@ -534,24 +534,22 @@ def _read_parts(files: Sequence[tuple[str, Path]], contract: Contract) -> Iterat
     except ImportError:  # no pyarrow: CSV only, Parquet files fail in _read_file as before
         pa = pq = None
     dictionaries = _dictionary_columns(contract)
-    run: list[tuple[str, Any]] = []
+    run: list[tuple[str, Path, Any]] = []
     key: Any = None
     for label, path in files:
         table = _plain_table(path, pa, pq, dictionaries) if pq is not None and _file_kind(path) == "parquet" else None
         if table is None:
-            if run:
-                yield _joined(run)
+            yield from _joined(run, contract)
             yield _Part.of_file(label, _read_file(path, contract))
             continue
         table_key = (table.schema, _null_columns(table, pa))
-        if run and (not _same_run(key, table_key) or sum(item.nbytes for _, item in run) + table.nbytes > RUN_BYTES):
-            yield _joined(run)
+        if run and (not _same_run(key, table_key) or sum(item.nbytes for *_, item in run) + table.nbytes > RUN_BYTES):
+            yield from _joined(run, contract)
         if not run:
             key = table_key
-        run.append((label, table))
+        run.append((label, path, table))
         del table  # the run holds it: converting the run releases it
-    if run:
-        yield _joined(run)
+    yield from _joined(run, contract)
 
 
 # Arrow bytes a run holds at most before it is converted (then held a second time, as pandas, column by column).
@@ -580,19 +578,27 @@ def _same_run(key: Any, other: Any) -> bool:
     return bool(key[0].equals(other[0], check_metadata=True)) and key[1] == other[1]
 
 
-def _joined(run: list[tuple[str, Any]]) -> _Part:
-    """The run's tables as one raw frame (and the run emptied)."""
+def _joined(run: list[tuple[str, Path, Any]], contract: Contract) -> Iterator[_Part]:
+    """The run's tables as one raw frame (and the run emptied); its files one by one if pandas cannot convert it."""
+    if not run:
+        return
     import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 
-    labels = [label for label, _ in run]
-    lengths = [len(table) for _, table in run]
-    table = pa.concat_tables([table for _, table in run])
+    files = [(label, path) for label, path, _ in run]
+    offsets = np.concatenate([[0], np.cumsum([len(table) for *_, table in run], dtype=np.int64)]).astype(np.int64)
+    table = pa.concat_tables([table for *_, table in run])
     run.clear()
-    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
-    # Each Arrow column is released once converted (the run's tables are gone), one pandas block a column.
-    raw = table.to_pandas(self_destruct=True, split_blocks=True)
+    try:  # each Arrow column is released once converted (the run's tables are gone), one pandas block a column
+        raw = table.to_pandas(self_destruct=True, split_blocks=True)
+    except Exception:  # e.g. pandas metadata it cannot apply: each file alone, its error as pandas reports it
+        raw = None
     del table
-    return _Part(labels, offsets, raw)
+    if raw is None:
+        for label, path in files:
+            yield _Part.of_file(label, _read_file(path, contract))
+        return
+    yield _Part([label for label, _ in files], offsets, raw)
+    del raw
 
 
 def _plain_schema(schema: Any, pa: Any, dictionaries: list[str]) -> bool:

@@ -50,7 +50,7 @@ def _rows(rows: int, seed: int, *, int_nulls: bool = False, bool_nulls: bool = F
 
 def write(folder: Path, layout: str) -> None:
     """Write the files of ``layout`` under ``folder``."""
-    for sub in "abcdef":
+    for sub in "abcdefg":
         (folder / sub).mkdir(parents=True, exist_ok=True)
 
     def parquet(name: str, frame: pd.DataFrame, **kwargs: Any) -> None:
@@ -81,10 +81,12 @@ def write(folder: Path, layout: str) -> None:
         parquet(f"e/part-{index}.parquet", _rows(100, seed=30 + index))
     for index in range(3):  # no pandas metadata: int64 and bool columns, with nulls in the last two files only
         _arrow_file(folder / f"f/arrow-{index}.parquet", _rows(60, seed=40 + index), nulls=index > 0)
+    for index in range(2):  # pandas metadata that pandas cannot apply: each file unreadable, as pandas says
+        _arrow_file(folder / f"g/bad-metadata-{index}.parquet", _rows(20, seed=50 + index), nulls=False, pandas=b"{")
 
 
-def _arrow_file(path: Path, frame: pd.DataFrame, *, nulls: bool) -> None:
-    """``frame`` written by pyarrow alone (as other writers do): no pandas metadata, nulls as Arrow nulls."""
+def _arrow_file(path: Path, frame: pd.DataFrame, *, nulls: bool, pandas: bytes | None = None) -> None:
+    """``frame`` written by pyarrow alone (as other writers do): no pandas metadata (or ``pandas``), Arrow nulls."""
     import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
     import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
@@ -97,7 +99,8 @@ def _arrow_file(path: Path, frame: pd.DataFrame, *, nulls: bool) -> None:
         "flag": pa.array(frame["flag"].to_numpy(dtype=bool), mask=missing),
         "y": pa.array(frame["y"].to_numpy()),
     }
-    pq.write_table(pa.table(columns), path)
+    table = pa.table(columns)
+    pq.write_table(table if pandas is None else table.replace_schema_metadata({b"pandas": pandas}), path)
 
 
 def summary(dataset: contracts.Dataset, contract: contracts.Contract) -> dict[str, Any]:

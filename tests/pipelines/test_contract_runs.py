@@ -39,6 +39,7 @@ def test_files_of_one_plain_schema_are_one_run_the_others_alone(tmp_path: Path, 
         assert [f"c/{kind}-0.parquet", f"c/{kind}-1.parquet"] in parts
     assert ["f/arrow-0.parquet"] in parts  # no integer or bool nulls, unlike the next two
     assert ["f/arrow-1.parquet", "f/arrow-2.parquet"] in parts
+    assert ["g/bad-metadata-0.parquet"] in parts and ["g/bad-metadata-1.parquet"] in parts  # not convertible
     alone = {labels[0] for labels in parts if len(labels) == 1}
     text = {"d/labelled.parquet", "e/text-numbers.parquet"}  # plain text: pandas' string option converts it
     assert {"c/unreadable.parquet", "c/text.csv", "d/zoned.parquet", "d/index.parquet", *text} <= alone
