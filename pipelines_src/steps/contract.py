@@ -593,6 +593,7 @@ def _joined(run: list[tuple[str, Path, Any]], contract: Contract) -> Iterator[_P
     except Exception:  # e.g. pandas metadata it cannot apply: each file alone, its error as pandas reports it
         raw = None
     del table
+    pa.default_memory_pool().release_unused()  # the allocator would keep the run's Arrow memory for the next run
     if raw is None:
         for label, path in files:
             yield _Part.of_file(label, _read_file(path, contract))
