@@ -12,6 +12,13 @@ become nulls and are reported as violations instead of failing the read. ``check
 adds the checks on values (ranges, nulls, uniqueness) and returns every violation:
 rule, column, count of offending rows and up to five sample rows naming their file.
 
+Reading keeps memory bounded: a raw frame is typed and dropped before the next is read.
+Consecutive Parquet files of one plain schema (``_read_parts``) are read as one run, one
+Arrow read and one pandas conversion for up to ``RUN_BYTES`` of data, and give exactly what
+reading them one by one gives (values, dtypes, violations and their samples); any other file
+is read alone. Text of category and date columns is read as a dictionary, so it is typed
+once per distinct value.
+
 Typed columns: ``int`` is int64 (float64 when it holds nulls), ``float`` float64,
 ``bool`` bool (pandas ``boolean`` with nulls), ``date`` datetime64[ns], ``category``
 a pandas categorical whose categories are the allowed values in contract order,
@@ -434,21 +441,65 @@ def read_dataset(root: str | Path, contract: Contract) -> Dataset:
     root = Path(root)
     files = data_files(root) if root.exists() else []
     base = root.parent if root.is_file() else root
-    # one file at a time: each raw frame is typed and dropped before the next is read
-    parts = ((path.relative_to(base).as_posix(), _read_file(path, contract)) for path in files)
-    return _assemble(parts, contract, source=str(root))
+    labelled = [(path.relative_to(base).as_posix(), path) for path in files]
+    return _assemble(_read_parts(labelled, contract), contract, source=str(root))
 
 
 def dataset_from_frame(frame: pd.DataFrame, contract: Contract, label: str = "<frame>") -> Dataset:
     """An in-memory frame (raw or typed) as a Dataset, as if read from one file called ``label``."""
-    return _assemble([(label, frame)], contract, source=label)
+    return _assemble([_Part.of_file(label, frame)], contract, source=label)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One raw frame (or the error reading it) of files ``labels``: file i is rows ``offsets[i]:offsets[i + 1]``."""
+
+    labels: list[str]
+    offsets: npt.NDArray[np.int64]
+    raw: pd.DataFrame | Exception
+
+    @classmethod
+    def of_file(cls, label: str, raw: pd.DataFrame | Exception) -> _Part:
+        rows = 0 if isinstance(raw, Exception) else len(raw)
+        return cls([label], np.array([0, rows], dtype=np.int64), raw)
+
+    def files(self) -> Iterator[tuple[str, int, int]]:
+        """Each file's label and its first and last-plus-one row in ``raw``."""
+        return zip(self.labels, self.offsets[:-1].tolist(), self.offsets[1:].tolist())
+
+    def add(
+        self,
+        findings: _Findings,
+        rule: str,
+        column: str | None,
+        rows: Mask | None,
+        detail: str,
+        raw: pd.DataFrame,
+        *,
+        every_row: bool = False,
+    ) -> None:
+        """Record ``rule`` file by file, as reading each file alone would.
+
+        ``rows`` marks the sample rows (None: each file's first row). A file counts its marked
+        rows and is recorded only if it has some, or with ``every_row`` counts all its rows and
+        is always recorded.
+        """
+        for label, first, end in self.files():
+            if rows is None:
+                positions = np.arange(first, min(end, first + 1))
+            else:
+                positions = np.flatnonzero(rows[first:end]) + first
+            if every_row:
+                findings.add(rule, column, end - first, detail, _raw_samples(raw, positions, label, first))
+            elif len(positions):
+                findings.add(rule, column, len(positions), detail, _raw_samples(raw, positions, label, first))
 
 
 def _read_file(path: Path, contract: Contract) -> pd.DataFrame | Exception:
-    """The file's raw frame; CSV text columns come as strings (category/date columns as categoricals)."""
+    """The file's raw frame; text columns come as strings (category/date columns as categoricals)."""
     try:
         if _file_kind(path) == "parquet":
-            return pd.read_parquet(path)
+            return pd.read_parquet(path, read_dictionary=_dictionary_columns(contract))
         dtypes: dict[str, Any] = {}
         for column in contract.columns:
             if column.type == "string":
@@ -460,54 +511,172 @@ def _read_file(path: Path, contract: Contract) -> pd.DataFrame | Exception:
         return error
 
 
-def _assemble(parts: Iterable[tuple[str, pd.DataFrame | Exception]], contract: Contract, source: str) -> Dataset:
+def _dictionary_columns(contract: Contract) -> list[str]:
+    """Columns whose Parquet text is read as a dictionary (a categorical): typed per distinct value, not per row."""
+    return [column.name for column in contract.columns if column.type in ("category", "date")]
+
+
+def _read_parts(files: Sequence[tuple[str, Path]], contract: Contract) -> Iterator[_Part]:
+    """The files' raw frames in order: runs of Parquet files of one plain schema as one frame, the rest one by one.
+
+    A run's frame is what reading its files one by one and joining the frames would give:
+    its files have the same Arrow schema (pandas metadata included), of types whose pandas
+    conversion depends on the type alone (numbers, bools, dictionaries of text, dates,
+    timestamps without a zone; not plain text, whose conversion depends on pandas' string
+    option), and each integer or bool column holds nulls in every file of the run or in
+    none (an integer column with nulls converts to floats). Every other file, and any file
+    pyarrow cannot read, is read alone by ``_read_file``, which records its error as before.
+    A run holds at most ``RUN_BYTES`` of Arrow data (a file larger than that is a run of its own).
+    """
+    try:
+        import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:  # no pyarrow: CSV only, Parquet files fail in _read_file as before
+        pa = pq = None
+    dictionaries = _dictionary_columns(contract)
+    run: list[tuple[str, Path, Any]] = []
+    key: Any = None
+    for label, path in files:
+        table = _plain_table(path, pa, pq, dictionaries) if pq is not None and _file_kind(path) == "parquet" else None
+        if table is None:
+            yield from _joined(run, contract)
+            yield _Part.of_file(label, _read_file(path, contract))
+            continue
+        table_key = (table.schema, _null_columns(table, pa))
+        if run and (not _same_run(key, table_key) or sum(item.nbytes for *_, item in run) + table.nbytes > RUN_BYTES):
+            yield from _joined(run, contract)
+        if not run:
+            key = table_key
+        run.append((label, path, table))
+        del table  # the run holds it: converting the run releases it
+    yield from _joined(run, contract)
+
+
+# Arrow bytes a run holds at most before it is converted (then held a second time, as pandas, column by column).
+RUN_BYTES = 64 * 1024 * 1024
+
+
+def _plain_table(path: Path, pa: Any, pq: Any, dictionaries: list[str]) -> Any:
+    """The file as an Arrow table, read as ``pd.read_parquet`` reads it, if its schema is plain; else None."""
+    try:
+        if not _plain_schema(pq.read_schema(path), pa, dictionaries):
+            return None
+        return pq.read_table(path, use_pandas_metadata=True, read_dictionary=dictionaries)
+    except Exception:  # then read alone: its error is recorded as pandas reports it
+        return None
+
+
+def _null_columns(table: Any, pa: Any) -> tuple[bool, ...]:
+    """Per column, whether it is an integer or bool column holding nulls (pandas converts those by content)."""
+    return tuple(
+        (pa.types.is_integer(column.type) or pa.types.is_boolean(column.type)) and column.null_count > 0
+        for column in table.columns
+    )
+
+
+def _same_run(key: Any, other: Any) -> bool:
+    return bool(key[0].equals(other[0], check_metadata=True)) and key[1] == other[1]
+
+
+def _joined(run: list[tuple[str, Path, Any]], contract: Contract) -> Iterator[_Part]:
+    """The run's tables as one raw frame (and the run emptied); its files one by one if pandas cannot convert it."""
+    if not run:
+        return
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+
+    files = [(label, path) for label, path, _ in run]
+    offsets = np.concatenate([[0], np.cumsum([len(table) for *_, table in run], dtype=np.int64)]).astype(np.int64)
+    table = pa.concat_tables([table for *_, table in run])
+    run.clear()
+    try:  # each Arrow column is released once converted (the run's tables are gone), one pandas block a column
+        raw = table.to_pandas(self_destruct=True, split_blocks=True)
+    except Exception:  # e.g. pandas metadata it cannot apply: each file alone, its error as pandas reports it
+        raw = None
+    del table
+    pa.default_memory_pool().release_unused()  # the allocator would keep the run's Arrow memory for the next run
+    if raw is None:
+        for label, path in files:
+            yield _Part.of_file(label, _read_file(path, contract))
+        return
+    yield _Part([label for label, _ in files], offsets, raw)
+    del raw
+
+
+def _plain_schema(schema: Any, pa: Any, dictionaries: list[str]) -> bool:
+    names = list(schema.names)
+    if len(set(names)) != len(names):
+        return False
+    for field_ in schema:
+        kind = field_.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            if field_.name not in dictionaries:
+                return False
+        elif pa.types.is_dictionary(kind):
+            if not (pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type)):
+                return False
+        elif pa.types.is_timestamp(kind):
+            if kind.tz is not None:
+                return False
+        elif not (
+            pa.types.is_integer(kind)
+            or pa.types.is_floating(kind)
+            or pa.types.is_boolean(kind)
+            or pa.types.is_date32(kind)
+        ):
+            return False
+    return True
+
+
+def _assemble(parts: Iterable[_Part], contract: Contract, source: str) -> Dataset:
     findings = _Findings()
     frames: list[dict[str, Any]] = []
     labels: list[str] = []
+    lengths: list[int] = []
     masks: list[dict[str, Mask]] = []
-    for label, raw in parts:
-        if isinstance(raw, Exception):
-            reason = f"{type(raw).__name__}: {raw}".strip()
-            findings.add("unreadable_file", None, 1, "", [{FILE_KEY: label, "error": reason[:500]}])
+    for part in parts:
+        if isinstance(part.raw, Exception):
+            reason = f"{type(part.raw).__name__}: {part.raw}".strip()
+            for label in part.labels:
+                findings.add("unreadable_file", None, 1, "", [{FILE_KEY: label, "error": reason[:500]}])
             continue
-        typed, invalid = _coerce_file(raw, contract, label, findings)
+        typed, invalid = _coerce_file(part.raw, contract, part, findings)
         frames.append(typed)
-        labels.append(label)
         masks.append(invalid)
-    lengths = [len(next(iter(frame.values()))) if frame else 0 for frame in frames]
+        labels.extend(part.labels)
+        lengths.extend(np.diff(part.offsets).tolist())
+        del part  # its raw frame, before the next one is read
     offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
+    frame_lengths = [len(next(iter(frame.values()))) if frame else 0 for frame in frames]
     frame = _concat(frames, contract)
     reported: dict[str, Mask] = {}
     for name in {name for invalid in masks for name in invalid}:
-        pieces = [invalid.get(name, np.zeros(lengths[index], dtype=bool)) for index, invalid in enumerate(masks)]
+        pieces = [invalid.get(name, np.zeros(frame_lengths[index], dtype=bool)) for index, invalid in enumerate(masks)]
         reported[name] = np.concatenate(pieces)
     return Dataset(frame, labels, offsets, findings, reported, source)
 
 
 def _coerce_file(
-    raw: pd.DataFrame, contract: Contract, label: str, findings: _Findings
+    raw: pd.DataFrame, contract: Contract, part: _Part, findings: _Findings
 ) -> tuple[dict[str, Any], dict[str, Mask]]:
-    """One file's frame in the contract's types; records its violations, returns its null-because-invalid masks."""
+    """A part's frame in the contract's types; records its files' violations, returns its null-because-invalid masks."""
     rows = len(raw)
     raw = raw.reset_index(drop=True)  # a Parquet file may carry its own index
     typed: dict[str, Any] = {}
     invalid: dict[str, Mask] = {}
     for extra in [name for name in raw.columns if name not in contract.names]:
-        present = np.flatnonzero(raw[extra].notna().to_numpy())
-        findings.add("extra_column", str(extra), rows, "", _raw_samples(raw, present, label))
+        part.add(findings, "extra_column", str(extra), raw[extra].notna().to_numpy(), "", raw, every_row=True)
     for spec in contract.columns:
         if spec.name not in raw.columns:
             typed[spec.name] = _empty_column(spec, rows)
             invalid[spec.name] = np.ones(rows, dtype=bool)
-            findings.add("missing_column", spec.name, rows, "", _raw_samples(raw, np.arange(min(rows, 1)), label))
+            part.add(findings, "missing_column", spec.name, None, "", raw, every_row=True)
             continue
         values, bad = coerce_column(raw[spec.name], spec)
         typed[spec.name] = values
         if bad is not None and bad.any():
             invalid[spec.name] = bad
-            positions = np.flatnonzero(bad)
             rule = "not_allowed_value" if spec.type == "category" else "wrong_type"
-            findings.add(rule, spec.name, len(positions), spec.describe_type(), _raw_samples(raw, positions, label))
+            part.add(findings, rule, spec.name, bad, spec.describe_type(), raw)
     # Columns, not a frame: a frame would consolidate them into one copy per dtype, and _concat
     # would then hold every file's frame and the whole result at once.
     return typed, invalid
@@ -523,7 +692,7 @@ def _concat(frames: list[dict[str, Any]], contract: Contract) -> pd.DataFrame:
         return pd.DataFrame({spec.name: _empty_column(spec, 0) for spec in contract.columns})
     columns: dict[str, Any] = {}
     for spec in contract.columns:
-        pieces = [pd.Series(frame.pop(spec.name)).reset_index(drop=True) for frame in frames]
+        pieces = [_series(frame.pop(spec.name)) for frame in frames]
         column = pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
         del pieces
         if spec.type == "int" and column.dtype.kind == "f" and not column.isna().any():
@@ -534,6 +703,17 @@ def _concat(frames: list[dict[str, Any]], contract: Contract) -> pd.DataFrame:
             column = pd.Series(pd.Categorical(column, categories=list(spec.allowed)))
         columns[spec.name] = column
     return pd.DataFrame(columns, copy=False)
+
+
+def _series(values: Any) -> pd.Series:
+    """``values`` as a Series numbered from 0; an array is copied only if it is a view (of a raw frame's data)."""
+    if isinstance(values, np.ndarray):
+        values = pd.Series(values, copy=values.base is not None or not values.flags.writeable)
+    series = values if isinstance(values, pd.Series) else pd.Series(values, copy=False)
+    index = series.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return series
+    return series.reset_index(drop=True)
 
 
 def _empty_column(spec: ColumnSpec, rows: int) -> Any:
@@ -749,11 +929,11 @@ def _outside(column: pd.Series, spec: ColumnSpec) -> Mask:
 # --- samples ----------------------------------------------------------------------------
 
 
-def _raw_samples(raw: pd.DataFrame, positions: npt.NDArray[np.int64], label: str) -> list[dict[str, Any]]:
-    """Up to SAMPLE_ROWS rows of one file's raw frame, as read, with the file and row number."""
+def _raw_samples(raw: pd.DataFrame, positions: npt.NDArray[np.int64], label: str, first: int) -> list[dict[str, Any]]:
+    """Up to SAMPLE_ROWS rows of a raw frame, as read, naming ``label`` and the row in that file (row 0: ``first``)."""
     picked = [int(position) for position in positions[:SAMPLE_ROWS]]
     rows = raw.iloc[picked].to_dict(orient="records") if picked else []
-    return [_sample(row, label, position) for row, position in _with_positions(rows, picked)]
+    return [_sample(row, label, position - first) for row, position in _with_positions(rows, picked)]
 
 
 def _samples(dataset: Dataset, mask: Mask) -> list[dict[str, Any]]:

@@ -281,10 +281,18 @@ def _missing_rates(missing: int, rows: int, baseline_rate: float) -> dict[str, A
     }
 
 
+def _floats(column: pd.Series) -> FloatArray:
+    """The column as float64, NaN where it has no value (not copied when it is float64 already)."""
+    if column.dtype in (np.dtype(np.float64), np.dtype(np.int64)):  # NaN is float64's own null; int64 has none
+        return np.asarray(column.to_numpy(dtype=np.float64))
+    return np.asarray(column.to_numpy(dtype=np.float64, na_value=np.nan))
+
+
 def numeric_drift(column: pd.Series, baseline: NumericBaseline) -> dict[str, Any]:
     """PSI, KS, out-of-range shares and missing rates of one numeric column against its baseline."""
-    values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    present = values[~np.isnan(values)]
+    values = _floats(column)
+    missing = np.isnan(values)
+    present = values[~missing] if missing.any() else values
     result: dict[str, Any] = {"kind": NUMERIC, "count": len(present)}
     result.update(_missing_rates(len(values) - len(present), len(values), baseline.missing_rate))
     if baseline.edges is None or baseline.counts is None or not len(present):

@@ -9,7 +9,6 @@ every dtype the drift step may get and on the random data read by the contract r
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 
 from pipelines_src.steps.drift import bin_counts
 from tests.parity.conftest import require_image_envs
+from tests.parity.scripts import run_json
 from tests.pipelines.test_drift_counting import CONTRACT, EDGES, ODD_COLUMNS, raw_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.parity]
@@ -55,24 +55,15 @@ def test_code_counts_equal_row_labelled_counts_on_the_image(tmp_path: Path) -> N
     data = tmp_path / "data"
     data.mkdir()
     raw_rows(2_000, seed=3).astype({"x": str}).to_csv(data / "part-0.csv", index=False)
-    completed = subprocess.run(
-        [
-            str(runtime.interpreter),
-            "-c",
-            SCRIPT,
-            str(ROOT),
-            json.dumps(ODD_COLUMNS),
-            str(tmp_path / "contract.json"),
-            str(data),
-            json.dumps(EDGES),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
+    found = run_json(
+        runtime,
+        SCRIPT,
+        str(ROOT),
+        json.dumps(ODD_COLUMNS),
+        str(tmp_path / "contract.json"),
+        str(data),
+        json.dumps(EDGES),
     )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    found = json.loads(completed.stdout.strip().splitlines()[-1])
     assert found["pandas"] == "1.1.3"
     for name, (by_codes, by_rows) in found["counts"].items():
         assert by_codes == by_rows, name
