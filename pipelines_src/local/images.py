@@ -38,7 +38,8 @@ REQUIREMENTS_DIR = ROOT / "pipelines_src" / "images"
 ENVS_DIR = ROOT / ".venv-images"
 STAMP = ".requirements.sha256"
 # pip and setuptools, with their hashes: the same lock as the project's environment (Makefile, install).
-PIP_LOCK = ROOT / "tools" / "pip.lock"
+# The environments' own pip and setuptools (its header says why this pip, not the project's tools/pip.lock).
+PIP_LOCK = ROOT / "tools" / "image-pip.lock"
 _IMAGE_URI = re.compile(r"^(?:[^/]+/)?(?P<repository>[a-z0-9._-]+):(?P<tag>[A-Za-z0-9._-]+)$")
 
 
@@ -195,7 +196,7 @@ def build(runtime: ImageRuntime, *, log: TextIO | None = None) -> Path:
     _run([str(python), "-m", "venv", str(runtime.env_dir)])
     pip = [str(runtime.interpreter), "-m", "pip", "--disable-pip-version-check", "--quiet"]
     # Every file is checked against the sha256 the lock names (tools/lock_hashes.py), and so is what builds the
-    # releases that publish only a source archive: the environment's own setuptools from the pip lock, not
+    # releases that publish only a source archive: the environment's own setuptools from its pip lock, not
     # build requirements fetched unchecked into an isolated build environment.
     _run([*pip, "install", "--require-hashes", "-r", str(PIP_LOCK)])
     _run([*pip, "install", "--require-hashes", "--no-build-isolation", "-r", str(runtime.requirements)])
