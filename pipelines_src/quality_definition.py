@@ -136,9 +136,12 @@ class QualitySettings:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise _fail(name, value, f"must be an integer from {low} to {high}", _OWNER)
         degradation: object = self.max_degradation
-        if isinstance(degradation, bool) or not isinstance(degradation, (int, float)) or not math.isfinite(degradation):
-            raise _fail("max_degradation", degradation, "must be a finite number >= 0", _OWNER)
-        if degradation < 0:
+        if (
+            isinstance(degradation, bool)
+            or not isinstance(degradation, (int, float))
+            or not math.isfinite(degradation)
+            or degradation < 0
+        ):
             raise _fail("max_degradation", degradation, "must be a finite number >= 0", _OWNER)
         object.__setattr__(self, "max_degradation", float(degradation))
         check_dimensions(self, _OWNER)
