@@ -96,16 +96,16 @@ deploy-endpoint: install ## Deploy MODEL_PACKAGE_ARN to the TARGET (staging|prod
 
 smoke-test: install ## Invoke the TARGET endpoint of STAGE with payloads drawn from the data contract
 	@mkdir -p reports
-	$(BIN)/python -m pipelines_src.serving.smoke_test --endpoint-name "$$($(BIN)/python -m stacks.naming endpoint $(STAGE) $(TARGET))" \
-		--contract "$$($(BIN)/python -m stacks.naming contract $(STAGE))" --report reports/smoke-test.json
+	$(BIN)/python -m pipelines_src.serving.smoke_test --endpoint-name "$$($(BIN)/python -m resolver.naming endpoint $(STAGE) $(TARGET))" \
+		--contract "$$($(BIN)/python -m resolver.naming contract $(STAGE))" --report reports/smoke-test.json
 
 version-metrics: install ## One line: MODEL_PACKAGE_ARN's version and its evaluation metrics
 	@$(BIN)/python -m pipelines_src.version_info --model-package-arn "$(MODEL_PACKAGE_ARN)"
 
 publish-baseline: install ## Make MODEL_PACKAGE_ARN's data baseline the drift check's reference in STAGE
 	$(BIN)/python -m pipelines_src.promote --model-package-arn "$(MODEL_PACKAGE_ARN)" \
-		--prefix "$$($(BIN)/python -m stacks.naming baseline-prefix $(STAGE))" \
-		$$(test "$$($(BIN)/python -m stacks.naming drift-engine $(STAGE))" = model_monitor && echo --require-monitor-baseline)
+		--prefix "$$($(BIN)/python -m resolver.naming baseline-prefix $(STAGE))" \
+		$$(test "$$($(BIN)/python -m resolver.naming drift-engine $(STAGE))" = model_monitor && echo --require-monitor-baseline)
 
 costs: install ## Idle cost per stage (USD a month) from each stage's synthesized templates; ARGS=--markdown for the README
 	@rm -rf cdk.out/costs

@@ -3,7 +3,7 @@
 `synthesize` builds the stage as the CDK CLI would (cdk.json's context, `stacks.app.build`) into a folder;
 `Assembly` reads its templates; `Resolver` gives each logical resource the physical name or ARN it has in
 the emulated account and resolves the templates' intrinsic functions (Ref, Fn::GetAtt, Fn::ImportValue,
-Fn::Join, Fn::Sub) against them. Names a template spells out (they come from `stacks.naming`) are used as
+Fn::Join, Fn::Sub) against them. Names a template spells out (they come from `resolver.naming`) are used as
 they are; a resource the stacks leave unnamed gets a CloudFormation-style generated name
 (<stack>-<logical id>-<suffix>). From these the demo takes each function's environment and entry point,
 the EventBridge rules in front of each function, and the published-values parameter.
@@ -70,8 +70,8 @@ def new_app(context: Mapping[str, Any], **kwargs: Any) -> App:
 def synthesize(context: Mapping[str, Any], stage: str, outdir: Path) -> Assembly:
     """Synthesize one stage of ``context`` into ``outdir`` (as ``cdk synth -c stage=<stage>``) and read it."""
     _quiet_jsii()
+    from resolver.config import load_config
     from stacks.app import build
-    from stacks.config import load_config
 
     app = new_app(context, outdir=str(outdir))
     build(app, load_config(context), [stage])

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipelines_src.steps import drift as drift_step
-from stacks import naming
-from stacks.config import StageConfig
+from resolver import naming
+from resolver.config import StageConfig
 
 if TYPE_CHECKING:
     from demo.assembly import CompositeAlarm
-    from stacks.published import PlatformValues
+    from resolver.published import PlatformValues
 
 ACCOUNT = "123456789012"  # moto's default account
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -121,7 +121,7 @@ class Names:
         cls, config: StageConfig, values: PlatformValues, environments: Mapping[str, Mapping[str, str]]
     ) -> Names:
         """From the published values and the functions' environments as the templates resolve them (demo/assembly.py);
-        names the templates only spell out come from the same resolver the stacks use (stacks.naming)."""
+        names the templates only spell out come from the same resolver the stacks use (resolver.naming)."""
         approval, alert = environments["registry_approval"], environments["drift_alert"]
         return cls(
             stage=values.stage,

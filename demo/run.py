@@ -333,8 +333,8 @@ class Demo:
         """Synthesize the stage as ``cdk synth`` does and take the emulated account's wiring from its templates:
         the functions (environment, entry point, the rules in front of them) and the published values."""
         from demo.assembly import Resolver, synthesize
-        from stacks import naming, published
-        from stacks.config import load_config
+        from resolver import naming, published
+        from resolver.config import load_config
 
         context = json.loads(self.options.cdk_json.read_text(encoding="utf-8"))["context"]
         self.config = load_config(context).stage(self.options.stage)
@@ -483,8 +483,8 @@ class Demo:
 
     def publish_values(self) -> None:
         """What CloudFormation writes into the published-values parameter at the MLPlatform deploy: the template's
-        value, its references resolved to the emulated resources (stacks/published.py)."""
-        from stacks import naming
+        value, its references resolved to the emulated resources (resolver/published.py)."""
+        from resolver import naming
 
         name = naming.platform_values_parameter(self.config)
         self.aws.client("ssm").put_parameter(Name=name, Type="String", Value=self.published)
@@ -494,7 +494,7 @@ class Demo:
         from pipelines_src import cicd
         from pipelines_src.definition import INPUT_DATA_URI
         from pipelines_src.local.runner import LocalPipelineRunner
-        from stacks import published
+        from resolver import published
 
         sagemaker = self.aws.client("sagemaker")
         # Read back as CI and the CLI read them.
@@ -678,7 +678,7 @@ class Demo:
     # -- step 5
     def deploy(self) -> None:
         from pipelines_src import promote
-        from stacks import naming
+        from resolver import naming
 
         n, aws = self.n, self.aws
         s3, sagemaker = aws.client("s3"), aws.client("sagemaker")
@@ -846,7 +846,7 @@ class Demo:
         seconds = time.perf_counter() - started
         for name, lines in files.items():
             (local / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
-        from stacks import naming
+        from resolver import naming
 
         prefix = f"{naming.capture_prefix(self.config)}{n.endpoint}/{VARIANT}/{hour}/"
         _upload_tree(self.aws.client("s3"), local, n.raw_bucket, prefix)

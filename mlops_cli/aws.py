@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from stacks.config import StageConfig
+from resolver.config import StageConfig
 
 LOCAL_ENDPOINT = "http://127.0.0.1:5000"
 # What --local sends as credentials: an emulator accepts any.

@@ -11,7 +11,7 @@
     deployment [--json]                    the staging and production endpoints and the deploy pipeline
     values [--json]                        the deploy-time values the stage's stacks published (SSM)
 
-Names come from the stage's config in cdk.json (``stacks.naming``). ``--local`` talks to a local
+Names come from the stage's config in cdk.json (``resolver.naming``). ``--local`` talks to a local
 emulation of AWS (a moto server, ``--endpoint-url`` default http://127.0.0.1:5000) with fake
 credentials; there ``drift`` reads reports from the local runs' bucket (local-lake-artifacts). Elsewhere
 the artifacts bucket is ``--artifacts-bucket``, ``$MLOPS_ARTIFACTS_BUCKET``, or the one the stage's stacks
@@ -42,8 +42,8 @@ from botocore.exceptions import (
 
 from mlops_cli import deployment, drift, pipelines, registry, text
 from mlops_cli.aws import FAILED, LOCAL_ENDPOINT, USAGE, Aws, CliError, error_code, error_message
-from stacks import published
-from stacks.config import DEFAULT_STAGE, ConfigError, load_config
+from resolver import published
+from resolver.config import DEFAULT_STAGE, ConfigError, load_config
 
 PROG = "mlops"
 CDK_JSON_ENV = "MLOPS_CDK_JSON"
@@ -228,7 +228,7 @@ def dispatch(args: argparse.Namespace, aws: Aws) -> int:
 
 
 def _values(aws: Aws, *, as_json: bool) -> str:
-    """The stage's published values (stacks/published.py): JSON, or one ``name  value`` line each."""
+    """The stage's published values (resolver/published.py): JSON, or one ``name  value`` line each."""
     try:
         document = published.read(aws.client("ssm"), aws.config).as_document()
     except published.PublishedValuesError as error:

@@ -9,7 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops_cli import text
 from mlops_cli.aws import Aws, error_code, is_not_found
-from stacks import naming
+from resolver import naming
 
 TARGETS = ("staging", "production")
 _VERSION = re.compile(r"/(\d+)$")

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from mlops_cli import text
 from mlops_cli.aws import Aws, CliError, error_code
-from stacks import naming, published
+from resolver import naming, published
 
 REPORT_FILE = "drift_report.json"
 BUCKET_ENV = "MLOPS_ARTIFACTS_BUCKET"
@@ -34,7 +34,7 @@ def artifacts_bucket(aws: Aws, given: str | None) -> tuple[str | None, str]:
     """The bucket holding the drift reports, and where that answer came from.
 
     In order: ``--artifacts-bucket``, ``$MLOPS_ARTIFACTS_BUCKET``, with ``--local`` the local
-    runs' bucket, else the artifacts bucket the stage's stacks published (stacks/published.py).
+    runs' bucket, else the artifacts bucket the stage's stacks published (resolver/published.py).
     None when none of these gives one.
     """
     if given:

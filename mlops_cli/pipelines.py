@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops_cli import text
 from mlops_cli.aws import USAGE, Aws, CliError
-from stacks import naming
+from resolver import naming
 
 SUCCEEDED = "Succeeded"
 TERMINAL = frozenset({SUCCEEDED, "Failed", "Stopped"})

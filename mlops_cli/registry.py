@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from mlops_cli import text
 from mlops_cli.aws import Aws, CliError
-from stacks import naming
+from resolver import naming
 
 APPROVED = "Approved"
 REJECTED = "Rejected"

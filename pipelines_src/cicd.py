@@ -5,7 +5,7 @@
 
 The CodeBuild project sets one variable, ``STAGE``: the stage of the pushed cdk.json. Everything the
 platform's stacks created (the artifacts bucket, its code prefix, the lake key, the pipeline's name)
-comes from the JSON SSM parameter the MLPlatform stack publishes (stacks/published.py), read when
+comes from the JSON SSM parameter the MLPlatform stack publishes (resolver/published.py), read when
 the build runs, never from values frozen into the project.
 
 ``run`` packages the step scripts (`packaging.build_source_tarball`), uploads the tarball, the runner
@@ -53,9 +53,9 @@ from pipelines_src.packaging import (
     STEPS_DIR,
     build_source_tarball,
 )
-from stacks import naming, published
-from stacks.config import ConfigError as StageConfigError
-from stacks.config import StageConfig, load_config
+from resolver import naming, published
+from resolver.config import ConfigError as StageConfigError
+from resolver.config import StageConfig, load_config
 
 CONTRACTS_DIR: Final = PIPELINES_SRC / "contracts"
 CDK_JSON: Final = PIPELINES_SRC.parent / "cdk.json"

@@ -11,7 +11,7 @@ from typing import Any
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from stacks.config import CONTEXT_KEY, DEFAULT_STAGE, ConfigError, PlatformConfig, load_config
+from resolver.config import CONTEXT_KEY, DEFAULT_STAGE, ConfigError, PlatformConfig, load_config
 from stacks.infra_pipeline_stack import InfraPipelineStack
 from stacks.platform import PlatformStage
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stacks import naming
-from stacks.config import ConfigError, StageConfig, load_config
+from resolver import naming
+from resolver.config import ConfigError, StageConfig, load_config
 from stacks.summary import stacks_by_stage
 
 EXECUTION_POLICY_FILE = "execution-policy.json"

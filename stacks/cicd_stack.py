@@ -37,15 +37,15 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from pipelines_src.cicd import STAGE_VARIABLE
-from stacks import naming
-from stacks.config import StageConfig
+from resolver import naming
+from resolver.config import StageConfig
+from resolver.naming import CODE_PREFIX
 from stacks.constructs.connections import grant_connection_use
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.notifications import notify_on
 from stacks.constructs.release_tool import release_tool_asset
 from stacks.constructs.sagemaker_access import allow_champion_resolution
 from stacks.nag import acknowledge_wildcards
-from stacks.naming import CODE_PREFIX
 from stacks.retention import log_retention, removal_policy
 
 PACKAGE_VARIABLE = "ModelPackageArn"

@@ -9,8 +9,8 @@ from aws_cdk import Duration, Stack
 from aws_cdk.aws_s3 import CfnBucket
 from constructs import Construct
 
-from stacks import naming
-from stacks.config import StageConfig
+from resolver import naming
+from resolver.config import StageConfig
 from stacks.constructs.catalog import CrawlTarget, LakeCatalog, TableSpec
 from stacks.constructs.curation_job import CurationJob
 from stacks.constructs.data_lake import LakeStorage

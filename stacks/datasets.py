@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stacks.config import CONTRACTS_DIR, LABELS_SUFFIX
+from resolver.config import CONTRACTS_DIR, LABELS_SUFFIX
 from stacks.constructs.catalog import Column, TableSpec
 
 # Contract column types -> Glue (Hive) types of the curated Parquet files.

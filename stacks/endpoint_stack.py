@@ -29,8 +29,9 @@ from aws_cdk.region_info import RegionInfo
 from constructs import Construct, IConstruct
 
 from endpoint_release.tool import NO_VERSION
-from stacks import naming
-from stacks.config import StageConfig
+from resolver import naming
+from resolver.config import StageConfig
+from resolver.naming import CODE_PREFIX
 from stacks.constructs.dashboard import VARIANT
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.data_quality_monitor import DataQualityMonitor
@@ -38,7 +39,6 @@ from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.release_role import ENDPOINT_TAG, EndpointReleaseRole
 from stacks.constructs.sagemaker_access import SageMakerExecutionRole
 from stacks.ml_platform_stack import ENDPOINT_TARGETS
-from stacks.naming import CODE_PREFIX
 from stacks.network_needs import ENDPOINT_HOSTING
 
 TARGETS = ENDPOINT_TARGETS

@@ -1,7 +1,7 @@
 """Optional per stage (``source.self_update``): a self-updating CDK Pipelines pipeline for the platform itself.
 
 A push to the infrastructure repository (``source.infrastructure``; in a production stage never the
-model repository, stacks/config.py) synthesizes the app with the same ``make synth`` a laptop runs
+model repository, resolver/config.py) synthesizes the app with the same ``make synth`` a laptop runs
 (cdk-nag and CloudFormation validation included). In a production stage a person then approves the
 run; only after that does the pipeline update itself, publish the assets and deploy the stage's
 stacks in dependency order. Deploy it once by hand (``cdk deploy <project>-<stage>-InfraPipeline``);
@@ -44,8 +44,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks import naming
-from stacks.config import StageConfig
+from resolver import naming
+from resolver.config import StageConfig
 from stacks.constructs.connections import grant_connection_use
 from stacks.constructs.encryption import platform_key
 from stacks.constructs.notifications import notify_on

@@ -8,16 +8,16 @@ from aws_cdk import Stack
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from stacks import naming
-from stacks.config import StageConfig
+from resolver import naming
+from resolver.config import StageConfig
+from resolver.naming import BUILD_ARTIFACTS_PREFIX, CODE_PREFIX, DRIFT_ARTIFACTS_PREFIX
+from resolver.published import PlatformValues
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.drift_check import DriftCheckPipeline
 from stacks.constructs.model_build import ModelBuildPipeline
 from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.sagemaker_access import ModelRegistry, SageMakerExecutionRole
-from stacks.naming import BUILD_ARTIFACTS_PREFIX, CODE_PREFIX, DRIFT_ARTIFACTS_PREFIX
 from stacks.network_needs import DRIFT_JOB, MODEL_BUILD_JOBS
-from stacks.published import PlatformValues
 
 ENDPOINT_TARGETS = ("staging", "production")
 
@@ -153,7 +153,7 @@ class MLPlatformStack(Stack):
             model=model,
             data_quality_monitor=config.operations.drift.model_monitor,
         )
-        # The stage's deploy-time values for CI and the operator CLI (stacks/published.py): written here only.
+        # The stage's deploy-time values for CI and the operator CLI (resolver/published.py): written here only.
         self.values_parameter = ssm.StringParameter(
             self,
             "PlatformValues",

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stacks.config import ConfigError, StageConfig
+from resolver.config import ConfigError, StageConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ from typing import Any
 from aws_cdk import Annotations, Fn, Stack
 from constructs import Construct
 
-from stacks.config import StageConfig
+from resolver.config import StageConfig
 from stacks.constructs.network import PrivateNetwork
 from stacks.network_needs import describe, gateway_services, interface_endpoints, lost_telemetry, stage_workloads
 from stacks.retention import log_retention, removal_policy

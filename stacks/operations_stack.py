@@ -30,8 +30,9 @@ from constructs import Construct
 
 from pipelines_src.drift_definition import DETECT_DRIFT, METRICS_FILE, REPORT_OUTPUT
 from pipelines_src.steps.contract import load_contract
-from stacks import naming
-from stacks.config import StageConfig
+from resolver import naming
+from resolver.config import StageConfig
+from resolver.naming import DRIFT_ARTIFACTS_PREFIX
 from stacks.constructs.dashboard import ModelDashboard
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.drift_alarms import NAMESPACE as DRIFT_NAMESPACE
@@ -44,7 +45,6 @@ from stacks.constructs.sagemaker_access import allow_champion_resolution
 from stacks.datasets import contract_path
 from stacks.ml_platform_stack import ENDPOINT_TARGETS
 from stacks.nag import acknowledge_wildcards
-from stacks.naming import DRIFT_ARTIFACTS_PREFIX
 from stacks.retention import log_retention, removal_policy
 
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aws_cdk import Environment, PermissionsBoundary, Stack, Stage, Tags
 from constructs import Construct
 
-from stacks import naming
+from resolver import naming
+from resolver.config import StageConfig
 from stacks.cicd_stack import CICDStack
-from stacks.config import StageConfig
 from stacks.constructs.curation_job import QUARANTINE_PREFIX
 from stacks.data_lake_stack import DataLakeStack
 from stacks.datasets import curated_table, quarantine_table

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from endpoint_release import tool
-from stacks import naming
-from stacks.config import ConfigError, StageConfig, load_config
+from resolver import naming
+from resolver.config import ConfigError, StageConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = tool.TARGETS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-from stacks.config import StageConfig
+from resolver.config import StageConfig
 
 _R = logs.RetentionDays
 RETENTION_BY_DAYS = {

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from stacks.config import PlatformConfig, load_config
+from resolver.config import PlatformConfig, load_config
 
 if TYPE_CHECKING:
     from aws_cdk import App

@@ -6,7 +6,7 @@ them as a processing input named by the execution parameter ``ChampionModelData`
 an execution resolves here: the CI Train build (pipelines_src/cicd.py) and the drift-alert function.
 
 The served version is what the release tool records after a successful deployment, in the SSM parameter
-``/<project>/<stage>/<model>/production/model-package-arn`` (stacks/naming.py). The record is used only
+``/<project>/<stage>/<model>/production/model-package-arn`` (resolver/naming.py). The record is used only
 when it names exactly a version of this stage's group (lambdas/shared/arns.py) and that version is
 Approved in the registry; its ``ModelDataUrl`` is the champion. No record (nothing deployed yet) means no
 champion: the parameter is left out and the definition's default (no champion) applies. A record that

@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def stage_model(stage: str) -> Any:
-    """The model settings of a cdk.json stage (``stacks.config.ModelConfig``); None, saying why, if unusable."""
-    from stacks.config import ConfigError, load_config
+    """The model settings of a cdk.json stage (``resolver.config.ModelConfig``); None, saying why, if unusable."""
+    from resolver.config import ConfigError, load_config
 
     context = json.loads((PIPELINES_SRC.parent / "cdk.json").read_text())["context"]
     try:

@@ -24,7 +24,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
-from stacks.config import EtlConfig
+from resolver.config import EtlConfig
 from stacks.constructs.catalog import PARTITION_WRITE_ACTIONS
 from stacks.constructs.encryption import log_group_statement
 from stacks.constructs.network import PrivateNetwork

@@ -7,7 +7,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.config import DataLakeConfig
+from resolver.config import DataLakeConfig
 from stacks.constructs.encryption import platform_key
 
 ZONES = ("raw", "curated", "artifacts")

@@ -38,8 +38,8 @@ from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks import naming
-from stacks.config import drift_period_seconds
+from resolver import naming
+from resolver.config import drift_period_seconds
 from stacks.constructs.data_quality_monitor import METRICS_NAMESPACE as MONITOR_NAMESPACE
 from stacks.constructs.data_quality_monitor import drift_metric_name as monitor_metric_name
 

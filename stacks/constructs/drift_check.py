@@ -19,7 +19,7 @@ from constructs import Construct
 
 from pipelines_src.definition import cached_build
 from pipelines_src.drift_definition import DriftSettings, build_drift_definition
-from stacks.config import DriftConfig
+from resolver.config import DriftConfig
 from stacks.constructs.model_build import asset_uri, deploy_definition, job_placeholders
 
 

@@ -27,7 +27,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.config import BackupConfig
+from resolver.config import BackupConfig
 from stacks.constructs.data_lake import private_bucket
 from stacks.constructs.encryption import platform_key
 from stacks.nag import acknowledge_wildcards

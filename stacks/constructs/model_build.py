@@ -16,7 +16,7 @@ from constructs import Construct
 
 from pipelines_src.definition import PipelineSettings, build_definition, cached_build, list_placeholders
 from pipelines_src.packaging import build_source_tarball
-from stacks.config import ModelConfig
+from resolver.config import ModelConfig
 from stacks.datasets import contract_path
 
 PIPELINES_SRC = Path(__file__).resolve().parents[2] / "pipelines_src"

@@ -15,7 +15,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from stacks.config import NetworkConfig
+from resolver.config import NetworkConfig
 from stacks.constructs.encryption import platform_key
 from stacks.nag import acknowledge
 from stacks.network_needs import Workload, check_met

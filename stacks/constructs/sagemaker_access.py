@@ -12,8 +12,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from stacks import naming
-from stacks.config import StageConfig
+from resolver import naming
+from resolver.config import StageConfig
 from stacks.constructs.encryption import log_group_statement
 from stacks.nag import acknowledge_wildcards
 

@@ -22,9 +22,9 @@ from moto.server import ThreadedMotoServer
 from mlops_cli import cli, drift, pipelines, text
 from mlops_cli.aws import Aws, CliError
 from pipelines_src.local.run import ARTIFACTS_BUCKET
-from stacks import naming
-from stacks.config import load_config
-from stacks.published import PlatformValues
+from resolver import naming
+from resolver.config import load_config
+from resolver.published import PlatformValues
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"

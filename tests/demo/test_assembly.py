@@ -16,8 +16,8 @@ from demo import emulation, run
 from demo.assembly import Assembly, AssemblyError, Resolver, Rule, Stack
 from demo.emulation import ACCOUNT
 from demo.progress import Timeline
-from stacks import naming
-from stacks.config import load_config
+from resolver import naming
+from resolver.config import load_config
 from tests.conftest import cdk_json_context
 
 RENAMED_PROJECT = "acme"

@@ -20,8 +20,9 @@ from typing import Any
 import botocore.session
 import pytest
 
-from stacks import bootstrap_policy, naming
-from stacks.config import PlatformConfig, StageConfig
+from resolver import naming
+from resolver.config import PlatformConfig, StageConfig
+from stacks import bootstrap_policy
 from stacks.summary import stacks_by_stage
 from tests.conftest import ROOT, Synthesized
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from stacks import naming
-from stacks.config import PlatformConfig
+from resolver import naming
+from resolver.config import PlatformConfig
 from stacks.nag import flatten_reference
 from tests.conftest import Synthesized
 
@@ -358,8 +358,8 @@ def test_codecommit_is_there_for_accounts_that_have_it() -> None:
 
     from aws_cdk.assertions import Template
 
+    from resolver.config import load_config
     from stacks.app import build
-    from stacks.config import load_config
     from tests.conftest import cdk_json_context, new_app
 
     context = copy.deepcopy(cdk_json_context())

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from stacks.config import ConfigError, PlatformConfig, load_config
+from resolver.config import ConfigError, PlatformConfig, load_config
 from tests.conftest import ROOT
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stacks.config import PlatformConfig
+from resolver.config import PlatformConfig
 from stacks.costs import (
     HOURS_PER_MONTH,
     INTERFACE_ENDPOINT,

@@ -9,8 +9,8 @@ import pytest
 from aws_cdk import Stack
 from aws_cdk.assertions import Match, Template
 
-from stacks import naming
-from stacks.config import ConfigError, PlatformConfig, load_config
+from resolver import naming
+from resolver.config import ConfigError, PlatformConfig, load_config
 from stacks.constructs.catalog import Column, TableSpec
 from stacks.data_lake_stack import DataLakeStack
 from stacks.network_stack import NetworkStack

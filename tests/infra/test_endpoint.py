@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from stacks import naming
-from stacks.config import PlatformConfig, load_config
+from resolver import naming
+from resolver.config import PlatformConfig, load_config
 from stacks.endpoint_stack import ALWAYS_PRESENT
 from stacks.nag import flatten_reference
 from tests.conftest import Synthesized, cdk_json_context, new_app

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from stacks import naming
-from stacks.config import ConfigError, PlatformConfig, load_config
+from resolver import naming
+from resolver.config import ConfigError, PlatformConfig, load_config
 from stacks.infra_pipeline_stack import ACTION_EXECUTION_STATE_CHANGE, APPROVAL_STAGE
 from tests.conftest import Synthesized, cdk_json_context
 from tests.infra.test_operations import _event, _matches, _render

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pipelines_src.definition import list_placeholders
-from stacks.config import PlatformConfig
+from resolver.config import PlatformConfig
 from stacks.constructs.model_build import asset_uri
 from tests.conftest import Synthesized, exported_value
 

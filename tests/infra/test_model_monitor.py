@@ -16,8 +16,8 @@ from cdk_nag import AwsSolutionsChecks
 from cfnlint.config import ConfigMixIn
 from cfnlint.runner import Runner
 
-from stacks import naming
-from stacks.config import StageConfig, load_config
+from resolver import naming
+from resolver.config import StageConfig, load_config
 from stacks.constructs.data_quality_monitor import METRICS_NAMESPACE, analyzer_image
 from stacks.operations_stack import drift_features
 from stacks.summary import stacks_in

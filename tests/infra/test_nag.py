@@ -11,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
-from stacks.config import PlatformConfig
+from resolver.config import PlatformConfig
 from stacks.nag import Recorded, acknowledge, acknowledge_wildcards, recording
 from tests.conftest import Synthesized, new_app
 

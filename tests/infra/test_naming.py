@@ -1,10 +1,10 @@
-"""`python -m stacks.naming`: the names Makefile targets read from cdk.json."""
+"""`python -m resolver.naming`: the names Makefile targets read from cdk.json."""
 
 from __future__ import annotations
 
 import pytest
 
-from stacks import naming
+from resolver import naming
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from stacks.config import PlatformConfig
+from resolver.config import PlatformConfig
 from stacks.network_needs import gateway_services, stage_workloads
 from stacks.network_stack import NetworkStack
 from tests.conftest import Synthesized, new_app

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from stacks.config import ConfigError, PlatformConfig
+from resolver.config import ConfigError, PlatformConfig
 from stacks.network_needs import (
     CURATION_JOB,
     DATA_QUALITY_JOBS,

@@ -14,8 +14,8 @@ from aws_cdk.assertions import Template
 from moto.events.models import EventPattern
 
 from pipelines_src.steps.drift import CHECK_COMPLETED
-from stacks import naming
-from stacks.config import PlatformConfig, drift_period_seconds
+from resolver import naming
+from resolver.config import PlatformConfig, drift_period_seconds
 from stacks.nag import flatten_reference
 from stacks.operations_stack import drift_features
 from tests.conftest import Synthesized
@@ -653,7 +653,7 @@ def test_the_approval_function_reads_the_deployed_versions_and_nothing_else_of_s
 def test_rollback_on_rejection_lets_the_function_list_the_groups_versions(context: dict[str, Any]) -> None:
     from cdk_nag import AwsSolutionsChecks
 
-    from stacks.config import load_config
+    from resolver.config import load_config
 
     context["mlops"]["stages"][STAGE]["operations"]["rollback_on_rejection"] = True
     app, stack = _operations_alone(load_config(context).stage(STAGE))
@@ -756,7 +756,7 @@ def test_dev_has_no_dashboard_and_staging_and_prod_have_one(synthesized: Synthes
 
 
 def test_a_stage_without_alarms_has_no_alarm_at_all(context: dict[str, Any]) -> None:
-    from stacks.config import load_config
+    from resolver.config import load_config
 
     context["mlops"]["stages"]["dev"]["operations"]["alarms"] = False
     _, stack = _operations_alone(load_config(context).stage("dev"), account="123456789012")

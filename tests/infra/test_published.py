@@ -1,4 +1,4 @@
-"""The stage's deploy-time values, published once by CloudFormation as one JSON SSM parameter (stacks/published.py)."""
+"""The stage's deploy-time values, published once by CloudFormation as one JSON SSM parameter (resolver.published)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from stacks import naming
-from stacks.config import PlatformConfig
-from stacks.published import PlatformValues, PublishedValuesError
+from resolver import naming
+from resolver.config import PlatformConfig
+from resolver.published import PlatformValues, PublishedValuesError
 from tests.conftest import Synthesized, exported_value
 
 STAGES = ["dev", "staging", "prod"]

@@ -13,8 +13,8 @@ from cdk_nag import AwsSolutionsChecks
 from cfnlint.config import ConfigMixIn
 from cfnlint.runner import Runner
 
+from resolver.config import PlatformConfig
 from stacks.app import build, validation_failures
-from stacks.config import PlatformConfig
 from stacks.summary import stacks_in, summary
 from tests.conftest import ROOT, Synthesized, cdk_json_context
 

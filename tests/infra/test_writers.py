@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from stacks import naming
-from stacks.config import PlatformConfig
+from resolver import naming
+from resolver.config import PlatformConfig
 from stacks.nag import flatten_reference
 from tests.conftest import Synthesized
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from stacks import naming
-from stacks.config import PlatformConfig
+from resolver import naming
+from resolver.config import PlatformConfig
 from tests.conftest import Synthesized
 from tests.lambdas.conftest import TABLE, TOPIC_ARN, Aws
 from tests.lambdas.test_registry_approval import state_change_event

@@ -26,9 +26,9 @@ from moto import mock_aws
 from pipelines_src import cicd
 from pipelines_src.definition import CODE_PARAMETERS, PipelineSettings, build_definition, code_object_names
 from pipelines_src.packaging import RUNNER_PATH, STEPS_DIR
-from stacks import naming
-from stacks.config import StageConfig, load_config
-from stacks.published import PlatformValues
+from resolver import naming
+from resolver.config import StageConfig, load_config
+from resolver.published import PlatformValues
 from tests.conftest import cdk_json_context
 
 STAGE = "dev"

@@ -9,7 +9,7 @@ import pytest
 
 from pipelines_src.local import run
 from pipelines_src.local.runner import RunResult
-from stacks.config import PlatformConfig
+from resolver.config import PlatformConfig
 
 
 @pytest.fixture

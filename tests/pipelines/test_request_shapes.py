@@ -28,8 +28,8 @@ from botocore.validate import ParamValidator
 
 from pipelines_src.local.expressions import ExpressionError, Resolver, split_path
 from pipelines_src.local.graph import step_graph
-from stacks import naming
-from stacks.config import StageConfig, load_config
+from resolver import naming
+from resolver.config import StageConfig, load_config
 from tests.conftest import Synthesized, cdk_json_context, new_app
 
 STAGES = tuple(cdk_json_context()["mlops"]["stages"])

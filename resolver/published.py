@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines_src.definition import PipelineSettings
-from stacks import naming
-from stacks.config import ModelConfig, StageConfig
+from resolver import naming
+from resolver.config import ModelConfig, StageConfig
 
 # Raised for a parameter that is missing or does not hold what `PlatformValues` needs.
 NOT_PUBLISHED = "is not published: deploy the stage's MLPlatform stack first (cdk deploy)"

@@ -6,7 +6,7 @@ are derived from the stage config, never typed twice.
 
 from __future__ import annotations
 
-from stacks.config import StageConfig
+from resolver.config import StageConfig
 
 # Prefixes of the artifacts bucket: the model-build pipeline's step outputs (<prefix>/<pipeline>/<execution>/),
 # the step code CI uploads (content-addressed), the drift-check pipeline's outputs.
@@ -109,7 +109,7 @@ def deployed_version_parameter(config: StageConfig, target: str) -> str:
 
 
 def platform_values_parameter(config: StageConfig) -> str:
-    """The SSM parameter holding the stage's deploy-time values as one JSON document (stacks/published.py).
+    """The SSM parameter holding the stage's deploy-time values as one JSON document (resolver/published.py).
     CloudFormation writes it (the MLPlatform stack); CI and the operator CLI read it."""
     return f"/{config.project}/{config.name}/{config.model.name}/platform-values"
 
@@ -151,7 +151,7 @@ MONITOR_CONSTRAINTS_FILE = "constraints.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m stacks.naming <what> <stage> [arg]``: names for Makefile targets, from cdk.json.
+    """``python -m resolver.naming <what> <stage> [arg]``: names for Makefile targets, from cdk.json.
 
     stack-path STAGE STACK   the CDK CLI's path of a stack (e.g. mlops-dev/Endpoint-staging)
     endpoint STAGE TARGET    the endpoint name of a deployment target (staging | production)
@@ -163,11 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     from pathlib import Path
 
-    from stacks.config import CONTRACTS_DIR, ConfigError, load_config
+    from resolver.config import CONTRACTS_DIR, ConfigError, load_config
 
     args = sys.argv[1:] if argv is None else argv
     usage = (
-        "usage: python -m stacks.naming "
+        "usage: python -m resolver.naming "
         "{stack-path STAGE STACK | endpoint STAGE TARGET | contract STAGE | baseline-prefix STAGE | drift-engine STAGE}"
     )
     if len(args) < 2 or args[0] not in ("stack-path", "endpoint", "contract", "baseline-prefix", "drift-engine"):
