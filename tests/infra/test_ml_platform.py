@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from pipelines_src.definition import list_placeholders
 from resolver.config import PlatformConfig
 from stacks.constructs.model_build import asset_uri
-from tests.conftest import Synthesized, exported_value
+from tests.conftest import ROOT, Synthesized, exported_value
 
 STAGES = ["dev", "staging", "prod"]
 
@@ -541,6 +543,21 @@ def test_image_repositories_are_the_ones_the_sdk_retrieves_for_the_region(region
         expected.add((account, rest.split(":")[0]))
     assert set(framework_image_repositories(region)) == expected
     assert len({account for account, _ in expected}) >= 1
+
+
+def test_reading_the_image_repositories_imports_no_sagemaker_sdk() -> None:
+    """The synth of a stage whose definitions come from their cache needs no SDK: its import costs seconds."""
+    program = (
+        "import json, sys\n"
+        "from stacks.constructs.sagemaker_access import framework_image_repositories\n"
+        "pairs = framework_image_repositories('eu-west-1')\n"
+        "sdk = sorted(m for m in sys.modules if m == 'sagemaker' or m.startswith('sagemaker.'))\n"
+        "print(json.dumps({'pairs': pairs, 'sdk': sdk}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, check=True)
+    answer = json.loads(result.stdout)
+    assert answer["sdk"] == []
+    assert len(answer["pairs"]) >= 3
 
 
 def test_a_region_without_the_images_fails_synth_with_its_name() -> None:
