@@ -91,6 +91,7 @@ class MLPlatformStack(Stack):
                 retain=config.retain_data,
                 reader_role_name=naming.tracking_reader_role(config),
                 reader_principals=tracking.reader_role_arns,
+                values_parameter=naming.platform_values_parameter(config),
             )
             self.tracking.grant_logging(self.execution.role, network.vpc)
         tracking_uri = self.tracking.app_arn if self.tracking else None

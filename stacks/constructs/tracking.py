@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -81,7 +81,8 @@ class ExperimentTracking(Construct):
     """The stage's MLflow App, the role it runs as, and (with reader principals) the tracking-reader role.
 
     ``artifacts_prefix`` ends with a slash. ``retain``: keep the App (its experiments and runs) when the stack is
-    deleted, as the stage keeps its data.
+    deleted, as the stage keeps its data. ``values_parameter``: the name of the SSM parameter that publishes the
+    App's ARN (resolver/published.py), which the reader role may read to find it.
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class ExperimentTracking(Construct):
         retain: bool,
         reader_role_name: str,
         reader_principals: Sequence[str] = (),
+        values_parameter: str | None = None,
     ) -> None:
         super().__init__(scope, id_)
         if not artifacts_prefix.endswith("/"):
@@ -146,7 +148,7 @@ class ExperimentTracking(Construct):
 
         self.reader_role: iam.Role | None = None
         if reader_principals:
-            self.reader_role = self._reader(reader_role_name, reader_principals)
+            self.reader_role = self._reader(reader_role_name, reader_principals, values_parameter)
 
     def grant_logging(self, role: iam.IRole, vpc: ec2.IVpc) -> None:
         """What the model-build steps need to log their runs: the App's API, only from the platform's VPC (through
@@ -177,8 +179,9 @@ class ExperimentTracking(Construct):
             reason="Run artifacts under the App's one prefix, keyed by experiment and run ids MLflow assigns.",
         )
 
-    def _reader(self, role_name: str, principals: Sequence[str]) -> iam.Role:
-        """A role the listed principals may assume: the App's UI (presigned URL) and API, the artifacts read-only."""
+    def _reader(self, role_name: str, principals: Sequence[str], values_parameter: str | None) -> iam.Role:
+        """A role the listed principals may assume: the App's UI (presigned URL) and API, the artifacts read-only,
+        and the published values that name the App."""
         role = iam.Role(
             self,
             "ReaderRole",
@@ -192,6 +195,16 @@ class ExperimentTracking(Construct):
         for statement in _objects(self.artifacts, self.artifacts_prefix, ["s3:GetObject"], "ReadRunArtifacts"):
             role.add_to_policy(statement)
         role.add_to_policy(_kms_through_s3(self.key, self.artifacts, ["kms:Decrypt"], "ReadRunArtifactsKey"))
+        if values_parameter is not None:
+            parameter = Stack.of(self).format_arn(
+                service="ssm",
+                resource="parameter",
+                resource_name=values_parameter.lstrip("/"),
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(sid="FindTheApp", actions=["ssm:GetParameter"], resources=[parameter])
+            )
         acknowledge_wildcards(
             role,
             resources=[self.artifacts.arn_for_objects(f"{self.artifacts_prefix}*")],

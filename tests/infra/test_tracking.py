@@ -230,6 +230,7 @@ def _reader_stack(principals: tuple[str, ...]) -> tuple[Any, Any]:
         retain=False,
         reader_role_name="mlops-test-tracking-reader",
         reader_principals=principals,
+        values_parameter="/mlops/test/m/platform-values",
     )
     return tracking, Template.from_stack(stack).to_json()
 
@@ -255,7 +256,21 @@ def test_the_reader_role_is_assumed_by_the_configured_roles_only_and_reads_the_a
     assert sorted(p for statement in trust for p in _list(statement["Principal"]["AWS"])) == sorted(readers)
     assert all(set(statement["Principal"]) == {"AWS"} for statement in trust), "no service, no account root"
     statements = _by_sid(_policies_of(template, role_id))
-    assert set(statements) == {"UseTheApp", "ReadRunArtifacts", "ReadRunArtifactsList", "ReadRunArtifactsKey"}
+    assert set(statements) == {
+        "UseTheApp",
+        "ReadRunArtifacts",
+        "ReadRunArtifactsList",
+        "ReadRunArtifactsKey",
+        "FindTheApp",
+    }
+    # The published values name the App: that one parameter, read only.
+    assert statements["FindTheApp"]["Action"] == "ssm:GetParameter"
+    assert stack.resolve(statements["FindTheApp"]["Resource"]) == {
+        "Fn::Join": [
+            "",
+            ["arn:", {"Ref": "AWS::Partition"}, ":ssm:us-east-1:111111111111:parameter/mlops/test/m/platform-values"],
+        ]
+    }
     app_arn = stack.resolve(tracking.app_arn)
     assert sorted(_list(statements["UseTheApp"]["Action"])) == [
         "sagemaker:CallMlflowAppApi",
@@ -337,3 +352,19 @@ def test_tracking_defaults_to_managed_without_readers_and_takes_role_arns_with_p
     arns = ["arn:aws:iam::111111111111:role/team/ds", "arn:aws-us-gov:iam::222222222222:role/ds"]
     tracking = _tracking(context, {"reader_role_arns": arns})
     assert tracking.managed and tracking.reader_role_arns == tuple(arns)
+
+
+def test_the_reader_role_raises_no_unacknowledged_cdk_nag_finding() -> None:
+    """No stage of cdk.json configures readers, so the stages' cdk-nag check never sees this role: check it here."""
+    from aws_cdk import Stack
+    from cdk_nag import AwsSolutionsChecks
+
+    tracking, _ = _reader_stack(("arn:aws:iam::111111111111:role/data-scientist",))
+    report = AwsSolutionsChecks().validate_scope(Stack.of(tracking))
+    ours = [
+        f"{violation.rule_name} at {resource.construct_path}"
+        for violation in report.violations
+        for resource in violation.violating_resources
+        if resource.construct_path.startswith(tracking.node.path + "/")
+    ]
+    assert ours == []
