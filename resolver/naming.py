@@ -22,7 +22,8 @@ def model_package_group(config: StageConfig) -> str:
 
 
 def tracking_app(config: StageConfig) -> str:
-    """The stage's SageMaker managed MLflow App (tracking.mode managed); its ARN carries a generated id, not this."""
+    """The stage's SageMaker managed MLflow App (tracking.mode managed), before the suffix its stack adds (the first
+    group of the stack's id, stacks/constructs/tracking.py); its ARN carries a generated id, not the name."""
     return f"{config.prefix}-tracking"
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -80,7 +80,7 @@ def _objects(bucket: s3.IBucket, prefix: str, actions: Sequence[str], sid: str) 
 class ExperimentTracking(Construct):
     """The stage's MLflow App, the role it runs as, and (with reader principals) the tracking-reader role.
 
-    ``artifacts_prefix`` ends with a slash. ``retain``: keep the App (its experiments and runs) when the stack is
+    ``name`` is the App's name before the stack's suffix (see below). ``artifacts_prefix`` ends with a slash. ``retain``: keep the App (its experiments and runs) when the stack is
     deleted, as the stage keeps its data. ``values_parameter``: the name of the SSM parameter that publishes the
     App's ARN (resolver/published.py), which the reader role may read to find it.
     """
@@ -132,10 +132,15 @@ class ExperimentTracking(Construct):
             "assigns.",
         )
 
+        # The App's name ends with the first group of the stack's id, which is new each time the stack is created:
+        # an App retained by a `cdk destroy` (its runs are history) keeps its name and ARN, and the next deployment
+        # creates its own instead of colliding with it. CloudFormation cannot adopt an App on deploy (its
+        # identifier is the ARN, which carries a generated id), so a fixed name would block that deployment.
+        stack_id = Fn.select(0, Fn.split("-", Fn.select(2, Fn.split("/", Aws.STACK_ID))))
         self.app = sagemaker.CfnMlflowApp(
             self,
             "App",
-            name=name,
+            name=Fn.join("-", [name, stack_id]),
             artifact_store_uri=self.artifact_store_uri,
             role_arn=self.service_role.role_arn,
             model_registration_mode=REGISTRATION_DISABLED,

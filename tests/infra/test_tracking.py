@@ -60,7 +60,13 @@ def test_a_tracked_stage_has_one_mlflow_app_over_its_artifacts_prefix_and_regist
     assert ml.tracking is not None
     ((_, app),) = apps.items()
     properties = app["Properties"]
-    assert properties["Name"] == naming.tracking_app(config) == f"mlops-{stage}-tracking"
+    # mlops-<stage>-tracking-<first group of the stack id>: new with each creation of the stack, so an App a destroy
+    # retained never blocks the next deployment (tests/infra/test_data_lake.py, "nothing left behind").
+    separator, (prefix, suffix) = properties["Name"]["Fn::Join"]
+    assert separator == "-" and prefix == naming.tracking_app(config) == f"mlops-{stage}-tracking"
+    assert suffix == {
+        "Fn::Select": [0, {"Fn::Split": ["-", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]}]
+    }
     # Versions enter the SageMaker model registry only through the pipeline, as PendingManualApproval.
     assert properties["ModelRegistrationMode"] == "AutoModelRegistrationDisabled"
     assert properties["RoleArn"] == ml.resolve(ml.tracking.service_role.role_arn)
