@@ -70,6 +70,10 @@ BOTO3_TO_ENDPOINT = {
 # VPC has the service name aws.sagemaker.<region>.experiments
 # (https://docs.aws.amazon.com/sagemaker/latest/dg/mlflow-interface-endpoint-create.html; the CDK's
 # InterfaceVpcEndpointAwsService.SAGEMAKER_EXPERIMENTS), not com.amazonaws.<region>.<name> like the others.
+# AWS documents it for tracking servers (host <region>.experiments.sagemaker.aws); an MLflow App's MLflow API is
+# https://mlflow.sagemaker.<region>.app.aws (the sagemaker-mlflow plugin's endpoint for mlflow-app ARNs). That the
+# same endpoint's private DNS serves that host is not in the documentation reachable offline: check it on a
+# stage's first deployment (from an isolated subnet, a step's first MLflow call times out if not).
 TRACKING_ENDPOINT = "sagemaker.experiments"
 # Short name -> (name, prefix) of the endpoint service where it is not com.amazonaws.<region>.<short name>.
 _ENDPOINT_SERVICES = {TRACKING_ENDPOINT: ("experiments", "aws.sagemaker")}

@@ -80,9 +80,10 @@ def _objects(bucket: s3.IBucket, prefix: str, actions: Sequence[str], sid: str) 
 class ExperimentTracking(Construct):
     """The stage's MLflow App, the role it runs as, and (with reader principals) the tracking-reader role.
 
-    ``name`` is the App's name before the stack's suffix (see below). ``artifacts_prefix`` ends with a slash. ``retain``: keep the App (its experiments and runs) when the stack is
-    deleted, as the stage keeps its data. ``values_parameter``: the name of the SSM parameter that publishes the
-    App's ARN (resolver/published.py), which the reader role may read to find it.
+    ``name`` is the App's name before the suffix its stack adds (see the App below). ``artifacts_prefix`` ends with
+    a slash. ``retain``: keep the App (its experiments and runs) when the stack is deleted, as the stage keeps its
+    data. ``values_parameter``: the name of the SSM parameter that publishes the App's ARN (resolver/published.py),
+    which the reader role may read to find it.
     """
 
     def __init__(
