@@ -264,6 +264,7 @@ class PipelineSettings:
     # endpoint requests, MonitorBaseline runs the Model Monitor analyzer on them and RegisterModel
     # records its statistics and constraints (module doc). Such a pipeline runs only in SageMaker.
     data_quality_monitor: bool = False
+    tracking_uri: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.data_quality_monitor, bool):

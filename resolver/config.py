@@ -54,6 +54,9 @@ INTERFACE_ENDPOINT_SERVICES = frozenset(
         "codestar-connections.api",
         "application-autoscaling",
         "xray",
+        # SageMaker managed MLflow: its service name is aws.sagemaker.<region>.experiments, not com.amazonaws...
+        # (stacks.network_needs.endpoint_service).
+        "sagemaker.experiments",
     }
 )
 
@@ -87,6 +90,10 @@ _SCHEDULE_RE = re.compile(r"^(rate\([1-9]\d* (minute|minutes|hour|hours|day|days
 # Glue 5 worker types for Spark ETL jobs.
 GLUE_WORKER_TYPES = frozenset({"G.025X", "G.1X", "G.2X", "G.4X", "G.8X", "R.1X", "R.2X", "R.4X", "R.8X"})
 DRIFT_ENGINES = frozenset({"processing", "model_monitor"})
+# tracking.mode: "managed", a SageMaker managed MLflow App per stage; "none", no experiment tracking in AWS.
+TRACKING_MODES = frozenset({"managed", "none"})
+# An IAM role ARN (any path, e.g. IAM Identity Center's aws-reserved/sso.amazonaws.com/...), never a wildcard.
+_ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
 DRIFT_INPUTS = frozenset({"capture", "dataset"})
 _DRIFT_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -260,6 +267,22 @@ class OperationsConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """Experiment tracking in AWS (stacks/constructs/tracking.py)."""
+
+    # "managed": the stage has a SageMaker managed MLflow App, its artifacts in the artifacts bucket, and the
+    # model-build jobs reach it through the VPC; "none": no tracking resource and no endpoint for it.
+    mode: str = "managed"
+    # Roles (a data scientist's, an IAM Identity Center permission set's) that may assume the stage's
+    # tracking-reader role: open the MLflow UI and read runs and their artifacts.
+    reader_role_arns: tuple[str, ...] = ()
+
+    @property
+    def managed(self) -> bool:
+        return self.mode == "managed"
+
+
+@dataclass(frozen=True)
 class ServerlessConfig:
     memory_mb: int
     max_concurrency: int
@@ -299,6 +322,7 @@ class StageConfig:
     model: ModelConfig
     endpoint: EndpointConfig
     operations: OperationsConfig
+    tracking: TrackingConfig = TrackingConfig()
 
     @property
     def prefix(self) -> str:
@@ -794,6 +818,31 @@ def _operations(reader: _Reader) -> OperationsConfig:
     )
 
 
+def _tracking(reader: _Reader | None) -> TrackingConfig:
+    """tracking.*: absent is the defaults (managed, no reader role)."""
+    if reader is None:
+        return TrackingConfig()
+    mode = reader.one_of("mode", TRACKING_MODES) if reader._raw("mode", optional=True) is not None else "managed"
+    arns: tuple[str, ...] = ()
+    if reader._raw("reader_role_arns", optional=True) is not None:
+        arns = reader.strings("reader_role_arns")
+    key = reader.key("reader_role_arns")
+    for index, arn in enumerate(arns):
+        if not _ROLE_ARN_RE.match(arn):
+            raise ConfigError(
+                f'{key}[{index}]: "{arn}" is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>, '
+                "no wildcard)"
+            )
+    if len(set(arns)) != len(arns):
+        raise ConfigError(f"{key}: lists a role twice: {list(arns)}")
+    if arns and mode != "managed":
+        raise ConfigError(
+            f'{key}: {len(arns)} reader role(s) but {reader.key("mode")} is "{mode}": there is no tracking '
+            'resource to read; set mode "managed" or remove the roles'
+        )
+    return reader.build(TrackingConfig, mode=mode, reader_role_arns=arns)
+
+
 def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
     account = reader.matching("account", _ACCOUNT_RE, "a 12-digit AWS account id", optional=True)
     if account is None and name not in ACCOUNT_OPTIONAL_STAGES:
@@ -862,6 +911,7 @@ def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
         model=_model(reader.block("model")),
         endpoint=endpoint,
         operations=operations,
+        tracking=_tracking(reader.block("tracking") if reader._raw("tracking", optional=True) is not None else None),
     )
 
 

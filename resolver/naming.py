@@ -13,10 +13,23 @@ from resolver.config import StageConfig
 BUILD_ARTIFACTS_PREFIX = "model-build"
 CODE_PREFIX = "code"
 DRIFT_ARTIFACTS_PREFIX = "drift-check"
+# The stage's managed MLflow App keeps its run artifacts under this prefix of the artifacts bucket.
+TRACKING_ARTIFACTS_PREFIX = "mlflow"
 
 
 def model_package_group(config: StageConfig) -> str:
     return f"{config.prefix}-{config.model.name}"
+
+
+def tracking_app(config: StageConfig) -> str:
+    """The stage's SageMaker managed MLflow App (tracking.mode managed), before the suffix its stack adds (the first
+    group of the stack's id, stacks/constructs/tracking.py); its ARN carries a generated id, not the name."""
+    return f"{config.prefix}-tracking"
+
+
+def tracking_reader_role(config: StageConfig) -> str:
+    """The role a data scientist assumes to open the stage's MLflow UI (tracking.reader_role_arns may assume it)."""
+    return f"{config.prefix}-tracking-reader"
 
 
 def lake_database(config: StageConfig) -> str:

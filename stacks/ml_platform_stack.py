@@ -10,14 +10,15 @@ from constructs import Construct
 
 from resolver import naming
 from resolver.config import StageConfig
-from resolver.naming import BUILD_ARTIFACTS_PREFIX, CODE_PREFIX, DRIFT_ARTIFACTS_PREFIX
+from resolver.naming import BUILD_ARTIFACTS_PREFIX, CODE_PREFIX, DRIFT_ARTIFACTS_PREFIX, TRACKING_ARTIFACTS_PREFIX
 from resolver.published import PlatformValues
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.drift_check import DriftCheckPipeline
 from stacks.constructs.model_build import ModelBuildPipeline
 from stacks.constructs.network import PrivateNetwork
 from stacks.constructs.sagemaker_access import ModelRegistry, SageMakerExecutionRole
-from stacks.network_needs import DRIFT_JOB, MODEL_BUILD_JOBS
+from stacks.constructs.tracking import ExperimentTracking
+from stacks.network_needs import DRIFT_JOB, MODEL_BUILD_JOBS, TRACKED_BUILD_STEPS
 
 ENDPOINT_TARGETS = ("staging", "production")
 
@@ -48,6 +49,9 @@ class MLPlatformStack(Stack):
         )
         network.require(MODEL_BUILD_JOBS)
         network.require(DRIFT_JOB)
+        tracking = config.tracking
+        if tracking.managed:
+            network.require(TRACKED_BUILD_STEPS)
         # HTTPS to the interface endpoints and S3 only; all TCP between instances of one distributed job.
         self.jobs_security_group = network.workload_security_group(
             Construct(self, "JobsNetwork"),
@@ -71,7 +75,26 @@ class MLPlatformStack(Stack):
             model_package_group_name=self.registry.group_name,
             subnet_ids=network.workload_subnet_ids,
             security_group_ids=[self.jobs_security_group.security_group_id],
+            # Steps that log to the MLflow App need the network and the job's credentials (TRACKED_BUILD_STEPS).
+            network_isolation=not tracking.managed,
         )
+        # The stage's MLflow App (tracking.mode managed): one experiment per model, one run per execution.
+        self.tracking: ExperimentTracking | None = None
+        if tracking.managed:
+            self.tracking = ExperimentTracking(
+                self,
+                "Tracking",
+                name=naming.tracking_app(config),
+                artifacts=lake.artifacts,
+                artifacts_prefix=f"{TRACKING_ARTIFACTS_PREFIX}/",
+                key=lake.key,
+                retain=config.retain_data,
+                reader_role_name=naming.tracking_reader_role(config),
+                reader_principals=tracking.reader_role_arns,
+                values_parameter=naming.platform_values_parameter(config),
+            )
+            self.tracking.grant_logging(self.execution.role, network.vpc)
+        tracking_uri = self.tracking.app_arn if self.tracking else None
         self.model_build = ModelBuildPipeline(
             self,
             "ModelBuild",
@@ -88,6 +111,7 @@ class MLPlatformStack(Stack):
             subnets=network.workload_subnet_ids,
             security_groups=[self.jobs_security_group.security_group_id],
             data_quality_monitor=config.operations.drift.model_monitor,
+            tracking_uri=tracking_uri,
         )
         self.model_build.node.add_dependency(self.registry.group)
 
@@ -152,6 +176,7 @@ class MLPlatformStack(Stack):
             model_package_group=self.registry.group_name,
             model=model,
             data_quality_monitor=config.operations.drift.model_monitor,
+            tracking_uri=tracking_uri,
         )
         # The stage's deploy-time values for CI and the operator CLI (resolver/published.py): written here only.
         self.values_parameter = ssm.StringParameter(

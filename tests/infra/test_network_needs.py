@@ -199,13 +199,16 @@ def test_an_exact_endpoint_list_without_a_need_fails_the_synth_in_one_line(platf
         "need(s) from inside the VPC; add it, or remove the key to derive the endpoints from the workloads"
     )
     exact = dataclasses.replace(
-        staging.network, interface_endpoints=("glue", "logs", "monitoring", "sts"), extra_interface_endpoints=("kms",)
+        staging.network,
+        interface_endpoints=("glue", "logs", "monitoring", "sagemaker.experiments", "sts"),
+        extra_interface_endpoints=("kms",),
     )
     assert interface_endpoints(dataclasses.replace(staging, network=exact)) == (
         "glue",
         "kms",
         "logs",
         "monitoring",
+        "sagemaker.experiments",
         "sts",
     )
 
