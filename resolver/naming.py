@@ -170,6 +170,11 @@ def quality_check_missing_alarm(config: StageConfig) -> str:
     return f"{quality_alarm_prefix(config)}-check-missing"
 
 
+def operations_event_source(config: StageConfig) -> str:
+    """The source of the events the stage's schedules put on the default bus (a custom source: never ``aws.``)."""
+    return f"{config.project}.{config.name}.operations"
+
+
 # What publish-baseline (pipelines_src/promote.py) puts beside baseline.json when the version has a Model
 # Monitor baseline; the data-quality schedule compares captured requests with them.
 MONITOR_STATISTICS_FILE = "statistics.json"
