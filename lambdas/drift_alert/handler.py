@@ -156,8 +156,9 @@ def parse_event(event: object) -> AlarmChange:
 def display_name(alarm_name: str, token: str, reason: str = DRIFT) -> str:
     """A valid execution display name: alphanumerics and hyphens, alphanumeric at both ends, <= 82;
     it starts with the reason (``drift-`` or ``model-quality-``)."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", alarm_name)[:60].strip("-")
     lead = reason.replace(" ", "-")
+    # Room for the lead, the token and two hyphens: the token's end is never cut off.
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", alarm_name)[: DISPLAY_NAME_MAX - len(lead) - 14].strip("-")
     parts = [lead, slug, token[:12]] if slug else [lead, token[:12]]
     return "-".join(parts)[:DISPLAY_NAME_MAX]
 

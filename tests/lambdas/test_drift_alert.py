@@ -168,9 +168,12 @@ def test_long_alarm_names_and_reasons_stay_within_api_limits(build: Aws) -> None
 
 
 @pytest.mark.parametrize("name", ["", "----", "a", "é" * 90, "x" * 255, "-a-"])
-def test_display_name_is_always_valid(name: str) -> None:
+@pytest.mark.parametrize("reason", ["drift", "model quality"])
+def test_display_name_is_always_valid(name: str, reason: str) -> None:
     token = handler.events.derive_token(name)
-    assert DISPLAY_NAME.match(handler.display_name(name, token))
+    shown = handler.display_name(name, token, reason)
+    assert DISPLAY_NAME.match(shown)
+    assert shown.startswith(reason.replace(" ", "-") + "-") and shown.endswith(token[:12])
 
 
 def test_client_request_token_is_derived_from_the_transition(build: Aws) -> None:
