@@ -547,53 +547,25 @@ class OperationsStack(Stack):
             "See its steps in SageMaker Studio or "
             "aws sagemaker list-pipeline-execution-steps --pipeline-execution-arn <arn>.",
         )
-        # The drift check's own failures: a failed or stopped run publishes no drift metrics, which the drift
-        # alarms read as no drift. Event shape: "Pipeline execution state change" in
-        # https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
-        drift_pipeline = naming.drift_pipeline(config)
-        notify_on(
-            self,
+        # The checks' own failures: a failed or stopped run publishes no metrics, which their alarms read as
+        # nothing wrong (no drift, no decay).
+        self._failed_runs_rule(
             "DriftCheckFailedRule",
-            topic=self.topic,
-            description=f"A run of the drift-check pipeline {drift_pipeline} failed or was stopped",
-            pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=[PIPELINE_EXECUTION_STATUS_CHANGE],
-                detail={
-                    "pipelineArn": [
-                        self.format_arn(service="sagemaker", resource="pipeline", resource_name=drift_pipeline)
-                    ],
-                    "currentPipelineExecutionStatus": ["Failed", "Stopped"],
-                },
-            ),
-            message=f"Drift-check run {field('$.detail.pipelineExecutionArn')} of {drift_pipeline} ended "
-            f"{field('$.detail.currentPipelineExecutionStatus')} at {events.EventField.time}: no drift was measured "
-            "in this run, and the drift alarms read that as no drift. See its DetectDrift step's logs (before a "
-            "first deployment there is no deployed baseline yet: make publish-baseline).",
+            pipeline=naming.drift_pipeline(config),
+            what="the drift-check pipeline",
+            run="Drift-check run",
+            consequence="no drift was measured in this run, and the drift alarms read that as no drift. See its "
+            "DetectDrift step's logs (before a first deployment there is no deployed baseline yet: make "
+            "publish-baseline).",
         )
-        # The quality check's own failures: a failed or stopped run publishes no quality metrics, which the decay
-        # alarm reads as no decay (and the check-missing alarm reports later). Same event shape as above.
-        quality_pipeline = naming.quality_pipeline(config)
-        notify_on(
-            self,
+        self._failed_runs_rule(
             "QualityCheckFailedRule",
-            topic=self.topic,
-            description=f"A run of the model-quality check pipeline {quality_pipeline} failed or was stopped",
-            pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=[PIPELINE_EXECUTION_STATUS_CHANGE],
-                detail={
-                    "pipelineArn": [
-                        self.format_arn(service="sagemaker", resource="pipeline", resource_name=quality_pipeline)
-                    ],
-                    "currentPipelineExecutionStatus": ["Failed", "Stopped"],
-                },
-            ),
-            message=f"Model-quality check run {field('$.detail.pipelineExecutionArn')} of {quality_pipeline} ended "
-            f"{field('$.detail.currentPipelineExecutionStatus')} at {events.EventField.time}: model quality was not "
-            "measured in this run, and the decay alarm reads that as no decay. See its CheckQuality step's failure "
-            "reason and logs (a missing input: no captured predictions or no curated labels under the check's "
-            "prefixes yet).",
+            pipeline=naming.quality_pipeline(config),
+            what="the model-quality check pipeline",
+            run="Model-quality check run",
+            consequence="model quality was not measured in this run, and the decay alarm reads that as no decay. "
+            "See its CheckQuality step's failure reason and logs (a missing input: no captured predictions or no "
+            "curated labels under the check's prefixes yet).",
         )
         if config.operations.drift.model_monitor:
             # A failed monitoring run publishes no drift metrics, and missing data is not drift: say so.
@@ -633,6 +605,27 @@ class OperationsStack(Stack):
             message=f"Version {field('$.detail.ModelPackageVersion')} of {group} waits for approval: "
             f"{field('$.detail.ModelPackageArn')}. Its evaluation metrics are in the model registry "
             "(ModelMetrics); approve or reject it there.",
+        )
+
+    def _failed_runs_rule(self, id_: str, *, pipeline: str, what: str, run: str, consequence: str) -> None:
+        """Notify each failed or stopped execution of ``pipeline``. Event shape: "Pipeline execution state change"
+        in https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html"""
+        field = events.EventField.from_path
+        notify_on(
+            self,
+            id_,
+            topic=self.topic,
+            description=f"A run of {what} {pipeline} failed or was stopped",
+            pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[PIPELINE_EXECUTION_STATUS_CHANGE],
+                detail={
+                    "pipelineArn": [self.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline)],
+                    "currentPipelineExecutionStatus": ["Failed", "Stopped"],
+                },
+            ),
+            message=f"{run} {field('$.detail.pipelineExecutionArn')} of {pipeline} ended "
+            f"{field('$.detail.currentPipelineExecutionStatus')} at {events.EventField.time}: {consequence}",
         )
 
     def _endpoint_alarm_rules(self, config: StageConfig) -> None:
