@@ -157,6 +157,37 @@ def monitoring_reports_prefix(config: StageConfig) -> str:
     return f"monitoring/{endpoint(config)}/"
 
 
+# --- the model-quality check --------------------------------------------------------------------------------
+
+# Prefix of the artifacts bucket holding the quality-check pipeline's outputs (<prefix>/<pipeline>/<execution>/).
+QUALITY_ARTIFACTS_PREFIX = "quality-check"
+
+
+def quality_pipeline(config: StageConfig) -> str:
+    """The SageMaker model-quality check pipeline (labels joined with the served predictions)."""
+    return f"{config.prefix}-{config.model.name}-quality-check"
+
+
+def quality_alarm_prefix(config: StageConfig) -> str:
+    """Every model-quality alarm of the model starts with this; the decay alarm is exactly this name."""
+    return f"{config.prefix}-{config.model.name}-quality"
+
+
+def quality_decay_alarm(config: StageConfig) -> str:
+    """The alarm on the decay of the live metric against the served version's evaluation: it retrains."""
+    return quality_alarm_prefix(config)
+
+
+def quality_check_missing_alarm(config: StageConfig) -> str:
+    """The alarm on the quality check's heartbeat (no completed check in N periods): it only notifies."""
+    return f"{quality_alarm_prefix(config)}-check-missing"
+
+
+def operations_event_source(config: StageConfig) -> str:
+    """The source of the events the stage's schedules put on the default bus (a custom source: never ``aws.``)."""
+    return f"{config.project}.{config.name}.operations"
+
+
 # What publish-baseline (pipelines_src/promote.py) puts beside baseline.json when the version has a Model
 # Monitor baseline; the data-quality schedule compares captured requests with them.
 MONITOR_STATISTICS_FILE = "statistics.json"

@@ -165,7 +165,7 @@ QUALITY_JOB = Workload(
         "pipelines_src/steps/metrics.py",
         *_STEP_MODULES,
     ),
-    # quality.py writes its metrics to S3 (--metrics), to be put to CloudWatch from outside the VPC.
+    # quality.py writes its metrics to S3 (--metrics); lambdas/quality_metrics puts them to CloudWatch outside the VPC.
     network_isolated=True,
     container=frozenset(),
     platform=frozenset(),
@@ -222,7 +222,7 @@ CURATION_JOB = Workload(
 def stage_workloads(config: StageConfig) -> tuple[Workload, ...]:
     """The workloads the stage runs in its VPC (serverless endpoints and a curation job with
     ``data_lake.etl.in_vpc`` false run outside it; the tracking steps only with ``tracking.mode`` managed)."""
-    workloads = [MODEL_BUILD_JOBS, DRIFT_JOB]
+    workloads = [MODEL_BUILD_JOBS, DRIFT_JOB, QUALITY_JOB]
     if config.tracking.managed:
         workloads.append(TRACKED_BUILD_STEPS)
     if config.data_lake.etl.in_vpc:

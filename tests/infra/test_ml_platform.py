@@ -409,7 +409,7 @@ def test_drift_role_reads_capture_dataset_and_deployed_baseline_writes_only_its_
 
 # --- SageMaker jobs may start only in the platform's network, encrypted with its key -------------------
 
-JOB_ROLES = {"execution": "build", "drift_execution": "drift-check"}
+JOB_ROLES = {"execution": "build", "drift_execution": "drift-check", "quality_execution": "quality-check"}
 
 
 def _create_job_statements(synthesized: Synthesized, stage: str, role: str) -> list[dict[str, Any]]:
