@@ -66,6 +66,7 @@ from demo.emulation import (
     moto_server,
     step_succeeded_event,
 )
+from demo.executions import SUCCEEDED, Execution, Executor, sagemaker_backend
 from demo.progress import Timeline
 from pipelines_src.local import images
 
@@ -89,7 +90,7 @@ JSON_TYPE = "application/json"
 STAND_IN_WORKERS = 2
 STAND_IN_THREADS = 4
 # What the demo writes in its working folder.
-WORK_FOLDERS = ("cdk.out", "lake", "build", "drift", "capture", "endpoint")
+WORK_FOLDERS = ("cdk.out", "lake", "executions", "capture", "endpoint")
 ASSEMBLY_FOLDER = WORK_FOLDERS[0]
 # The platform's functions the demo invokes, by handler package (lambdas/<package>/).
 FUNCTIONS = ("registry_approval", "drift_alert", "drift_metrics")
@@ -300,6 +301,10 @@ class Demo:
     assets: list[FileAsset] = field(default_factory=list)
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     handlers: dict[str, ModuleType] = field(default_factory=dict)
+    # Runs the SageMaker pipeline executions started in the emulated account (demo/executions.py).
+    executor: Executor | None = None
+    # What the steps open and the end of the demo closes (the executor's worker).
+    closing: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     state: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     actions: list[dict[str, str]] = field(default_factory=list)
@@ -311,6 +316,12 @@ class Demo:
         if self.account is None:
             raise DemoError("the emulated account is not set up")
         return self.account
+
+    @property
+    def runs(self) -> Executor:
+        if self.executor is None:
+            raise DemoError("the emulated account is not set up")
+        return self.executor
 
     @property
     def n(self) -> Names:
@@ -369,6 +380,21 @@ class Demo:
         )
         self.say(f"moto server at {url} (account {aws.names.role_arn.split(':')[4]}, {n.region}, fake credentials)")
         aws.create_storage()
+        self.executor = Executor(
+            sagemaker_backend(ACCOUNT, n.region),
+            s3=aws.client("s3"),
+            sagemaker=aws.client("sagemaker"),
+            workdir=self.workdir / "executions",
+            job_environment=self.job_environment(),
+            interpreters=self.options.interpreters,
+        )
+        self.closing.enter_context(self.executor.running())
+        self.say(
+            "moto records a started SageMaker pipeline execution and runs no step: the demo's executor picks up "
+            "every execution started in the emulator (by CI, the drift-alert function or the schedule), runs its "
+            "definition with its parameters step by step as local processes (LocalPipelineRunner) and records "
+            "Succeeded or Failed on it, as SageMaker reports it"
+        )
         self.publish_assets()
         self.say(f"buckets: {n.raw_bucket}, {n.curated_bucket}, {n.artifacts_bucket}")
         self.say(f"model package group: {n.model_package_group}")
@@ -493,24 +519,21 @@ class Demo:
     def build(self) -> None:
         from pipelines_src import cicd
         from pipelines_src.definition import INPUT_DATA_URI
-        from pipelines_src.local.runner import LocalPipelineRunner
         from resolver import published
 
         sagemaker = self.aws.client("sagemaker")
         # Read back as CI and the CLI read them.
         values = self.state["values"] = published.read(self.aws.client("ssm"), self.config)
         pipeline = self.pipelines[values.build_pipeline]
-        definition = pipeline.definition
         sagemaker.create_pipeline(
             PipelineName=pipeline.name,
-            PipelineDefinition=definition,
+            PipelineDefinition=pipeline.definition,
             RoleArn=pipeline.role_arn,
             PipelineDescription=pipeline.description,
         )
         self.say(
             f"SageMaker pipeline {values.build_pipeline} created with the definition of the synthesized MLPlatform "
-            "template, its references resolved (as CloudFormation deploys it); moto stores it but runs no step, so "
-            "each step runs here as a local process (LocalPipelineRunner), reading and writing the emulated S3"
+            "template, its references resolved (as CloudFormation deploys it)"
         )
         # As CI's Train (pipelines_src/cicd.py): the checkout's code uploaded content-addressed, passed to the run as
         # the definition's code parameters; the definition itself stays as deployed.
@@ -531,52 +554,70 @@ class Demo:
         self.say(f"as CI runs it: this checkout's code under {where}, passed as {', '.join(sorted(parameters))}")
         self.summary["build_parameters"] = parameters
         self.say(f"input: {self.state['input_uri']}")
-        steps = [step["Name"] for step in json.loads(definition)["Steps"]]
-        bar = self.timeline.bar("pipeline", len(steps))
+        labels = cicd.execution_labels(None, deployed.definition_sha256, cicd.code_hash(pushed))
+        arn = cicd.start(
+            sagemaker, values.build_pipeline, [{"Name": k, "Value": v} for k, v in parameters.items()], labels
+        )
+        execution = self.follow(arn, "pipeline")
+        version = self.registered(execution)
+        self.state["package_arn"] = version["arn"]
+        self.summary["versions"] = [version]
 
-        def on_event(line: str) -> None:
+    def follow(self, arn: str, label: str) -> Execution:
+        """Wait for the executor to run ``arn`` (a progress bar of its steps), then show its steps."""
+        definition = json.loads(self.runs.get(arn).definition)
+        bar = self.timeline.bar(label, max(len(definition.get("Steps", [])), 1))
+
+        def on_event(execution: Execution, line: str) -> None:
             match = re.match(r"^\[(\d+)/(\d+)\] (\S+)", line)
-            if match:
+            if execution.arn == arn and match:
                 bar.update(int(match[1]) - 1, note=match[3])
 
-        runner = LocalPipelineRunner(
-            json.loads(definition),
-            s3=self.aws.client("s3"),
-            sagemaker=sagemaker,
-            workdir=self.workdir / "build",
-            on_event=on_event,
-            interpreters=self.options.interpreters,
+        self.runs.listener = on_event
+        try:
+            execution = self.runs.wait(arn)
+        finally:
+            self.runs.listener = None
+        bar.finish(note=f"{execution.status} in {execution.seconds:.1f}s")
+        self.show_steps(execution)
+        if execution.status != SUCCEEDED:
+            raise DemoError(f"{execution.pipeline} execution {execution.execution_id} failed: {execution.failure}")
+        return execution
+
+    def show_steps(self, execution: Execution) -> None:
+        """The steps of an execution the executor ran: status, seconds, metrics; the interpreters they ran on."""
+        self.say(
+            f"{execution.pipeline} execution {execution.execution_id}: {execution.status} "
+            f"(run by the demo's executor from its definition and parameters)"
         )
-        result = runner.run(parameters, execution_id="demo-build-1")
-        bar.finish(note=result.status)
-        for step in result.steps:
+        steps = execution.result.steps if execution.result else []
+        for step in steps:
             if step.status != "Skipped":
                 detail = f": {step.detail}" if step.detail else ""
-                self.say(f"{step.name:<22} {step.status:<9} {step.seconds:5.1f}s{detail}")
-        for python in sorted({step.python for step in result.steps if step.python}):
-            ran = [step.name for step in result.steps if step.python == python]
-            self.say(f"on {python}: {', '.join(ran)}")
-        if result.status != "Succeeded":
-            raise DemoError(f"the model-build run failed: {result.failure}")
-        arn = next(
-            (props["ModelPackageArn"] for props in result.properties.values() if "ModelPackageArn" in props), None
-        )
-        if arn is None:
-            raise DemoError("the model-build run registered no model version")
-        package = sagemaker.describe_model_package(ModelPackageName=arn)
-        metrics = {name: value for step in result.steps for name, value in step.metrics.items()}
-        evaluation = next((step.metrics for step in result.steps if "rmse" in step.metrics), metrics)
-        self.state["package_arn"] = arn
-        self.summary["versions"] = [
-            {
-                "version": int(package["ModelPackageVersion"]),
-                "arn": arn,
-                "status": package["ModelApprovalStatus"],
-                "metrics": {name: float(value) for name, value in evaluation.items()},
-            }
-        ]
+                self.say(f"  {step.name:<22} {step.status:<9} {step.seconds:5.1f}s{detail}")
+        for python in sorted({step.python for step in steps if step.python}):
+            ran = [step.name for step in steps if step.python == python]
+            self.say(f"  on {python}: {', '.join(ran)}")
+
+    def registered(self, execution: Execution) -> dict[str, Any]:
+        """The version an execution registered: its number, ARN, approval status and evaluation metrics."""
+        arn = execution.registered
+        if arn is None or execution.result is None:
+            raise DemoError(f"{execution.pipeline} execution {execution.execution_id} registered no model version")
+        package = self.aws.client("sagemaker").describe_model_package(ModelPackageName=arn)
+        steps = execution.result.steps
+        metrics = {name: value for step in steps for name, value in step.metrics.items()}
+        evaluation = next((step.metrics for step in steps if "rmse" in step.metrics), metrics)
         shown = ", ".join(f"{name} {value:.3f}" for name, value in evaluation.items())
         self.say(f"registered {arn} ({package['ModelApprovalStatus']}; {shown})")
+        return {
+            "version": int(package["ModelPackageVersion"]),
+            "arn": arn,
+            "status": package["ModelApprovalStatus"],
+            "metrics": {name: float(value) for name, value in evaluation.items()},
+            "execution": execution.arn,
+            "started_because": execution.description,
+        }
 
     # -- step 4
     def invoke(self, package: str, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -595,6 +636,10 @@ class Demo:
             warnings.filterwarnings("ignore", message="Couldn't determine the remaining time")
             result: dict[str, Any] = getattr(module, function.entry)(dict(event), context)
         return result
+
+    def job_environment(self) -> dict[str, str]:
+        """What a job without network isolation sees: the emulator's endpoint, fake credentials, the region."""
+        return {name: value for name, value in aws_environment(self.aws.url, self.n.region).items() if value}
 
     def _runtime_environment(self, function: Function) -> dict[str, str | None]:
         """The template's variables and what the Lambda runtime adds; the demo only quiets the functions' logs."""
@@ -861,8 +906,6 @@ class Demo:
 
     # -- step 6
     def drift(self) -> None:
-        from pipelines_src.local.runner import LocalPipelineRunner
-
         n, aws = self.n, self.aws
         settings = self.config.operations.drift
         pipeline = self.pipelines[self.state["values"].drift_pipeline]
@@ -871,37 +914,32 @@ class Demo:
             PipelineName=pipeline.name, PipelineDefinition=definition, RoleArn=pipeline.role_arn
         )
         self.say(
-            f"drift-check pipeline {n.drift_pipeline} (the MLPlatform template's definition) runs locally; its job "
-            "writes the MLOps/Drift metrics next to its report, and the drift-metrics function puts them to "
-            "CloudWatch on the step's success event. Scheduled runs read "
-            f"the last {settings.window_hours} h of capture; here each run reads one window's hour folder"
+            f"drift-check pipeline {n.drift_pipeline} created with the MLPlatform template's definition; the demo "
+            "starts it as its schedule would, the executor runs it; its job writes the MLOps/Drift metrics next to "
+            "its report, and the drift-metrics function puts them to CloudWatch on the step's success event. "
+            f"Scheduled runs read the last {settings.window_hours} h of capture; here each run reads one window's "
+            "hour folder"
         )
-        job_environment = {
-            name: value for name, value in aws_environment(aws.url, n.region).items() if value is not None
-        }
         reports: dict[str, Any] = {}
         alarms: dict[str, Any] = {}
         composite = INSUFFICIENT_DATA
         for window in ("normal", "drifted"):
             since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
             began = time.perf_counter()
-            # A job folder per run, as each SageMaker processing job gets a fresh container.
-            runner = LocalPipelineRunner(
-                json.loads(definition),
-                s3=aws.client("s3"),
-                sagemaker=aws.client("sagemaker"),
-                workdir=self.workdir / "drift" / window,
-                on_event=lambda _: None,
-                job_environment=job_environment,
-                interpreters=self.options.interpreters,
-            )
-            result = runner.run(
-                {"DataUri": self.summary["capture"][window]["prefix"], "WindowHours": 0},
-                execution_id=f"{window}-window",
-            )
-            if result.status != "Succeeded":
-                raise DemoError(f"the drift check of the {window} window failed: {result.failure}")
-            self._publish_drift_metrics(f"{window}-window")
+            arn = aws.client("sagemaker").start_pipeline_execution(
+                PipelineName=pipeline.name,
+                PipelineExecutionDisplayName=f"{window}-window",
+                PipelineExecutionDescription=f"Drift check of the {window} window's capture (started by the demo)",
+                PipelineParameters=[
+                    {"Name": "DataUri", "Value": self.summary["capture"][window]["prefix"]},
+                    {"Name": "WindowHours", "Value": "0"},
+                ],
+            )["PipelineExecutionArn"]
+            execution = self.runs.wait(arn)
+            if execution.status != SUCCEEDED or execution.result is None:
+                raise DemoError(f"the drift check of the {window} window failed: {execution.failure}")
+            result = execution.result
+            self._publish_drift_metrics(execution.execution_id)
             output = result.properties["DetectDrift"]["ProcessingOutputConfig"]["Outputs"]["report"]["S3Output"]
             bucket, key = _split_uri(f"{output['S3Uri'].rstrip('/')}/drift_report.json")
             report = json.loads(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -936,9 +974,34 @@ class Demo:
             for window, report in reports.items()
         }
         self.summary["alarms"] = alarms
+        started = [
+            item["result"]["pipelineExecutionArn"]
+            for item in self.state.get("alarm_results", [])
+            if item["result"].get("status") == "retraining_started"
+        ]
+        if started:
+            self._retrained(started[0])
         if composite == ALARM:
             self._flap()
         self._retraining_summary()
+
+    def _retrained(self, arn: str) -> None:
+        """The retraining the drift-alert function started, as the executor runs it: the version it registers."""
+        execution = self.runs.get(arn)
+        parameters = ", ".join(f"{name}={value}" for name, value in sorted(execution.parameters.items()))
+        self.say(
+            f"the executor runs the retraining execution {execution.execution_id} on the deployed definition with "
+            f"the parameters the drift-alert function passed ({parameters or 'none: the defaults'})"
+        )
+        execution = self.follow(arn, "retraining")
+        version = self.registered(execution)
+        self.summary["versions"].append(version)
+        self.state["retrained"] = version
+        self.act(
+            f"version {version['version']} registered ({version['status']}) by the retraining execution "
+            f"{execution.execution_id}",
+            execution.description,
+        )
 
     def _publish_drift_metrics(self, execution_id: str) -> None:
         """Deliver the DetectDrift step's success event to the drift-metrics function, as EventBridge would."""
@@ -1014,16 +1077,22 @@ class Demo:
                 {
                     "arn": item["PipelineExecutionArn"],
                     "display_name": item.get("PipelineExecutionDisplayName"),
+                    "description": item.get("PipelineExecutionDescription"),
                     "status": item.get("PipelineExecutionStatus"),
                 }
                 for item in executions
             ],
+            "version": self.state.get("retrained"),
             "suppressed_records": [
                 {"id": item["id"]["S"], "because": item.get("suppressed_because", {}).get("S")} for item in suppressed
             ],
         }
+        statuses = ", ".join(
+            f"{item['PipelineExecutionArn'].rsplit('/', 1)[-1]} {item['PipelineExecutionStatus']}"
+            for item in executions
+        )
         self.say(
-            f"{n.build_pipeline} executions in the registry: {len(executions)} (moto records them, runs no step); "
+            f"{n.build_pipeline} executions (ListPipelineExecutions): {statuses}; "
             f"suppressed triggers recorded: {len(suppressed)}"
         )
 
@@ -1034,6 +1103,7 @@ class Demo:
         for version in self.summary.get("versions", []):
             metrics = ", ".join(f"{name} {value:.3f}" for name, value in version["metrics"].items())
             say(f"  v{version['version']}  {version['status']:<22} {metrics}")
+            say(f"      started: {version['started_because']}")
         drift = self.summary.get("drift", {})
         if drift:
             say("drift per feature (PSI / KS; * drifted):")
@@ -1061,7 +1131,8 @@ def run_demo(options: Options, *, out: TextIO | None = None, tty: bool | None = 
     """Run every step; returns the summary. StepFailedError names the step that failed."""
     timeline = Timeline(out, tty=tty, total_steps=len(STEPS))
     temporary = options.workdir is None
-    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="mlops-demo-"))
+    # Absolute: the jobs run in folders of their own, and their command lines name the job folder's files.
+    workdir = (options.workdir or Path(tempfile.mkdtemp(prefix="mlops-demo-"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     for folder in WORK_FOLDERS:  # what an earlier run left in a reused --workdir
         shutil.rmtree(workdir / folder, ignore_errors=True)
@@ -1101,7 +1172,7 @@ def _steps(demo: Demo) -> None:
         demo.load_stage()
     except Exception as error:
         raise StepFailedError(number, STEPS[0], error) from error
-    with moto_server() as url, environment(aws_environment(url, demo.n.region)):
+    with moto_server() as url, environment(aws_environment(url, demo.n.region)), demo.closing:
         actions: list[Callable[[], None]] = [
             lambda: demo.setup(url),
             demo.data,

@@ -31,13 +31,34 @@ def fast_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
 
 
 @pytest.mark.slow
-def test_one_version_is_registered_with_a_finite_metric(fast_run: tuple[dict[str, Any], str, Path]) -> None:
+def test_the_build_registers_version_1_with_a_finite_metric(fast_run: tuple[dict[str, Any], str, Path]) -> None:
     summary, _, _ = fast_run
-    (version,) = summary["versions"]
-    assert version["version"] == 1
-    assert version["status"] == "Approved"
-    assert math.isfinite(version["metrics"]["rmse"])
+    first = summary["versions"][0]
+    assert first["version"] == 1
+    assert first["status"] == "Approved"
+    assert math.isfinite(first["metrics"]["rmse"])
     assert summary["curation"]["rows_quarantined"] == run.BAD_ROWS
+
+
+@pytest.mark.slow
+def test_the_drift_started_retraining_runs_and_registers_version_2(fast_run: tuple[dict[str, Any], str, Path]) -> None:
+    """The execution the drift-alert function starts is run by the executor (moto runs no step): it registers
+    version 2 in the group, awaiting approval, with its metrics and the alarm that started it."""
+    summary, out, _ = fast_run
+    retraining = summary["retraining"]
+    started = retraining["alarm_results"][0]["pipelineExecutionArn"]
+    first, second = summary["versions"]
+    assert second == retraining["version"]
+    assert (second["version"], second["status"], second["execution"]) == (2, "PendingManualApproval", started)
+    assert math.isfinite(second["metrics"]["rmse"])
+    composite = composite_name(summary)
+    assert second["started_because"].startswith(f"Started by drift alarm {composite} at ")
+    assert second["arn"].endswith(f"/{summary['names']['model_package_group']}/2")
+    statuses = {item["arn"]: item["status"] for item in retraining["executions"]}
+    assert statuses == {first["execution"]: "Succeeded", started: "Succeeded"}
+    metrics = ", ".join(f"{name} {value:.3f}" for name, value in second["metrics"].items())
+    assert f"v2  {'PendingManualApproval':<22} {metrics}" in out
+    assert f"started: {second['started_because']}" in out
 
 
 @pytest.mark.slow
@@ -161,7 +182,8 @@ def test_drift_retrains_once_then_the_cooldown_suppresses(fast_run: tuple[dict[s
     assert first["championModelData"].startswith("s3://") and first["championModelData"].endswith("/model.tar.gz")
     assert second["status"] == "suppressed"
     assert "retraining started within" in second["reason"]
-    assert [execution["arn"] for execution in retraining["executions"]] == [first["pipelineExecutionArn"]]
+    started_by_drift = [item["arn"] for item in retraining["executions"] if item["arn"] != summary["versions"][0]["execution"]]
+    assert started_by_drift == [first["pipelineExecutionArn"]]
     assert len(retraining["suppressed_records"]) == 1
     subjects = [message["subject"] for message in summary["notifications"]]
     assert f"Retraining suppressed: {composite_name(summary)}" in subjects
