@@ -11,7 +11,11 @@ and writing the emulated S3, RegisterModel calling CreateModelPackage on the emu
 execution's status becomes Succeeded or Failed, with the failure reason, so DescribePipelineExecution and
 ListPipelineExecutions answer what SageMaker would
 (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribePipelineExecution.html: status
-Executing | Stopping | Stopped | Failed | Succeeded, FailureReason).
+Executing | Stopping | Stopped | Failed | Succeeded, FailureReason). ListPipelineExecutionSteps, which moto
+does not implement, answers from the steps the run has started so far (status Executing, then Succeeded or
+Failed with the failure reason, a Fail step's message as Metadata.Fail.ErrorMessage;
+https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListPipelineExecutionSteps.html), newest first
+unless SortOrder is Ascending.
 
 Executions run one at a time, in the order they were started.
 """
@@ -30,7 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pipelines_src.local import images
-from pipelines_src.local.runner import LocalPipelineRunner, RunResult
+from pipelines_src.local.runner import LocalPipelineRunner, RunResult, StepResult
 
 EXECUTING: Final = "Executing"
 SUCCEEDED: Final = "Succeeded"
@@ -59,6 +63,8 @@ class Execution:
     seconds: float = 0.0
     result: RunResult | None = None
     events: list[str] = field(default_factory=list)
+    # The steps started so far, in the order they started: ListPipelineExecutionSteps' entries.
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def execution_id(self) -> str:
@@ -127,6 +133,10 @@ class Executor:
             self._worker = None
             for name in ("start_pipeline_execution", "describe_pipeline_execution"):
                 self.backend.__dict__.pop(name, None)
+            from moto.sagemaker.responses import SageMakerResponse
+
+            with contextlib.suppress(AttributeError):
+                delattr(SageMakerResponse, "list_pipeline_execution_steps")
 
     def _hook(self) -> None:
         backend = self.backend
@@ -157,6 +167,31 @@ class Executor:
         # Instance attributes: the server's request handlers call the backend's methods by name.
         backend.start_pipeline_execution = start_pipeline_execution
         backend.describe_pipeline_execution = describe_pipeline_execution
+        self._answer_step_listing()
+
+    def _answer_step_listing(self) -> None:
+        """ListPipelineExecutionSteps from the executor's records: moto's responses dispatch actions to methods of
+        its response class by name, and it has none for this one."""
+        from moto.core.responses import ActionResult
+        from moto.sagemaker.responses import SageMakerResponse
+
+        executor = self
+
+        def list_pipeline_execution_steps(response: Any) -> Any:
+            arn = str(response._get_param("PipelineExecutionArn"))
+            with executor._changed:
+                execution = executor._executions.get(arn)
+                steps = [dict(step) for step in execution.steps.values()] if execution else None
+            if steps is None:
+                self._record(arn)  # raises moto's ValidationError for an unknown execution
+                steps = []
+            if response._get_param("SortOrder", "Descending") != "Ascending":
+                steps.reverse()
+            return ActionResult({"PipelineExecutionSteps": steps})
+
+        if hasattr(SageMakerResponse, "list_pipeline_execution_steps"):
+            raise ExecutionError("moto answers ListPipelineExecutionSteps already: one executor at a time")
+        setattr(SageMakerResponse, "list_pipeline_execution_steps", list_pipeline_execution_steps)  # noqa: B010
 
     def _record(self, arn: str) -> Any:
         from moto.sagemaker.utils import get_pipeline_execution_from_arn
@@ -191,6 +226,18 @@ class Executor:
             if listener is not None:
                 listener(execution, line)
 
+        def on_step(step: StepResult) -> None:
+            now = dt.datetime.now(dt.UTC)
+            with self._changed:
+                entry = execution.steps.setdefault(step.name, {"StepName": step.name, "StartTime": now})
+                entry["StepStatus"] = step.status
+                if step.status != EXECUTING:
+                    entry["EndTime"] = now
+                if step.status == FAILED:
+                    entry["FailureReason"] = step.detail
+                    if step.kind == "Fail":
+                        entry["Metadata"] = {"Fail": {"ErrorMessage": step.detail}}
+
         runner = LocalPipelineRunner(
             json.loads(execution.definition),
             s3=self.s3,
@@ -199,6 +246,7 @@ class Executor:
             on_event=on_event,
             job_environment=self.job_environment,
             interpreters=self.interpreters,
+            on_step=on_step,
         )
         return runner.run(execution.parameters, execution_id=execution.execution_id)
 

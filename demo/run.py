@@ -50,7 +50,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, TextIO
 
-from demo.assembly import CompositeAlarm, FileAsset, Function, Pipeline
+from demo import builds
+from demo.assembly import BuildAction, CompositeAlarm, FileAsset, Function, GlueJob, Pipeline
 from demo.emulation import (
     ACCOUNT,
     ALARM,
@@ -90,8 +91,12 @@ JSON_TYPE = "application/json"
 STAND_IN_WORKERS = 2
 STAND_IN_THREADS = 4
 # What the demo writes in its working folder.
-WORK_FOLDERS = ("cdk.out", "lake", "executions", "capture", "endpoint")
+WORK_FOLDERS = ("cdk.out", "lake", "executions", "capture", "endpoint", "checkout")
 ASSEMBLY_FOLDER = WORK_FOLDERS[0]
+# The CodeBuild action of the model-build CodePipeline that trains (its project's buildspec runs make ci-train).
+TRAIN_ACTION: Final = "Train"
+# How long the demo waits, at the end, for a build it started to finish.
+BUILD_WAIT_SECONDS = 600.0
 # The platform's functions the demo invokes, by handler package (lambdas/<package>/).
 FUNCTIONS = ("registry_approval", "drift_alert", "drift_metrics")
 STEPS = (
@@ -239,7 +244,8 @@ def _upload_tree(s3: Any, source: Path, bucket: str, prefix: str) -> int:
         relative = path.relative_to(source)
         if not path.is_file() or any(part.startswith((".", "_")) for part in relative.parts):
             continue
-        s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{relative.as_posix()}")
+        key = f"{prefix.rstrip('/')}/{relative.as_posix()}" if prefix.strip("/") else relative.as_posix()
+        s3.upload_file(str(path), bucket, key)
         count += 1
     return count
 
@@ -249,6 +255,22 @@ def _split_uri(uri: str) -> tuple[str, str]:
     if match is None:
         raise DemoError(f"not an S3 URI: {uri!r}")
     return match[1], match[2]
+
+
+def _string_parameters(value: Any) -> Any:
+    """A TableInput with every ``Parameters`` map's values as strings, as CloudFormation passes them to Glue."""
+    if isinstance(value, list):
+        return [_string_parameters(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    return {
+        key: (
+            {name: json.dumps(item) if isinstance(item, bool) else str(item) for name, item in inner.items()}
+            if key == "Parameters" and isinstance(inner, dict)
+            else _string_parameters(inner)
+        )
+        for key, inner in value.items()
+    }
 
 
 def _feature_value(value: Any) -> Any:
@@ -300,6 +322,9 @@ class Demo:
     composite: CompositeAlarm | None = None
     assets: list[FileAsset] = field(default_factory=list)
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    train: BuildAction | None = None
+    curation_job: GlueJob | None = None
+    catalog: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
     handlers: dict[str, ModuleType] = field(default_factory=dict)
     # Runs the SageMaker pipeline executions started in the emulated account (demo/executions.py).
     executor: Executor | None = None
@@ -364,6 +389,10 @@ class Demo:
         self.assets = resolver.file_assets()
         values = published.PlatformValues.from_json(self.published, where=f"SSM parameter {parameter} (synthesized)")
         self.pipelines = {name: resolver.pipeline(name) for name in (values.build_pipeline, values.drift_pipeline)}
+        self.train = resolver.build_action(naming.build_ci_pipeline(self.config), TRAIN_ACTION)
+        self.curation_job = resolver.glue_job(naming.curation_job(self.config))
+        database = self.curation_job.arguments.get("--catalog_database")
+        self.catalog = resolver.catalog(database) if database else None
         self.names = Names.from_assembly(
             self.config, values, {name: function.environment for name, function in self.functions.items()}
         )
@@ -431,12 +460,12 @@ class Demo:
         options, n, s3 = self.options, self.n, self.aws.client("s3")
         local_raw = self.workdir / "lake" / "raw"
         if options.etl:
-            self._curate(local_raw)
-            uploaded = _upload_tree(s3, local_raw / n.dataset, n.raw_bucket, n.dataset)
-            curated = _upload_tree(s3, self.workdir / "lake" / "curated" / n.dataset, n.curated_bucket, n.dataset)
+            folders = self.lake_folders()
+            self._curate(folders)
+            synced = {bucket: _upload_tree(s3, folder, bucket, "") for bucket, folder in folders.items()}
             self.say(
-                f"synced to the emulated lake: {uploaded} raw files to s3://{n.raw_bucket}/{n.dataset}/, "
-                f"{curated} curated files to s3://{n.curated_bucket}/{n.dataset}/"
+                "synced to the emulated lake: "
+                + ", ".join(f"{count} files to s3://{bucket}/" for bucket, count in synced.items())
             )
             self.state["input_uri"] = f"s3://{n.curated_bucket}/{n.dataset}/"
         else:
@@ -444,7 +473,7 @@ class Demo:
 
             frame = generate(options.rows, seed=options.seed, days=options.days)
             files = write_raw(frame, local_raw, dataset=n.dataset, file_format="csv", overwrite=True)
-            uploaded = _upload_tree(s3, local_raw / n.dataset, n.raw_bucket, n.dataset)
+            _upload_tree(s3, local_raw / n.dataset, n.raw_bucket, n.dataset)
             self.say(
                 f"generated {len(frame)} orders over {options.days} days ({len(files)} files); "
                 f"uploaded to s3://{n.raw_bucket}/{n.dataset}/"
@@ -453,13 +482,52 @@ class Demo:
             self.summary["curation"] = None
             self.state["input_uri"] = f"s3://{n.raw_bucket}/{n.dataset}/"
 
-    def _curate(self, local_raw: Path) -> None:
-        from etl.local import generate_raw, java_problem, job_argv, local_spark
+    def lake_folders(self) -> dict[str, Path]:
+        """The local folder standing in for each bucket of the lake: the local Spark has no S3 connector."""
+        n, lake = self.n, self.workdir / "lake"
+        return {n.raw_bucket: lake / "raw", n.curated_bucket: lake / "curated", n.artifacts_bucket: lake / "artifacts"}
+
+    def curation_argv(self, folders: Mapping[str, Path]) -> list[str]:
+        """The synthesized Glue job's arguments as Glue passes them to its script (``--JOB_NAME`` and the job's
+        DefaultArguments), an S3 URI replaced by the local folder of its bucket (``folders``) or, for a file asset
+        (the contract), the asset's file in the cloud assembly; any other S3 URI is an error."""
+        if self.curation_job is None:
+            raise DemoError("the stage is not loaded")
+        assets = {f"s3://{asset.bucket}/{asset.key}": asset.source for asset in self.assets}
+        argv = ["--JOB_NAME", self.curation_job.name]
+        for name, value in self.curation_job.arguments.items():
+            if value.startswith("s3://"):
+                bucket, key = _split_uri(value)
+                if value in assets:
+                    value = str(assets[value])
+                elif bucket in folders:
+                    value = str(folders[bucket] / key)
+                else:
+                    raise DemoError(
+                        f"{self.curation_job.name} {name} {value}: no local folder stands in for s3://{bucket}"
+                    )
+            argv += [name, value]
+        return argv
+
+    def create_catalog(self) -> str:
+        """The Glue database and tables of the DataLake template (the curation job registers partitions in them)."""
+        if self.catalog is None:
+            return ""
+        database, tables = self.catalog
+        glue = self.aws.client("glue")
+        glue.create_database(DatabaseInput=database)
+        for table in tables:
+            glue.create_table(DatabaseName=database["Name"], TableInput=_string_parameters(table))
+        return f"Glue database {database['Name']} with {', '.join(table['Name'] for table in tables)}"
+
+    def _curate(self, folders: Mapping[str, Path]) -> None:
+        from etl.local import generate_raw, java_problem, local_spark
 
         problem = java_problem()
         if problem:
             raise DemoError(f"{problem} (or run the demo with --no-etl to train on the raw files)")
         options, n = self.options, self.n
+        local_raw = folders[n.raw_bucket]
         generated = generate_raw(
             local_raw, rows=options.rows, seed=options.seed, days=options.days, bad_rows=BAD_ROWS, dataset=n.dataset
         )
@@ -467,10 +535,18 @@ class Demo:
             f"generated {len(generated.frame)} orders over {options.days} days and {len(generated.bad.rows)} bad rows "
             f"({len(generated.files)} files) in {local_raw}"
         )
+        argv = self.curation_argv(folders)
         self.say(
-            "the curation job (etl/curate.py) runs on local Spark over local folders mirroring the raw and curated "
-            "buckets (the local Spark has no S3 connector); its output is then synced to the emulated buckets"
+            f"the curation job {argv[1]} (etl/curate.py) runs on local Spark with the DefaultArguments of the "
+            "synthesized DataLake template; the local Spark has no S3 connector, so a local folder stands in for each "
+            "bucket ("
+            + ", ".join(f"s3://{bucket}/ -> {folder}" for bucket, folder in folders.items())
+            + ") and the contract is the template's asset file; its output is then synced to the emulated buckets"
         )
+        self.say(f"  arguments: {' '.join(argv)}")
+        catalog = self.create_catalog()
+        if catalog:
+            self.say(f"  {catalog} created as the DataLake template defines them (partitions get local locations)")
         bar = self.timeline.bar("curation", 5)
         from etl import curate
 
@@ -478,9 +554,7 @@ class Demo:
             spark = local_spark(cores=2, java_options="-XX:TieredStopAtLevel=1")
         bar.advance(note=f"Spark {spark.version} started")
         try:
-            args = curate.parse_args(
-                job_argv(local_raw, self.workdir / "lake", dataset=n.dataset, extra=["--run_id", "demo"])
-            )
+            args = curate.parse_args(argv)
             report = curate.run(spark, args, progress=lambda message: bar.advance(note=message.split(" (")[0][:60]))
         finally:
             spark.stop()
@@ -517,8 +591,6 @@ class Demo:
         self.say(f"published values in SSM {name}, as the synthesized MLPlatform template writes them")
 
     def build(self) -> None:
-        from pipelines_src import cicd
-        from pipelines_src.definition import INPUT_DATA_URI
         from resolver import published
 
         sagemaker = self.aws.client("sagemaker")
@@ -535,8 +607,67 @@ class Demo:
             f"SageMaker pipeline {values.build_pipeline} created with the definition of the synthesized MLPlatform "
             "template, its references resolved (as CloudFormation deploys it)"
         )
-        # As CI's Train (pipelines_src/cicd.py): the checkout's code uploaded content-addressed, passed to the run as
-        # the definition's code parameters; the definition itself stays as deployed.
+        self.say(f"input: {self.state['input_uri']}")
+        if self.state["input_uri"] == values.input_data_uri:
+            arn = self._ci_train(values.build_pipeline)
+        else:
+            arn = self._start_as_ci(values)
+        execution = self.follow(arn, "pipeline")
+        self.summary["build_parameters"] = dict(execution.parameters)
+        version = self.registered(execution)
+        self.state["package_arn"] = version["arn"]
+        self.summary["versions"] = [version]
+
+    def _ci_train(self, pipeline: str) -> str:
+        """The Train action's CodeBuild project as the CICD template defines it: its buildspec's commands run in a copy
+        of this checkout with the project's environment, against the emulator. Returns the execution it starts."""
+        if self.train is None:
+            raise DemoError("the stage is not loaded")
+        action, n = self.train, self.n
+        folder = builds.checkout(ROOT, self.workdir / "checkout")
+        environment = {
+            **builds.codebuild_environment(action, folder, region=n.region, commit=builds.source_version(ROOT)),
+            **self.job_environment(),
+            **action.environment,
+        }
+        before = len(self.runs.executions(pipeline))
+        build = builds.start(action, folder, environment)
+        self.closing.callback(_stop, build)
+        self.state["ci_build"] = build
+        variables = ", ".join(f"{name}={value}" for name, value in sorted(action.environment.items()))
+        self.say(
+            f"CI: CodeBuild project {action.project} ({action.pipeline}, action {action.action}; its buildspec "
+            f"from the synthesized CICD template) runs in {folder}, a copy of this checkout, with the project's "
+            f"environment ({variables}), AWS_ENDPOINT_URL={self.aws.url} and fake credentials:"
+        )
+        for command in build.commands:
+            if command.skipped_because:
+                self.say(f"  {command.phase}: {command.text}  -- skipped: {command.skipped_because}")
+            else:
+                self.say(f"  {command.phase}: {command.text}")
+        runtimes = ", ".join(f"{name} {version}" for name, version in action.runtime_versions().items())
+        if runtimes:
+            self.say(f"  runtime-versions ({runtimes}) select nothing here: it runs on this machine's interpreters")
+        began = time.monotonic()
+        while len(self.runs.executions(pipeline)) == before:
+            code = build.process.poll()
+            if code is not None:
+                tail = "; ".join(build.output().strip().splitlines()[-3:])
+                raise DemoError(f"the {action.action} build ended (exit {code}) without starting {pipeline}: {tail}")
+            if time.monotonic() - began > BUILD_WAIT_SECONDS:
+                raise DemoError(f"the {action.action} build started no {pipeline} execution in {BUILD_WAIT_SECONDS}s")
+            time.sleep(0.2)
+        execution = self.runs.executions(pipeline)[before]
+        self.say(f"  the build started {execution.execution_id} ({execution.display_name}); the executor runs it")
+        return execution.arn
+
+    def _start_as_ci(self, values: Any) -> str:
+        """--no-etl: the deployed definition reads the curated zone, which CI passes no other input for; the demo
+        starts the execution as CI's train command does (pipelines_src/cicd.py), with InputDataUri the raw zone."""
+        from pipelines_src import cicd
+        from pipelines_src.definition import INPUT_DATA_URI
+
+        sagemaker = self.aws.client("sagemaker")
         deployed = cicd.deployed_code(sagemaker, values.build_pipeline)
         pushed = cicd.upload_code(
             self.aws.client("s3"),
@@ -547,21 +678,39 @@ class Demo:
             names=deployed.names,
             echo=lambda line: None,
         )
-        parameters = {item["Name"]: item["Value"] for item in cicd.code_parameters(pushed)}
-        if self.state["input_uri"] != values.input_data_uri:
-            parameters[INPUT_DATA_URI] = self.state["input_uri"]
-        where = f"s3://{values.artifacts_bucket}/{values.code_prefix}/<sha256>/"
-        self.say(f"as CI runs it: this checkout's code under {where}, passed as {', '.join(sorted(parameters))}")
-        self.summary["build_parameters"] = parameters
-        self.say(f"input: {self.state['input_uri']}")
-        labels = cicd.execution_labels(None, deployed.definition_sha256, cicd.code_hash(pushed))
-        arn = cicd.start(
-            sagemaker, values.build_pipeline, [{"Name": k, "Value": v} for k, v in parameters.items()], labels
+        parameters = [*cicd.code_parameters(pushed), {"Name": INPUT_DATA_URI, "Value": self.state["input_uri"]}]
+        self.say(
+            f"--no-etl: the CI build is not run (the deployed definition reads the curated zone and CI passes no "
+            f"other input); the demo starts the execution as CI's train command does, with {INPUT_DATA_URI} the raw "
+            "zone and this checkout's code"
         )
-        execution = self.follow(arn, "pipeline")
-        version = self.registered(execution)
-        self.state["package_arn"] = version["arn"]
-        self.summary["versions"] = [version]
+        labels = cicd.execution_labels(None, deployed.definition_sha256, cicd.code_hash(pushed))
+        return cicd.start(sagemaker, values.build_pipeline, parameters, labels)
+
+    def finish_build(self) -> None:
+        """Wait for the CI build to end (it polls the execution as CI does), show its log and its train summary."""
+        build: builds.Build | None = self.state.get("ci_build")
+        if build is None:
+            return
+        code = build.wait(BUILD_WAIT_SECONDS)
+        lines = [line for line in build.output().splitlines() if line.strip()]
+        report = build.folder / "reports" / "train-summary.json"
+        train = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else None
+        self.summary["ci"] = {
+            "project": build.action.project,
+            "commands": [
+                {"phase": item.phase, "command": item.text, "skipped_because": item.skipped_because}
+                for item in build.commands
+            ],
+            "exit_code": code,
+            "train_summary": train,
+            "log": lines,
+        }
+        self.say(f"CI build {build.action.project}: exit {code} (log {build.log}):")
+        for line in lines[-12:]:
+            self.say(f"  | {line}")
+        if code != 0:
+            raise DemoError(f"the {build.action.action} build failed with exit status {code}")
 
     def follow(self, arn: str, label: str) -> Execution:
         """Wait for the executor to run ``arn`` (a progress bar of its steps), then show its steps."""
@@ -1099,6 +1248,7 @@ class Demo:
     # -- step 7
     def report(self) -> None:
         say = self.say
+        self.finish_build()
         say("model versions:")
         for version in self.summary.get("versions", []):
             metrics = ", ".join(f"{name} {value:.3f}" for name, value in version["metrics"].items())
@@ -1125,6 +1275,13 @@ class Demo:
             say(f"  - {message['subject']}")
         self.summary["actions"] = list(self.actions)
         self.summary["notifications"] = list(self.notifications)
+
+
+def _stop(build: builds.Build) -> None:
+    """End a build still running when the demo ends (a failed step)."""
+    if build.process.poll() is None:
+        build.process.terminate()
+        build.process.wait(timeout=30)
 
 
 def run_demo(options: Options, *, out: TextIO | None = None, tty: bool | None = None) -> dict[str, Any]:

@@ -182,7 +182,8 @@ def test_drift_retrains_once_then_the_cooldown_suppresses(fast_run: tuple[dict[s
     assert first["championModelData"].startswith("s3://") and first["championModelData"].endswith("/model.tar.gz")
     assert second["status"] == "suppressed"
     assert "retraining started within" in second["reason"]
-    started_by_drift = [item["arn"] for item in retraining["executions"] if item["arn"] != summary["versions"][0]["execution"]]
+    build = summary["versions"][0]["execution"]
+    started_by_drift = [item["arn"] for item in retraining["executions"] if item["arn"] != build]
     assert started_by_drift == [first["pipelineExecutionArn"]]
     assert len(retraining["suppressed_records"]) == 1
     subjects = [message["subject"] for message in summary["notifications"]]

@@ -131,3 +131,19 @@ def test_waiting_for_an_execution_nobody_started_names_it(emulated: tuple[Any, E
     _, executor = emulated
     with pytest.raises(ExecutionError, match="no execution arn:unknown was started"):
         executor.wait("arn:unknown", timeout=1)
+
+
+def test_the_steps_are_listed_as_sagemaker_lists_them(emulated: tuple[Any, Executor]) -> None:
+    """moto has no ListPipelineExecutionSteps: the executor answers it, newest first unless Ascending."""
+    client, executor = emulated
+    arn = client.start_pipeline_execution(PipelineName=PIPELINE)["PipelineExecutionArn"]
+    executor.wait(arn, timeout=60)
+    ascending = client.list_pipeline_execution_steps(PipelineExecutionArn=arn, SortOrder="Ascending")
+    decide, refuse = ascending["PipelineExecutionSteps"]
+    assert (decide["StepName"], decide["StepStatus"]) == ("Decide", "Succeeded")
+    assert (refuse["StepName"], refuse["StepStatus"]) == ("Refuse", "Failed")
+    assert refuse["Metadata"]["Fail"]["ErrorMessage"] == "the verdict was fail"
+    assert refuse["FailureReason"] == "the verdict was fail"
+    assert decide["StartTime"] <= decide["EndTime"] <= refuse["StartTime"]
+    newest_first = client.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    assert [step["StepName"] for step in newest_first] == ["Refuse", "Decide"]
