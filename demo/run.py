@@ -14,12 +14,17 @@ assets (published to the emulated bootstrap bucket, as ``cdk deploy`` does).
 
 One embedded AWS emulation (a moto server on 127.0.0.1, fake credentials) stands in for the
 account. The steps run the platform's own code against it: the data generator, the curation
-job on local Spark, the model-build pipeline definition run step by step, the operator CLI,
-the registry-approval and drift-alert functions' handlers, the baseline promotion, the
+job on local Spark with the synthesized Glue job's DefaultArguments (a local folder standing in for
+each bucket), CI's Train action (the buildspec of its CodeBuild project in the synthesized CICD
+template, run in a copy of this checkout with the project's environment: demo/builds.py), the
+operator CLI, the registry-approval and drift-alert functions' handlers, the baseline promotion, the
 endpoint's inference code (on the XGBoost image's own serving stack over HTTP when its environment
-is built: make image-envs), the drift-check pipeline definition. What the emulation cannot
-do (run containers, evaluate alarms, emit EventBridge events) the demo does in their place and
-says so when it does.
+is built: make image-envs). Every SageMaker pipeline execution started in the emulator (by the CI
+build, the drift-alert function, the demo standing in for the drift check's schedule) is run by the
+demo's executor (demo/executions.py) on the definition and parameters it was started with, and ends
+Succeeded or Failed as SageMaker reports it: the retraining the drift alarm starts registers version 2.
+What the emulation cannot do (run containers, evaluate alarms, emit EventBridge events) the demo does
+in their place and says so when it does.
 
 Exit codes: 0 done; 1 a step failed (``demo: step N (<name>) failed: <error>``; ``--debug`` adds
 the traceback); 2 bad arguments.

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from demo import run
+from demo import builds, run
 from demo.assembly import Assembly, Resolver
 from demo.emulation import ACCOUNT
 from demo.progress import Timeline
@@ -63,18 +63,29 @@ def test_the_drift_started_retraining_runs_and_registers_version_2(fast_run: tup
 
 @pytest.mark.slow
 def test_the_build_runs_the_checkouts_code_as_ci_passes_it(fast_run: tuple[dict[str, Any], str, Path]) -> None:
-    """As CI's Train: the deployed definition, the step code content-addressed and passed as its code parameters
-    under the object names the deployed definition gives them (the synthesized template's)."""
+    """CI's Train as the CICD template defines it: its buildspec runs in a copy of the checkout (make install
+    skipped, saying why; make ci-train run), starting the execution the executor runs, on the deployed definition
+    with the step code content-addressed and passed as its code parameters (the template's object names)."""
     summary, out, workdir = fast_run
+    ci = summary["ci"]
+    assert ci["exit_code"] == 0
+    assert [(item["command"], item["skipped_because"] is None) for item in ci["commands"]] == [
+        ("make install", False),
+        ("make ci-train", True),
+    ]
+    assert f"install: make install  -- skipped: {builds.LOCAL_SKIPS['make install']}" in out
+    assert ci["train_summary"]["status"] == "Succeeded"
+    assert ci["train_summary"]["pipeline_execution_arn"] == summary["versions"][0]["execution"]
+    assert any("[Container] Running command make ci-train" in line for line in ci["log"])
     parameters = summary["build_parameters"]
     assert set(parameters) >= {"RunnerUri", "SourceTarUri", "ContractUri"}
+    assert ci["train_summary"]["code"]["runner_uri"] == parameters["RunnerUri"]
     resolver = Resolver(Assembly.read(workdir / run.ASSEMBLY_FOLDER), ACCOUNT, summary["names"]["region"])
     deployed = json.loads(resolver.pipeline(summary["names"]["build_pipeline"]).definition)
     default = next(item["DefaultValue"] for item in deployed["Parameters"] if item["Name"] == "RunnerUri")
     runner = hashlib.sha256(RUNNER_PATH.read_bytes()).hexdigest()
     name = default.rsplit("/", 1)[-1]
     assert parameters["RunnerUri"] == f"s3://{summary['names']['artifacts_bucket']}/code/{runner}/{name}"
-    assert "as CI runs it: this checkout's code under" in out
 
 
 @pytest.mark.slow
