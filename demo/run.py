@@ -717,8 +717,9 @@ class Demo:
         if code != 0:
             raise DemoError(f"the {build.action.action} build failed with exit status {code}")
 
-    def follow(self, arn: str, label: str) -> Execution:
-        """Wait for the executor to run ``arn`` (a progress bar of its steps), then show its steps."""
+    def follow(self, arn: str, label: str, *, must_succeed: bool = True) -> Execution:
+        """Wait for the executor to run ``arn`` (a progress bar of its steps), then show its steps; a failed execution
+        is an error unless ``must_succeed`` is false."""
         definition = json.loads(self.runs.get(arn).definition)
         bar = self.timeline.bar(label, max(len(definition.get("Steps", [])), 1))
 
@@ -734,7 +735,7 @@ class Demo:
             self.runs.listener = None
         bar.finish(note=f"{execution.status} in {execution.seconds:.1f}s")
         self.show_steps(execution)
-        if execution.status != SUCCEEDED:
+        if execution.status != SUCCEEDED and must_succeed:
             raise DemoError(f"{execution.pipeline} execution {execution.execution_id} failed: {execution.failure}")
         return execution
 
@@ -1147,7 +1148,15 @@ class Demo:
             f"the executor runs the retraining execution {execution.execution_id} on the deployed definition with "
             f"the parameters the drift-alert function passed ({parameters or 'none: the defaults'})"
         )
-        execution = self.follow(arn, "retraining")
+        # Without the curation job (--no-etl) the curated zone the deployed definition reads is empty.
+        execution = self.follow(arn, "retraining", must_succeed=self.options.etl)
+        if execution.status != SUCCEEDED:
+            self.say(
+                f"the retraining failed ({execution.failure}): with --no-etl the curated zone the deployed definition "
+                "reads is empty, so no version 2 is registered"
+            )
+            self.act(f"retraining execution {execution.execution_id} failed", execution.failure)
+            return
         version = self.registered(execution)
         self.summary["versions"].append(version)
         self.state["retrained"] = version

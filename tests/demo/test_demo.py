@@ -213,6 +213,23 @@ def test_the_timeline_numbers_every_step(fast_run: tuple[dict[str, Any], str, Pa
     assert "\r" not in output
 
 
+@pytest.mark.slow
+def test_without_the_curation_job_the_retraining_fails_visibly_and_the_demo_goes_on(tmp_path: Path) -> None:
+    """--no-etl trains version 1 on the raw zone; the drift-started retraining runs the deployed definition, which
+    reads the curated zone (empty without the job): the execution ends Failed, recorded as SageMaker reports it."""
+    out = io.StringIO()
+    summary = run.run_demo(run.parse_options(["--fast", "--no-etl", "--workdir", str(tmp_path)]), out=out, tty=False)
+    (version,) = summary["versions"]
+    assert version["version"] == 1 and "ci" not in summary
+    retraining = summary["retraining"]
+    started = retraining["alarm_results"][0]["pipelineExecutionArn"]
+    assert retraining["version"] is None
+    statuses = {item["arn"]: item["status"] for item in retraining["executions"]}
+    assert statuses == {version["execution"]: "Succeeded", started: "Failed"}
+    (failed,) = [item for item in summary["actions"] if item["action"].startswith("retraining execution")]
+    assert failed["why"].startswith("ValidateData: no objects under s3://")
+
+
 @pytest.mark.slow  # a subprocess or a whole run: end to end
 def test_a_failing_step_stops_the_demo_with_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
