@@ -70,7 +70,7 @@ def install(python: str, lock: Path, venv: Path, cache: Path) -> float:
     _run([python, "-m", "venv", str(venv)])
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     _run([*pip, "--require-hashes", "-r", str(ROOT / "tools" / "pip.lock")], env=environment)
-    _run([*pip, "--require-hashes", "-r", str(lock)], env=environment)
+    _run([*pip, "--no-deps", "--require-hashes", "-r", str(lock)], env=environment)
     _run([*pip, "--no-deps", "--no-build-isolation", "-e", str(ROOT)], env=environment)
     return time.perf_counter() - started
 
@@ -79,11 +79,29 @@ def size_mb(path: Path) -> int:
     return int(subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True, check=True).stdout.split()[0])
 
 
+def biggest(venv: Path, count: int = 12) -> list[tuple[str, int]]:
+    """The ``count`` biggest entries of the venv's site-packages (``du -sm``), biggest first."""
+    (site,) = venv.glob("lib/python3*/site-packages")
+    listed = subprocess.run(
+        ["du", "-sm", *map(str, site.iterdir())], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    sizes = [(Path(path).name, int(mb)) for mb, path in (line.split("\t", 1) for line in listed)]
+    return sorted(sizes, key=lambda item: -item[1])[:count]
+
+
 def check(venv: Path) -> str:
     completed = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "check"], capture_output=True, text=True, check=False
     )
     return "ok" if completed.returncode == 0 else completed.stdout.strip().replace("\n", "; ")
+
+
+def closure_check(venv: Path, lock: Path) -> str:
+    """tools/lock_closure.py's verdict on the venv: every locked release installed, every requirement met
+    or excluded (``pip check`` reports the excluded ones as missing)."""
+    command = [str(venv / "bin" / "python"), str(ROOT / "tools" / "lock_closure.py"), "check", str(lock)]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    return "ok" if completed.returncode == 0 else completed.stderr.strip().replace("\n", "; ")
 
 
 def main() -> None:
@@ -125,8 +143,12 @@ def main() -> None:
     for phase in ("cold", "warm"):
         project, ref = seconds["project", phase], seconds["reference", phase]
         print(f"{phase + ' install':<22} {project:>7.1f} s {ref:>8.1f} s {project / ref:7.2f}")
+    verdict = "within" if sizes["project"] <= TARGET_MB else f"{sizes['project'] - TARGET_MB} MB over"
+    print(f"project venv: {sizes['project']} MB, target {TARGET_MB} MB: {verdict}")
     for name in locks:
         print(f"pip check ({name}): {check(workdir / f'venv-{name}')}")
+    print(f"lock_closure check (project): {closure_check(workdir / 'venv-project', args.lock)}")
+    print("biggest (project): " + ", ".join(f"{name} {mb}" for name, mb in biggest(workdir / "venv-project")))
     print(f"scratch venvs: {workdir}" if args.keep or args.workdir else "")
     if not (args.keep or args.workdir):
         shutil.rmtree(workdir)
