@@ -33,6 +33,7 @@ $(STAMPS)/python: pyproject.toml requirements.lock tools/pip.lock | $(STAMPS)/to
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r tools/pip.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements.lock  # exactly the lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .  # the mlops console script
+	$(BIN)/python tools/lock_closure.py unlocked requirements.lock tools/pip.lock | xargs -r $(BIN)/python -m pip uninstall --quiet -y
 	$(BIN)/python tools/lock_closure.py check requirements.lock  # every requirement met but the exclusions
 	@touch $@
 

@@ -2,6 +2,7 @@
 
     python tools/lock_closure.py prune requirements.lock   # make lock, in the venv that resolved it
     python tools/lock_closure.py check requirements.lock   # make install, in .venv after the install
+    python tools/lock_closure.py unlocked requirements.lock tools/pip.lock   # what make install uninstalls
 
 ``make install`` installs requirements.lock with ``--no-deps``, so the environment is exactly the lock:
 pip pulls nothing back. ``prune`` keeps, of a lock, the releases that the project's requirements
@@ -10,7 +11,9 @@ in the installed distributions' metadata, markers and extras evaluated; it walks
 distribution of `EXCLUDED`, so what only an excluded distribution needs goes too. The lock then starts
 with a comment naming what was left out. ``check`` verifies an installed environment against a lock:
 every locked release is installed at its version, and every requirement of an installed locked
-distribution is met by another one (version included) or names an excluded distribution.
+distribution is met by another one (version included) or names an excluded distribution. ``unlocked``
+lists what an environment holds beyond its locks (left by an earlier lock): make install uninstalls it, so
+an existing .venv ends up the same as a new one.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = ROOT / "pyproject.toml"
 EXTRAS = ("dev",)
+PROJECT_NAME = "mlops-platform"
 
 # Required by a dependency's metadata, never imported on the project's code paths. Each reason names what
 # requires it and which modules import it; tests/tools/test_lock_closure.py runs the pipeline definitions
@@ -210,12 +214,25 @@ def problems(text: str, roots: list[Requirement], metadata: Metadata = installed
     return found
 
 
+def unlocked(texts: Iterable[str], present: Iterable[str] | None = None) -> list[NormalizedName]:
+    """The installed distributions (default: of this environment) that none of the locks ``texts`` pins and that
+    are not the project itself: what an environment installed earlier from another lock still holds."""
+    keep = {entry.name for text in texts for entry in parse_lock(text)} | {canonicalize_name(PROJECT_NAME)}
+    if present is None:
+        present = (distribution.metadata["Name"] for distribution in importlib.metadata.distributions())
+    return sorted({canonicalize_name(name) for name in present} - keep)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("command", choices=["prune", "check"])
+    parser.add_argument("command", choices=["prune", "check", "unlocked"])
     parser.add_argument("lock", type=Path)
+    parser.add_argument("more", type=Path, nargs="*", help="unlocked: the other locks of the environment")
     args = parser.parse_args(argv)
     text = args.lock.read_text()
+    if args.command == "unlocked":
+        print("\n".join(unlocked([text, *(path.read_text() for path in args.more)])))
+        return 0
     try:
         if args.command == "prune":
             args.lock.write_text(prune(text, project_requirements()))

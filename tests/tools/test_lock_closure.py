@@ -51,6 +51,11 @@ def test_make_install_installs_the_lock_without_its_dependencies_and_checks_it()
     recipe = (ROOT / "Makefile").read_text().split("$(STAMPS)/python:", 1)[1].split("\n\n", 1)[0]
     assert "pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements.lock" in recipe
     assert "tools/lock_closure.py check requirements.lock" in recipe
+    # An existing .venv loses what an earlier lock installed and this one leaves out, before the check.
+    uninstall = (
+        "tools/lock_closure.py unlocked requirements.lock tools/pip.lock | xargs -r $(BIN)/python -m pip uninstall"
+    )
+    assert recipe.index(uninstall) < recipe.index("lock_closure.py check")
     lock_recipe = (ROOT / "Makefile").read_text().split("\nlock:", 1)[1].split("\n\n", 1)[0]
     assert lock_recipe.index("lock_closure.py prune requirements.lock") < lock_recipe.index(
         "lock_hashes.py requirements.lock"
@@ -120,6 +125,22 @@ def test_the_check_names_every_requirement_neither_locked_nor_excluded(monkeypat
     assert lock_closure.problems(_lock("sdk", "util", "speedups", "linter"), ROOTS, installed_other.__getitem__) == [
         "util==1.5 is locked but 1.6 is installed"
     ]
+
+
+def test_what_an_earlier_lock_installed_is_listed_for_uninstalling_and_nothing_else() -> None:
+    locks = [_lock("sdk", "util"), "pip==25.3 \\\n    --hash=sha256:" + "b" * 64 + "\n"]
+    present = ["sdk", "Util", "pip", "mlops_platform", "MLflow", "heavy"]
+    assert lock_closure.unlocked(locks, present) == ["heavy", "mlflow"]
+    assert lock_closure.unlocked(locks, ["sdk", "util", "pip"]) == []
+
+
+def test_this_environment_holds_nothing_beyond_its_locks_once_make_install_ran() -> None:
+    """(Before make install ran with this lock, .venv still holds what the earlier lock installed.)"""
+    texts = [_lock_text(), (ROOT / "tools" / "pip.lock").read_text()]
+    stamp = ROOT / ".make" / "python"
+    if not stamp.exists() or stamp.stat().st_mtime < LOCK.stat().st_mtime:
+        pytest.skip("make install has not run here since requirements.lock changed")
+    assert lock_closure.unlocked(texts) == []
 
 
 def _blocked_run(*args: str) -> subprocess.CompletedProcess[str]:
