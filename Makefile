@@ -34,6 +34,9 @@ $(STAMPS)/python: pyproject.toml requirements.lock tools/pip.lock | $(STAMPS)/to
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements.lock  # exactly the lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .  # the mlops console script
 	$(BIN)/python tools/lock_closure.py unlocked requirements.lock tools/pip.lock | xargs -r $(BIN)/python -m pip uninstall --quiet -y
+	@# --no-deps installs in reverse name order, not dependencies first: put back each file a dependency overwrote
+	$(BIN)/python tools/lock_closure.py overwritten requirements.lock > $(STAMPS)/overwritten.lock
+	test ! -s $(STAMPS)/overwritten.lock || $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall --require-hashes -r $(STAMPS)/overwritten.lock
 	$(BIN)/python tools/lock_closure.py check requirements.lock  # every requirement met but the exclusions
 	@touch $@
 

@@ -72,6 +72,12 @@ def install(python: str, lock: Path, venv: Path, cache: Path) -> float:
     _run([*pip, "--require-hashes", "-r", str(ROOT / "tools" / "pip.lock")], env=environment)
     _run([*pip, "--no-deps", "--require-hashes", "-r", str(lock)], env=environment)
     _run([*pip, "--no-deps", "--no-build-isolation", "-e", str(ROOT)], env=environment)
+    # As make install: put back the files a dependency overwrote (--no-deps installs in reverse name order).
+    again = venv / "overwritten.lock"
+    closure = [str(venv / "bin" / "python"), str(ROOT / "tools" / "lock_closure.py"), "overwritten", str(lock)]
+    again.write_text(subprocess.run(closure, capture_output=True, text=True, check=True).stdout)
+    if again.read_text().strip():
+        _run([*pip, "--no-deps", "--force-reinstall", "--require-hashes", "-r", str(again)], env=environment)
     return time.perf_counter() - started
 
 

@@ -3,6 +3,7 @@
     python tools/lock_closure.py prune requirements.lock   # make lock, in the venv that resolved it
     python tools/lock_closure.py check requirements.lock   # make install, in .venv after the install
     python tools/lock_closure.py unlocked requirements.lock tools/pip.lock   # what make install uninstalls
+    python tools/lock_closure.py overwritten requirements.lock   # what make install installs again
 
 ``make install`` installs requirements.lock with ``--no-deps``, so the environment is exactly the lock:
 pip pulls nothing back. ``prune`` keeps, of a lock, the releases that the project's requirements
@@ -13,12 +14,15 @@ with a comment naming what was left out. ``check`` verifies an installed environ
 every locked release is installed at its version, and every requirement of an installed locked
 distribution is met by another one (version included) or names an excluded distribution. ``unlocked``
 lists what an environment holds beyond its locks (left by an earlier lock): make install uninstalls it, so
-an existing .venv ends up the same as a new one.
+an existing .venv ends up the same as a new one. ``overwritten`` prints the lock entries of distributions
+whose file another one overwrote (see `shared_files`), for make install to install them again.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import importlib.metadata
 import re
 import sys
@@ -202,6 +206,8 @@ def problems(text: str, roots: list[Requirement], metadata: Metadata = installed
             found.append(f"the project requires {root}: not locked")
         elif not root.specifier.contains(versions[target], prereleases=True):
             found.append(f"the project requires {root}: {versions[target]} is locked")
+    if metadata is installed and not found:
+        found += overwritten(text, metadata)[1]
     for name, reqs in sorted(requirements.items()):
         for requirement in reqs:
             target = canonicalize_name(requirement.name)
@@ -212,6 +218,49 @@ def problems(text: str, roots: list[Requirement], metadata: Metadata = installed
             elif not requirement.specifier.contains(versions[target], prereleases=True):
                 found.append(f"{name} requires {requirement}: {versions[target]} is locked")
     return found
+
+
+def _sha256(path: Path) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(path.read_bytes()).digest()).rstrip(b"=").decode()
+
+
+def shared_files(
+    names: Iterable[NormalizedName], metadata: Metadata = installed
+) -> dict[str, tuple[NormalizedName, str, list[NormalizedName]]]:
+    """Files that several installed distributions (of ``names``) install -> (the one that must win: it requires
+    the others, as pip installs a dependency before its dependent; its sha256; the others). aws-cdk-lib and
+    aws-cdk.cloud-assembly-schema both install aws_cdk/cloud_assembly_schema/__init__.py, aws-cdk-lib's the one
+    that works. With --no-deps pip knows no dependency and installs in reverse name order instead."""
+    owners: dict[str, dict[NormalizedName, str]] = {}
+    for name in names:
+        for file in importlib.metadata.distribution(name).files or []:
+            if file.hash is not None and ".dist-info/" not in str(file) and "__pycache__" not in file.parts:
+                owners.setdefault(str(file), {})[name] = file.hash.value
+    shared = {}
+    for path, by in owners.items():
+        if len(by) < 2:
+            continue
+        winners = [name for name in by if set(by) - {name} <= set(needed([Requirement(name)], metadata))]
+        if len(winners) != 1:
+            raise ClosureError(f"{path} is installed by {', '.join(sorted(by))}, none of which requires the others")
+        (winner,) = winners
+        shared[path] = (winner, by[winner], sorted(set(by) - {winner}))
+    return shared
+
+
+def overwritten(text: str, metadata: Metadata = installed) -> tuple[str, list[str]]:
+    """The lock entries to reinstall (``--force-reinstall``) because a dependency overwrote a file of theirs,
+    and one line per such file."""
+    entries = {entry.name: entry for entry in parse_lock(text)}
+    site = importlib.metadata.distribution(next(iter(entries)))
+    again: set[NormalizedName] = set()
+    lines = []
+    for path, (winner, digest, others) in sorted(shared_files(entries, metadata).items()):
+        file = Path(str(site.locate_file(path)))
+        if not file.exists() or _sha256(file) != digest:
+            again.add(winner)
+            lines.append(f"{path} is not {winner}'s (it requires {', '.join(others)}, which overwrote it)")
+    return "".join(entries[name].text + "\n" for name in sorted(again)), lines
 
 
 def unlocked(texts: Iterable[str], present: Iterable[str] | None = None) -> list[NormalizedName]:
@@ -225,7 +274,7 @@ def unlocked(texts: Iterable[str], present: Iterable[str] | None = None) -> list
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("command", choices=["prune", "check", "unlocked"])
+    parser.add_argument("command", choices=["prune", "check", "unlocked", "overwritten"])
     parser.add_argument("lock", type=Path)
     parser.add_argument("more", type=Path, nargs="*", help="unlocked: the other locks of the environment")
     args = parser.parse_args(argv)
@@ -234,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(unlocked([text, *(path.read_text() for path in args.more)])))
         return 0
     try:
+        if args.command == "overwritten":
+            print(overwritten(text)[0], end="")
+            return 0
         if args.command == "prune":
             args.lock.write_text(prune(text, project_requirements()))
             return 0

@@ -127,6 +127,22 @@ def test_the_check_names_every_requirement_neither_locked_nor_excluded(monkeypat
     ]
 
 
+def test_a_file_two_distributions_install_is_the_dependents_and_make_install_puts_it_back() -> None:
+    names = [entry.name for entry in lock_closure.parse_lock(_lock_text())]
+    shared = lock_closure.shared_files(names)
+    winner, _, others = shared["aws_cdk/cloud_assembly_schema/__init__.py"]
+    assert (winner, others) == ("aws-cdk-lib", ["aws-cdk-cloud-assembly-schema"])
+    assert shared["sagemaker/__init__.py"][0] == "sagemaker-mlops"
+    # In this environment every shared file is its winner's (make install reinstalled what was overwritten).
+    assert lock_closure.overwritten(_lock_text()) == ("", [])
+    recipe = (ROOT / "Makefile").read_text().split("$(STAMPS)/python:", 1)[1].split("\n\n", 1)[0]
+    again = "--no-deps --force-reinstall --require-hashes -r $(STAMPS)/overwritten.lock"
+    assert recipe.index("lock_closure.py overwritten requirements.lock > $(STAMPS)/overwritten.lock") < recipe.index(
+        again
+    )
+    assert recipe.index(again) < recipe.index("lock_closure.py check")
+
+
 def test_what_an_earlier_lock_installed_is_listed_for_uninstalling_and_nothing_else() -> None:
     locks = [_lock("sdk", "util"), "pip==25.3 \\\n    --hash=sha256:" + "b" * 64 + "\n"]
     present = ["sdk", "Util", "pip", "mlops_platform", "MLflow", "heavy"]
