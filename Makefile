@@ -31,8 +31,13 @@ $(STAMPS)/toolchain:
 $(STAMPS)/python: pyproject.toml requirements.lock tools/pip.lock | $(STAMPS)/toolchain
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r tools/pip.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements.lock  # exactly the lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .  # the mlops console script
+	$(BIN)/python tools/lock_closure.py unlocked requirements.lock tools/pip.lock | xargs -r $(BIN)/python -m pip uninstall --quiet -y
+	@# --no-deps installs in reverse name order, not dependencies first: put back each file a dependency overwrote
+	$(BIN)/python tools/lock_closure.py overwritten requirements.lock > $(STAMPS)/overwritten.lock
+	test ! -s $(STAMPS)/overwritten.lock || $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall --require-hashes -r $(STAMPS)/overwritten.lock
+	$(BIN)/python tools/lock_closure.py check requirements.lock  # every requirement met but the exclusions
 	@touch $@
 
 $(STAMPS)/node: package.json package-lock.json | $(STAMPS)/toolchain
@@ -117,12 +122,15 @@ bootstrap-policy: install ## Rewrite bootstrap/ (CDK bootstrap execution policy,
 	@for stage in dev staging prod; do $(CDK) synth --quiet -c stage=$$stage -o cdk.out/bootstrap/$$stage >/dev/null || exit 1; done
 	$(BIN)/python -m stacks.bootstrap_policy cdk.out/bootstrap/dev cdk.out/bootstrap/staging cdk.out/bootstrap/prod --write bootstrap
 
+# The resolution keeps only what the project needs, less the exclusions of tools/lock_closure.py (what
+# only they need goes too): make install installs the lock with --no-deps, so nothing comes back.
 lock: ## Re-resolve requirements.lock from pyproject.toml in a scratch venv; the sha256 of every file of it and of the image environments
 	rm -rf $(STAMPS)/lock-venv
 	$(PYTHON) -m venv $(STAMPS)/lock-venv
 	$(STAMPS)/lock-venv/bin/pip install --quiet pip==25.3
 	$(STAMPS)/lock-venv/bin/pip install --quiet -e '.[dev]'
 	$(STAMPS)/lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	$(STAMPS)/lock-venv/bin/python tools/lock_closure.py prune requirements.lock
 	$(STAMPS)/lock-venv/bin/python tools/lock_hashes.py requirements.lock  # every file's sha256: --require-hashes
 	for file in pipelines_src/images/*.txt; do $(STAMPS)/lock-venv/bin/python tools/lock_hashes.py $$file || exit 1; done
 	rm -rf $(STAMPS)/lock-venv
