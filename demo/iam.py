@@ -344,6 +344,21 @@ class Enforcement:
 
 
 @contextlib.contextmanager
+def own_default_session() -> Iterator[None]:
+    """boto3's default session (``boto3.client(...)``) takes its credentials once per process. In AWS each function
+    runs in a process of its own; here a handler run in this process gets a default session of its own for the
+    block, so it takes the credentials of the environment the block sets."""
+    import boto3
+
+    saved = boto3.DEFAULT_SESSION
+    boto3.DEFAULT_SESSION = None
+    try:
+        yield
+    finally:
+        boto3.DEFAULT_SESSION = saved
+
+
+@contextlib.contextmanager
 def enforced(url: str, region: str) -> Iterator[Enforcement]:
     """IAM enforcement on in the moto server at ``url`` for the block (off again after it)."""
     enforcement = Enforcement(url=url, region=region)
@@ -354,4 +369,13 @@ def enforced(url: str, region: str) -> Iterator[Enforcement]:
         enforcement.stop()
 
 
-__all__ = ["ACCOUNT", "Credentials", "Enforcement", "PolicyResolver", "Role", "RuntimeRoles", "enforced"]
+__all__ = [
+    "ACCOUNT",
+    "Credentials",
+    "Enforcement",
+    "PolicyResolver",
+    "Role",
+    "RuntimeRoles",
+    "enforced",
+    "own_default_session",
+]

@@ -30,8 +30,10 @@ from demo.emulation import (
     Account,
     LambdaContext,
     Names,
+    alarm_event,
     aws_environment,
     environment,
+    model_package_event,
     moto_server,
     step_succeeded_event,
 )
@@ -142,6 +144,8 @@ def enforced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforced]:
         account.create_storage()
         account.create_notifications()
         account.create_idempotency_table()
+        account.create_deploy_pipeline()
+        account.create_drift_alarms(resolver.composite_alarm(naming.drift_alarm_prefix(config)))
         account.client("ssm").put_parameter(Name=parameter, Type="String", Value=document)
         build = resolver.pipeline(values.build_pipeline)
         account.client("sagemaker").create_pipeline(
@@ -163,12 +167,14 @@ def enforced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforced]:
 
 @contextlib.contextmanager
 def _isolated_import(module: str) -> Iterator[None]:
-    """The handler imported afresh (a cold start) and taken out of sys.modules again, so that other tests import
-    their own copy with their own environment."""
+    """The handler imported afresh (a cold start: its module parses the environment at import) and taken out of
+    sys.modules again, so that other tests import their own copy with their own environment."""
     before = dict(sys.modules)
     if str(LAMBDAS) not in sys.path:
         sys.path.insert(0, str(LAMBDAS))
-    for name in [name for name in sys.modules if name == module or name.startswith(module.split(".")[0] + ".")]:
+    # Every function package's modules (quality_metrics runs drift_metrics' module with its own environment).
+    packages = {folder.name for folder in LAMBDAS.iterdir() if (folder / "handler.py").is_file()}
+    for name in [name for name in sys.modules if name.split(".")[0] in packages]:
         sys.modules.pop(name)
     try:
         yield
@@ -191,7 +197,12 @@ def invoke(stage: Enforced, package: str, event: Mapping[str, Any], credentials:
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
-    with environment(variables), _isolated_import(function.module), warnings.catch_warnings():
+    with (
+        environment(variables),
+        iam.own_default_session(),
+        _isolated_import(function.module),
+        warnings.catch_warnings(),
+    ):
         warnings.filterwarnings("ignore", message="Couldn't determine the remaining time")
         module = importlib.import_module(function.module)
         context = LambdaContext(function.name, function.arn, function.memory_mb)
@@ -212,33 +223,42 @@ def test_every_runtime_piece_has_its_role_from_the_templates(enforced: Enforced)
 
 
 @pytest.mark.slow
-def test_drift_metrics_publishes_under_its_role_and_reads_no_other_bucket(enforced: Enforced) -> None:
-    function = enforced.functions["drift_metrics"]
+@pytest.mark.parametrize("package", ["drift_metrics", "quality_metrics"])
+def test_a_checks_metrics_are_published_under_its_role_which_reads_no_other_file(
+    enforced: Enforced, package: str
+) -> None:
+    function = enforced.functions[package]
     env = function.environment
-    execution = "abc123"
+    execution = f"{package.replace('_', '-')}-1"
     dimensions = [{"Name": name, "Value": value} for name, value in json.loads(env["METRIC_DIMENSIONS"]).items()]
     request = {
         "Namespace": env["METRIC_NAMESPACE"],
-        "MetricData": [{"MetricName": "DriftCheckCompleted", "Dimensions": dimensions, "Value": 1.0}],
+        "MetricData": [{"MetricName": "CheckCompleted", "Dimensions": dimensions, "Value": 1.0}],
     }
     key = f"{env['METRICS_PREFIX']}{execution}/{env['METRICS_KEY_SUFFIX']}"
     enforced.admin("s3").put_object(Bucket=env["METRICS_BUCKET"], Key=key, Body=json.dumps(request).encode())
     pipeline = env["PIPELINE_ARN"].rsplit("/", 1)[-1]
     event = step_succeeded_event(pipeline, execution, env["STEP_NAME"], enforced.region, now=dt.datetime.now(dt.UTC))
-    credentials = enforced.as_role(enforced.roles.functions["drift_metrics"])
+    credentials = enforced.as_role(enforced.roles.functions[package])
 
-    result = invoke(enforced, "drift_metrics", event, credentials)
+    result = invoke(enforced, package, event, credentials)
 
     assert result["status"] == "published", result
     listed = enforced.admin("cloudwatch").list_metrics(Namespace=env["METRIC_NAMESPACE"])["Metrics"]
-    assert {"DriftCheckCompleted"} <= {metric["MetricName"] for metric in listed}
+    assert "CheckCompleted" in {metric["MetricName"] for metric in listed}
     s3 = credentials.client("s3", enforced.url, enforced.region)
-    enforced.admin("s3").put_object(Bucket=enforced.values.raw_bucket, Key="delivery/rows.csv", Body=b"a,b\n")
-    with pytest.raises(ClientError) as error:
-        s3.get_object(Bucket=enforced.values.raw_bucket, Key="delivery/rows.csv")
-    assert refused(error)
-    with pytest.raises(ClientError) as error:
-        s3.put_object(Bucket=env["METRICS_BUCKET"], Key=key, Body=b"{}")  # it reads its metrics, never writes
+    other = "quality_metrics" if package == "drift_metrics" else "drift_metrics"
+    other_env = enforced.functions[other].environment
+    for bucket, elsewhere in [
+        (enforced.values.raw_bucket, "delivery/rows.csv"),  # the lake
+        (other_env["METRICS_BUCKET"], f"{other_env['METRICS_PREFIX']}x/{other_env['METRICS_KEY_SUFFIX']}"),
+    ]:
+        enforced.admin("s3").put_object(Bucket=bucket, Key=elsewhere, Body=b"{}")
+        with pytest.raises(ClientError) as error:
+            s3.get_object(Bucket=bucket, Key=elsewhere)
+        assert refused(error), (bucket, elsewhere)
+    with pytest.raises(ClientError) as error:  # it reads its metrics files, never writes one
+        s3.put_object(Bucket=env["METRICS_BUCKET"], Key=key, Body=b"{}")
     assert refused(error)
 
 
@@ -316,3 +336,92 @@ def test_a_pipeline_steps_s3_traffic_runs_under_the_execution_role(enforced: Enf
     with pytest.raises(S3UploadFailedError) as failed:  # and the pipeline writes under its own prefix only
         storage.upload(s3, outputs, f"s3://{values.artifacts_bucket}/code/elsewhere")
     assert refused(failed)
+
+
+@pytest.mark.slow
+def test_registry_approval_starts_the_deploy_under_its_role(enforced: Enforced) -> None:
+    names = enforced.account.names
+    sagemaker = enforced.admin("sagemaker")
+    arn = sagemaker.create_model_package(
+        ModelPackageGroupName=names.model_package_group,
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [{"Image": "xgboost:3.0-5", "ModelDataUrl": f"s3://{names.artifacts_bucket}/m.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    )["ModelPackageArn"]
+    sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    package = sagemaker.describe_model_package(ModelPackageName=arn)
+    event = model_package_event(package, enforced.region, now=dt.datetime.now(dt.UTC))
+    credentials = enforced.as_role(enforced.roles.functions["registry_approval"])
+
+    result = invoke(enforced, "registry_approval", event, credentials)
+
+    assert result["status"] == "deploy_started", result
+    runs = enforced.admin("codepipeline").list_pipeline_executions(pipelineName=names.deploy_pipeline)
+    assert result["pipelineExecutionId"] in [run["pipelineExecutionId"] for run in runs["pipelineExecutionSummaries"]]
+    with pytest.raises(ClientError) as error:  # it starts the deploy; approving is the operator's
+        credentials.client("sagemaker", enforced.url, enforced.region).update_model_package(
+            ModelPackageArn=arn, ModelApprovalStatus="Rejected"
+        )
+    assert refused(error)
+
+
+@pytest.mark.slow
+def test_drift_alert_starts_the_retraining_under_its_role(enforced: Enforced) -> None:
+    names = enforced.account.names
+    enforced.admin("cloudwatch").set_alarm_state(
+        AlarmName=names.alarm_prefix, StateValue="ALARM", StateReason="1 of 3 feature alarms in ALARM"
+    )
+    (alarm,) = enforced.admin("cloudwatch").describe_alarms(AlarmNames=[names.alarm_prefix])["MetricAlarms"]
+    credentials = enforced.as_role(enforced.roles.functions["drift_alert"])
+
+    result = invoke(enforced, "drift_alert", alarm_event(alarm, "OK", enforced.region), credentials)
+
+    assert result["status"] == "retraining_started", result
+    executions = enforced.admin("sagemaker").list_pipeline_executions(PipelineName=names.build_pipeline)
+    assert result["pipelineExecutionArn"] in [
+        item["PipelineExecutionArn"] for item in executions["PipelineExecutionSummaries"]
+    ]
+    with pytest.raises(ClientError) as error:  # it retrains; it never approves a version
+        credentials.client("sagemaker", enforced.url, enforced.region).update_model_package(
+            ModelPackageArn=f"arn:aws:sagemaker:{enforced.region}:{ACCOUNT}:model-package/{names.model_package_group}/1",
+            ModelApprovalStatus="Approved",
+        )
+    assert refused(error)
+
+
+@pytest.mark.slow
+def test_quality_start_starts_the_check_under_its_role(enforced: Enforced) -> None:
+    env = enforced.functions["quality_start"].environment
+    check = enforced.resolver.pipeline(env["QUALITY_PIPELINE_NAME"])
+    enforced.admin("sagemaker").create_pipeline(
+        PipelineName=check.name, PipelineDefinition=check.definition, RoleArn=check.role_arn
+    )
+    scheduled = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {
+        "version": "0",
+        "id": "5f1c2d3e-aaaa-bbbb-cccc-0123456789ab",
+        "detail-type": "Model Quality Check Due",
+        "source": env["EVENT_SOURCE"],
+        "account": ACCOUNT,
+        "time": scheduled,
+        "region": enforced.region,
+        "resources": [],
+        "detail": {"pipelineName": check.name, "scheduledTime": scheduled},
+    }
+    credentials = enforced.as_role(enforced.roles.functions["quality_start"])
+
+    result = invoke(enforced, "quality_start", event, credentials)
+
+    assert result["status"] == "check_started", result
+    executions = enforced.admin("sagemaker").list_pipeline_executions(PipelineName=check.name)
+    assert result["pipelineExecutionArn"] in [
+        item["PipelineExecutionArn"] for item in executions["PipelineExecutionSummaries"]
+    ]
+    with pytest.raises(ClientError) as error:  # it starts the check; the retraining is drift_alert's
+        credentials.client("sagemaker", enforced.url, enforced.region).list_pipeline_executions(
+            PipelineName=enforced.values.build_pipeline
+        )
+    assert refused(error)
