@@ -16,9 +16,9 @@ What moto 5.2.5 evaluates, and so what "enforced" means here (moto/iam/access_co
   the resource ``*`` (moto/core/responses.py:436-439), which a statement naming an ARN never matches: for
   those services a statement's resources are widened to ``*`` (`for_moto`), so their actions are enforced
   and their resources are not. moto takes an action's service from the request's signing name
-  (moto/iam/access_control.py:236): CloudWatch's actions are ``monitoring:*`` there, and are granted under both.
+  (moto/iam/access_control.py:237): CloudWatch's actions are ``monitoring:*`` there, and are granted under both.
 - Conditions: none in identity policies. ``check_action_permitted`` passes no request context
-  (moto/iam/access_control.py:272), so an Allow's condition always holds and a Deny's condition always holds
+  (moto/iam/access_control.py:273), so an Allow's condition always holds and a Deny's condition always holds
   too (moto/iam/access_control.py:547-569): a conditional Deny would refuse every request it names. `for_moto`
   drops conditional Deny statements and keeps conditional Allow statements without their effect being
   narrowed; both are listed in the role's notes. ``cloudwatch:namespace``, ``sagemaker:*`` and the like are
@@ -26,7 +26,7 @@ What moto 5.2.5 evaluates, and so what "enforced" means here (moto/iam/access_co
 - Permissions boundaries are not evaluated (``collect_policies`` reads inline and attached policies only,
   moto/iam/access_control.py:183-198).
 - Trust policies: moto checks only an ``AWS`` principal; a ``Service`` principal makes its check fail
-  (``principal in aws_expected_principals`` with None, moto/iam/access_control.py:545). The service assumes
+  (``principal in aws_expected_principals`` with None, moto/iam/access_control.py:544). The service assumes
   the role in AWS; here `Enforcement.credentials` assumes it with enforcement paused for that one call.
 """
 
@@ -45,7 +45,7 @@ from demo.emulation import ACCOUNT
 
 # The services whose requests moto evaluates against the resource they name (see the module's docstring).
 RESOURCE_SERVICES = frozenset({"s3", "sqs", "iam", "sts"})
-# moto names a request's action by the service of its signature's credential scope (moto/iam/access_control.py:236),
+# moto names a request's action by the service of its signature's credential scope (moto/iam/access_control.py:237),
 # which for some services is not the IAM prefix: the policies name such actions under both.
 SIGNING_NAMES = {"cloudwatch": "monitoring"}
 ADMIN_USER = "emulator-admin"
@@ -184,8 +184,9 @@ def runtime_roles(resolver: Resolver) -> RuntimeRoles:
 
 # ------------------------------------------------------------------ what moto can evaluate
 def for_moto(document: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """``document`` as moto 5.2.5 can evaluate it, and what was changed (see the module's docstring): actions of
-    services moto evaluates against ``*`` get ``Resource: *``; a Deny with a condition is dropped (moto would
+    """``document`` as moto 5.2.5 can evaluate it, and what was changed (see the module's docstring): an Allow of
+    actions of services moto evaluates against ``*`` gets ``Resource: *``, a Deny of such actions on named
+    resources is dropped (widened, it would refuse them everywhere); a Deny with a condition is dropped (moto would
     apply it unconditionally); a condition of an Allow stays (moto ignores it)."""
     statements: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -210,9 +211,15 @@ def for_moto(document: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             for action in widened
             if action.split(":", 1)[0] in SIGNING_NAMES
         ]
-        if widened:
+        named = _as_list(statement["Resource"]) != ["*"]
+        if widened and named and statement["Effect"] == "Deny":
+            # Widened, the refusal would reach every resource: not evaluable, so left out.
+            notes.append(
+                f"{label}: dropped for {', '.join(sorted(widened))}, a Deny on resources moto does not evaluate"
+            )
+        elif widened:
             statements.append({**copy.deepcopy(dict(statement)), "Action": widened + aliases, "Resource": "*"})
-            if _as_list(statement["Resource"]) != ["*"]:
+            if named:
                 notes.append(f"{label}: resources not evaluated by moto for {', '.join(sorted(widened))}")
     return {**dict(document), "Statement": statements}, notes
 

@@ -86,6 +86,12 @@ def test_a_conditional_deny_is_dropped_and_an_unconditional_one_kept() -> None:
         "Condition": {"StringNotEqualsIfExists": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}},
     }
     unconditional = {"Sid": "Never", "Effect": "Deny", "Action": "sagemaker:UpdateModelPackage", "Resource": "*"}
+    named = {
+        "Sid": "NotThatOne",
+        "Effect": "Deny",
+        "Action": ["s3:DeleteObject", "ssm:DeleteParameter"],
+        "Resource": ["arn:aws:s3:::bucket/*", "arn:aws:ssm:us-east-1:123456789012:parameter/p"],
+    }
     allowed = {
         "Sid": "Put",
         "Effect": "Allow",
@@ -93,14 +99,16 @@ def test_a_conditional_deny_is_dropped_and_an_unconditional_one_kept() -> None:
         "Resource": "*",
         "Condition": {"StringEquals": {"cloudwatch:namespace": "MLOps/Drift"}},
     }
-    evaluable, notes = iam.for_moto({"Statement": [conditional, unconditional, allowed]})
+    evaluable, notes = iam.for_moto({"Statement": [conditional, unconditional, named, allowed]})
     assert evaluable["Statement"] == [
         {**unconditional, "Action": ["sagemaker:UpdateModelPackage"]},
+        {**named, "Action": ["s3:DeleteObject"]},  # S3's resources are evaluated: the Deny stays, for S3 only
         # moto names CloudWatch's actions by its signing name, monitoring.
         {**allowed, "Action": ["cloudwatch:PutMetricData", "monitoring:PutMetricData"]},
     ]
     assert notes == [
         "NeverApproved: dropped, a Deny whose condition moto cannot evaluate (sagemaker:ModelApprovalStatus)",
+        "NotThatOne: dropped for ssm:DeleteParameter, a Deny on resources moto does not evaluate",
         "Put: its condition is not evaluated by moto (cloudwatch:namespace)",
     ]
 
@@ -218,8 +226,10 @@ def test_every_runtime_piece_has_its_role_from_the_templates(enforced: Enforced)
     assert roles.pipelines[enforced.values.build_pipeline].arn == enforced.values.pipeline_role_arn
     train = enforced.resolver.build_action(naming.build_ci_pipeline(enforced.config), "Train")
     assert train.project in roles.projects
+    iam_client = enforced.admin("iam")
     for role in [*roles.functions.values(), *roles.projects.values(), *roles.pipelines.values()]:
-        assert role.policies or role.managed_policies, role.name
+        enforced.enforcement.create(role)  # moto checks each policy document as IAM does on PutRolePolicy
+        assert sorted(iam_client.list_role_policies(RoleName=role.name)["PolicyNames"]) == sorted(role.policies)
 
 
 @pytest.mark.slow
@@ -265,7 +275,7 @@ def test_a_checks_metrics_are_published_under_its_role_which_reads_no_other_file
 @pytest.mark.slow
 def test_moto_does_not_evaluate_the_cloudwatch_namespace_condition(enforced: Enforced) -> None:
     """The role may put metrics only in its namespace (a cloudwatch:namespace condition), which moto 5.2.5 does
-    not evaluate (moto/iam/access_control.py:272 passes no request context): another namespace is accepted. When
+    not evaluate (moto/iam/access_control.py:273 passes no request context): another namespace is accepted. When
     moto starts evaluating it, this fails, and the drift_metrics test should assert the refusal instead."""
     credentials = enforced.as_role(enforced.roles.functions["drift_metrics"])
     cloudwatch = credentials.client("cloudwatch", enforced.url, enforced.region)
