@@ -141,7 +141,13 @@ def run_local_pipeline(
     if commit:
         parameters = {"GitCommit": commit, **(parameters or {})}
     runner = LocalPipelineRunner(
-        definition, s3=s3, sagemaker=sagemaker, workdir=workdir / "jobs", on_event=on_event, interpreters=interpreters
+        definition,
+        s3=s3,
+        sagemaker=sagemaker,
+        workdir=workdir / "jobs",
+        on_event=on_event,
+        interpreters=interpreters,
+        pipeline_name=settings.pipeline_name,
     )
     # Outputs go under the execution id: runs that must not overwrite each other's models need their own.
     result = runner.run(parameters, execution_id=execution_id)

@@ -90,8 +90,11 @@ class LocalPipelineRunner:
         on_event: Callable[[str], None] = print,
         job_environment: Mapping[str, str] | None = None,
         interpreters: str = images.AUTO,
+        pipeline_name: str | None = None,
     ) -> None:
         self.definition = definition
+        # Execution.PipelineName (and the execution's ARN): the definition JSON names no pipeline itself.
+        self.pipeline_name = str(definition.get("PipelineName", "")) if pipeline_name is None else pipeline_name
         self.graph = step_graph(definition)
         self.s3 = s3
         self.sagemaker = sagemaker
@@ -117,8 +120,8 @@ class LocalPipelineRunner:
             parameters=values,
             execution={
                 "PipelineExecutionId": execution_id,
-                "PipelineName": self.definition.get("PipelineName", ""),
-                "PipelineExecutionArn": execution_arn(self.definition.get("PipelineName", ""), execution_id),
+                "PipelineName": self.pipeline_name,
+                "PipelineExecutionArn": execution_arn(self.pipeline_name, execution_id),
             },
             step_properties=properties,
             property_file=lambda step, name: self._property_files[(step, name)],
