@@ -86,7 +86,7 @@ mlflow-env: $(STAMPS)/mlflow ## Build .venv-mlflow: the pinned MLflow server loc
 $(STAMPS)/mlflow: tools/mlflow.lock tools/pip.lock | $(STAMPS)/toolchain
 	@test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
 	$(MLFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r tools/pip.lock
-	$(MLFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r tools/mlflow.lock
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r tools/mlflow.lock
 	@touch $@
 
 mlflow-ui: install mlflow-env ## The MLflow UI on the local tracking store (MLFLOW_STORE=, default .mlflow) on 127.0.0.1; prints its URL

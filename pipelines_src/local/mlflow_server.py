@@ -29,6 +29,7 @@ VENV = ROOT / ".venv-mlflow"
 EXECUTABLE_VARIABLE = "MLOPS_MLFLOW"
 DEFAULT_STORE = ROOT / ".mlflow"
 HOST = "127.0.0.1"
+UI_PORT = 5000  # make mlflow-ui's
 START_SECONDS = 90.0
 
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     ui = commands.add_parser("ui", help="serve the UI until Ctrl-C")
     ui.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"the store folder (default {DEFAULT_STORE})")
-    ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000; 0: any free one)")
+    ui.add_argument("--port", type=int, default=UI_PORT, help=f"port on 127.0.0.1 (default {UI_PORT}; 0: any free one)")
     args = parser.parse_args(argv)
     try:
         server = start(args.store, port=args.port)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines_src.local import images
+from pipelines_src.local import images, mlflow_server
 from pipelines_src.local.runner import LocalPipelineRunner, RunResult
 from pipelines_src.local.storage import upload
 
@@ -39,8 +39,6 @@ RAW_BUCKET = "local-lake-raw"
 ARTIFACTS_BUCKET = "local-lake-artifacts"
 CODE_BUCKET = "local-code"
 ROLE_ARN = "arn:aws:iam::123456789012:role/local-pipeline"
-# Where `make mlflow-ui` serves the UI (mlflow_server's default port).
-UI_URL = "http://127.0.0.1:5000"
 KMS_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
 
 
@@ -237,7 +235,7 @@ def summary(run: LocalRun) -> str:
     if tracked and tracked.get("run_id"):
         lines.append(
             f"tracked: MLflow run {tracked['run_id']} of experiment {tracked['experiment']!r} ({tracked['status']}); "
-            f"make mlflow-ui shows it at {run_link(tracked, UI_URL)}"
+            f"make mlflow-ui shows it at {run_link(tracked, f'http://{mlflow_server.HOST}:{mlflow_server.UI_PORT}')}"
         )
     elif tracked:
         lines.append(f"tracking {tracked['status']}: {tracked.get('reason') or '; '.join(tracked['errors'])}")
@@ -289,8 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pipeline-local-"))
     workdir.mkdir(parents=True, exist_ok=True)
     raw_dir = args.data or generate_raw(workdir / "raw", rows=args.rows, seed=args.seed, bad_rows=args.bad_rows)
-
-    from pipelines_src.local import mlflow_server
 
     with contextlib.ExitStack() as stack:
         tracking_uri = None
