@@ -29,7 +29,7 @@ VENV = ROOT / ".venv-mlflow"
 EXECUTABLE_VARIABLE = "MLOPS_MLFLOW"
 DEFAULT_STORE = ROOT / ".mlflow"
 HOST = "127.0.0.1"
-UI_PORT = 5000  # make mlflow-ui's
+UI_PORT = 5050  # make mlflow-ui's (5000 is the local AWS emulation's)
 START_SECONDS = 90.0
 
 
