@@ -43,11 +43,8 @@ print(json.dumps(result))
 
 @pytest.fixture
 def store() -> Iterator[fake_mlflow.Store]:
-    state = fake_mlflow.Store()
-    server = fake_mlflow.serve(state)
-    state.url = fake_mlflow.url(server)
-    yield state
-    server.shutdown()
+    with fake_mlflow.running() as state:
+        yield state
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,13 @@ records every request, and fails on demand (``fail``: path -> HTTP status, for t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -171,3 +173,16 @@ def serve(store: Store) -> ThreadingHTTPServer:
 
 def url(server: ThreadingHTTPServer) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@contextlib.contextmanager
+def running() -> Iterator[Store]:
+    """A fresh store served on 127.0.0.1 for a ``with`` block; its ``url`` set."""
+    state = Store()
+    server = serve(state)
+    state.url = url(server)
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -21,11 +21,8 @@ ARN = "arn:aws:sagemaker:eu-west-1:111122223333:mlflow-tracking-server/models-de
 
 @pytest.fixture
 def store() -> Iterator[fake_mlflow.Store]:
-    state = fake_mlflow.Store()
-    server = fake_mlflow.serve(state)
-    state.url = fake_mlflow.url(server)
-    yield state
-    server.shutdown()
+    with fake_mlflow.running() as state:
+        yield state
 
 
 def environment(store: fake_mlflow.Store, execution: str = "exec-1", **more: str) -> dict[str, str]:
