@@ -106,6 +106,8 @@ def test_parameters_default_to_the_stage_config(
         },
         # no champion until a caller resolves one: the deployed runner, an object that exists (definition.py)
         "ChampionModelData": asset_uri(ml_platform, build.runner),
+        # the commit CI trains (pipelines_src/cicd.py); nothing passed: unknown
+        "GitCommit": "unknown",
     }
     # the input default is the dataset's prefix of the curated zone: what the curation job wrote
     joined = variables["InputDataUri"]["Fn::Join"][1]
