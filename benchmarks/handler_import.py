@@ -23,6 +23,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make the project importable
+    sys.path.insert(0, str(ROOT))
+
+from resolver.naming import DRIFT_ARTIFACTS_PREFIX  # noqa: E402
+
 LAMBDAS = ROOT / "lambdas"
 HANDLERS = ("registry_approval.handler", "drift_alert.handler", "drift_metrics.handler")
 TARGET_MS = 300.0
@@ -49,7 +54,7 @@ ENVIRONMENT = {
     "PIPELINE_ARN": "arn:aws:sagemaker:us-east-1:123456789012:pipeline/bench-drift-check",
     "STEP_NAME": "DetectDrift",
     "METRICS_BUCKET": "bench-artifacts",
-    "METRICS_PREFIX": "drift-check/bench-drift-check/",
+    "METRICS_PREFIX": f"{DRIFT_ARTIFACTS_PREFIX}/bench-drift-check/",
     "METRICS_KEY_SUFFIX": "DetectDrift/report/drift_metrics.json",
     "METRIC_NAMESPACE": "MLOps/Drift",
     "METRIC_DIMENSIONS": '{"Model": "bench", "Stage": "dev"}',

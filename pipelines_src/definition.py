@@ -281,8 +281,8 @@ class PipelineSettings:
     # endpoint requests, MonitorBaseline runs the Model Monitor analyzer on them and RegisterModel
     # records its statistics and constraints (module doc). Such a pipeline runs only in SageMaker.
     data_quality_monitor: bool = False
-    # Where Preprocess, Train and Evaluate log the execution's MLflow run (module doc, Tracking): a SageMaker
-    # MLflow tracking server ARN (or a placeholder for it), an http(s) URL (local runs), or None (no tracking).
+    # Where Preprocess, Train and Evaluate log the execution's MLflow run: a SageMaker MLflow tracking
+    # server or MLflow App ARN (or one placeholder for it), an http(s) URL (local runs), or None (no tracking).
     tracking_uri: str | None = None
 
     def __post_init__(self) -> None:

@@ -49,6 +49,7 @@ from pipelines_src.definition import (
     _settings_placeholders,
     list_placeholders,
 )
+from resolver.naming import DRIFT_ARTIFACTS_PREFIX
 
 __all__ = [
     "BASELINE_URI",
@@ -136,7 +137,7 @@ class DriftSettings:
     # The Model and Stage dimensions of the published metrics.
     model_name: str
     stage_name: str
-    artifacts_prefix: str = "drift-check"
+    artifacts_prefix: str = DRIFT_ARTIFACTS_PREFIX
     # Defaults of the InputFormat and WindowHours parameters: what DataUri holds, and how many hours
     # before the run (by inference time) count as recent; 0 means all of it.
     input_format: str = "capture"

@@ -54,6 +54,9 @@ INTERFACE_ENDPOINT_SERVICES = frozenset(
         "codestar-connections.api",
         "application-autoscaling",
         "xray",
+        # SageMaker managed MLflow: its service name is aws.sagemaker.<region>.experiments, not com.amazonaws...
+        # (stacks.network_needs.endpoint_service).
+        "sagemaker.experiments",
     }
 )
 
@@ -87,6 +90,10 @@ _SCHEDULE_RE = re.compile(r"^(rate\([1-9]\d* (minute|minutes|hour|hours|day|days
 # Glue 5 worker types for Spark ETL jobs.
 GLUE_WORKER_TYPES = frozenset({"G.025X", "G.1X", "G.2X", "G.4X", "G.8X", "R.1X", "R.2X", "R.4X", "R.8X"})
 DRIFT_ENGINES = frozenset({"processing", "model_monitor"})
+# tracking.mode: "managed", a SageMaker managed MLflow App per stage; "none", no experiment tracking in AWS.
+TRACKING_MODES = frozenset({"managed", "none"})
+# An IAM role ARN (any path, e.g. IAM Identity Center's aws-reserved/sso.amazonaws.com/...), never a wildcard.
+_ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
 DRIFT_INPUTS = frozenset({"capture", "dataset"})
 _DRIFT_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -241,6 +248,11 @@ class QualityConfig:
     max_degradation: float = 1.0
     # Consecutive decayed windows before the decay alarm.
     evaluation_periods: int = 1
+    # EventBridge Scheduler expression of the scheduled check (null: none, so no decay or check-missing alarm).
+    schedule: str | None = None
+    # Periods of the schedule without a completed check before the quality check-missing alarm.
+    missing_runs_alarm_periods: int = 2
+    instance_type: str = "ml.m5.large"
 
 
 @dataclass(frozen=True)
@@ -257,6 +269,22 @@ class OperationsConfig:
     # The drift alarms (feature, composite, check-missing) and the functions' dead-letter and error alarms;
     # false (not in production stages): no drift-triggered retraining, and failed events are not alarmed.
     alarms: bool = True
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Experiment tracking in AWS (stacks/constructs/tracking.py)."""
+
+    # "managed": the stage has a SageMaker managed MLflow App, its artifacts in the artifacts bucket, and the
+    # model-build jobs reach it through the VPC; "none": no tracking resource and no endpoint for it.
+    mode: str = "managed"
+    # Roles (a data scientist's, an IAM Identity Center permission set's) that may assume the stage's
+    # tracking-reader role: open the MLflow UI and read runs and their artifacts.
+    reader_role_arns: tuple[str, ...] = ()
+
+    @property
+    def managed(self) -> bool:
+        return self.mode == "managed"
 
 
 @dataclass(frozen=True)
@@ -299,6 +327,7 @@ class StageConfig:
     model: ModelConfig
     endpoint: EndpointConfig
     operations: OperationsConfig
+    tracking: TrackingConfig = TrackingConfig()
 
     @property
     def prefix(self) -> str:
@@ -704,15 +733,15 @@ def drift_period_seconds(schedule: str | None) -> int:
     return min(max(seconds, 300), 86400)
 
 
-def _missing_runs_alarm_periods(reader: _Reader, schedule: str | None) -> int:
-    """How many drift periods may pass without a completed check; CloudWatch bounds periods times their length."""
+def _missing_runs_alarm_periods(reader: _Reader, schedule: str | None, check: str = "drift") -> int:
+    """How many periods may pass without a completed check; CloudWatch bounds periods times their length."""
     name = "missing_runs_alarm_periods"
     value: int = reader._typed(name, (int,), "an integer")
     period = drift_period_seconds(schedule)
     longest = _SHORT_PERIOD_RANGE_SECONDS if period < 3600 else _LONG_PERIOD_RANGE_SECONDS
     if not 1 <= value <= longest // period:
         raise ConfigError(
-            f"{reader.key(name)}: {value} is out of range, expected 1 to {longest // period} (one period per drift "
+            f"{reader.key(name)}: {value} is out of range, expected 1 to {longest // period} (one period per {check} "
             f"run of schedule {schedule or 'null'}, {period} s; CloudWatch evaluates an alarm over at most {longest} s)"
         )
     return value
@@ -765,14 +794,46 @@ def _quality(reader: _Reader) -> QualityConfig:
             f"{reader.key('max_degradation')}: {degradation} is out of range, expected a number >= 0 "
             "(how much worse than the served version's evaluation the live metric may be, in the metric's unit)"
         )
+    window_hours = reader.integer("window_hours", minimum=1, maximum=24 * 90)
+    schedule_what = "an EventBridge Scheduler expression like rate(1 day) or cron(0 4 * * ? *)"
+    schedule = reader.matching("schedule", _SCHEDULE_RE, schedule_what, optional=True)
+    rate = _DRIFT_RATE.match(schedule or "")
+    if rate is not None and int(rate[1]) * _UNIT_SECONDS[rate[2].rstrip("s")] > window_hours * 3600:
+        # Each run judges the window_hours before its lateness bound: runs further apart leave predictions unjudged.
+        raise ConfigError(
+            f'{reader.key("schedule")}: "{schedule}" runs less often than the {window_hours} h window '
+            f"({reader.key('window_hours')}), so predictions between two windows would never be judged; run at "
+            "least once a window, or widen the window"
+        )
     return reader.build(
         QualityConfig,
-        window_hours=reader.integer("window_hours", minimum=1, maximum=24 * 90),
+        window_hours=window_hours,
         lateness_hours=reader.integer("lateness_hours", minimum=0, maximum=24 * 30),
         min_labels=reader.integer("min_labels", minimum=1, maximum=10_000_000),
         max_degradation=degradation,
         evaluation_periods=reader.integer("evaluation_periods", minimum=1, maximum=24),
+        schedule=schedule,
+        missing_runs_alarm_periods=_missing_runs_alarm_periods(reader, schedule, "quality"),
+        instance_type=reader.matching("instance_type", _INSTANCE_RE, "a SageMaker instance type"),
     )
+
+
+def _check_quality_inputs(reader: _Reader, endpoint: EndpointConfig, quality: QualityConfig, capture_days: int) -> None:
+    """A scheduled quality check reads the production endpoint's data capture back to 2 x lateness + window."""
+    if quality.schedule is None:
+        return
+    if endpoint.serverless is not None:
+        raise ConfigError(
+            f"{reader.key('operations.quality.schedule')}: serverless endpoints have no data capture, whose "
+            "predictions the quality check joins with the labels; set it to null or use instances"
+        )
+    hours = quality.window_hours + 2 * quality.lateness_hours
+    if capture_days * 24 < hours:
+        raise ConfigError(
+            f"{reader.key('data_lake.capture_expiration_days')}: {capture_days} days is shorter than the "
+            f"{hours} h of captured predictions the quality check reads (operations.quality: window_hours plus "
+            "twice lateness_hours)"
+        )
 
 
 def _operations(reader: _Reader) -> OperationsConfig:
@@ -792,6 +853,31 @@ def _operations(reader: _Reader) -> OperationsConfig:
         dashboards=reader.flag("dashboards"),
         alarms=reader.flag("alarms"),
     )
+
+
+def _tracking(reader: _Reader | None) -> TrackingConfig:
+    """tracking.*: absent is the defaults (managed, no reader role)."""
+    if reader is None:
+        return TrackingConfig()
+    mode = reader.one_of("mode", TRACKING_MODES) if reader._raw("mode", optional=True) is not None else "managed"
+    arns: tuple[str, ...] = ()
+    if reader._raw("reader_role_arns", optional=True) is not None:
+        arns = reader.strings("reader_role_arns")
+    key = reader.key("reader_role_arns")
+    for index, arn in enumerate(arns):
+        if not _ROLE_ARN_RE.match(arn):
+            raise ConfigError(
+                f'{key}[{index}]: "{arn}" is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>, '
+                "no wildcard)"
+            )
+    if len(set(arns)) != len(arns):
+        raise ConfigError(f"{key}: lists a role twice: {list(arns)}")
+    if arns and mode != "managed":
+        raise ConfigError(
+            f'{key}: {len(arns)} reader role(s) but {reader.key("mode")} is "{mode}": there is no tracking '
+            'resource to read; set mode "managed" or remove the roles'
+        )
+    return reader.build(TrackingConfig, mode=mode, reader_role_arns=arns)
 
 
 def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
@@ -847,6 +933,7 @@ def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
             f"than {reader.key('operations.drift.window_hours')} ({drift.window_hours} h), whose captured requests "
             "the drift check reads"
         )
+    _check_quality_inputs(reader, endpoint, operations.quality, data_lake.capture_expiration_days)
     return reader.build(
         StageConfig,
         name=name,
@@ -862,6 +949,7 @@ def _stage(name: str, project: str, reader: _Reader) -> StageConfig:
         model=_model(reader.block("model")),
         endpoint=endpoint,
         operations=operations,
+        tracking=_tracking(reader.block("tracking") if reader._raw("tracking", optional=True) is not None else None),
     )
 
 

@@ -13,10 +13,23 @@ from resolver.config import StageConfig
 BUILD_ARTIFACTS_PREFIX = "model-build"
 CODE_PREFIX = "code"
 DRIFT_ARTIFACTS_PREFIX = "drift-check"
+# The stage's managed MLflow App keeps its run artifacts under this prefix of the artifacts bucket.
+TRACKING_ARTIFACTS_PREFIX = "mlflow"
 
 
 def model_package_group(config: StageConfig) -> str:
     return f"{config.prefix}-{config.model.name}"
+
+
+def tracking_app(config: StageConfig) -> str:
+    """The stage's SageMaker managed MLflow App (tracking.mode managed), before the suffix its stack adds (the first
+    group of the stack's id, stacks/constructs/tracking.py); its ARN carries a generated id, not the name."""
+    return f"{config.prefix}-tracking"
+
+
+def tracking_reader_role(config: StageConfig) -> str:
+    """The role a data scientist assumes to open the stage's MLflow UI (tracking.reader_role_arns may assume it)."""
+    return f"{config.prefix}-tracking-reader"
 
 
 def lake_database(config: StageConfig) -> str:
@@ -142,6 +155,37 @@ def monitoring_schedule(config: StageConfig) -> str:
 def monitoring_reports_prefix(config: StageConfig) -> str:
     """Where the data-quality schedule writes its reports (statistics, constraint violations), in the artifacts zone."""
     return f"monitoring/{endpoint(config)}/"
+
+
+# --- the model-quality check --------------------------------------------------------------------------------
+
+# Prefix of the artifacts bucket holding the quality-check pipeline's outputs (<prefix>/<pipeline>/<execution>/).
+QUALITY_ARTIFACTS_PREFIX = "quality-check"
+
+
+def quality_pipeline(config: StageConfig) -> str:
+    """The SageMaker model-quality check pipeline (labels joined with the served predictions)."""
+    return f"{config.prefix}-{config.model.name}-quality-check"
+
+
+def quality_alarm_prefix(config: StageConfig) -> str:
+    """Every model-quality alarm of the model starts with this; the decay alarm is exactly this name."""
+    return f"{config.prefix}-{config.model.name}-quality"
+
+
+def quality_decay_alarm(config: StageConfig) -> str:
+    """The alarm on the decay of the live metric against the served version's evaluation: it retrains."""
+    return quality_alarm_prefix(config)
+
+
+def quality_check_missing_alarm(config: StageConfig) -> str:
+    """The alarm on the quality check's heartbeat (no completed check in N periods): it only notifies."""
+    return f"{quality_alarm_prefix(config)}-check-missing"
+
+
+def operations_event_source(config: StageConfig) -> str:
+    """The source of the events the stage's schedules put on the default bus (a custom source: never ``aws.``)."""
+    return f"{config.project}.{config.name}.operations"
 
 
 # What publish-baseline (pipelines_src/promote.py) puts beside baseline.json when the version has a Model

@@ -56,6 +56,9 @@ class PlatformValues:
     # and whether it has the Model Monitor baseline step.
     model: ModelConfig
     data_quality_monitor: bool
+    # Experiment tracking: the stage's MLflow App ARN (MLFLOW_TRACKING_URI of the steps and of a data scientist's
+    # client), None with tracking.mode none. Always in the document (null then).
+    tracking_uri: str | None = None
 
     def as_document(self) -> dict[str, Any]:
         """The JSON document (lists for the id tuples); the stack renders it with its tokens resolved."""
@@ -85,6 +88,7 @@ class PlatformValues:
             processing_instance_type=model.processing_instance_type,
             training_instance_type=model.training_instance_type,
             data_quality_monitor=self.data_quality_monitor,
+            tracking_uri=self.tracking_uri,
             runner_uri=code["runner_uri"],
             source_tar_uri=code["source_tar_uri"],
             contract_uri=code["contract_uri"],
@@ -108,6 +112,10 @@ def _fields(cls: type, document: Any, where: str) -> dict[str, Any]:
         raise PublishedValuesError(f"{where}: not a JSON object")
     values: dict[str, Any] = {}
     for item in dataclasses.fields(cls):
+        if item.name in _OPTIONAL and document.get(item.name) is None:
+            # CloudFormation's JSON rendering drops null values; absent is the field's default.
+            values[item.name] = None
+            continue
         if item.name not in document:
             raise PublishedValuesError(f"{where}: has no {item.name!r}: the MLPlatform stack deployed is older")
         value = document[item.name]
@@ -135,6 +143,10 @@ _KINDS: dict[str, type] = {
     "champion_margin": float,
     "data_quality_monitor": bool,
 }
+
+
+# Fields whose JSON value may be null (their dataclass default).
+_OPTIONAL = frozenset({"tracking_uri"})
 
 
 def _plain(value: Any) -> Any:

@@ -569,10 +569,10 @@ class CICDStack(Stack):
     def _allow_reading_versions(self, role: iam.IRole) -> None:
         """Describe this group's versions and read what the build pipeline wrote for them (reports, baselines)."""
         packages = self._allow_describing_versions(role)
-        self.lake.artifacts.grant_read(role, "model-build/*")
+        self.lake.artifacts.grant_read(role, f"{naming.BUILD_ARTIFACTS_PREFIX}/*")
         acknowledge_wildcards(
             role,
-            resources=[packages, self.lake.artifacts.arn_for_objects("model-build/*")],
+            resources=[packages, self.lake.artifacts.arn_for_objects(f"{naming.BUILD_ARTIFACTS_PREFIX}/*")],
             reason="Versions of the platform's one model package group; their evaluation reports and baselines, "
             "which the model-build pipeline writes per execution under model-build/.",
         )

@@ -64,6 +64,12 @@ PRICES: dict[str, float] = {
     # Systems Manager Parameter Store advanced parameter (standard ones are free).
     # https://aws.amazon.com/systems-manager/pricing/
     "ssm_advanced_parameter_month": 0.05,
+    # SageMaker managed MLflow App (serverless): no charge of its own, idle or busy; what it stores is in the stage's
+    # artifacts bucket (S3, per use). "a serverless tracking server [...] at no cost":
+    # https://aws.amazon.com/blogs/machine-learning/migrate-mlflow-tracking-servers-to-amazon-sagemaker-ai-with-serverless-mlflow/
+    # and https://aws.amazon.com/sagemaker/ai/pricing/ (MLflow). Listed at 0 so the table shows it was priced.
+    # The alternative, AWS::SageMaker::MlflowTrackingServer, bills each hour it runs: Small 0.642 (about 469 a month).
+    "mlflow_app_month": 0.00,
     # CodePipeline V1, per active pipeline (V2 bills action minutes: per use). https://aws.amazon.com/codepipeline/pricing/
     "codepipeline_v1_month": 1.00,
     # SageMaker AI real-time inference (hosting), per instance: the "Real-Time Inference" rates of
@@ -182,6 +188,7 @@ COMPOSITE_ALARM = "CloudWatch composite alarm"
 DASHBOARD = "CloudWatch dashboard"
 ADVANCED_PARAMETER = "SSM advanced parameter"
 PIPELINE_V1 = "CodePipeline V1 pipeline"
+MLFLOW_APP = "SageMaker MLflow App (serverless)"
 # The network options whose monthly difference the reports show.
 OPTION_ENDPOINT = "one interface endpoint more (network.extra_interface_endpoints), in the stage's endpoint zones"
 OPTION_ZONE = "one zone more (network.az_count), with the stage's endpoints in it"
@@ -200,6 +207,7 @@ ITEM_ORDER = (
     DASHBOARD,
     ADVANCED_PARAMETER,
     PIPELINE_V1,
+    MLFLOW_APP,
 )
 
 # Priced by a fixed price per resource: type -> (line item, price key).
@@ -211,6 +219,7 @@ _FLAT = {
     "AWS::CloudWatch::Alarm": (ALARM, "cloudwatch_alarm_month"),
     "AWS::CloudWatch::CompositeAlarm": (COMPOSITE_ALARM, "cloudwatch_composite_alarm_month"),
     "AWS::CloudWatch::Dashboard": (DASHBOARD, "cloudwatch_dashboard_month"),
+    "AWS::SageMaker::MlflowApp": (MLFLOW_APP, "mlflow_app_month"),
 }
 
 

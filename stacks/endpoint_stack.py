@@ -128,7 +128,7 @@ class EndpointStack(Stack):
             # model.tar.gz), so the endpoint reads no steps tarball. Versions registered before models carried
             # their code point at a content-addressed tarball under code/ (pipelines_src/cicd.py).
             read_prefixes=[
-                (lake.artifacts, f"model-build/{naming.build_pipeline(config)}/"),
+                (lake.artifacts, f"{naming.BUILD_ARTIFACTS_PREFIX}/{naming.build_pipeline(config)}/"),
                 (lake.artifacts, f"{CODE_PREFIX}/"),
             ],
             write_prefixes=[(lake.raw, capture)] if production else [],
@@ -314,7 +314,7 @@ class EndpointStack(Stack):
             model_package_group=naming.model_package_group(config),
             passed_roles=passed,
             key=lake.key,
-            alarm_names=[f"{self.endpoint_name}-5xx", f"{self.endpoint_name}-latency"],
+            alarm_names=list(naming.endpoint_alarms(config, target).values()),
             scaling=self.scaling is not None,
             monitoring_schedule=self.monitor.schedule_name if self.monitor is not None else None,
         )

@@ -66,6 +66,24 @@ BOTO3_TO_ENDPOINT = {
     "athena": "athena",
 }
 
+# SageMaker managed MLflow (tracking.mode managed): the interface endpoint AWS documents for reaching MLflow from a
+# VPC has the service name aws.sagemaker.<region>.experiments
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/mlflow-interface-endpoint-create.html; the CDK's
+# InterfaceVpcEndpointAwsService.SAGEMAKER_EXPERIMENTS), not com.amazonaws.<region>.<name> like the others.
+# AWS documents it for tracking servers (host <region>.experiments.sagemaker.aws); an MLflow App's MLflow API is
+# https://mlflow.sagemaker.<region>.app.aws (the sagemaker-mlflow plugin's endpoint for mlflow-app ARNs). That the
+# same endpoint's private DNS serves that host is not in the documentation reachable offline: check it on a
+# stage's first deployment (from an isolated subnet, a step's first MLflow call times out if not).
+TRACKING_ENDPOINT = "sagemaker.experiments"
+# Short name -> (name, prefix) of the endpoint service where it is not com.amazonaws.<region>.<short name>.
+_ENDPOINT_SERVICES = {TRACKING_ENDPOINT: ("experiments", "aws.sagemaker")}
+
+
+def endpoint_service(short_name: str) -> tuple[str, str]:
+    """(service name, prefix) of an interface endpoint: the endpoint service is <prefix>.<region>.<service name>."""
+    return _ENDPOINT_SERVICES.get(short_name, (short_name, "com.amazonaws"))
+
+
 # What SageMaker itself delivers through the VPC for a job or a model with a VpcConfig: logs and metrics
 # (sources above); the job or model runs without them.
 SAGEMAKER_TELEMETRY = frozenset({"logs", "monitoring"})
@@ -147,9 +165,22 @@ QUALITY_JOB = Workload(
         "pipelines_src/steps/metrics.py",
         *_STEP_MODULES,
     ),
-    # quality.py writes its metrics to S3 (--metrics), to be put to CloudWatch from outside the VPC.
+    # quality.py writes its metrics to S3 (--metrics); lambdas/quality_metrics puts them to CloudWatch outside the VPC.
     network_isolated=True,
     container=frozenset(),
+    platform=frozenset(),
+    telemetry=SAGEMAKER_TELEMETRY,
+)
+
+TRACKED_BUILD_STEPS = Workload(
+    name="model-build steps that log to the stage's MLflow App (tracking.mode managed)",
+    defined_in="pipelines_src/definition.py",
+    # The steps' tracking client signs its HTTPS requests itself (no boto3 client the scanner would find), and it
+    # needs the job's credentials: a network-isolated container has neither network nor credentials, so these
+    # steps run without network isolation, in the platform's subnets and security group.
+    code=(),
+    network_isolated=False,
+    container=frozenset({TRACKING_ENDPOINT}),
     platform=frozenset(),
     telemetry=SAGEMAKER_TELEMETRY,
 )
@@ -190,8 +221,10 @@ CURATION_JOB = Workload(
 
 def stage_workloads(config: StageConfig) -> tuple[Workload, ...]:
     """The workloads the stage runs in its VPC (serverless endpoints and a curation job with
-    ``data_lake.etl.in_vpc`` false run outside it)."""
-    workloads = [MODEL_BUILD_JOBS, DRIFT_JOB]
+    ``data_lake.etl.in_vpc`` false run outside it; the tracking steps only with ``tracking.mode`` managed)."""
+    workloads = [MODEL_BUILD_JOBS, DRIFT_JOB, QUALITY_JOB]
+    if config.tracking.managed:
+        workloads.append(TRACKED_BUILD_STEPS)
     if config.data_lake.etl.in_vpc:
         workloads.append(CURATION_JOB)
     if config.endpoint.serverless is None:

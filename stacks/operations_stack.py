@@ -11,6 +11,10 @@
   monitoring schedule runs them), and retraining when the stage wants it regardless of drift.
 - Drift alarms per feature on either engine's metrics, one composite, and a dashboard per model
   (``operations.alarms`` and ``operations.dashboards`` may leave them out outside production).
+- The model-quality loop (``operations.quality.schedule``): a schedule puts a "Model Quality Check Due"
+  event, the quality-start function starts the check with the served version's evaluation metric, the
+  quality-metrics function puts the finished check's metrics to MLOps/ModelQuality, and the decay alarm
+  reaches the drift-alert function, which retrains for "model quality"; a check-missing alarm notifies.
 """
 
 from __future__ import annotations
@@ -24,15 +28,19 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from pipelines_src import quality_definition
+from pipelines_src.definition import champion_metadata_keys
 from pipelines_src.drift_definition import DETECT_DRIFT, METRICS_FILE, REPORT_OUTPUT
 from pipelines_src.steps.contract import load_contract
+from pipelines_src.steps.quality import NAMESPACE as QUALITY_NAMESPACE
 from resolver import naming
-from resolver.config import StageConfig
-from resolver.naming import DRIFT_ARTIFACTS_PREFIX
+from resolver.config import StageConfig, drift_period_seconds
+from resolver.naming import DRIFT_ARTIFACTS_PREFIX, QUALITY_ARTIFACTS_PREFIX
 from stacks.constructs.dashboard import ModelDashboard
 from stacks.constructs.data_lake import LakeStorage
 from stacks.constructs.drift_alarms import NAMESPACE as DRIFT_NAMESPACE
@@ -41,6 +49,7 @@ from stacks.constructs.encryption import platform_key
 from stacks.constructs.event_function import EventFunction
 from stacks.constructs.lambda_code import handlers_code, powertools_layer
 from stacks.constructs.notifications import notify_on
+from stacks.constructs.quality_check import QualityAlarms
 from stacks.constructs.sagemaker_access import allow_champion_resolution
 from stacks.datasets import contract_path
 from stacks.ml_platform_stack import ENDPOINT_TARGETS
@@ -53,6 +62,8 @@ PIPELINE_STEP_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Step 
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 GLUE_JOB_STATE_CHANGE = "Glue Job State Change"
 PROCESSING_JOB_STATE_CHANGE = "SageMaker Processing Job State Change"
+# What the quality schedule puts on the default bus (lambdas/quality_start/handler.py DETAIL_TYPE).
+QUALITY_CHECK_DUE = "Model Quality Check Due"
 
 
 def drift_features(dataset: str) -> list[Feature]:
@@ -119,6 +130,7 @@ class OperationsStack(Stack):
             removal_policy=policy,
         )
 
+        self.schedules: dict[str, scheduler.Schedule] = {}
         code = handlers_code()
         layer = powertools_layer(self, "Powertools")
         common: dict[str, Any] = {
@@ -205,22 +217,28 @@ class OperationsStack(Stack):
             )
         )
 
+        # The decay alarm exists with a scheduled quality check and alarms (QualityAlarms below).
+        quality_alarm = naming.quality_decay_alarm(config) if self._quality_scheduled(config) else None
+        retraining_alarms = [alarm_prefix] + ([quality_alarm] if quality_alarm else [])
         self.drift_alert = EventFunction(
             self,
             "DriftAlert",
             handler="drift_alert",
-            description=f"Drift alarm {alarm_prefix} starts {build_pipeline} (cooldown "
-            f"{operations.retraining.cooldown_minutes} min); recovery is notified",
+            description=f"Drift alarm {alarm_prefix}"
+            + (f" and model-quality alarm {quality_alarm}" if quality_alarm else "")
+            + f" start {build_pipeline} (cooldown {operations.retraining.cooldown_minutes} min); recovery is notified",
             event_pattern=events.EventPattern(
                 source=["aws.cloudwatch"],
                 detail_type=[ALARM_STATE_CHANGE],
-                # Only the composite drift alarm of this model: feature alarms feed it, they act on nothing.
-                detail={"alarmName": [alarm_prefix]},
+                # Only the composite drift alarm of this model (feature alarms feed it, they act on nothing) and
+                # the quality decay alarm; the check-missing alarms notify only.
+                detail={"alarmName": retraining_alarms},
             ),
-            rule_description=f"State changes of the composite drift alarm {alarm_prefix}",
+            rule_description=f"State changes of the alarms that retrain: {', '.join(retraining_alarms)}",
             environment={
                 "MODEL_BUILD_PIPELINE_NAME": build_pipeline,
                 "ALARM_PREFIX": alarm_prefix,
+                **({"QUALITY_ALARM_NAME": quality_alarm} if quality_alarm else {}),
                 "COOLDOWN_MINUTES": str(operations.retraining.cooldown_minutes),
                 # The champion of each retraining: the version production serves, a version of this group.
                 "CHAMPION_PARAMETER": naming.champion_parameter(config),
@@ -241,8 +259,37 @@ class OperationsStack(Stack):
             )
         )
         allow_champion_resolution(self.drift_alert.role, config)
-        self.drift_metrics = self._drift_metrics(config, lake, common, shared_env)
-        functions = [self.registry_approval, self.drift_alert, self.drift_metrics]
+        self.drift_metrics = self._step_metrics(
+            "DriftMetrics",
+            handler="drift_metrics",
+            what="Drift",
+            pipeline=naming.drift_pipeline(config),
+            artifacts_prefix=DRIFT_ARTIFACTS_PREFIX,
+            step=DETECT_DRIFT,
+            metrics_file=f"{REPORT_OUTPUT}/{METRICS_FILE}",
+            namespace=DRIFT_NAMESPACE,
+            config=config,
+            lake=lake,
+            common=common,
+            shared_env=shared_env,
+        )
+        self.quality_metrics = self._step_metrics(
+            "QualityMetrics",
+            handler="quality_metrics",
+            what="Quality",
+            pipeline=naming.quality_pipeline(config),
+            artifacts_prefix=QUALITY_ARTIFACTS_PREFIX,
+            step=quality_definition.CHECK_QUALITY,
+            metrics_file=f"{quality_definition.REPORT_OUTPUT}/{quality_definition.METRICS_FILE}",
+            namespace=QUALITY_NAMESPACE,
+            config=config,
+            lake=lake,
+            common=common,
+            shared_env=shared_env,
+        )
+        self.quality_start = self._quality_start(config, common, shared_env)
+        functions = [self.registry_approval, self.drift_alert, self.drift_metrics, self.quality_metrics]
+        functions += [self.quality_start] if self.quality_start else []
         for function in functions:
             self.topic.grant_publish(function.function)
             self.idempotency_table.grant_read_write_data(function.function)
@@ -274,6 +321,23 @@ class OperationsStack(Stack):
                 if operations.drift.model_monitor or operations.drift.schedule is None
                 else operations.drift.missing_runs_alarm_periods,
             )
+        self.quality_alarms: QualityAlarms | None = None
+        if quality_alarm is not None:
+            self.quality_alarms = QualityAlarms(
+                self,
+                "QualityAlarms",
+                decay_alarm_name=quality_alarm,
+                check_missing_alarm_name=naming.quality_check_missing_alarm(config),
+                model=model.name,
+                stage=config.name,
+                metric=model.metric,
+                max_degradation=operations.quality.max_degradation,
+                evaluation_periods=operations.quality.evaluation_periods,
+                missing_runs_periods=operations.quality.missing_runs_alarm_periods,
+                # One period per scheduled check, as for the drift check.
+                period=Duration.seconds(drift_period_seconds(operations.quality.schedule)),
+                topic=self.topic,
+            )
         self.dashboard: ModelDashboard | None = None
         if operations.dashboards and self.drift_alarms is not None:  # the config requires alarms with dashboards
             self.dashboard = ModelDashboard(
@@ -289,38 +353,55 @@ class OperationsStack(Stack):
                 functions=functions,
             )
 
-    def _drift_metrics(
-        self, config: StageConfig, lake: LakeStorage, common: dict[str, Any], shared_env: dict[str, str]
-    ) -> EventFunction:
-        """The drift check's metrics, put to CloudWatch from outside the VPC when its DetectDrift step succeeds.
+    @staticmethod
+    def _quality_scheduled(config: StageConfig) -> bool:
+        """The stage checks model quality on a schedule and has alarms: the decay alarm retrains."""
+        return config.operations.quality.schedule is not None and config.operations.alarms
 
-        The step's job runs network-isolated and writes drift_metrics.json to its execution's folder; the
-        function may read only those files, decrypt them through S3 only, and put metrics only to the drift
-        namespace the alarms read. Event shape: "Pipeline step state change" in
+    def _step_metrics(
+        self,
+        id_: str,
+        *,
+        handler: str,
+        what: str,
+        pipeline: str,
+        artifacts_prefix: str,
+        step: str,
+        metrics_file: str,
+        namespace: str,
+        config: StageConfig,
+        lake: LakeStorage,
+        common: dict[str, Any],
+        shared_env: dict[str, str],
+    ) -> EventFunction:
+        """A check's metrics, put to CloudWatch from outside the VPC when its step succeeds (drift, quality).
+
+        The step's job runs network-isolated and writes its metrics file (one PutMetricData request) to its
+        execution's folder; the function may read only those files, decrypt them through S3 only, and put
+        metrics only to the namespace the alarms read. Event shape: "Pipeline step state change" in
         https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
         """
-        drift_pipeline = naming.drift_pipeline(config)
-        pipeline_arn = self.format_arn(service="sagemaker", resource="pipeline", resource_name=drift_pipeline)
-        prefix = f"{DRIFT_ARTIFACTS_PREFIX}/{drift_pipeline}/"
-        suffix = f"{DETECT_DRIFT}/{REPORT_OUTPUT}/{METRICS_FILE}"
+        pipeline_arn = self.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline)
+        prefix = f"{artifacts_prefix}/{pipeline}/"
+        suffix = f"{step}/{metrics_file}"
         function = EventFunction(
             self,
-            "DriftMetrics",
-            handler="drift_metrics",
-            description=f"Puts the metrics of each succeeded {drift_pipeline} run to CloudWatch ({DRIFT_NAMESPACE})",
+            id_,
+            handler=handler,
+            description=f"Puts the metrics of each succeeded {pipeline} run to CloudWatch ({namespace})",
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
                 detail_type=[PIPELINE_STEP_STATUS_CHANGE],
-                detail={"pipelineArn": [pipeline_arn], "stepName": [DETECT_DRIFT], "currentStepStatus": ["Succeeded"]},
+                detail={"pipelineArn": [pipeline_arn], "stepName": [step], "currentStepStatus": ["Succeeded"]},
             ),
-            rule_description=f"The {DETECT_DRIFT} step of {drift_pipeline} succeeded",
+            rule_description=f"The {step} step of {pipeline} succeeded",
             environment={
                 "PIPELINE_ARN": pipeline_arn,
-                "STEP_NAME": DETECT_DRIFT,
+                "STEP_NAME": step,
                 "METRICS_BUCKET": lake.artifacts.bucket_name,
                 "METRICS_PREFIX": prefix,
                 "METRICS_KEY_SUFFIX": suffix,
-                "METRIC_NAMESPACE": DRIFT_NAMESPACE,
+                "METRIC_NAMESPACE": namespace,
                 "METRIC_DIMENSIONS": json.dumps({"Model": config.model.name, "Stage": config.name}, sort_keys=True),
                 "IDEMPOTENCY_TABLE": shared_env["IDEMPOTENCY_TABLE"],
             },
@@ -328,7 +409,7 @@ class OperationsStack(Stack):
         )
         metrics_files = lake.artifacts.arn_for_objects(f"{prefix}*/{suffix}")
         function.allow(
-            iam.PolicyStatement(sid="ReadDriftMetricsFiles", actions=["s3:GetObject"], resources=[metrics_files])
+            iam.PolicyStatement(sid=f"Read{what}MetricsFiles", actions=["s3:GetObject"], resources=[metrics_files])
         )
         function.allow(
             iam.PolicyStatement(
@@ -342,19 +423,96 @@ class OperationsStack(Stack):
         # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html
         function.allow(
             iam.PolicyStatement(
-                sid="PutDriftMetrics",
+                sid=f"Put{what}Metrics",
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": DRIFT_NAMESPACE}},
+                conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
             )
         )
         acknowledge_wildcards(
             function.role,
             resources=[metrics_files, "*"],
-            reason="The metrics file's key holds the drift-check execution id, known only at run time: reads are "
-            "scoped to that one file name under the drift pipeline's prefix. Resource '*' only for "
-            "cloudwatch:PutMetricData, which has no resource level and is bound by condition to the drift "
-            "namespace.",
+            reason=f"The metrics file's key holds the {pipeline} execution id, known only at run time: reads are "
+            f"scoped to that one file name under the pipeline's prefix. Resource '*' only for "
+            f"cloudwatch:PutMetricData, which has no resource level and is bound by condition to {namespace}.",
+        )
+        return function
+
+    def _quality_start(
+        self, config: StageConfig, common: dict[str, Any], shared_env: dict[str, str]
+    ) -> EventFunction | None:
+        """The scheduled quality check's starter: the served version's evaluation metric as the reference.
+
+        The schedule (EventBridge Scheduler, ``operations.quality.schedule``) puts one "Model Quality Check
+        Due" event on the account's default bus per run, from the stage's own custom source; the function may
+        read the production record and describe the group's versions (as for a champion), and start the
+        quality-check pipeline only.
+        """
+        schedule = config.operations.quality.schedule
+        if schedule is None:
+            return None
+        pipeline = naming.quality_pipeline(config)
+        pipeline_arn = self.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline)
+        source = naming.operations_event_source(config)
+        function = EventFunction(
+            self,
+            "QualityStart",
+            handler="quality_start",
+            description=f"Starts {pipeline} on {schedule} with the served version's evaluation metric",
+            event_pattern=events.EventPattern(
+                source=[source], detail_type=[QUALITY_CHECK_DUE], detail={"pipelineName": [pipeline]}
+            ),
+            rule_description=f"The scheduled model-quality check of {pipeline} is due",
+            environment={
+                "EVENT_SOURCE": source,
+                "QUALITY_PIPELINE_NAME": pipeline,
+                "REFERENCE_PARAMETER": quality_definition.REFERENCE_METRIC,
+                # challenger_<metric>: what Evaluate measured for the version when it was registered.
+                "REFERENCE_METADATA_KEY": champion_metadata_keys(config.model.metric)[0],
+                "CHAMPION_PARAMETER": naming.champion_parameter(config),
+                "MODEL_PACKAGE_GROUP": naming.model_package_group(config),
+                "MODEL_PACKAGE_PARTITION": self.partition,
+                "MODEL_PACKAGE_REGION": self.region,
+                "MODEL_PACKAGE_ACCOUNT": self.account,
+                **shared_env,
+            },
+            **common,
+        )
+        function.allow(
+            iam.PolicyStatement(
+                sid="StartQualityCheck", actions=["sagemaker:StartPipelineExecution"], resources=[pipeline_arn]
+            )
+        )
+        allow_champion_resolution(function.role, config)
+        role = iam.Role(
+            self,
+            "QualityCheckRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": self.account}}
+            ),
+            description=f"Scheduled model-quality check: may put its due event on the default bus only ({pipeline})",
+        )
+        self.key.grant_decrypt(role)
+        self.schedules["QualityCheck"] = scheduler.Schedule(
+            self,
+            "QualityCheckSchedule",
+            description=f"Scheduled model-quality check: puts a {QUALITY_CHECK_DUE} event for {pipeline} on {schedule}",
+            schedule=scheduler.ScheduleExpression.expression(schedule),
+            target=scheduler_targets.EventBridgePutEvents(
+                scheduler_targets.EventBridgePutEventsEntry(
+                    event_bus=events.EventBus.from_event_bus_name(self, "DefaultBus", "default"),
+                    source=source,
+                    detail_type=QUALITY_CHECK_DUE,
+                    # The schedule's own time: one check per scheduled run, however often the event arrives.
+                    detail=scheduler.ScheduleTargetInput.from_object(
+                        {"pipelineName": pipeline, "scheduledTime": scheduler.ContextAttribute.scheduled_time}
+                    ),
+                ),
+                role=role,
+                retry_attempts=3,
+                max_event_age=Duration.hours(1),
+            ),
+            key=self.key,
         )
         return function
 
@@ -389,29 +547,25 @@ class OperationsStack(Stack):
             "See its steps in SageMaker Studio or "
             "aws sagemaker list-pipeline-execution-steps --pipeline-execution-arn <arn>.",
         )
-        # The drift check's own failures: a failed or stopped run publishes no drift metrics, which the drift
-        # alarms read as no drift. Event shape: "Pipeline execution state change" in
-        # https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
-        drift_pipeline = naming.drift_pipeline(config)
-        notify_on(
-            self,
+        # The checks' own failures: a failed or stopped run publishes no metrics, which their alarms read as
+        # nothing wrong (no drift, no decay).
+        self._failed_runs_rule(
             "DriftCheckFailedRule",
-            topic=self.topic,
-            description=f"A run of the drift-check pipeline {drift_pipeline} failed or was stopped",
-            pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=[PIPELINE_EXECUTION_STATUS_CHANGE],
-                detail={
-                    "pipelineArn": [
-                        self.format_arn(service="sagemaker", resource="pipeline", resource_name=drift_pipeline)
-                    ],
-                    "currentPipelineExecutionStatus": ["Failed", "Stopped"],
-                },
-            ),
-            message=f"Drift-check run {field('$.detail.pipelineExecutionArn')} of {drift_pipeline} ended "
-            f"{field('$.detail.currentPipelineExecutionStatus')} at {events.EventField.time}: no drift was measured "
-            "in this run, and the drift alarms read that as no drift. See its DetectDrift step's logs (before a "
-            "first deployment there is no deployed baseline yet: make publish-baseline).",
+            pipeline=naming.drift_pipeline(config),
+            what="the drift-check pipeline",
+            run="Drift-check run",
+            consequence="no drift was measured in this run, and the drift alarms read that as no drift. See its "
+            "DetectDrift step's logs (before a first deployment there is no deployed baseline yet: make "
+            "publish-baseline).",
+        )
+        self._failed_runs_rule(
+            "QualityCheckFailedRule",
+            pipeline=naming.quality_pipeline(config),
+            what="the model-quality check pipeline",
+            run="Model-quality check run",
+            consequence="model quality was not measured in this run, and the decay alarm reads that as no decay. "
+            "See its CheckQuality step's failure reason and logs (a missing input: no captured predictions or no "
+            "curated labels under the check's prefixes yet).",
         )
         if config.operations.drift.model_monitor:
             # A failed monitoring run publishes no drift metrics, and missing data is not drift: say so.
@@ -451,6 +605,27 @@ class OperationsStack(Stack):
             message=f"Version {field('$.detail.ModelPackageVersion')} of {group} waits for approval: "
             f"{field('$.detail.ModelPackageArn')}. Its evaluation metrics are in the model registry "
             "(ModelMetrics); approve or reject it there.",
+        )
+
+    def _failed_runs_rule(self, id_: str, *, pipeline: str, what: str, run: str, consequence: str) -> None:
+        """Notify each failed or stopped execution of ``pipeline``. Event shape: "Pipeline execution state change"
+        in https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html"""
+        field = events.EventField.from_path
+        notify_on(
+            self,
+            id_,
+            topic=self.topic,
+            description=f"A run of {what} {pipeline} failed or was stopped",
+            pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[PIPELINE_EXECUTION_STATUS_CHANGE],
+                detail={
+                    "pipelineArn": [self.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline)],
+                    "currentPipelineExecutionStatus": ["Failed", "Stopped"],
+                },
+            ),
+            message=f"{run} {field('$.detail.pipelineExecutionArn')} of {pipeline} ended "
+            f"{field('$.detail.currentPipelineExecutionStatus')} at {events.EventField.time}: {consequence}",
         )
 
     def _endpoint_alarm_rules(self, config: StageConfig) -> None:
@@ -495,7 +670,6 @@ class OperationsStack(Stack):
 
     def _schedules(self, config: StageConfig, build_pipeline: str) -> None:
         operations = config.operations
-        self.schedules: dict[str, scheduler.Schedule] = {}
         wanted = {
             "Retraining": (operations.retraining.schedule, build_pipeline, "Scheduled retraining"),
             # With Model Monitor the endpoint's monitoring schedule checks drift; the pipeline stays for runs by hand.

@@ -1,7 +1,13 @@
-"""React to CloudWatch "Alarm State Change" events for this platform's drift alarms.
+"""React to CloudWatch "Alarm State Change" events of this platform's retraining alarms.
+
+Two alarms retrain: the composite drift alarm (named exactly ALARM_PREFIX; its feature alarms start with
+it) and, when the stage schedules a model-quality check, the quality decay alarm (exactly
+QUALITY_ALARM_NAME). Both names come from resolver.naming through the function's environment; the
+reason each execution, record and notification gives is "drift" or "model quality" accordingly.
 
 ALARM -> start the SageMaker model-build pipeline, unless one is Executing or this function
-started one within the cooldown; a suppressed trigger is recorded in DynamoDB and notified. The
+started one within the cooldown (one cooldown for both reasons: a retraining answers both); the start
+is notified with its reason; a suppressed trigger is recorded in DynamoDB and notified. The
 execution gets the version serving production as its champion (shared/champion.py: the new model
 must not be worse than it to register); a served-version record that fails the champion check starts
 nothing and is notified.
@@ -66,6 +72,8 @@ class Config:
     #: The SSM parameter recording the version production serves (the champion), and the group it must be of.
     champion_parameter: str
     versions: arns.VersionScope
+    #: The model-quality decay alarm, when the stage has one (a scheduled quality check with alarms).
+    quality_alarm: str | None = None
 
 
 def load_config(environ: Mapping[str, str]) -> Config:
@@ -78,7 +86,21 @@ def load_config(environ: Mapping[str, str]) -> Config:
         idempotency_table=env.require_str(environ, "IDEMPOTENCY_TABLE"),
         champion_parameter=env.require_str(environ, "CHAMPION_PARAMETER"),
         versions=env.require_version_scope(environ),
+        quality_alarm=environ.get("QUALITY_ALARM_NAME", "").strip() or None,
     )
+
+
+DRIFT, MODEL_QUALITY = "drift", "model quality"
+
+
+def trigger_reason(alarm_name: str, config: Config) -> str | None:
+    """Why this alarm retrains: "model quality" for the quality decay alarm, "drift" for the drift alarms,
+    None for any other alarm (not this platform's retraining alarms)."""
+    if config.quality_alarm is not None and alarm_name == config.quality_alarm:
+        return MODEL_QUALITY
+    if alarm_name.startswith(config.alarm_prefix):
+        return DRIFT
+    return None
 
 
 @dataclass(frozen=True)
@@ -131,11 +153,19 @@ def parse_event(event: object) -> AlarmChange:
     return AlarmChange(name, value, reason, timestamp, previous)
 
 
-def display_name(alarm_name: str, token: str) -> str:
-    """A valid execution display name: alphanumerics and hyphens, alphanumeric at both ends, <= 82."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", alarm_name)[:60].strip("-")
-    parts = ["drift", slug, token[:12]] if slug else ["drift", token[:12]]
+def display_name(alarm_name: str, token: str, reason: str = DRIFT) -> str:
+    """A valid execution display name: alphanumerics and hyphens, alphanumeric at both ends, <= 82;
+    it starts with the reason (``drift-`` or ``model-quality-``)."""
+    lead = reason.replace(" ", "-")
+    # Room for the lead, the token and two hyphens: the token's end is never cut off.
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", alarm_name)[: DISPLAY_NAME_MAX - len(lead) - 14].strip("-")
+    parts = [lead, slug, token[:12]] if slug else [lead, token[:12]]
     return "-".join(parts)[:DISPLAY_NAME_MAX]
+
+
+def _what(reason: str) -> str:
+    """How notifications name the alarm: "Drift alarm" or "Model-quality alarm"."""
+    return "Drift alarm" if reason == DRIFT else "Model-quality alarm"
 
 
 def _cooldown_key(config: Config) -> str:
@@ -192,7 +222,9 @@ def _release_cooldown(clients: Clients, config: Config, token: str) -> None:
         logger.info("Cooldown record already replaced; nothing to release")
 
 
-def _suppress(clients: Clients, config: Config, change: AlarmChange, reason: str, now: int) -> dict[str, Any]:
+def _suppress(
+    clients: Clients, config: Config, change: AlarmChange, reason: str, now: int, trigger: str
+) -> dict[str, Any]:
     """Record and notify a retraining trigger that was not acted on."""
     clients.dynamodb.put_item(
         TableName=config.idempotency_table,
@@ -201,6 +233,7 @@ def _suppress(clients: Clients, config: Config, change: AlarmChange, reason: str
             "alarm_name": {"S": change.alarm_name},
             "alarm_reason": {"S": change.reason[:DESCRIPTION_MAX]},
             "suppressed_because": {"S": reason},
+            "trigger_reason": {"S": trigger},
             "suppressed_at": {"N": str(now)},
             EXPIRY_ATTR: {"N": str(now + SUPPRESSED_RECORD_TTL_SECONDS)},
         },
@@ -209,72 +242,92 @@ def _suppress(clients: Clients, config: Config, change: AlarmChange, reason: str
         clients.sns,
         config.notification_topic_arn,
         f"Retraining suppressed: {change.alarm_name}",
-        f"Drift alarm {change.alarm_name} fired at {change.timestamp} but retraining of "
+        f"{_what(trigger)} {change.alarm_name} fired at {change.timestamp} but retraining of "
         f"{config.model_build_pipeline_name} was not started: {reason}.\nAlarm reason: {change.reason}",
     )
     logger.info("Retraining suppressed", extra={"because": reason})
-    return {"status": "suppressed", "reason": reason, "messageId": message_id}
+    return {"status": "suppressed", "reason": reason, "trigger": trigger, "messageId": message_id}
 
 
-def _on_alarm(change: AlarmChange, config: Config, clients: Clients) -> dict[str, Any]:
+def _on_alarm(change: AlarmChange, config: Config, clients: Clients, trigger: str) -> dict[str, Any]:
     """Start retraining, or record and notify why not."""
     now = int(time.time())
     running = _executing(clients, config)
     if running is not None:
-        return _suppress(clients, config, change, f"execution {running} is Executing", now)
+        return _suppress(clients, config, change, f"execution {running} is Executing", now, trigger)
     token = events.derive_token(change.alarm_name, change.state, change.timestamp)
     if not _claim_cooldown(clients, config, change, token, now):
-        return _suppress(clients, config, change, f"a retraining started within {config.cooldown_minutes} min", now)
-    description = f"Started by drift alarm {change.alarm_name} at {change.timestamp}: {change.reason}"
+        return _suppress(
+            clients, config, change, f"a retraining started within {config.cooldown_minutes} min", now, trigger
+        )
+    description = (
+        f"Retraining for {trigger}: started by {_what(trigger).lower()} {change.alarm_name} at {change.timestamp}: "
+        f"{change.reason}"
+    )
     try:
         parameters = champion.start_parameters(
             clients.ssm, clients.sagemaker, parameter=config.champion_parameter, scope=config.versions
         )
         response = clients.sagemaker.start_pipeline_execution(
             PipelineName=config.model_build_pipeline_name,
-            PipelineExecutionDisplayName=display_name(change.alarm_name, token),
+            PipelineExecutionDisplayName=display_name(change.alarm_name, token, trigger),
             PipelineExecutionDescription=description[:DESCRIPTION_MAX],
             ClientRequestToken=token,
             **({"PipelineParameters": parameters} if parameters else {}),
         )
     except champion.ChampionError as error:
         _release_cooldown(clients, config, token)
-        return _champion_refused(clients, config, change, str(error))
+        return _champion_refused(clients, config, change, str(error), trigger)
     except Exception:
         _release_cooldown(clients, config, token)
         raise
     execution_arn: str = response["PipelineExecutionArn"]
-    logger.info("Retraining started", extra={"pipeline_execution_arn": execution_arn})
+    champion_data = parameters[0]["Value"] if parameters else None
+    message_id = notify.publish(
+        clients.sns,
+        config.notification_topic_arn,
+        f"Retraining started ({trigger}): {change.alarm_name}",
+        f"{_what(trigger)} {change.alarm_name} went to ALARM at {change.timestamp}: retraining for {trigger} "
+        f"started, execution {execution_arn} of {config.model_build_pipeline_name}, champion "
+        f"{champion_data or 'none (nothing serves production yet)'}.\nAlarm reason: {change.reason}",
+    )
+    logger.info("Retraining started", extra={"pipeline_execution_arn": execution_arn, "trigger": trigger})
     return {
         "status": "retraining_started",
+        "reason": trigger,
         "pipelineExecutionArn": execution_arn,
         "alarmName": change.alarm_name,
-        "championModelData": parameters[0]["Value"] if parameters else None,
+        "championModelData": champion_data,
+        "messageId": message_id,
     }
 
 
-def _champion_refused(clients: Clients, config: Config, change: AlarmChange, reason: str) -> dict[str, Any]:
+def _champion_refused(
+    clients: Clients, config: Config, change: AlarmChange, reason: str, trigger: str
+) -> dict[str, Any]:
     """No retraining: the record of the served version cannot be its champion; people are told why."""
     message_id = notify.publish(
         clients.sns,
         config.notification_topic_arn,
         f"Retraining not started: {change.alarm_name}",
-        f"Drift alarm {change.alarm_name} went to ALARM at {change.timestamp}, but no retraining was started: "
+        f"{_what(trigger)} {change.alarm_name} went to ALARM at {change.timestamp}, but no retraining for {trigger} "
+        "was started: "
         f"the version serving production cannot be the new model's champion.\nReason: {reason}",
     )
     logger.warning("Retraining not started: champion check failed", extra={"because": reason})
-    return {"status": "champion_refused", "reason": reason, "messageId": message_id}
+    return {"status": "champion_refused", "reason": reason, "trigger": trigger, "messageId": message_id}
 
 
 def _act(*, change: AlarmChange, config: Config, clients: Clients) -> dict[str, Any]:
     """The effect for an ALARM or OK transition (runs once per transition)."""
+    trigger = trigger_reason(change.alarm_name, config) or DRIFT
     if change.state == ALARM:
-        return _on_alarm(change, config, clients)
+        return _on_alarm(change, config, clients, trigger)
     message_id = notify.publish(
         clients.sns,
         config.notification_topic_arn,
         f"Recovered: {change.alarm_name}",
-        f"Drift alarm {change.alarm_name} returned to OK at {change.timestamp}.\nReason: {change.reason}",
+        f"{_what(trigger)} {change.alarm_name} returned to OK at {change.timestamp}.\nReason: {change.reason}",
     )
     return {"status": "recovery_notified", "messageId": message_id, "alarmName": change.alarm_name}
 
@@ -303,9 +356,10 @@ def handle_event(
         logger.warning("Rejected malformed event", extra={"reason": str(error)})
         return events.rejected(str(error))
     logger.append_keys(alarm_name=change.alarm_name, alarm_state=change.state)
-    if not change.alarm_name.startswith(config.alarm_prefix):
-        logger.info("Ignored alarm outside this platform's prefix")
-        return events.ignored(f"alarm {change.alarm_name!r} does not start with {config.alarm_prefix!r}")
+    if trigger_reason(change.alarm_name, config) is None:
+        logger.info("Ignored alarm that is not one of this platform's retraining alarms")
+        quality = f" and is not {config.quality_alarm!r}" if config.quality_alarm else ""
+        return events.ignored(f"alarm {change.alarm_name!r} does not start with {config.alarm_prefix!r}{quality}")
     if change.state == INSUFFICIENT_DATA:
         logger.info("Ignored INSUFFICIENT_DATA")
         return events.ignored("INSUFFICIENT_DATA needs no action")

@@ -252,7 +252,9 @@ def _publish(*, step: StepChange, config: Config, clients: Clients) -> dict[str,
     clients.cloudwatch.put_metric_data(
         Namespace=config.namespace, MetricData=[{**metric, "Timestamp": moment} for metric in metrics]
     )
-    logger.info("Drift metrics published", extra={"location": location, "metrics": len(metrics)})
+    logger.info(
+        "Metrics published", extra={"location": location, "namespace": config.namespace, "metrics": len(metrics)}
+    )
     return {"status": "published", "metrics": len(metrics), "pipelineExecutionArn": step.execution_arn}
 
 

@@ -66,6 +66,7 @@ OK, DEGRADED, OFF = "ok", "degraded", "off"
 NO_RUN = "none"
 
 SIGNING_NAME = "sagemaker-mlflow"
+CUSTOM_ENDPOINT_VARIABLE = "SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT"
 ARN_HEADER = "x-mlflow-sm-tracking-server-arn"
 _ARN = re.compile(r"arn:(aws[a-z-]*):sagemaker:([a-z0-9-]+):(\d{12}):(mlflow-tracking-server|mlflow-app)/\S+")
 
@@ -293,7 +294,7 @@ class Tracker:
         try:
             if not experiment or not run_name:
                 raise TrackingError(f"{EXPERIMENT_VARIABLE} and {RUN_NAME_VARIABLE} must be set with {URI_VARIABLE}")
-            tracker.client = client_for(uri)
+            tracker.client = client_for(uri, environ)
             tracker.artifacts = Artifacts(tracker.client)
         except (TrackingError, ValueError, ImportError) as error:
             tracker._failed("connect", error)
@@ -519,13 +520,16 @@ class Tracker:
             print(f"warning: tracking: {MAX_CONSECUTIVE_FAILURES} failures in a row: no more calls", flush=True)
 
 
-def client_for(uri: str) -> RestClient:
-    """The REST client for a tracking URI: an http(s) server, or a SageMaker MLflow ARN (signed)."""
+def client_for(uri: str, environ: Mapping[str, str] | None = None) -> RestClient:
+    """The REST client for a tracking URI: an http(s) server, or a SageMaker MLflow ARN (signed), at
+    ``https://<region>.experiments.sagemaker.aws`` unless ``SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT`` names
+    another endpoint (the sagemaker-mlflow plugin's override, for an endpoint the default is not)."""
+    environ = os.environ if environ is None else environ
     if uri.startswith(("http://", "https://")):
         return RestClient(uri)
     if uri.startswith("arn:"):
         url, region = endpoint(uri)
-        return RestClient(url, signer=sigv4_signer(uri, region))
+        return RestClient(environ.get(CUSTOM_ENDPOINT_VARIABLE) or url, signer=sigv4_signer(uri, region))
     raise ValueError(f"{URI_VARIABLE}={uri!r} is neither an http(s) URL nor a SageMaker MLflow ARN")
 
 

@@ -83,6 +83,7 @@ class ModelBuildPipeline(Construct):
     values (role, buckets, key, subnets, code locations) that Fn::Sub fills in.
     ``data_quality_monitor`` (the stage's drift engine is SageMaker Model Monitor) adds the Model
     Monitor baseline step and registers its statistics and constraints with each version.
+    ``tracking_uri`` (the stage's MLflow App ARN; None: no tracking in AWS) is the definition's ``tracking_uri``.
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class ModelBuildPipeline(Construct):
         subnets: Sequence[str],
         security_groups: Sequence[str],
         data_quality_monitor: bool = False,
+        tracking_uri: str | None = None,
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
@@ -146,8 +148,13 @@ class ModelBuildPipeline(Construct):
             processing_instance_type=config.processing_instance_type,
             training_instance_type=config.training_instance_type,
             data_quality_monitor=data_quality_monitor,
+            tracking_uri=None if tracking_uri is None else "${TrackingUri}",
         )
         self.definition = _definition(self.settings)
+        if tracking_uri is not None and "TrackingUri" in list_placeholders(self.definition):
+            # The stage's MLflow App ARN (a deploy-time value), which the definition gives the steps as
+            # MLFLOW_TRACKING_URI; Fn::Sub takes a value only for a placeholder the definition uses.
+            values["TrackingUri"] = tracking_uri
         self.pipeline = deploy_definition(
             self,
             self.definition,

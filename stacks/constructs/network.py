@@ -18,7 +18,7 @@ from constructs import Construct
 from resolver.config import NetworkConfig
 from stacks.constructs.encryption import platform_key
 from stacks.nag import acknowledge
-from stacks.network_needs import Workload, check_met
+from stacks.network_needs import Workload, check_met, endpoint_service
 
 # The construct id CDK gives the singleton function behind every AwsCustomResource of a stack.
 _CUSTOM_RESOURCE_PROVIDER = "AWS679f53fac002430cb0da5b7982bd2287"
@@ -129,7 +129,7 @@ class PrivateNetwork(Construct):
         for service in interface_services:
             endpoint = self.vpc.add_interface_endpoint(
                 _endpoint_id(service),
-                service=ec2.InterfaceVpcEndpointAwsService(service),
+                service=ec2.InterfaceVpcEndpointAwsService(*endpoint_service(service)),
                 subnets=endpoint_subnets,
                 security_groups=[self.endpoint_security_group],
                 private_dns_enabled=True,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
 
 from aws_cdk import ArnFormat, RemovalPolicy, Stack, Token
 from aws_cdk import aws_ec2 as ec2
@@ -30,6 +34,9 @@ FRAMEWORK_IMAGES: tuple[tuple[str, str | None, str], ...] = (
     ("model-monitor", None, ""),
 )
 
+# Where the SDK keeps its image URI data, inside the sagemaker-core distribution.
+SDK_IMAGE_CONFIG = "sagemaker/core/image_uri_config"
+
 # The job actions whose requests carry the network and encryption condition keys below, per the IAM
 # service authorization reference ("Actions, resources, and condition keys for Amazon SageMaker",
 # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html):
@@ -48,17 +55,24 @@ JOB_CONDITION_KEYS = (
 )
 
 
+def _sdk_image_config(framework: str) -> dict[str, Any]:
+    """sagemaker.core's ``image_uris.config_for_framework(framework)``: its JSON file, read as it reads it."""
+    path = Path(str(metadata.distribution("sagemaker-core").locate_file(f"{SDK_IMAGE_CONFIG}/{framework}.json")))
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
+
+
 def framework_image_repositories(region: str) -> list[tuple[str, str]]:
     """(AWS account, repository) of every SageMaker image the platform uses, in ``region``.
 
     Read from the SageMaker SDK's own image URI data (sagemaker.core's image_uri_config), the table
     ``image_uris.retrieve`` builds its URIs from, so the accounts follow the SDK, not a list kept here.
+    The files are read from the installed distribution without importing the SDK, whose import costs
+    seconds of every synth where the definitions come from their cache.
     """
-    from sagemaker.core import image_uris  # type: ignore[import-untyped]
-
     found: list[tuple[str, str]] = []
     for framework, scope, version in FRAMEWORK_IMAGES:
-        config = image_uris.config_for_framework(framework)
+        config = _sdk_image_config(framework)
         entry = (config[scope] if scope else config)["versions"][version]
         registries = entry["registries"]
         if region not in registries:

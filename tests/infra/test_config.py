@@ -524,7 +524,8 @@ def test_bad_lake_protection_and_approval_options_fail_with_one_line(
 
 def test_captures_must_outlive_the_drift_window_that_reads_them(context: dict[str, Any]) -> None:
     context["mlops"]["stages"]["dev"]["data_lake"] = {"capture_expiration_days": 1}
-    context["mlops"]["stages"]["dev"]["operations"] = {"drift": {"window_hours": 48}}
+    # (without a scheduled quality check, which reads 72 h of captures: tests/infra/test_quality_check.py)
+    context["mlops"]["stages"]["dev"]["operations"] = {"drift": {"window_hours": 48}, "quality": {"schedule": None}}
     with pytest.raises(ConfigError, match=r"^mlops.stages.dev.data_lake.capture_expiration_days: 1 days is shorter"):
         load_config(context)
     context["mlops"]["stages"]["dev"]["operations"]["drift"]["input"] = "dataset"

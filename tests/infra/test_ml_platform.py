@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from pipelines_src.definition import list_placeholders
 from resolver.config import PlatformConfig
 from stacks.constructs.model_build import asset_uri
-from tests.conftest import Synthesized, exported_value
+from tests.conftest import ROOT, Synthesized, exported_value
 
 STAGES = ["dev", "staging", "prod"]
 
@@ -303,10 +305,18 @@ def test_execution_role_reaches_only_the_dataset_and_pipeline_prefixes(
         for asset, suffix in ((model_build.source, ".gz"), (model_build.runner, ".sh"), (model_build.contract, ".json"))
     }
     tails = {tail for _, tail in object_resources}
+    # With tracking, the MLflow client writes run artifacts under the App's prefix (stacks/constructs/tracking.py).
+    tracked = {"/mlflow/*"} if platform_config.stage(stage).tracking.managed else set()
     # The step code: the stack's assets, and what CI's train stage uploads under code/ (read only).
-    assert tails == {f"/{dataset}/*", f"/model-build/mlops-{stage}-delivery-time-build/*", "/code/*", *code_objects}
+    assert tails == {
+        f"/{dataset}/*",
+        f"/model-build/mlops-{stage}-delivery-time-build/*",
+        "/code/*",
+        *code_objects,
+        *tracked,
+    }
     writes = {tail for actions, tail in object_resources if "s3:PutObject" in actions}
-    assert writes == {f"/model-build/mlops-{stage}-delivery-time-build/*"}, "writes only under the pipeline prefix"
+    assert writes == {f"/model-build/mlops-{stage}-delivery-time-build/*", *tracked}, "the pipeline and run prefixes"
     for actions, _ in object_resources:
         assert not any(action.startswith("s3:Delete") for action in actions)
 
@@ -401,7 +411,7 @@ def test_drift_role_reads_capture_dataset_and_deployed_baseline_writes_only_its_
 
 # --- SageMaker jobs may start only in the platform's network, encrypted with its key -------------------
 
-JOB_ROLES = {"execution": "build", "drift_execution": "drift-check"}
+JOB_ROLES = {"execution": "build", "drift_execution": "drift-check", "quality_execution": "quality-check"}
 
 
 def _create_job_statements(synthesized: Synthesized, stage: str, role: str) -> list[dict[str, Any]]:
@@ -488,8 +498,10 @@ def test_jobs_may_start_only_in_the_platform_network_with_its_key_and_never_with
     key_arn = stack.resolve(key.key_arn)
     assert conditions["ArnEquals"] == {"sagemaker:VolumeKmsKey": key_arn, "sagemaker:OutputKmsKey": key_arn}
     assert conditions["Bool"]["sagemaker:InterContainerTrafficEncryption"] == "true"
-    # Neither the model-build steps nor the drift job call an AWS API: every job must be isolated.
-    assert conditions["Bool"]["sagemaker:NetworkIsolation"] == "true"
+    # The drift job calls no AWS API, and without tracking neither do the model-build steps: every job of theirs
+    # must be isolated. The steps that log to the stage's MLflow App need the network (TRACKED_BUILD_STEPS).
+    isolated = role == "drift_execution" or not synthesized.stages[stage].config.tracking.managed
+    assert conditions["Bool"].get("sagemaker:NetworkIsolation") == ("true" if isolated else None)
     # Describe/Stop support none of these keys: no other statement may create jobs.
     for other in _role_statements(synthesized, stage, role):
         if other != statement:
@@ -516,7 +528,7 @@ def test_every_deployed_job_satisfies_the_conditions_and_a_job_without_them_is_r
         assert not _conditions_hold(conditions, {**request, "sagemaker:VpcSubnets": ["subnet-0attacker"]})
         assert not _conditions_hold(conditions, {**request, "sagemaker:OutputKmsKey": "arn:aws:kms:::key/other"})
         assert not _conditions_hold(conditions, {**request, "sagemaker:InterContainerTrafficEncryption": False})
-        if role == "execution":
+        if role == "execution" and not synthesized.stages[stage].config.tracking.managed:
             assert not _conditions_hold(conditions, {**request, "sagemaker:NetworkIsolation": False})
 
 
@@ -543,6 +555,21 @@ def test_image_repositories_are_the_ones_the_sdk_retrieves_for_the_region(region
         expected.add((account, rest.split(":")[0]))
     assert set(framework_image_repositories(region)) == expected
     assert len({account for account, _ in expected}) >= 1
+
+
+def test_reading_the_image_repositories_imports_no_sagemaker_sdk() -> None:
+    """The synth of a stage whose definitions come from their cache needs no SDK: its import costs seconds."""
+    program = (
+        "import json, sys\n"
+        "from stacks.constructs.sagemaker_access import framework_image_repositories\n"
+        "pairs = framework_image_repositories('eu-west-1')\n"
+        "sdk = sorted(m for m in sys.modules if m == 'sagemaker' or m.startswith('sagemaker.'))\n"
+        "print(json.dumps({'pairs': pairs, 'sdk': sdk}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, check=True)
+    answer = json.loads(result.stdout)
+    assert answer["sdk"] == []
+    assert len(answer["pairs"]) >= 3
 
 
 def test_a_region_without_the_images_fails_synth_with_its_name() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from resolver.config import PlatformConfig
-from stacks.network_needs import gateway_services, stage_workloads
+from resolver.config import INTERFACE_ENDPOINT_SERVICES, PlatformConfig
+from stacks.network_needs import endpoint_service, gateway_services, stage_workloads
 from stacks.network_stack import NetworkStack
 from tests.conftest import Synthesized, new_app
 
@@ -60,10 +60,11 @@ def test_interface_endpoints_are_what_the_workloads_need_behind_the_endpoint_sec
     network = stack.network
     template = synthesized.template(stage, "network")
     interfaces = template.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}})
-    services = {
-        endpoint["Properties"]["ServiceName"].removeprefix(f"com.amazonaws.{config.region}.")
-        for endpoint in interfaces.values()
+    by_service_name = {
+        ".".join((endpoint_service(short)[1], config.region, endpoint_service(short)[0])): short
+        for short in INTERFACE_ENDPOINT_SERVICES
     }
+    services = {by_service_name[endpoint["Properties"]["ServiceName"]] for endpoint in interfaces.values()}
     needed = {service for workload in stage_workloads(config) for service in workload.interface_services}
     if config.network.interface_endpoints is None:
         assert services == needed, "exactly the union of the workloads' needs (no extras configured)"

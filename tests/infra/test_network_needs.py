@@ -199,13 +199,16 @@ def test_an_exact_endpoint_list_without_a_need_fails_the_synth_in_one_line(platf
         "need(s) from inside the VPC; add it, or remove the key to derive the endpoints from the workloads"
     )
     exact = dataclasses.replace(
-        staging.network, interface_endpoints=("glue", "logs", "monitoring", "sts"), extra_interface_endpoints=("kms",)
+        staging.network,
+        interface_endpoints=("glue", "logs", "monitoring", "sagemaker.experiments", "sts"),
+        extra_interface_endpoints=("kms",),
     )
     assert interface_endpoints(dataclasses.replace(staging, network=exact)) == (
         "glue",
         "kms",
         "logs",
         "monitoring",
+        "sagemaker.experiments",
         "sts",
     )
 
@@ -217,7 +220,7 @@ def test_an_exact_list_may_leave_out_telemetry_only_and_names_what_is_lost(
 
     dev = platform_config.stage("dev")
     assert dev.network.interface_endpoints == () and interface_endpoints(dev) == ()
-    workloads = [MODEL_BUILD_JOBS.name, DRIFT_JOB.name, ENDPOINT_HOSTING.name]
+    workloads = [MODEL_BUILD_JOBS.name, DRIFT_JOB.name, QUALITY_JOB.name, ENDPOINT_HOSTING.name]
     assert lost_telemetry(dev) == {"logs": workloads, "monitoring": workloads}
     assert synthesized.stages["dev"].network.network.interface_endpoints == {}
     (info,) = Annotations.from_stack(synthesized.stages["dev"].network).find_info(

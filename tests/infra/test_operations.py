@@ -765,8 +765,9 @@ def test_a_stage_without_alarms_has_no_alarm_at_all(context: dict[str, Any]) -> 
     assert template.find_resources("AWS::CloudWatch::CompositeAlarm") == {}
     assert template.find_resources("AWS::CloudWatch::Dashboard") == {}
     # The functions and their dead-letter queues stay: a failed event still waits there.
-    assert len(template.find_resources("AWS::Lambda::Function")) == 3
-    assert len(template.find_resources("AWS::SQS::Queue")) == 3
+    # (registry approval, drift alert, drift metrics, quality metrics, quality start)
+    assert len(template.find_resources("AWS::Lambda::Function")) == 5
+    assert len(template.find_resources("AWS::SQS::Queue")) == 5
 
 
 def _operations_alone(config: Any, account: str | None = None) -> tuple[Any, Any]:

@@ -55,7 +55,9 @@ def test_the_stage_publishes_the_values_its_stacks_created(
     network_template = synthesized.template(stage, "network").to_json()
     parameter, document = published_document(synthesized, stage)
     assert parameter["Type"] == "String"
-    assert set(document) == {item.name for item in dataclasses.fields(PlatformValues)}
+    # CloudFormation renders no null: a stage without tracking publishes no tracking_uri, which reads as None.
+    untracked = set() if config.tracking.managed else {"tracking_uri"}
+    assert set(document) == {item.name for item in dataclasses.fields(PlatformValues)} - untracked
 
     def lake_value(reference: Any) -> Any:
         return exported_value(lake_template, reference)
@@ -85,6 +87,12 @@ def test_the_stage_publishes_the_values_its_stacks_created(
     )
     assert document["model"] == dataclasses.asdict(config.model)
     assert document["data_quality_monitor"] is config.operations.drift.model_monitor
+    # The steps' and a data scientist's MLFLOW_TRACKING_URI: the stage's MLflow App, by the ARN CloudFormation gives it.
+    if config.tracking.managed:
+        assert ml.tracking is not None
+        assert document["tracking_uri"] == ml.resolve(ml.tracking.app_arn)
+    else:
+        assert ml.tracking is None
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -101,6 +109,58 @@ def test_what_the_stack_publishes_is_what_the_readers_parse(
     assert parsed.data_quality_monitor is config.operations.drift.model_monitor
     assert len(parsed.subnet_ids) == len(synthesized.stages[stage].network.network.workload_subnet_ids)
     assert parsed.input_data_uri.startswith("s3://") and parsed.input_data_uri.endswith(f"/{config.model.dataset}/")
+    assert (parsed.tracking_uri is not None) is config.tracking.managed
+    # Local runs of the deployed definition log where the deployed one does.
+    code = {"runner_uri": "s3://b/r.sh", "source_tar_uri": "s3://b/s.tar.gz", "contract_uri": "s3://b/c.json"}
+    real = dataclasses.replace(parsed, pipeline_role_arn="arn:aws:iam::111111111111:role/r", kms_key_arn=_KEY)
+    assert real.pipeline_settings(code).tracking_uri == parsed.tracking_uri
+
+
+def test_a_published_tracking_uri_must_be_a_non_empty_string_and_may_be_absent() -> None:
+    document = json.loads(_VALID)
+    assert (
+        PlatformValues.from_json(json.dumps(document), where="w").tracking_uri == "arn:aws:sagemaker:r:1:mlflow-app/x"
+    )
+    for absent in ({k: v for k, v in document.items() if k != "tracking_uri"}, {**document, "tracking_uri": None}):
+        assert PlatformValues.from_json(json.dumps(absent), where="w").tracking_uri is None
+    for bad in ("", 3, ["arn"]):
+        with pytest.raises(PublishedValuesError, match=r"^w: tracking_uri is .*, not a str$"):
+            PlatformValues.from_json(json.dumps({**document, "tracking_uri": bad}), where="w")
+
+
+_KEY = "arn:aws:kms:us-east-1:111111111111:key/00000000-0000-0000-0000-000000000000"
+_VALID = json.dumps(
+    {
+        "stage": "staging",
+        "region": "us-east-1",
+        "build_pipeline": "p",
+        "drift_pipeline": "d",
+        "pipeline_role_arn": "arn:aws:iam::1:role/r",
+        "raw_bucket": "raw",
+        "curated_bucket": "cur",
+        "artifacts_bucket": "art",
+        "artifacts_prefix": "model-build",
+        "code_prefix": "code",
+        "drift_artifacts_prefix": "drift-check",
+        "input_data_uri": "s3://cur/delivery_time/",
+        "kms_key_arn": "arn:aws:kms:us-east-1:1:key/k",
+        "subnet_ids": ["subnet-1"],
+        "security_group_ids": ["sg-1"],
+        "model_package_group": "g",
+        "model": {
+            "name": "m",
+            "dataset": "delivery_time",
+            "metric": "rmse",
+            "goal": "minimize",
+            "threshold": 8.0,
+            "processing_instance_type": "ml.m5.xlarge",
+            "training_instance_type": "ml.m5.xlarge",
+            "champion_margin": 0.0,
+        },
+        "data_quality_monitor": False,
+        "tracking_uri": "arn:aws:sagemaker:r:1:mlflow-app/x",
+    }
+)
 
 
 def test_malformed_published_values_name_the_parameter_and_the_field() -> None:

@@ -73,6 +73,11 @@ _ENV = {
     "METRIC_NAMESPACE": "MLOps/Drift",
     "METRIC_DIMENSIONS": '{"Model": "churn", "Stage": "dev"}',
     "CHAMPION_PARAMETER": CHAMPION_PARAMETER,
+    # quality_start (the quality metrics function shares drift_metrics' variables).
+    "EVENT_SOURCE": "mlops.dev.operations",
+    "QUALITY_PIPELINE_NAME": "mlops-dev-churn-quality-check",
+    "REFERENCE_PARAMETER": "ReferenceMetric",
+    "REFERENCE_METADATA_KEY": "challenger_rmse",
 }
 os.environ.update(_ENV)
 for _variable in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):

@@ -168,9 +168,12 @@ def test_long_alarm_names_and_reasons_stay_within_api_limits(build: Aws) -> None
 
 
 @pytest.mark.parametrize("name", ["", "----", "a", "é" * 90, "x" * 255, "-a-"])
-def test_display_name_is_always_valid(name: str) -> None:
+@pytest.mark.parametrize("reason", ["drift", "model quality"])
+def test_display_name_is_always_valid(name: str, reason: str) -> None:
     token = handler.events.derive_token(name)
-    assert DISPLAY_NAME.match(handler.display_name(name, token))
+    shown = handler.display_name(name, token, reason)
+    assert DISPLAY_NAME.match(shown)
+    assert shown.startswith(reason.replace(" ", "-") + "-") and shown.endswith(token[:12])
 
 
 def test_client_request_token_is_derived_from_the_transition(build: Aws) -> None:
@@ -227,7 +230,10 @@ def test_alarm_within_cooldown_is_suppressed(build: Aws) -> None:
     assert "within 60 min" in second["reason"]
     assert len(executions(build)) == 1
     assert len(ids_starting(build, "drift-alert#suppressed#")) == 1
-    assert len(build.published()) == 1
+    assert [message["Subject"] for message in build.published()] == [
+        f"Retraining started (drift): {ALARM_NAME}",
+        f"Retraining suppressed: {ALARM_NAME}-2",
+    ]
 
 
 def test_alarm_after_cooldown_starts_again(build: Aws) -> None:
@@ -291,7 +297,10 @@ def test_duplicate_delivery_has_one_effect(build: Aws) -> None:
     assert results[0] == results[1] == results[2]
     assert len(executions(build)) == 1
     assert ok[0] == ok[1]
-    assert len(build.published()) == 1
+    assert [message["Subject"] for message in build.published()] == [
+        f"Retraining started (drift): {ALARM_NAME}",
+        f"Recovered: {ALARM_NAME}",
+    ]
 
 
 def test_missing_pipeline_raises_and_releases_nothing_held(aws: Aws) -> None:
@@ -465,3 +474,94 @@ def test_a_served_version_that_cannot_be_the_champion_starts_nothing_and_is_noti
     (message,) = build.published()
     assert message["Subject"].startswith("Retraining not started")
     assert CHAMPION_PARAMETER in message["Message"]
+
+
+# --- the model-quality decay alarm --------------------------------------------------------------------------
+
+QUALITY_ALARM = "mlops-dev-churn-quality"
+QUALITY_REASON = (
+    "Threshold Crossed: 1 out of the last 1 datapoints [3.1] was greater than the threshold (1.0) "
+    "(minimum 1 datapoint for OK -> ALARM transition)."
+)
+
+
+def quality_config() -> handler.Config:
+    return handler.load_config({**handler.os.environ, "QUALITY_ALARM_NAME": QUALITY_ALARM})
+
+
+def test_the_quality_alarm_is_told_from_the_drift_alarms_by_its_name() -> None:
+    config = quality_config()
+    assert config.quality_alarm == QUALITY_ALARM
+    assert handler.trigger_reason(QUALITY_ALARM, config) == "model quality"
+    assert handler.trigger_reason(ALARM_NAME, config) == "drift"
+    # Its check-missing alarm notifies only; other alarms are not this platform's retraining alarms.
+    assert handler.trigger_reason(f"{QUALITY_ALARM}-check-missing", config) is None
+    assert handler.trigger_reason("payments-latency-high", config) is None
+    # A stage without a quality alarm retrains on drift only.
+    assert handler.CONFIG.quality_alarm is None
+    assert handler.trigger_reason(QUALITY_ALARM, handler.CONFIG) is None
+
+
+def test_a_quality_alarm_retrains_with_model_quality_as_the_reason(build: Aws) -> None:
+    result = handle(build, alarm_event(name=QUALITY_ALARM, reason=QUALITY_REASON), quality_config())
+
+    assert result["status"] == "retraining_started" and result["reason"] == "model quality"
+    described = build.client("sagemaker").describe_pipeline_execution(
+        PipelineExecutionArn=result["pipelineExecutionArn"]
+    )
+    assert DISPLAY_NAME.match(described["PipelineExecutionDisplayName"])
+    assert described["PipelineExecutionDisplayName"].startswith(f"model-quality-{QUALITY_ALARM}-")
+    assert described["PipelineExecutionDescription"].startswith(
+        f"Retraining for model quality: started by model-quality alarm {QUALITY_ALARM} at "
+    )
+    assert QUALITY_REASON in described["PipelineExecutionDescription"]
+    (message,) = build.published()
+    assert message["Subject"] == f"Retraining started (model quality): {QUALITY_ALARM}"
+    assert "retraining for model quality started" in message["Message"]
+    assert result["pipelineExecutionArn"] in message["Message"]
+    # A drift alarm of the same function still says drift.
+    assert "drift" not in described["PipelineExecutionDisplayName"]
+
+
+def test_the_quality_and_drift_alarms_share_one_cooldown(build: Aws) -> None:
+    config = quality_config()
+    first = handle(build, alarm_event(name=QUALITY_ALARM, timestamp="2025-11-21T05:40:12.345+0000"), config)
+    second = handle(build, alarm_event(timestamp="2025-11-21T05:45:12.345+0000"), config)
+
+    assert first["status"] == "retraining_started" and first["reason"] == "model quality"
+    assert second["status"] == "suppressed" and second["trigger"] == "drift"
+    assert len(executions(build)) == 1
+    (record,) = ids_starting(build, "drift-alert#suppressed#")
+    assert record["trigger_reason"]["S"] == "drift"
+
+
+def test_a_suppressed_quality_alarm_is_recorded_and_notified_as_model_quality(build: Aws) -> None:
+    config = quality_config()
+    handle(build, alarm_event(timestamp="2025-11-21T05:40:12.345+0000"), config)
+    result = handle(build, alarm_event(name=QUALITY_ALARM, timestamp="2025-11-21T05:45:12.345+0000"), config)
+
+    assert result["status"] == "suppressed" and result["trigger"] == "model quality"
+    (record,) = ids_starting(build, "drift-alert#suppressed#")
+    assert record["trigger_reason"]["S"] == "model quality"
+    started, suppressed = build.published()
+    assert started["Subject"] == f"Retraining started (drift): {ALARM_NAME}"
+    assert suppressed["Subject"] == f"Retraining suppressed: {QUALITY_ALARM}"
+    assert suppressed["Message"].startswith(f"Model-quality alarm {QUALITY_ALARM} fired at ")
+
+
+def test_a_quality_alarm_that_recovers_is_notified_as_model_quality(build: Aws) -> None:
+    result = handle(build, alarm_event("OK", name=QUALITY_ALARM, previous="ALARM"), quality_config())
+
+    assert result["status"] == "recovery_notified"
+    (message,) = build.published()
+    assert message["Subject"] == f"Recovered: {QUALITY_ALARM}"
+    assert message["Message"].startswith(f"Model-quality alarm {QUALITY_ALARM} returned to OK")
+    assert executions(build) == []
+
+
+def test_a_duplicated_quality_alarm_has_one_effect(build: Aws) -> None:
+    config = quality_config()
+    results = [handle(build, alarm_event(name=QUALITY_ALARM), config) for _ in range(3)]
+    assert results[0] == results[1] == results[2]
+    assert len(executions(build)) == 1
+    assert len(build.published()) == 1

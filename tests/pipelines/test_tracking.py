@@ -182,6 +182,15 @@ def test_sagemaker_servers_get_sigv4_signed_requests_for_sagemaker_mlflow(store:
         assert headers["x-amz-security-token"] == "token"
 
 
+def test_a_custom_endpoint_replaces_the_default_one_for_an_arn(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    assert tracking.client_for(ARN, {}).base_url == "https://eu-west-1.experiments.sagemaker.aws"
+    custom = {tracking.CUSTOM_ENDPOINT_VARIABLE: "https://mlflow.example.internal"}
+    client = tracking.client_for(ARN, custom)
+    assert client.base_url == "https://mlflow.example.internal" and client.signer is not None
+
+
 def test_artifacts_of_a_run_stored_in_s3_go_to_its_artifact_uri() -> None:
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")

@@ -1,0 +1,1 @@
+"""Quality start: a scheduled model-quality check starts with the served version's evaluation metric."""
