@@ -45,6 +45,10 @@ NAME_PROPERTIES: dict[str, str] = {
     "AWS::CloudWatch::Alarm": "AlarmName",
     "AWS::CloudWatch::CompositeAlarm": "AlarmName",
     "AWS::Events::Rule": "Name",
+    "AWS::CodeBuild::Project": "Name",
+    "AWS::CodePipeline::Pipeline": "Name",
+    "AWS::Glue::Job": "Name",
+    "AWS::Glue::Database": "DatabaseInput.Name",
 }
 # Resources whose Ref is an id CloudFormation (or the service) assigns: the id's prefix.
 ID_PREFIXES = {"AWS::EC2::VPC": "vpc-", "AWS::EC2::Subnet": "subnet-", "AWS::EC2::SecurityGroup": "sg-"}
@@ -227,6 +231,50 @@ class Pipeline:
     description: str
 
 
+# The phases of a buildspec, in the order CodeBuild runs them
+# (https://docs.aws.amazon.com/codebuild/latest/userguide/build-spec-ref.html#build-spec.phases).
+BUILD_PHASES = ("install", "pre_build", "build", "post_build")
+
+
+@dataclass(frozen=True)
+class BuildAction:
+    """A CodeBuild action of a CodePipeline as synthesized: its project's buildspec and the environment the build
+    gets (the buildspec's ``env.variables``, then the project's, then the action's: the later wins, as CodeBuild
+    ranks them, https://docs.aws.amazon.com/codebuild/latest/userguide/build-spec-ref.html#build-spec.env.variables).
+    Values may hold CodePipeline variables (``#{variables.Name}``), which the caller resolves."""
+
+    pipeline: str
+    stage: str
+    action: str
+    project: str
+    buildspec: dict[str, Any]
+    environment: dict[str, str]
+
+    def phases(self) -> list[tuple[str, list[str]]]:
+        """(phase, commands) in the order CodeBuild runs them; phases without commands left out."""
+        phases = self.buildspec.get("phases", {})
+        return [
+            (phase, [str(command) for command in phases[phase].get("commands", [])])
+            for phase in BUILD_PHASES
+            if phase in phases and phases[phase].get("commands")
+        ]
+
+    def runtime_versions(self) -> dict[str, str]:
+        return {
+            str(k): str(v)
+            for k, v in self.buildspec.get("phases", {}).get("install", {}).get("runtime-versions", {}).items()
+        }
+
+
+@dataclass(frozen=True)
+class GlueJob:
+    """A Glue job as synthesized: its name, its script's location and its default arguments, references resolved."""
+
+    name: str
+    script: str
+    arguments: dict[str, str]
+
+
 @dataclass(frozen=True)
 class Resolver:
     """Physical names and ARNs of the assembly's resources in the emulated account, and the templates' references
@@ -248,7 +296,9 @@ class Resolver:
         """The resource's physical name: its name property, else one generated as CloudFormation does."""
         resource = self._resource(stack, logical_id, f"{stack.name}: {logical_id}")
         prop = NAME_PROPERTIES.get(resource["Type"])
-        given = resource.get("Properties", {}).get(prop) if prop else None
+        given: Any = resource.get("Properties", {})
+        for part in prop.split(".") if prop else [""]:
+            given = given.get(part) if isinstance(given, dict) and part else None
         if given is not None:
             return str(self.resolve(given, stack=stack.name, logical_id=logical_id, prop=str(prop)))
         suffix = hashlib.sha256(f"{stack.name}/{logical_id}".encode()).hexdigest()[:12]
@@ -464,6 +514,90 @@ class Resolver:
                     description=str(properties.get("PipelineDescription", "")),
                 )
         raise AssemblyError(f"{self.assembly.directory}: no stack creates the SageMaker pipeline {name}")
+
+    def build_action(self, pipeline: str, action: str) -> BuildAction:
+        """The CodeBuild action ``action`` of the CodePipeline ``pipeline``: its project's buildspec and environment."""
+        for stack in self.assembly.stacks.values():
+            for logical_id, resource in stack.of_type("AWS::CodePipeline::Pipeline").items():
+                if self.name(stack, logical_id) != pipeline:
+                    continue
+                for stage in resource["Properties"]["Stages"]:
+                    for item in stage["Actions"]:
+                        if item["Name"] == action and item["ActionTypeId"]["Provider"] == "CodeBuild":
+                            return self._build_action(stack, pipeline, stage["Name"], item)
+                raise AssemblyError(f"{stack.name}: {logical_id} ({pipeline}) has no CodeBuild action {action!r}")
+        raise AssemblyError(f"{self.assembly.directory}: no stack creates the CodePipeline {pipeline}")
+
+    def _build_action(self, stack: Stack, pipeline: str, stage: str, action: dict[str, Any]) -> BuildAction:
+        where = f"{stack.name}: {pipeline} action {action['Name']}"
+        reference = action["Configuration"]["ProjectName"]
+        if not (isinstance(reference, dict) and set(reference) == {"Ref"}):
+            raise AssemblyError(f"{where}: ProjectName {reference!r} is not a project of the stack")
+        project = self._resource(stack, reference["Ref"], where)["Properties"]
+        source = project.get("Source", {})
+        try:
+            buildspec = json.loads(source["BuildSpec"])
+        except (KeyError, TypeError, ValueError):
+            raise AssemblyError(f"{where}: the project's Source.BuildSpec is not an inline JSON buildspec") from None
+        resolved = self.resolve(
+            project.get("Environment", {}).get("EnvironmentVariables", []),
+            stack=stack.name,
+            logical_id=reference["Ref"],
+            prop="Environment.EnvironmentVariables",
+        )
+        overrides = json.loads(action["Configuration"].get("EnvironmentVariables", "[]"))
+        variables = {str(k): str(v) for k, v in buildspec.get("env", {}).get("variables", {}).items()}
+        for item in [*resolved, *({"Name": o["name"], "Value": o["value"], "Type": o.get("type")} for o in overrides)]:
+            if item.get("Type", "PLAINTEXT") not in (None, "PLAINTEXT"):
+                raise AssemblyError(f"{where}: variable {item['Name']} is {item['Type']}, which the demo cannot read")
+            variables[str(item["Name"])] = str(item["Value"])
+        return BuildAction(
+            pipeline=pipeline,
+            stage=stage,
+            action=str(action["Name"]),
+            project=self.name(stack, reference["Ref"]),
+            buildspec=buildspec,
+            environment=variables,
+        )
+
+    def glue_job(self, name: str) -> GlueJob:
+        """The Glue job ``name``: its script location and its DefaultArguments, references resolved."""
+        for stack in self.assembly.stacks.values():
+            for logical_id, resource in stack.of_type("AWS::Glue::Job").items():
+                if self.name(stack, logical_id) != name:
+                    continue
+                properties = resource["Properties"]
+                script = self.resolve(
+                    properties["Command"]["ScriptLocation"],
+                    stack=stack.name,
+                    logical_id=logical_id,
+                    prop="Command.ScriptLocation",
+                )
+                arguments = self.resolve(
+                    properties.get("DefaultArguments", {}),
+                    stack=stack.name,
+                    logical_id=logical_id,
+                    prop="DefaultArguments",
+                )
+                return GlueJob(name=name, script=str(script), arguments={str(k): str(v) for k, v in arguments.items()})
+        raise AssemblyError(f"{self.assembly.directory}: no stack creates the Glue job {name}")
+
+    def catalog(self, database: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The Glue database ``database``'s DatabaseInput and its tables' TableInputs, as CloudFormation creates
+        them."""
+        for stack in self.assembly.stacks.values():
+            for logical_id, resource in stack.of_type("AWS::Glue::Database").items():
+                if self.name(stack, logical_id) != database:
+                    continue
+                created = self.resolve(resource["Properties"], stack=stack.name, logical_id=logical_id, prop="")
+                tables = [
+                    self.resolve(table["Properties"], stack=stack.name, logical_id=table_id, prop="")
+                    for table_id, table in stack.of_type("AWS::Glue::Table").items()
+                ]
+                return created["DatabaseInput"], [
+                    table["TableInput"] for table in tables if table["DatabaseName"] == database
+                ]
+        raise AssemblyError(f"{self.assembly.directory}: no stack creates the Glue database {database}")
 
     def parameter(self, name: str) -> str:
         """The value CloudFormation writes into the SSM parameter ``name`` (an AWS::SSM::Parameter resource)."""

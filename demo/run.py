@@ -14,12 +14,17 @@ assets (published to the emulated bootstrap bucket, as ``cdk deploy`` does).
 
 One embedded AWS emulation (a moto server on 127.0.0.1, fake credentials) stands in for the
 account. The steps run the platform's own code against it: the data generator, the curation
-job on local Spark, the model-build pipeline definition run step by step, the operator CLI,
-the registry-approval and drift-alert functions' handlers, the baseline promotion, the
+job on local Spark with the synthesized Glue job's DefaultArguments (a local folder standing in for
+each bucket), CI's Train action (the buildspec of its CodeBuild project in the synthesized CICD
+template, run in a copy of this checkout with the project's environment: demo/builds.py), the
+operator CLI, the registry-approval and drift-alert functions' handlers, the baseline promotion, the
 endpoint's inference code (on the XGBoost image's own serving stack over HTTP when its environment
-is built: make image-envs), the drift-check pipeline definition. What the emulation cannot
-do (run containers, evaluate alarms, emit EventBridge events) the demo does in their place and
-says so when it does.
+is built: make image-envs). Every SageMaker pipeline execution started in the emulator (by the CI
+build, the drift-alert function, the demo standing in for the drift check's schedule) is run by the
+demo's executor (demo/executions.py) on the definition and parameters it was started with, and ends
+Succeeded or Failed as SageMaker reports it: the retraining the drift alarm starts registers version 2.
+What the emulation cannot do (run containers, evaluate alarms, emit EventBridge events) the demo does
+in their place and says so when it does.
 
 Exit codes: 0 done; 1 a step failed (``demo: step N (<name>) failed: <error>``; ``--debug`` adds
 the traceback); 2 bad arguments.
@@ -50,7 +55,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, TextIO
 
-from demo.assembly import CompositeAlarm, FileAsset, Function, Pipeline
+from demo import builds
+from demo.assembly import BuildAction, CompositeAlarm, FileAsset, Function, GlueJob, Pipeline
 from demo.emulation import (
     ACCOUNT,
     ALARM,
@@ -66,6 +72,7 @@ from demo.emulation import (
     moto_server,
     step_succeeded_event,
 )
+from demo.executions import SUCCEEDED, Execution, Executor, sagemaker_backend
 from demo.progress import Timeline
 from pipelines_src.local import images
 
@@ -89,8 +96,12 @@ JSON_TYPE = "application/json"
 STAND_IN_WORKERS = 2
 STAND_IN_THREADS = 4
 # What the demo writes in its working folder.
-WORK_FOLDERS = ("cdk.out", "lake", "build", "drift", "capture", "endpoint")
+WORK_FOLDERS = ("cdk.out", "lake", "executions", "capture", "endpoint", "checkout")
 ASSEMBLY_FOLDER = WORK_FOLDERS[0]
+# The CodeBuild action of the model-build CodePipeline that trains (its project's buildspec runs make ci-train).
+TRAIN_ACTION: Final = "Train"
+# How long the demo waits, at the end, for a build it started to finish.
+BUILD_WAIT_SECONDS = 600.0
 # The platform's functions the demo invokes, by handler package (lambdas/<package>/).
 FUNCTIONS = ("registry_approval", "drift_alert", "drift_metrics")
 STEPS = (
@@ -238,7 +249,8 @@ def _upload_tree(s3: Any, source: Path, bucket: str, prefix: str) -> int:
         relative = path.relative_to(source)
         if not path.is_file() or any(part.startswith((".", "_")) for part in relative.parts):
             continue
-        s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{relative.as_posix()}")
+        key = f"{prefix.rstrip('/')}/{relative.as_posix()}" if prefix.strip("/") else relative.as_posix()
+        s3.upload_file(str(path), bucket, key)
         count += 1
     return count
 
@@ -248,6 +260,22 @@ def _split_uri(uri: str) -> tuple[str, str]:
     if match is None:
         raise DemoError(f"not an S3 URI: {uri!r}")
     return match[1], match[2]
+
+
+def _string_parameters(value: Any) -> Any:
+    """A TableInput with every ``Parameters`` map's values as strings, as CloudFormation passes them to Glue."""
+    if isinstance(value, list):
+        return [_string_parameters(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    return {
+        key: (
+            {name: json.dumps(item) if isinstance(item, bool) else str(item) for name, item in inner.items()}
+            if key == "Parameters" and isinstance(inner, dict)
+            else _string_parameters(inner)
+        )
+        for key, inner in value.items()
+    }
 
 
 def _feature_value(value: Any) -> Any:
@@ -299,7 +327,14 @@ class Demo:
     composite: CompositeAlarm | None = None
     assets: list[FileAsset] = field(default_factory=list)
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    train: BuildAction | None = None
+    curation_job: GlueJob | None = None
+    catalog: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
     handlers: dict[str, ModuleType] = field(default_factory=dict)
+    # Runs the SageMaker pipeline executions started in the emulated account (demo/executions.py).
+    executor: Executor | None = None
+    # What the steps open and the end of the demo closes (the executor's worker).
+    closing: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     state: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     actions: list[dict[str, str]] = field(default_factory=list)
@@ -311,6 +346,12 @@ class Demo:
         if self.account is None:
             raise DemoError("the emulated account is not set up")
         return self.account
+
+    @property
+    def runs(self) -> Executor:
+        if self.executor is None:
+            raise DemoError("the emulated account is not set up")
+        return self.executor
 
     @property
     def n(self) -> Names:
@@ -353,6 +394,10 @@ class Demo:
         self.assets = resolver.file_assets()
         values = published.PlatformValues.from_json(self.published, where=f"SSM parameter {parameter} (synthesized)")
         self.pipelines = {name: resolver.pipeline(name) for name in (values.build_pipeline, values.drift_pipeline)}
+        self.train = resolver.build_action(naming.build_ci_pipeline(self.config), TRAIN_ACTION)
+        self.curation_job = resolver.glue_job(naming.curation_job(self.config))
+        database = self.curation_job.arguments.get("--catalog_database")
+        self.catalog = resolver.catalog(database) if database else None
         self.names = Names.from_assembly(
             self.config, values, {name: function.environment for name, function in self.functions.items()}
         )
@@ -369,6 +414,21 @@ class Demo:
         )
         self.say(f"moto server at {url} (account {aws.names.role_arn.split(':')[4]}, {n.region}, fake credentials)")
         aws.create_storage()
+        self.executor = Executor(
+            sagemaker_backend(ACCOUNT, n.region),
+            s3=aws.client("s3"),
+            sagemaker=aws.client("sagemaker"),
+            workdir=self.workdir / "executions",
+            job_environment=self.job_environment(),
+            interpreters=self.options.interpreters,
+        )
+        self.closing.enter_context(self.executor.running())
+        self.say(
+            "moto records a started SageMaker pipeline execution and runs no step: the demo's executor picks up "
+            "every execution started in the emulator (by CI, the drift-alert function or the schedule), runs its "
+            "definition with its parameters step by step as local processes (LocalPipelineRunner) and records "
+            "Succeeded or Failed on it, as SageMaker reports it"
+        )
         self.publish_assets()
         self.say(f"buckets: {n.raw_bucket}, {n.curated_bucket}, {n.artifacts_bucket}")
         self.say(f"model package group: {n.model_package_group}")
@@ -405,12 +465,12 @@ class Demo:
         options, n, s3 = self.options, self.n, self.aws.client("s3")
         local_raw = self.workdir / "lake" / "raw"
         if options.etl:
-            self._curate(local_raw)
-            uploaded = _upload_tree(s3, local_raw / n.dataset, n.raw_bucket, n.dataset)
-            curated = _upload_tree(s3, self.workdir / "lake" / "curated" / n.dataset, n.curated_bucket, n.dataset)
+            folders = self.lake_folders()
+            self._curate(folders)
+            synced = {bucket: _upload_tree(s3, folder, bucket, "") for bucket, folder in folders.items()}
             self.say(
-                f"synced to the emulated lake: {uploaded} raw files to s3://{n.raw_bucket}/{n.dataset}/, "
-                f"{curated} curated files to s3://{n.curated_bucket}/{n.dataset}/"
+                "synced to the emulated lake: "
+                + ", ".join(f"{count} files to s3://{bucket}/" for bucket, count in synced.items())
             )
             self.state["input_uri"] = f"s3://{n.curated_bucket}/{n.dataset}/"
         else:
@@ -418,7 +478,7 @@ class Demo:
 
             frame = generate(options.rows, seed=options.seed, days=options.days)
             files = write_raw(frame, local_raw, dataset=n.dataset, file_format="csv", overwrite=True)
-            uploaded = _upload_tree(s3, local_raw / n.dataset, n.raw_bucket, n.dataset)
+            _upload_tree(s3, local_raw / n.dataset, n.raw_bucket, n.dataset)
             self.say(
                 f"generated {len(frame)} orders over {options.days} days ({len(files)} files); "
                 f"uploaded to s3://{n.raw_bucket}/{n.dataset}/"
@@ -427,13 +487,52 @@ class Demo:
             self.summary["curation"] = None
             self.state["input_uri"] = f"s3://{n.raw_bucket}/{n.dataset}/"
 
-    def _curate(self, local_raw: Path) -> None:
-        from etl.local import generate_raw, java_problem, job_argv, local_spark
+    def lake_folders(self) -> dict[str, Path]:
+        """The local folder standing in for each bucket of the lake: the local Spark has no S3 connector."""
+        n, lake = self.n, self.workdir / "lake"
+        return {n.raw_bucket: lake / "raw", n.curated_bucket: lake / "curated", n.artifacts_bucket: lake / "artifacts"}
+
+    def curation_argv(self, folders: Mapping[str, Path]) -> list[str]:
+        """The synthesized Glue job's arguments as Glue passes them to its script (``--JOB_NAME`` and the job's
+        DefaultArguments), an S3 URI replaced by the local folder of its bucket (``folders``) or, for a file asset
+        (the contract), the asset's file in the cloud assembly; any other S3 URI is an error."""
+        if self.curation_job is None:
+            raise DemoError("the stage is not loaded")
+        assets = {f"s3://{asset.bucket}/{asset.key}": asset.source for asset in self.assets}
+        argv = ["--JOB_NAME", self.curation_job.name]
+        for name, value in self.curation_job.arguments.items():
+            if value.startswith("s3://"):
+                bucket, key = _split_uri(value)
+                if value in assets:
+                    value = str(assets[value])
+                elif bucket in folders:
+                    value = str(folders[bucket] / key)
+                else:
+                    raise DemoError(
+                        f"{self.curation_job.name} {name} {value}: no local folder stands in for s3://{bucket}"
+                    )
+            argv += [name, value]
+        return argv
+
+    def create_catalog(self) -> str:
+        """The Glue database and tables of the DataLake template (the curation job registers partitions in them)."""
+        if self.catalog is None:
+            return ""
+        database, tables = self.catalog
+        glue = self.aws.client("glue")
+        glue.create_database(DatabaseInput=database)
+        for table in tables:
+            glue.create_table(DatabaseName=database["Name"], TableInput=_string_parameters(table))
+        return f"Glue database {database['Name']} with {', '.join(table['Name'] for table in tables)}"
+
+    def _curate(self, folders: Mapping[str, Path]) -> None:
+        from etl.local import generate_raw, java_problem, local_spark
 
         problem = java_problem()
         if problem:
             raise DemoError(f"{problem} (or run the demo with --no-etl to train on the raw files)")
         options, n = self.options, self.n
+        local_raw = folders[n.raw_bucket]
         generated = generate_raw(
             local_raw, rows=options.rows, seed=options.seed, days=options.days, bad_rows=BAD_ROWS, dataset=n.dataset
         )
@@ -441,10 +540,18 @@ class Demo:
             f"generated {len(generated.frame)} orders over {options.days} days and {len(generated.bad.rows)} bad rows "
             f"({len(generated.files)} files) in {local_raw}"
         )
+        argv = self.curation_argv(folders)
         self.say(
-            "the curation job (etl/curate.py) runs on local Spark over local folders mirroring the raw and curated "
-            "buckets (the local Spark has no S3 connector); its output is then synced to the emulated buckets"
+            f"the curation job {argv[1]} (etl/curate.py) runs on local Spark with the DefaultArguments of the "
+            "synthesized DataLake template; the local Spark has no S3 connector, so a local folder stands in for each "
+            "bucket ("
+            + ", ".join(f"s3://{bucket}/ -> {folder}" for bucket, folder in folders.items())
+            + ") and the contract is the template's asset file; its output is then synced to the emulated buckets"
         )
+        self.say(f"  arguments: {' '.join(argv)}")
+        catalog = self.create_catalog()
+        if catalog:
+            self.say(f"  {catalog} created as the DataLake template defines them (partitions get local locations)")
         bar = self.timeline.bar("curation", 5)
         from etl import curate
 
@@ -452,9 +559,7 @@ class Demo:
             spark = local_spark(cores=2, java_options="-XX:TieredStopAtLevel=1")
         bar.advance(note=f"Spark {spark.version} started")
         try:
-            args = curate.parse_args(
-                job_argv(local_raw, self.workdir / "lake", dataset=n.dataset, extra=["--run_id", "demo"])
-            )
+            args = curate.parse_args(argv)
             report = curate.run(spark, args, progress=lambda message: bar.advance(note=message.split(" (")[0][:60]))
         finally:
             spark.stop()
@@ -491,29 +596,83 @@ class Demo:
         self.say(f"published values in SSM {name}, as the synthesized MLPlatform template writes them")
 
     def build(self) -> None:
-        from pipelines_src import cicd
-        from pipelines_src.definition import INPUT_DATA_URI
-        from pipelines_src.local.runner import LocalPipelineRunner
         from resolver import published
 
         sagemaker = self.aws.client("sagemaker")
         # Read back as CI and the CLI read them.
         values = self.state["values"] = published.read(self.aws.client("ssm"), self.config)
         pipeline = self.pipelines[values.build_pipeline]
-        definition = pipeline.definition
         sagemaker.create_pipeline(
             PipelineName=pipeline.name,
-            PipelineDefinition=definition,
+            PipelineDefinition=pipeline.definition,
             RoleArn=pipeline.role_arn,
             PipelineDescription=pipeline.description,
         )
         self.say(
             f"SageMaker pipeline {values.build_pipeline} created with the definition of the synthesized MLPlatform "
-            "template, its references resolved (as CloudFormation deploys it); moto stores it but runs no step, so "
-            "each step runs here as a local process (LocalPipelineRunner), reading and writing the emulated S3"
+            "template, its references resolved (as CloudFormation deploys it)"
         )
-        # As CI's Train (pipelines_src/cicd.py): the checkout's code uploaded content-addressed, passed to the run as
-        # the definition's code parameters; the definition itself stays as deployed.
+        self.say(f"input: {self.state['input_uri']}")
+        if self.state["input_uri"] == values.input_data_uri:
+            arn = self._ci_train(values.build_pipeline)
+        else:
+            arn = self._start_as_ci(values)
+        execution = self.follow(arn, "pipeline")
+        self.summary["build_parameters"] = dict(execution.parameters)
+        version = self.registered(execution)
+        self.state["package_arn"] = version["arn"]
+        self.summary["versions"] = [version]
+
+    def _ci_train(self, pipeline: str) -> str:
+        """The Train action's CodeBuild project as the CICD template defines it: its buildspec's commands run in a copy
+        of this checkout with the project's environment, against the emulator. Returns the execution it starts."""
+        if self.train is None:
+            raise DemoError("the stage is not loaded")
+        action, n = self.train, self.n
+        folder = builds.checkout(ROOT, self.workdir / "checkout")
+        environment = {
+            **builds.codebuild_environment(action, folder, region=n.region, commit=builds.source_version(ROOT)),
+            **self.job_environment(),
+            **action.environment,
+        }
+        before = len(self.runs.executions(pipeline))
+        build = builds.start(action, folder, environment)
+        self.closing.callback(_stop, build)
+        self.state["ci_build"] = build
+        variables = ", ".join(f"{name}={value}" for name, value in sorted(action.environment.items()))
+        self.say(
+            f"CI: CodeBuild project {action.project} ({action.pipeline}, action {action.action}; its buildspec "
+            f"from the synthesized CICD template) runs in {folder}, a copy of this checkout, with the project's "
+            f"environment ({variables}), AWS_ENDPOINT_URL={self.aws.url} and fake credentials:"
+        )
+        for command in build.commands:
+            if command.skipped_because:
+                self.say(f"  {command.phase}: {command.text}  -- skipped: {command.skipped_because}")
+            else:
+                self.say(f"  {command.phase}: {command.text}")
+        runtimes = ", ".join(f"{name} {version}" for name, version in action.runtime_versions().items())
+        if runtimes:
+            self.say(f"  runtime-versions ({runtimes}) select nothing here: it runs on this machine's interpreters")
+        began = time.monotonic()
+        while len(self.runs.executions(pipeline)) == before:
+            code = build.process.poll()
+            if code is not None:
+                tail = "; ".join(build.output().strip().splitlines()[-3:])
+                raise DemoError(f"the {action.action} build ended (exit {code}) without starting {pipeline}: {tail}")
+            if time.monotonic() - began > BUILD_WAIT_SECONDS:
+                raise DemoError(f"the {action.action} build started no {pipeline} execution in {BUILD_WAIT_SECONDS}s")
+            time.sleep(0.2)
+        execution = self.runs.executions(pipeline)[before]
+        self.say(f"  the build started {execution.execution_id} ({execution.display_name}); the executor runs it")
+        return execution.arn
+
+    def _start_as_ci(self, values: Any) -> str:
+        """--no-etl: the deployed definition reads the curated zone, which CI passes no other input for; the demo
+        starts the execution as CI's train command does (pipelines_src/cicd.py), with InputDataUri the raw zone."""
+        from pipelines_src import cicd
+        from pipelines_src.definition import INPUT_DATA_URI
+
+        sagemaker = self.aws.client("sagemaker")
         deployed = cicd.deployed_code(sagemaker, values.build_pipeline)
         pushed = cicd.upload_code(
             self.aws.client("s3"),
@@ -524,59 +683,96 @@ class Demo:
             names=deployed.names,
             echo=lambda line: None,
         )
-        parameters = {item["Name"]: item["Value"] for item in cicd.code_parameters(pushed)}
-        if self.state["input_uri"] != values.input_data_uri:
-            parameters[INPUT_DATA_URI] = self.state["input_uri"]
-        where = f"s3://{values.artifacts_bucket}/{values.code_prefix}/<sha256>/"
-        self.say(f"as CI runs it: this checkout's code under {where}, passed as {', '.join(sorted(parameters))}")
-        self.summary["build_parameters"] = parameters
-        self.say(f"input: {self.state['input_uri']}")
-        steps = [step["Name"] for step in json.loads(definition)["Steps"]]
-        bar = self.timeline.bar("pipeline", len(steps))
+        parameters = [*cicd.code_parameters(pushed), {"Name": INPUT_DATA_URI, "Value": self.state["input_uri"]}]
+        self.say(
+            f"--no-etl: the CI build is not run (the deployed definition reads the curated zone and CI passes no "
+            f"other input); the demo starts the execution as CI's train command does, with {INPUT_DATA_URI} the raw "
+            "zone and this checkout's code"
+        )
+        labels = cicd.execution_labels(None, deployed.definition_sha256, cicd.code_hash(pushed))
+        return cicd.start(sagemaker, values.build_pipeline, parameters, labels)
 
-        def on_event(line: str) -> None:
+    def finish_build(self) -> None:
+        """Wait for the CI build to end (it polls the execution as CI does), show its log and its train summary."""
+        build: builds.Build | None = self.state.get("ci_build")
+        if build is None:
+            return
+        code = build.wait(BUILD_WAIT_SECONDS)
+        lines = [line for line in build.output().splitlines() if line.strip()]
+        report = build.folder / "reports" / "train-summary.json"
+        train = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else None
+        self.summary["ci"] = {
+            "project": build.action.project,
+            "commands": [
+                {"phase": item.phase, "command": item.text, "skipped_because": item.skipped_because}
+                for item in build.commands
+            ],
+            "exit_code": code,
+            "train_summary": train,
+            "log": lines,
+        }
+        self.say(f"CI build {build.action.project}: exit {code} (log {build.log}):")
+        for line in lines[-12:]:
+            self.say(f"  | {line}")
+        if code != 0:
+            raise DemoError(f"the {build.action.action} build failed with exit status {code}")
+
+    def follow(self, arn: str, label: str, *, must_succeed: bool = True) -> Execution:
+        """Wait for the executor to run ``arn`` (a progress bar of its steps), then show its steps; a failed execution
+        is an error unless ``must_succeed`` is false."""
+        definition = json.loads(self.runs.get(arn).definition)
+        bar = self.timeline.bar(label, max(len(definition.get("Steps", [])), 1))
+
+        def on_event(execution: Execution, line: str) -> None:
             match = re.match(r"^\[(\d+)/(\d+)\] (\S+)", line)
-            if match:
+            if execution.arn == arn and match:
                 bar.update(int(match[1]) - 1, note=match[3])
 
-        runner = LocalPipelineRunner(
-            json.loads(definition),
-            s3=self.aws.client("s3"),
-            sagemaker=sagemaker,
-            workdir=self.workdir / "build",
-            on_event=on_event,
-            interpreters=self.options.interpreters,
+        self.runs.listener = on_event
+        try:
+            execution = self.runs.wait(arn)
+        finally:
+            self.runs.listener = None
+        bar.finish(note=f"{execution.status} in {execution.seconds:.1f}s")
+        self.show_steps(execution)
+        if execution.status != SUCCEEDED and must_succeed:
+            raise DemoError(f"{execution.pipeline} execution {execution.execution_id} failed: {execution.failure}")
+        return execution
+
+    def show_steps(self, execution: Execution) -> None:
+        """The steps of an execution the executor ran: status, seconds, metrics; the interpreters they ran on."""
+        self.say(
+            f"{execution.pipeline} execution {execution.execution_id}: {execution.status} "
+            f"(run by the demo's executor from its definition and parameters)"
         )
-        result = runner.run(parameters, execution_id="demo-build-1")
-        bar.finish(note=result.status)
-        for step in result.steps:
+        steps = execution.result.steps if execution.result else []
+        for step in steps:
             if step.status != "Skipped":
                 detail = f": {step.detail}" if step.detail else ""
-                self.say(f"{step.name:<22} {step.status:<9} {step.seconds:5.1f}s{detail}")
-        for python in sorted({step.python for step in result.steps if step.python}):
-            ran = [step.name for step in result.steps if step.python == python]
-            self.say(f"on {python}: {', '.join(ran)}")
-        if result.status != "Succeeded":
-            raise DemoError(f"the model-build run failed: {result.failure}")
-        arn = next(
-            (props["ModelPackageArn"] for props in result.properties.values() if "ModelPackageArn" in props), None
-        )
-        if arn is None:
-            raise DemoError("the model-build run registered no model version")
-        package = sagemaker.describe_model_package(ModelPackageName=arn)
-        metrics = {name: value for step in result.steps for name, value in step.metrics.items()}
-        evaluation = next((step.metrics for step in result.steps if "rmse" in step.metrics), metrics)
-        self.state["package_arn"] = arn
-        self.summary["versions"] = [
-            {
-                "version": int(package["ModelPackageVersion"]),
-                "arn": arn,
-                "status": package["ModelApprovalStatus"],
-                "metrics": {name: float(value) for name, value in evaluation.items()},
-            }
-        ]
+                self.say(f"  {step.name:<22} {step.status:<9} {step.seconds:5.1f}s{detail}")
+        for python in sorted({step.python for step in steps if step.python}):
+            ran = [step.name for step in steps if step.python == python]
+            self.say(f"  on {python}: {', '.join(ran)}")
+
+    def registered(self, execution: Execution) -> dict[str, Any]:
+        """The version an execution registered: its number, ARN, approval status and evaluation metrics."""
+        arn = execution.registered
+        if arn is None or execution.result is None:
+            raise DemoError(f"{execution.pipeline} execution {execution.execution_id} registered no model version")
+        package = self.aws.client("sagemaker").describe_model_package(ModelPackageName=arn)
+        steps = execution.result.steps
+        metrics = {name: value for step in steps for name, value in step.metrics.items()}
+        evaluation = next((step.metrics for step in steps if "rmse" in step.metrics), metrics)
         shown = ", ".join(f"{name} {value:.3f}" for name, value in evaluation.items())
         self.say(f"registered {arn} ({package['ModelApprovalStatus']}; {shown})")
+        return {
+            "version": int(package["ModelPackageVersion"]),
+            "arn": arn,
+            "status": package["ModelApprovalStatus"],
+            "metrics": {name: float(value) for name, value in evaluation.items()},
+            "execution": execution.arn,
+            "started_because": execution.description,
+        }
 
     # -- step 4
     def invoke(self, package: str, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -595,6 +791,10 @@ class Demo:
             warnings.filterwarnings("ignore", message="Couldn't determine the remaining time")
             result: dict[str, Any] = getattr(module, function.entry)(dict(event), context)
         return result
+
+    def job_environment(self) -> dict[str, str]:
+        """What a job without network isolation sees: the emulator's endpoint, fake credentials, the region."""
+        return {name: value for name, value in aws_environment(self.aws.url, self.n.region).items() if value}
 
     def _runtime_environment(self, function: Function) -> dict[str, str | None]:
         """The template's variables and what the Lambda runtime adds; the demo only quiets the functions' logs."""
@@ -861,8 +1061,6 @@ class Demo:
 
     # -- step 6
     def drift(self) -> None:
-        from pipelines_src.local.runner import LocalPipelineRunner
-
         n, aws = self.n, self.aws
         settings = self.config.operations.drift
         pipeline = self.pipelines[self.state["values"].drift_pipeline]
@@ -871,37 +1069,32 @@ class Demo:
             PipelineName=pipeline.name, PipelineDefinition=definition, RoleArn=pipeline.role_arn
         )
         self.say(
-            f"drift-check pipeline {n.drift_pipeline} (the MLPlatform template's definition) runs locally; its job "
-            "writes the MLOps/Drift metrics next to its report, and the drift-metrics function puts them to "
-            "CloudWatch on the step's success event. Scheduled runs read "
-            f"the last {settings.window_hours} h of capture; here each run reads one window's hour folder"
+            f"drift-check pipeline {n.drift_pipeline} created with the MLPlatform template's definition; the demo "
+            "starts it as its schedule would, the executor runs it; its job writes the MLOps/Drift metrics next to "
+            "its report, and the drift-metrics function puts them to CloudWatch on the step's success event. "
+            f"Scheduled runs read the last {settings.window_hours} h of capture; here each run reads one window's "
+            "hour folder"
         )
-        job_environment = {
-            name: value for name, value in aws_environment(aws.url, n.region).items() if value is not None
-        }
         reports: dict[str, Any] = {}
         alarms: dict[str, Any] = {}
         composite = INSUFFICIENT_DATA
         for window in ("normal", "drifted"):
             since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
             began = time.perf_counter()
-            # A job folder per run, as each SageMaker processing job gets a fresh container.
-            runner = LocalPipelineRunner(
-                json.loads(definition),
-                s3=aws.client("s3"),
-                sagemaker=aws.client("sagemaker"),
-                workdir=self.workdir / "drift" / window,
-                on_event=lambda _: None,
-                job_environment=job_environment,
-                interpreters=self.options.interpreters,
-            )
-            result = runner.run(
-                {"DataUri": self.summary["capture"][window]["prefix"], "WindowHours": 0},
-                execution_id=f"{window}-window",
-            )
-            if result.status != "Succeeded":
-                raise DemoError(f"the drift check of the {window} window failed: {result.failure}")
-            self._publish_drift_metrics(f"{window}-window")
+            arn = aws.client("sagemaker").start_pipeline_execution(
+                PipelineName=pipeline.name,
+                PipelineExecutionDisplayName=f"{window}-window",
+                PipelineExecutionDescription=f"Drift check of the {window} window's capture (started by the demo)",
+                PipelineParameters=[
+                    {"Name": "DataUri", "Value": self.summary["capture"][window]["prefix"]},
+                    {"Name": "WindowHours", "Value": "0"},
+                ],
+            )["PipelineExecutionArn"]
+            execution = self.runs.wait(arn)
+            if execution.status != SUCCEEDED or execution.result is None:
+                raise DemoError(f"the drift check of the {window} window failed: {execution.failure}")
+            result = execution.result
+            self._publish_drift_metrics(execution.execution_id)
             output = result.properties["DetectDrift"]["ProcessingOutputConfig"]["Outputs"]["report"]["S3Output"]
             bucket, key = _split_uri(f"{output['S3Uri'].rstrip('/')}/drift_report.json")
             report = json.loads(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -936,9 +1129,42 @@ class Demo:
             for window, report in reports.items()
         }
         self.summary["alarms"] = alarms
+        started = [
+            item["result"]["pipelineExecutionArn"]
+            for item in self.state.get("alarm_results", [])
+            if item["result"].get("status") == "retraining_started"
+        ]
+        if started:
+            self._retrained(started[0])
         if composite == ALARM:
             self._flap()
         self._retraining_summary()
+
+    def _retrained(self, arn: str) -> None:
+        """The retraining the drift-alert function started, as the executor runs it: the version it registers."""
+        execution = self.runs.get(arn)
+        parameters = ", ".join(f"{name}={value}" for name, value in sorted(execution.parameters.items()))
+        self.say(
+            f"the executor runs the retraining execution {execution.execution_id} on the deployed definition with "
+            f"the parameters the drift-alert function passed ({parameters or 'none: the defaults'})"
+        )
+        # Without the curation job (--no-etl) the curated zone the deployed definition reads is empty.
+        execution = self.follow(arn, "retraining", must_succeed=self.options.etl)
+        if execution.status != SUCCEEDED:
+            self.say(
+                f"the retraining failed ({execution.failure}): with --no-etl the curated zone the deployed definition "
+                "reads is empty, so no version 2 is registered"
+            )
+            self.act(f"retraining execution {execution.execution_id} failed", execution.failure)
+            return
+        version = self.registered(execution)
+        self.summary["versions"].append(version)
+        self.state["retrained"] = version
+        self.act(
+            f"version {version['version']} registered ({version['status']}) by the retraining execution "
+            f"{execution.execution_id}",
+            execution.description,
+        )
 
     def _publish_drift_metrics(self, execution_id: str) -> None:
         """Deliver the DetectDrift step's success event to the drift-metrics function, as EventBridge would."""
@@ -1014,26 +1240,34 @@ class Demo:
                 {
                     "arn": item["PipelineExecutionArn"],
                     "display_name": item.get("PipelineExecutionDisplayName"),
+                    "description": item.get("PipelineExecutionDescription"),
                     "status": item.get("PipelineExecutionStatus"),
                 }
                 for item in executions
             ],
+            "version": self.state.get("retrained"),
             "suppressed_records": [
                 {"id": item["id"]["S"], "because": item.get("suppressed_because", {}).get("S")} for item in suppressed
             ],
         }
+        statuses = ", ".join(
+            f"{item['PipelineExecutionArn'].rsplit('/', 1)[-1]} {item['PipelineExecutionStatus']}"
+            for item in executions
+        )
         self.say(
-            f"{n.build_pipeline} executions in the registry: {len(executions)} (moto records them, runs no step); "
+            f"{n.build_pipeline} executions (ListPipelineExecutions): {statuses}; "
             f"suppressed triggers recorded: {len(suppressed)}"
         )
 
     # -- step 7
     def report(self) -> None:
         say = self.say
+        self.finish_build()
         say("model versions:")
         for version in self.summary.get("versions", []):
             metrics = ", ".join(f"{name} {value:.3f}" for name, value in version["metrics"].items())
             say(f"  v{version['version']}  {version['status']:<22} {metrics}")
+            say(f"      started: {version['started_because']}")
         drift = self.summary.get("drift", {})
         if drift:
             say("drift per feature (PSI / KS; * drifted):")
@@ -1057,11 +1291,19 @@ class Demo:
         self.summary["notifications"] = list(self.notifications)
 
 
+def _stop(build: builds.Build) -> None:
+    """End a build still running when the demo ends (a failed step)."""
+    if build.process.poll() is None:
+        build.process.terminate()
+        build.process.wait(timeout=30)
+
+
 def run_demo(options: Options, *, out: TextIO | None = None, tty: bool | None = None) -> dict[str, Any]:
     """Run every step; returns the summary. StepFailedError names the step that failed."""
     timeline = Timeline(out, tty=tty, total_steps=len(STEPS))
     temporary = options.workdir is None
-    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="mlops-demo-"))
+    # Absolute: the jobs run in folders of their own, and their command lines name the job folder's files.
+    workdir = (options.workdir or Path(tempfile.mkdtemp(prefix="mlops-demo-"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     for folder in WORK_FOLDERS:  # what an earlier run left in a reused --workdir
         shutil.rmtree(workdir / folder, ignore_errors=True)
@@ -1101,7 +1343,7 @@ def _steps(demo: Demo) -> None:
         demo.load_stage()
     except Exception as error:
         raise StepFailedError(number, STEPS[0], error) from error
-    with moto_server() as url, environment(aws_environment(url, demo.n.region)):
+    with moto_server() as url, environment(aws_environment(url, demo.n.region)), demo.closing:
         actions: list[Callable[[], None]] = [
             lambda: demo.setup(url),
             demo.data,

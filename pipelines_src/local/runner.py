@@ -90,6 +90,7 @@ class LocalPipelineRunner:
         on_event: Callable[[str], None] = print,
         job_environment: Mapping[str, str] | None = None,
         interpreters: str = images.AUTO,
+        on_step: Callable[[StepResult], None] | None = None,
         pipeline_name: str | None = None,
     ) -> None:
         self.definition = definition
@@ -102,6 +103,8 @@ class LocalPipelineRunner:
         self.on_event = on_event
         self.job_environment = dict(job_environment or {})
         self.interpreters = interpreters
+        # Called with status Executing when a step starts, and with its result when it ends (skipped steps: never).
+        self.on_step = on_step
         self._property_files: dict[tuple[str, str], Path] = {}
         self._fallbacks_said: set[str] = set()
         self._step_python: dict[str, str] = {}
@@ -138,6 +141,8 @@ class LocalPipelineRunner:
                 results[name] = StepResult(name, kind, "Skipped")
                 continue
             self.on_event(f"[{index}/{len(self.graph.order)}] {name} ({kind}) ...")
+            if self.on_step is not None:
+                self.on_step(StepResult(name, kind, "Executing"))
             started = time.perf_counter()
             try:
                 result = self._run_step(name, step, resolver, properties, chosen)
@@ -147,6 +152,8 @@ class LocalPipelineRunner:
             result.seconds = time.perf_counter() - started
             result.python = self._step_python.pop(name, "")
             results[name] = result
+            if self.on_step is not None:
+                self.on_step(result)
             self.on_event(
                 f"    {result.status} in {result.seconds:.1f}s" + (f": {result.detail}" if result.detail else "")
             )

@@ -188,6 +188,41 @@ def test_renaming_the_project_and_model_moves_the_wiring(dev: run.Demo, renamed:
     assert n.raw_bucket == document["raw_bucket"] != dev.n.raw_bucket
 
 
+@pytest.mark.parametrize("which", ["dev", "renamed"])
+def test_the_curation_job_runs_with_the_glue_jobs_arguments_buckets_as_local_folders(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    """The curation job's arguments are the synthesized Glue job's DefaultArguments: a renamed project moves its
+    buckets, database and job name, and the arguments follow (each bucket's local folder, the contract asset)."""
+    from etl import curate
+
+    demo: run.Demo = request.getfixturevalue(which)
+    n, job = demo.n, demo.curation_job
+    assert job is not None and job.name == naming.curation_job(demo.config)
+    folders = demo.lake_folders()
+    args = curate.parse_args(demo.curation_argv(folders))
+    assert args.dataset == job.arguments["--dataset"] == n.dataset
+    assert args.stage == job.arguments["--stage"] == n.stage
+    assert args.catalog_database == job.arguments["--catalog_database"]
+    assert args.publish_metrics is (job.arguments["--publish_metrics"] == "true")
+    for option in ("raw_uri", "curated_uri", "quarantine_uri", "state_uri", "report_uri"):
+        bucket, key = run._split_uri(job.arguments[f"--{option}"])
+        assert getattr(args, option) == str(folders[bucket] / key)
+    assert Path(args.contract_uri).read_bytes() == (run.PIPELINES_SRC / "contracts" / f"{n.dataset}.json").read_bytes()
+    assert job.name in args.state_uri
+    if which == "renamed":
+        assert job.name.startswith(f"{RENAMED_PROJECT}-") and RENAMED_PROJECT in args.catalog_database
+    database, tables = demo.catalog or ({}, [])
+    assert database["Name"] == args.catalog_database
+    assert {table["Name"] for table in tables} >= {f"curated_{n.dataset}"}
+
+
+def test_an_argument_naming_a_bucket_without_a_local_folder_fails_naming_it(dev: run.Demo) -> None:
+    folders = {bucket: folder for bucket, folder in dev.lake_folders().items() if bucket != dev.n.artifacts_bucket}
+    with pytest.raises(run.DemoError, match=f"--state_uri s3://{dev.n.artifacts_bucket}/.*no local folder"):
+        dev.curation_argv(folders)
+
+
 def test_the_renamed_stage_runs_its_approval_function_in_the_emulated_account(renamed: run.Demo) -> None:
     n = renamed.n
     with emulation.moto_server() as url, emulation.environment(emulation.aws_environment(url, n.region)):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from demo import run
+from demo import builds, run
 from demo.assembly import Assembly, Resolver
 from demo.emulation import ACCOUNT
 from demo.progress import Timeline
@@ -31,29 +31,61 @@ def fast_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
 
 
 @pytest.mark.slow
-def test_one_version_is_registered_with_a_finite_metric(fast_run: tuple[dict[str, Any], str, Path]) -> None:
+def test_the_build_registers_version_1_with_a_finite_metric(fast_run: tuple[dict[str, Any], str, Path]) -> None:
     summary, _, _ = fast_run
-    (version,) = summary["versions"]
-    assert version["version"] == 1
-    assert version["status"] == "Approved"
-    assert math.isfinite(version["metrics"]["rmse"])
+    first = summary["versions"][0]
+    assert first["version"] == 1
+    assert first["status"] == "Approved"
+    assert math.isfinite(first["metrics"]["rmse"])
     assert summary["curation"]["rows_quarantined"] == run.BAD_ROWS
 
 
 @pytest.mark.slow
+def test_the_drift_started_retraining_runs_and_registers_version_2(fast_run: tuple[dict[str, Any], str, Path]) -> None:
+    """The execution the drift-alert function starts is run by the executor (moto runs no step): it registers
+    version 2 in the group, awaiting approval, with its metrics and the alarm that started it."""
+    summary, out, _ = fast_run
+    retraining = summary["retraining"]
+    started = retraining["alarm_results"][0]["pipelineExecutionArn"]
+    first, second = summary["versions"]
+    assert second == retraining["version"]
+    assert (second["version"], second["status"], second["execution"]) == (2, "PendingManualApproval", started)
+    assert math.isfinite(second["metrics"]["rmse"])
+    composite = composite_name(summary)
+    assert second["started_because"].startswith(f"Started by drift alarm {composite} at ")
+    assert second["arn"].endswith(f"/{summary['names']['model_package_group']}/2")
+    statuses = {item["arn"]: item["status"] for item in retraining["executions"]}
+    assert statuses == {first["execution"]: "Succeeded", started: "Succeeded"}
+    metrics = ", ".join(f"{name} {value:.3f}" for name, value in second["metrics"].items())
+    assert f"v2  {'PendingManualApproval':<22} {metrics}" in out
+    assert f"started: {second['started_because']}" in out
+
+
+@pytest.mark.slow
 def test_the_build_runs_the_checkouts_code_as_ci_passes_it(fast_run: tuple[dict[str, Any], str, Path]) -> None:
-    """As CI's Train: the deployed definition, the step code content-addressed and passed as its code parameters
-    under the object names the deployed definition gives them (the synthesized template's)."""
+    """CI's Train as the CICD template defines it: its buildspec runs in a copy of the checkout (make install
+    skipped, saying why; make ci-train run), starting the execution the executor runs, on the deployed definition
+    with the step code content-addressed and passed as its code parameters (the template's object names)."""
     summary, out, workdir = fast_run
+    ci = summary["ci"]
+    assert ci["exit_code"] == 0
+    assert [(item["command"], item["skipped_because"] is None) for item in ci["commands"]] == [
+        ("make install", False),
+        ("make ci-train", True),
+    ]
+    assert f"install: make install  -- skipped: {builds.LOCAL_SKIPS['make install']}" in out
+    assert ci["train_summary"]["status"] == "Succeeded"
+    assert ci["train_summary"]["pipeline_execution_arn"] == summary["versions"][0]["execution"]
+    assert any("[Container] Running command make ci-train" in line for line in ci["log"])
     parameters = summary["build_parameters"]
     assert set(parameters) >= {"RunnerUri", "SourceTarUri", "ContractUri"}
+    assert ci["train_summary"]["code"]["runner_uri"] == parameters["RunnerUri"]
     resolver = Resolver(Assembly.read(workdir / run.ASSEMBLY_FOLDER), ACCOUNT, summary["names"]["region"])
     deployed = json.loads(resolver.pipeline(summary["names"]["build_pipeline"]).definition)
     default = next(item["DefaultValue"] for item in deployed["Parameters"] if item["Name"] == "RunnerUri")
     runner = hashlib.sha256(RUNNER_PATH.read_bytes()).hexdigest()
     name = default.rsplit("/", 1)[-1]
     assert parameters["RunnerUri"] == f"s3://{summary['names']['artifacts_bucket']}/code/{runner}/{name}"
-    assert "as CI runs it: this checkout's code under" in out
 
 
 @pytest.mark.slow
@@ -161,7 +193,9 @@ def test_drift_retrains_once_then_the_cooldown_suppresses(fast_run: tuple[dict[s
     assert first["championModelData"].startswith("s3://") and first["championModelData"].endswith("/model.tar.gz")
     assert second["status"] == "suppressed"
     assert "retraining started within" in second["reason"]
-    assert [execution["arn"] for execution in retraining["executions"]] == [first["pipelineExecutionArn"]]
+    build = summary["versions"][0]["execution"]
+    started_by_drift = [item["arn"] for item in retraining["executions"] if item["arn"] != build]
+    assert started_by_drift == [first["pipelineExecutionArn"]]
     assert len(retraining["suppressed_records"]) == 1
     subjects = [message["subject"] for message in summary["notifications"]]
     assert f"Retraining suppressed: {composite_name(summary)}" in subjects
@@ -177,6 +211,23 @@ def test_the_timeline_numbers_every_step(fast_run: tuple[dict[str, Any], str, Pa
     assert [int(n) for n in re.findall(r"step (\d)/7", output)] == list(range(1, 8))
     assert "curation [########################] 100%" in output
     assert "\r" not in output
+
+
+@pytest.mark.slow
+def test_without_the_curation_job_the_retraining_fails_visibly_and_the_demo_goes_on(tmp_path: Path) -> None:
+    """--no-etl trains version 1 on the raw zone; the drift-started retraining runs the deployed definition, which
+    reads the curated zone (empty without the job): the execution ends Failed, recorded as SageMaker reports it."""
+    out = io.StringIO()
+    summary = run.run_demo(run.parse_options(["--fast", "--no-etl", "--workdir", str(tmp_path)]), out=out, tty=False)
+    (version,) = summary["versions"]
+    assert version["version"] == 1 and "ci" not in summary
+    retraining = summary["retraining"]
+    started = retraining["alarm_results"][0]["pipelineExecutionArn"]
+    assert retraining["version"] is None
+    statuses = {item["arn"]: item["status"] for item in retraining["executions"]}
+    assert statuses == {version["execution"]: "Succeeded", started: "Failed"}
+    (failed,) = [item for item in summary["actions"] if item["action"].startswith("retraining execution")]
+    assert failed["why"].startswith("ValidateData: no objects under s3://")
 
 
 @pytest.mark.slow  # a subprocess or a whole run: end to end

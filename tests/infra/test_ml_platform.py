@@ -498,9 +498,10 @@ def test_jobs_may_start_only_in_the_platform_network_with_its_key_and_never_with
     key_arn = stack.resolve(key.key_arn)
     assert conditions["ArnEquals"] == {"sagemaker:VolumeKmsKey": key_arn, "sagemaker:OutputKmsKey": key_arn}
     assert conditions["Bool"]["sagemaker:InterContainerTrafficEncryption"] == "true"
-    # The drift job calls no AWS API, and without tracking neither do the model-build steps: every job of theirs
-    # must be isolated. The steps that log to the stage's MLflow App need the network (TRACKED_BUILD_STEPS).
-    isolated = role == "drift_execution" or not synthesized.stages[stage].config.tracking.managed
+    # The drift and quality jobs call no AWS API, and without tracking neither do the model-build steps: every
+    # job of theirs must be isolated. The steps that log to the stage's MLflow App need the network
+    # (TRACKED_BUILD_STEPS).
+    isolated = role in ("drift_execution", "quality_execution") or not synthesized.stages[stage].config.tracking.managed
     assert conditions["Bool"].get("sagemaker:NetworkIsolation") == ("true" if isolated else None)
     # Describe/Stop support none of these keys: no other statement may create jobs.
     for other in _role_statements(synthesized, stage, role):
