@@ -99,6 +99,8 @@ STEP_NAMES: Final = (
     REGISTER_MODEL,
     METRIC_NOT_MET,
 )
+# The steps that log to MLflow with PipelineSettings.tracking_uri: they then run without network isolation.
+TRACKED_STEPS: Final = (PREPROCESS, TRAIN, EVALUATE)
 # Only with PipelineSettings.data_quality_monitor: in CheckDataContract's IfSteps, after Preprocess.
 MONITOR_BASELINE: Final = "MonitorBaseline"
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pipelines_src.definition import (
+    TRACKED_STEPS,
     PipelineSettings,
     SettingsError,
     build_definition,
@@ -18,7 +19,7 @@ from pipelines_src.definition import (
 from tests.pipelines.test_definition import jobs, placeholder_settings, steps_of
 
 ARN = "arn:aws:sagemaker:eu-west-1:111122223333:mlflow-tracking-server/mlops-dev"
-TRACKED = ("Preprocess", "Train", "Evaluate")
+TRACKED = TRACKED_STEPS
 
 
 @pytest.fixture(scope="module")
