@@ -201,7 +201,7 @@ _INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9]+")
 _METRIC = re.compile(r"[a-z][a-z0-9_]*")
 _HYPERPARAMETER = re.compile(r"[a-z][a-z0-9_-]*")
 _PIPELINE_NAME = re.compile(r"[A-Za-z0-9](-*[A-Za-z0-9]){0,255}")
-_TRACKING_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:(mlflow-tracking-server|mlflow-app)/[\w-]+")
+_TRACKING_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]*:\d*:(mlflow-tracking-server|mlflow-app)/[\w-]+")
 _TRACKING_URL = re.compile(r"https?://[^\s/?#]+(/[^\s]*)?")
 _KEY_PREFIX = re.compile(r"[\w!.*'()-]+(/[\w!.*'()-]+)*")
 
@@ -345,11 +345,17 @@ def _check_tracking_uri(uri: object) -> None:
         if not _is_whole_placeholder(uri):
             raise _fail("tracking_uri", uri, "may be one ${Name} placeholder, not a string containing one")
         return
-    if not (_TRACKING_ARN.fullmatch(uri) or _TRACKING_URL.fullmatch(uri)):
+    # Deploy-time values reach here resolved by other tools (published values, test stand-ins): only what is
+    # certainly wrong fails: spaces, another URL scheme, an ARN of anything but a SageMaker MLflow resource.
+    if (
+        re.search(r"\s", uri)
+        or ("://" in uri and not _TRACKING_URL.fullmatch(uri))
+        or (uri.startswith("arn:") and not _TRACKING_ARN.fullmatch(uri))
+    ):
         raise _fail(
             "tracking_uri",
             uri,
-            "is neither a SageMaker MLflow tracking server ARN "
+            "is neither a SageMaker MLflow tracking server or App ARN "
             "(arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>) nor an http(s):// URL",
         )
 

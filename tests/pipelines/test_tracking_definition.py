@@ -114,7 +114,8 @@ def test_the_registered_version_records_its_lineage(tracked: dict[str, Any], unt
     ("value", "message"),
     [
         ("", "must be None or a non-empty string"),
-        ("mlflow.example.com", "neither a SageMaker MLflow tracking server ARN"),
+        ("ftp://mlflow.example.com", "neither a SageMaker MLflow tracking server or App ARN"),
+        ("http://mlflow example", "neither a SageMaker MLflow"),
         ("arn:aws:sagemaker:eu-west-1:111122223333:model-package-group/x", "neither a SageMaker MLflow"),
         ("${TrackingArn}/x", "may be one ${Name} placeholder"),
     ],
