@@ -12,7 +12,7 @@ STAMPS := .make
 # jsii prints an end-of-life banner on every start under Node 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help demo install image-envs synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test version-metrics publish-baseline costs bootstrap-policy lock bench clean
+.PHONY: help demo install image-envs synth test lint format typecheck unit e2e java pipeline-local etl-local ci-train deploy-endpoint smoke-test version-metrics publish-baseline costs bootstrap-policy lock bench clean mlflow-env mlflow-ui
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -76,14 +76,29 @@ JUNIT_DIR ?=
 unit: install ## The fast tests (pytest -m "not slow")
 	$(BIN)/pytest -m "not slow" $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/unit.xml)
 
-e2e: install java image-envs ## The end-to-end tests: local pipelines and serving on the images' Python, local Spark, synth with validation, cfn-lint
+e2e: install java image-envs mlflow-env ## The end-to-end tests: local pipelines and serving on the images' Python, local Spark, synth with validation, cfn-lint
 	$(BIN)/pytest -m slow $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/e2e.xml)
 
 java: # Spark (the curation job's tests and local runs) needs a Java runtime
 	@command -v java >/dev/null || test -x "$$JAVA_HOME/bin/java" || { echo "Spark needs Java 17: install a JDK (e.g. apt install openjdk-17-jre-headless) or set JAVA_HOME"; exit 1; }
 
+# The local MLflow server (pipeline-local, the end-to-end tests, mlflow-ui) in .venv-mlflow, from the hashed
+# tools/mlflow.lock: its own environment, apart from .venv. MLFLOW_STORE is the local tracking store.
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_STORE ?= .mlflow
+mlflow-env: $(STAMPS)/mlflow ## Build .venv-mlflow: the pinned MLflow server local runs log to
+
+$(STAMPS)/mlflow: tools/mlflow.lock tools/pip.lock | $(STAMPS)/toolchain
+	@test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r tools/pip.lock
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r tools/mlflow.lock
+	@touch $@
+
+mlflow-ui: install mlflow-env ## The MLflow UI on the local tracking store (MLFLOW_STORE=, default .mlflow) on 127.0.0.1; prints its URL
+	$(BIN)/python -m pipelines_src.local.mlflow_server ui --store $(MLFLOW_STORE) $(ARGS)
+
 ROWS ?= 20000
-pipeline-local: install image-envs ## Run the model-build pipeline on this machine (ROWS=, ARGS= e.g. ARGS="--bad-rows 20" or "--python project")
+pipeline-local: install image-envs mlflow-env ## Run the model-build pipeline on this machine (ROWS=, ARGS= e.g. ARGS="--bad-rows 20" or "--python project")
 	$(BIN)/python -m pipelines_src.local.run --stage $(STAGE) --rows $(ROWS) $(ARGS)
 
 etl-local: install java ## Run the curation job on local folders .etl/ (ROWS=, ARGS= e.g. ARGS="--full-refresh")

@@ -10,6 +10,8 @@
     drift [--artifacts-bucket B] [--json]  drift alarms and the latest drift report
     deployment [--json]                    the staging and production endpoints and the deploy pipeline
     values [--json]                        the deploy-time values the stage's stacks published (SSM)
+    lineage VERSION [--json]               data -> execution -> MLflow run -> version -> approval -> deployments
+                                           -> drift and quality checks since
 
 Names come from the stage's config in cdk.json (``resolver.naming``). ``--local`` talks to a local
 emulation of AWS (a moto server, ``--endpoint-url`` default http://127.0.0.1:5000) with fake
@@ -40,7 +42,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from mlops_cli import deployment, drift, pipelines, registry, text
+from mlops_cli import deployment, drift, lineage, pipelines, registry, text
 from mlops_cli.aws import FAILED, LOCAL_ENDPOINT, USAGE, Aws, CliError, error_code, error_message
 from resolver import published
 from resolver.config import DEFAULT_STAGE, ConfigError, load_config
@@ -166,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = command("deployment", "the staging and production endpoints and the deploy pipeline")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    chain = command(
+        "lineage",
+        "what made a version and what became of it: data, execution, MLflow run, approval, deployments, checks",
+    )
+    chain.add_argument("version", type=_version)
+    chain.add_argument("--artifacts-bucket", help="where the drift and quality reports are (default: as for drift)")
+    chain.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -218,6 +228,9 @@ def dispatch(args: argparse.Namespace, aws: Aws) -> int:
         print(text.dumps(pipelines.runs_json(runs)) if args.json else pipelines.render_runs(aws, runs))
     elif args.command == "values":
         print(_values(aws, as_json=args.json))
+    elif args.command == "lineage":
+        data = lineage.lineage(aws, args.version, args.artifacts_bucket)
+        print(text.dumps(lineage.as_json(data)) if args.json else lineage.render(aws, data))
     elif args.command == "drift":
         data = drift.status(aws, args.artifacts_bucket)
         print(text.dumps(drift.as_json(data)) if args.json else drift.render(aws, data))

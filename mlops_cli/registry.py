@@ -116,8 +116,8 @@ def render_versions(aws: Aws, versions: list[Version]) -> str:
     return f"{title}\n{text.table(headers, rows)}"
 
 
-def set_status(aws: Aws, version: int, status: str, reason: str | None) -> str:
-    """Approve or reject ``version``; returns what happened. CliError for an unknown version."""
+def find_version(aws: Aws, version: int) -> tuple[str, dict[str, Any]]:
+    """The stage's group and the summary of its ``version``; CliError naming the versions there are if none."""
     group = _check_group(aws)
     summaries = _summaries(aws, group)
     found = next((s for s in summaries if int(s.get("ModelPackageVersion", 0)) == version), None)
@@ -125,12 +125,23 @@ def set_status(aws: Aws, version: int, status: str, reason: str | None) -> str:
         known = sorted(int(s["ModelPackageVersion"]) for s in summaries)
         have = f"versions {known[0]} to {known[-1]}" if known else "no versions"
         raise CliError(f"version {version} not found in model package group {group} ({have})")
+    return group, found
+
+
+def set_status(aws: Aws, version: int, status: str, reason: str | None) -> str:
+    """Approve or reject ``version``; returns what happened. CliError for an unknown version."""
+    group, found = find_version(aws, version)
     sagemaker = aws.client("sagemaker")
     current = sagemaker.describe_model_package(ModelPackageName=found["ModelPackageArn"])
     before = str(current.get("ModelApprovalStatus", ""))
     if before == status:
         return f"{group} version {version} is already {status}; nothing changed"
     request: dict[str, Any] = {"ModelPackageArn": found["ModelPackageArn"], "ModelApprovalStatus": status}
+    if current.get("CustomerMetadataProperties"):
+        # The same values again: a no-op in SageMaker, which keeps a version's metadata on update unless told
+        # to remove keys (UpdateModelPackage, CustomerMetadataPropertiesToRemove); the local emulation (moto
+        # 5.2.5) drops metadata not passed, and with it the version's lineage.
+        request["CustomerMetadataProperties"] = current["CustomerMetadataProperties"]
     if reason:
         request["ApprovalDescription"] = reason
     sagemaker.update_model_package(**request)

@@ -44,7 +44,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.shared import arns, champion
-from pipelines_src.definition import CODE_PARAMETERS, CONTRACT_NAME, SettingsError
+from pipelines_src.definition import CODE_PARAMETERS, CONTRACT_NAME, GIT_COMMIT, SettingsError
 from pipelines_src.packaging import (
     PIPELINES_SRC,
     RUNNER_NAME,
@@ -222,6 +222,17 @@ class DeployedCode:
 
     names: dict[str, str]
     definition_sha256: str
+    # The definition declares the GitCommit parameter (definition.GIT_COMMIT): the execution records the commit.
+    takes_commit: bool = False
+
+
+def commit_parameters(deployed: DeployedCode, commit: str | None) -> list[dict[str, str]]:
+    """GitCommit for the execution (its registered version's lineage), when there is a commit and the deployed
+    definition declares the parameter: a definition deployed before it has none, and an unknown parameter
+    fails StartPipelineExecution."""
+    if not commit or not deployed.takes_commit:
+        return []
+    return [{"Name": GIT_COMMIT, "Value": commit}]
 
 
 def deployed_code(sagemaker: Any, pipeline_name: str) -> DeployedCode:
@@ -245,7 +256,7 @@ def deployed_code(sagemaker: Any, pipeline_name: str) -> DeployedCode:
                 "deploy the platform (cdk deploy) to update its definition"
             )
         names[field_name] = default.rsplit("/", 1)[-1]
-    return DeployedCode(names=names, definition_sha256=definition_hash(definition))
+    return DeployedCode(names=names, definition_sha256=definition_hash(definition), takes_commit=GIT_COMMIT in defaults)
 
 
 def code_parameters(uris: Mapping[str, str]) -> list[dict[str, str]]:
@@ -493,11 +504,15 @@ def _run(
         return EXIT_SUCCEEDED
     labels = execution_labels(commit, deployed.definition_sha256, code_hash(code), build_id=environ.get(BUILD_VARIABLE))
     # The version production serves is this run's champion (lambdas/shared/champion.py); none before the first.
-    parameters = code_parameters(code) + champion.start_parameters(
-        client("ssm", values.region),
-        sagemaker,
-        parameter=naming.champion_parameter(settings.config),
-        scope=version_scope(values),
+    parameters = (
+        code_parameters(code)
+        + commit_parameters(deployed, commit)
+        + champion.start_parameters(
+            client("ssm", values.region),
+            sagemaker,
+            parameter=naming.champion_parameter(settings.config),
+            scope=version_scope(values),
+        )
     )
     summary["champion"] = next((p["Value"] for p in parameters if p["Name"] == champion.PARAMETER), None)
     arn = start(sagemaker, values.build_pipeline, parameters, labels)

@@ -99,6 +99,8 @@ STEP_NAMES: Final = (
     REGISTER_MODEL,
     METRIC_NOT_MET,
 )
+# The steps that log to MLflow with PipelineSettings.tracking_uri: they then run without network isolation.
+TRACKED_STEPS: Final = (PREPROCESS, TRAIN, EVALUATE)
 # Only with PipelineSettings.data_quality_monitor: in CheckDataContract's IfSteps, after Preprocess.
 MONITOR_BASELINE: Final = "MonitorBaseline"
 
@@ -115,6 +117,9 @@ CONTRACT_URI: Final = "ContractUri"
 CODE_PARAMETERS: Final = {"runner_uri": RUNNER_URI, "source_tar_uri": SOURCE_TAR_URI, "contract_uri": CONTRACT_URI}
 # The champion's model.tar.gz (its ModelDataUrl); the default (the runner's URI) means no champion.
 CHAMPION_MODEL_DATA: Final = "ChampionModelData"
+# The git commit of the code an execution runs: CI passes it (cicd.py), NO_COMMIT when nobody did.
+GIT_COMMIT: Final = "GitCommit"
+NO_COMMIT: Final = "unknown"
 # Every version is registered waiting for a person: no parameter, definition or start variable can
 # register one as Approved (the execution role may not either; stacks/constructs/sagemaker_access.py).
 REGISTERED_APPROVAL_STATUS: Final = "PendingManualApproval"
@@ -125,6 +130,18 @@ VALIDATION_REPORT_FILE: Final = "validation_report.json"
 EVALUATION_REPORT: Final = "EvaluationReport"
 EVALUATION_REPORT_FILE: Final = "evaluation.json"
 BASELINE_FILE: Final = "baseline.json"
+# Preprocess's data version (preprocess.data_version), beside the baseline: the registered version's lineage.
+DATA_VERSION: Final = "DataVersion"
+DATA_VERSION_FILE: Final = "data_version.json"
+
+# What the tracked jobs (Preprocess, Train, Evaluate) find in their environment (steps/tracking.py).
+TRACKING_URI_VARIABLE: Final = "MLFLOW_TRACKING_URI"
+EXPERIMENT_VARIABLE: Final = "MLFLOW_EXPERIMENT_NAME"
+RUN_NAME_VARIABLE: Final = "MLFLOW_RUN_NAME"
+EXECUTION_ARN_VARIABLE: Final = "MLOPS_PIPELINE_EXECUTION_ARN"
+COMMIT_VARIABLE: Final = "MLOPS_GIT_COMMIT"
+IMAGE_VARIABLE: Final = "MLOPS_IMAGE_URI"
+SERVING_IMAGE_VARIABLE: Final = "MLOPS_SERVING_IMAGE_URI"
 
 # Model Monitor data-quality baseline (data_quality_monitor): Preprocess's output of the training
 # rows as endpoint requests, MonitorBaseline's output and the files the analyzer writes there.
@@ -184,6 +201,8 @@ _INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9]+")
 _METRIC = re.compile(r"[a-z][a-z0-9_]*")
 _HYPERPARAMETER = re.compile(r"[a-z][a-z0-9_-]*")
 _PIPELINE_NAME = re.compile(r"[A-Za-z0-9](-*[A-Za-z0-9]){0,255}")
+_TRACKING_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]*:\d*:(mlflow-tracking-server|mlflow-app)/[\w-]+")
+_TRACKING_URL = re.compile(r"https?://[^\s/?#]+(/[^\s]*)?")
 _KEY_PREFIX = re.compile(r"[\w!.*'()-]+(/[\w!.*'()-]+)*")
 
 # Stand-ins: tokens the SDK accepts anywhere (bucket names, ids, ARNs), never found in real values.
@@ -264,9 +283,12 @@ class PipelineSettings:
     # endpoint requests, MonitorBaseline runs the Model Monitor analyzer on them and RegisterModel
     # records its statistics and constraints (module doc). Such a pipeline runs only in SageMaker.
     data_quality_monitor: bool = False
+    # Where Preprocess, Train and Evaluate log the execution's MLflow run: a SageMaker MLflow tracking
+    # server or MLflow App ARN (or one placeholder for it), an http(s) URL (local runs), or None (no tracking).
     tracking_uri: str | None = None
 
     def __post_init__(self) -> None:
+        _check_tracking_uri(self.tracking_uri)
         if not isinstance(self.data_quality_monitor, bool):
             raise _fail("data_quality_monitor", self.data_quality_monitor, "must be True or False")
         _check_sequences(self, ("subnet_ids", "security_group_ids"))
@@ -312,6 +334,30 @@ class PipelineSettings:
 
 
 # --- Validation shared by the settings classes ------------------------------------------------
+
+
+def _check_tracking_uri(uri: object) -> None:
+    if uri is None:
+        return
+    if not isinstance(uri, str) or not uri:
+        raise _fail("tracking_uri", uri, "must be None or a non-empty string")
+    if "${" in uri:
+        if not _is_whole_placeholder(uri):
+            raise _fail("tracking_uri", uri, "may be one ${Name} placeholder, not a string containing one")
+        return
+    # Deploy-time values reach here resolved by other tools (published values, test stand-ins): only what is
+    # certainly wrong fails: spaces, another URL scheme, an ARN of anything but a SageMaker MLflow resource.
+    if (
+        re.search(r"\s", uri)
+        or ("://" in uri and not _TRACKING_URL.fullmatch(uri))
+        or (uri.startswith("arn:") and not _TRACKING_ARN.fullmatch(uri))
+    ):
+        raise _fail(
+            "tracking_uri",
+            uri,
+            "is neither a SageMaker MLflow tracking server or App ARN "
+            "(arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>) nor an http(s):// URL",
+        )
 
 
 def _owner(settings: object) -> str:
@@ -843,9 +889,18 @@ def _code_inputs(s: _JobSettings, *, runner: Any = None, source: Any = None) -> 
 
 
 def _processor(
-    s: _JobSettings, session: Any, names: _ObjectNames, *, image: str, job: str, instance_type: Any, isolated: bool
+    s: _JobSettings,
+    session: Any,
+    names: _ObjectNames,
+    *,
+    image: str,
+    job: str,
+    instance_type: Any,
+    isolated: bool,
+    env: Mapping[str, Any] | None = None,
 ) -> Any:
-    """A processing job that runs ``bash run_step.sh <script> <args>``, in the VPC, encrypted with the KMS key."""
+    """A processing job that runs ``bash run_step.sh <script> <args>``, in the VPC, encrypted with the KMS key
+    (``env``: more of its environment)."""
     return _image_processor(
         s,
         session,
@@ -854,7 +909,7 @@ def _processor(
         instance_type=instance_type,
         isolated=isolated,
         entrypoint=["bash", f"{_CODE_DIR}/{names.runner}"],
-        env={"RUN_STEP_SOURCE_DIR": _SOURCE_DIR},  # where run_step.sh finds the tarball
+        env={"RUN_STEP_SOURCE_DIR": _SOURCE_DIR, **(env or {})},  # where run_step.sh finds the tarball
     )
 
 
@@ -867,7 +922,7 @@ def _image_processor(
     instance_type: Any,
     isolated: bool,
     entrypoint: list[str] | None,
-    env: Mapping[str, str],
+    env: Mapping[str, Any],
 ) -> Any:
     """A processing job running ``image`` (with ``entrypoint``, else the image's own), in the VPC, encrypted
     with the KMS key."""
@@ -928,6 +983,35 @@ def champion_metadata_keys(metric: str) -> tuple[str, ...]:
     return (f"challenger_{metric}", f"champion_{metric}", "champion", "champion_model_data", "champion_margin")
 
 
+# The registered version's lineage in its customer metadata (lineage_metadata_keys). Values are what
+# CreateModelPackage's CustomerMetadataProperties allow (botocore's CustomerMetadataMap: at most 50 entries,
+# keys up to 128 and values up to 256 characters of letters, digits, spaces and _.:/=+-@).
+MLFLOW_RUN_KEY: Final = "mlflow_run_id"
+MLFLOW_EXPERIMENT_KEY: Final = "mlflow_experiment"
+GIT_COMMIT_KEY: Final = "git_commit"
+DATA_MANIFEST_KEY: Final = "data_manifest_sha256"
+DATA_PARTITIONS_KEY: Final = "data_partitions"
+EXECUTION_ARN_KEY: Final = "pipeline_execution_arn"
+EVALUATION_KEY_PREFIX: Final = "evaluation_"
+EVALUATION_METRIC_KEYS: Final = ("rmse", "mae", "r2", "mse")
+
+
+def lineage_metadata_keys() -> tuple[str, ...]:
+    """The customer metadata keys of a registered version's lineage: its MLflow run (``none`` without
+    tracking) and experiment, the git commit (``unknown`` unless CI passed it), the data version (the
+    sha256 of the manifest of the files read, and ``<count>:<first>..<last>`` of their partitions), the
+    pipeline execution ARN and the evaluation's metrics."""
+    return (
+        MLFLOW_RUN_KEY,
+        MLFLOW_EXPERIMENT_KEY,
+        GIT_COMMIT_KEY,
+        DATA_MANIFEST_KEY,
+        DATA_PARTITIONS_KEY,
+        EXECUTION_ARN_KEY,
+        *(f"{EVALUATION_KEY_PREFIX}{name}" for name in EVALUATION_METRIC_KEYS),
+    )
+
+
 def serving_metadata() -> dict[str, str]:
     """The model package's customer metadata: the sha256 of the serving code (``packaging.code_sha256``
     of what train.py copies into code/, from the same checkout as the steps tarball)."""
@@ -950,6 +1034,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
         StoppingCondition,
     )
     from sagemaker.core.workflow import (
+        ExecutionVariables,
         Join,
         JsonGet,
         ParameterFloat,
@@ -983,13 +1068,39 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     source_code = ParameterString(name=SOURCE_TAR_URI, default_value=s.source_tar_uri)
     contract_code = ParameterString(name=CONTRACT_URI, default_value=s.contract_uri)
     champion_model_data = ParameterString(name=CHAMPION_MODEL_DATA, default_value=s.runner_uri)
+    git_commit = ParameterString(name=GIT_COMMIT, default_value=NO_COMMIT)
+    tracking = s.tracking_uri is not None
+
+    def tracking_environment(image: str) -> dict[str, Any]:
+        """Where a tracked job logs (none: tracking off) and the lineage it records (steps/tracking.py)."""
+        if s.tracking_uri is None:
+            return {}
+        return {
+            TRACKING_URI_VARIABLE: s.tracking_uri,
+            EXPERIMENT_VARIABLE: s.model_package_group_name,
+            RUN_NAME_VARIABLE: ExecutionVariables.PIPELINE_EXECUTION_ID,
+            EXECUTION_ARN_VARIABLE: ExecutionVariables.PIPELINE_EXECUTION_ARN,
+            COMMIT_VARIABLE: git_commit,
+            IMAGE_VARIABLE: image,
+            SERVING_IMAGE_VARIABLE: xgboost_inference_image,
+        }
 
     def output_uri(step: Any, name: str) -> Any:
         return step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
 
-    def processor(image: str, job: str) -> Any:
-        # Processing jobs read their inputs from local disk: no network.
-        return _processor(s, session, names, image=image, job=job, instance_type=processing_type, isolated=True)
+    def processor(image: str, job: str, *, tracked: bool = False) -> Any:
+        # Processing jobs read their inputs from local disk: no network. A tracked job logs to the tracking
+        # server over the network (VPC endpoints only: the subnets have no NAT), and only with tracking on.
+        return _processor(
+            s,
+            session,
+            names,
+            image=image,
+            job=job,
+            instance_type=processing_type,
+            isolated=not (tracked and tracking),
+            env=tracking_environment(image) if tracked else None,
+        )
 
     code_inputs = _code_inputs(s, runner=runner_code, source=source_code)
     data_inputs = [
@@ -1024,9 +1135,10 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
 
     # Preprocess (-> MonitorBaseline)
     splits = ("train", "validation", "test", "baseline", *((SERVING_OUTPUT,) if monitor else ()))
+    data_version = PropertyFile(name=DATA_VERSION, output_name="baseline", path=DATA_VERSION_FILE)
     preprocess = ProcessingStep(
         name=PREPROCESS,
-        step_args=processor(sklearn_image, "preprocess").run(
+        step_args=processor(sklearn_image, "preprocess", tracked=True).run(
             inputs=code_inputs + data_inputs,
             outputs=[_processing_output(s, PREPROCESS, split, f"{_PROCESSING_OUTPUT}/{split}") for split in splits],
             arguments=[
@@ -1037,6 +1149,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
                 *(["--serving-sample"] if monitor else []),
             ],
         ),
+        property_files=[data_version],
     )
 
     # MonitorBaseline (data_quality_monitor only): the Model Monitor analyzer on Preprocess's serving sample.
@@ -1099,9 +1212,10 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
         networking=Networking(
             subnets=list(s.subnet_ids),
             security_group_ids=list(s.security_group_ids),
-            enable_network_isolation=True,
+            enable_network_isolation=not tracking,
             enable_inter_container_traffic_encryption=True,
         ),
+        environment=tracking_environment(xgboost_image) or None,
         stopping_condition=StoppingCondition(max_runtime_in_seconds=s.max_runtime_seconds),
         output_data_config=OutputDataConfig(
             s3_output_path=_location(s, TRAIN, "model"), kms_key_id=s.kms_key_arn, compression_type="GZIP"
@@ -1124,7 +1238,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
     evaluation_report = PropertyFile(name=EVALUATION_REPORT, output_name="evaluation", path=EVALUATION_REPORT_FILE)
     evaluate = ProcessingStep(
         name=EVALUATE,
-        step_args=processor(xgboost_image, "evaluate").run(
+        step_args=processor(xgboost_image, "evaluate", tracked=True).run(
             inputs=[
                 *code_inputs,
                 _processing_input("model", model_data, _MODEL_DIR),
@@ -1158,6 +1272,31 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
         )
         for key in champion_metadata_keys(s.metric)
     }
+
+    def text(value: Any) -> Any:
+        return Join(on="", values=[value])
+
+    # The version's lineage (lineage_metadata_keys): run, commit, data version, execution, evaluation metrics.
+    lineage_metadata = {
+        MLFLOW_RUN_KEY: text(
+            JsonGet(step_name=EVALUATE, property_file=evaluation_report, json_path="metadata.mlflow_run_id")
+        ),
+        MLFLOW_EXPERIMENT_KEY: s.model_package_group_name if tracking else "none",
+        GIT_COMMIT_KEY: text(git_commit),
+        DATA_MANIFEST_KEY: text(JsonGet(step_name=PREPROCESS, property_file=data_version, json_path="manifest_sha256")),
+        DATA_PARTITIONS_KEY: text(
+            JsonGet(step_name=PREPROCESS, property_file=data_version, json_path="partitions_summary")
+        ),
+        EXECUTION_ARN_KEY: text(ExecutionVariables.PIPELINE_EXECUTION_ARN),
+        **{
+            f"{EVALUATION_KEY_PREFIX}{name}": text(
+                JsonGet(
+                    step_name=EVALUATE, property_file=evaluation_report, json_path=f"regression_metrics.{name}.value"
+                )
+            )
+            for name in EVALUATION_METRIC_KEYS
+        },
+    }
     meets = ConditionLessThanOrEqualTo if s.goal == "minimize" else ConditionGreaterThanOrEqualTo
     operator = "<=" if s.goal == "minimize" else ">="
 
@@ -1179,7 +1318,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
             content_types=["text/csv", "application/json"],
             response_types=["application/json", "text/csv"],
             approval_status=REGISTERED_APPROVAL_STATUS,
-            customer_metadata_properties={**serving_metadata(), **champion_metadata},
+            customer_metadata_properties={**serving_metadata(), **champion_metadata, **lineage_metadata},
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(
                     content_type="application/json",
@@ -1241,6 +1380,7 @@ def _compile(s: PipelineSettings, names: _ObjectNames) -> str:
             runner_code,
             source_code,
             contract_code,
+            git_commit,
             champion_model_data,
         ],
         # SageMaker does not run a ConditionStep nested in another's branches: CheckMetric is top-level,

@@ -3,6 +3,11 @@
     python -m pipelines_src.local.run --rows 100000            # generate data, run, register if good enough
     python -m pipelines_src.local.run --data DIR               # raw files you have (dt=YYYY-MM-DD/...)
     python -m pipelines_src.local.run --rows 5000 --bad-rows 20  # see ValidateData stop the run
+    python -m pipelines_src.local.run --no-tracking             # no local MLflow server
+
+Runs log to a local MLflow server (pipelines_src/local/mlflow_server.py, ``make mlflow-env``) with its
+store in ``.mlflow/`` of the checkout (``--tracking-store``), through the same tracking code the jobs
+use in SageMaker; ``make mlflow-ui`` shows them.
 
 The definition is the one the MLPlatform stack deploys, built by the same function with
 local names; each step runs the same script the SageMaker job runs.
@@ -11,17 +16,20 @@ local names; each step runs the same script the SageMaker job runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines_src.local import images
+from pipelines_src.local import images, mlflow_server
 from pipelines_src.local.runner import LocalPipelineRunner, RunResult
 from pipelines_src.local.storage import upload
 
@@ -40,6 +48,16 @@ class LocalRun:
     definition: dict[str, Any]
     workdir: Path
     model_package_arn: str | None
+    tracking_uri: str | None = None
+
+    def tracking(self) -> dict[str, Any] | None:
+        """The last tracked step's tracking.json (Evaluate's, else Train's or Preprocess's), if any was written."""
+        for pattern in ("Evaluate/**/tracking.json", "Train/**/tracking.json", "Preprocess/**/tracking.json"):
+            found = sorted((self.workdir / "jobs").glob(pattern))
+            if found:
+                report: dict[str, Any] = json.loads(found[0].read_text())
+                return report
+        return None
 
 
 def stage_code(s3: Any, dataset: str, scratch: Path) -> dict[str, str]:
@@ -76,8 +94,14 @@ def run_local_pipeline(
     on_event: Callable[[str], None] = print,
     interpreters: str = "auto",
     data_quality_monitor: bool = False,
+    tracking_uri: str | None = None,
+    commit: str | None = None,
 ) -> LocalRun:
-    """Stage code and data in the given (embedded) S3, build the definition, run it step by step."""
+    """Stage code and data in the given (embedded) S3, build the definition, run it step by step.
+
+    ``tracking_uri``: the MLflow server the tracked steps log to (None: no tracking); ``commit``: the
+    GitCommit parameter (the registered version's lineage).
+    """
     from pipelines_src.definition import PipelineSettings
 
     for bucket in (RAW_BUCKET, ARTIFACTS_BUCKET, CODE_BUCKET):
@@ -109,17 +133,28 @@ def run_local_pipeline(
         runner_uri=code["runner_uri"],
         contract_uri=code["contract_uri"],
         data_quality_monitor=data_quality_monitor,
+        tracking_uri=tracking_uri,
     )
     definition: dict[str, Any] = json.loads(_built(settings))
+    if commit:
+        parameters = {"GitCommit": commit, **(parameters or {})}
     runner = LocalPipelineRunner(
-        definition, s3=s3, sagemaker=sagemaker, workdir=workdir / "jobs", on_event=on_event, interpreters=interpreters
+        definition,
+        s3=s3,
+        sagemaker=sagemaker,
+        workdir=workdir / "jobs",
+        on_event=on_event,
+        interpreters=interpreters,
+        pipeline_name=settings.pipeline_name,
     )
     # Outputs go under the execution id: runs that must not overwrite each other's models need their own.
     result = runner.run(parameters, execution_id=execution_id)
     arn = next(
         (props.get("ModelPackageArn") for props in result.properties.values() if "ModelPackageArn" in props), None
     )
-    return LocalRun(result=result, definition=definition, workdir=workdir, model_package_arn=arn)
+    return LocalRun(
+        result=result, definition=definition, workdir=workdir, model_package_arn=arn, tracking_uri=tracking_uri
+    )
 
 
 def run_local_drift(
@@ -196,7 +231,33 @@ def summary(run: LocalRun) -> str:
     lines.append(f"run {run.result.status.lower()}" + (f": {run.result.failure}" if run.result.failure else ""))
     if run.model_package_arn:
         lines.append(f"registered {run.model_package_arn} (PendingManualApproval)")
+    tracked = run.tracking()
+    if tracked and tracked.get("run_id"):
+        lines.append(
+            f"tracked: MLflow run {tracked['run_id']} of experiment {tracked['experiment']!r} ({tracked['status']}); "
+            f"make mlflow-ui shows it at {run_link(tracked, f'http://{mlflow_server.HOST}:{mlflow_server.UI_PORT}')}"
+        )
+    elif tracked:
+        lines.append(f"tracking {tracked['status']}: {tracked.get('reason') or '; '.join(tracked['errors'])}")
     return "\n".join(lines)
+
+
+def run_link(tracked: dict[str, Any], base: str) -> str:
+    """Where the MLflow UI at ``base`` shows the run of a tracking.json."""
+    base = base.rstrip("/")
+    return f"{base}/#/experiments/{tracked.get('experiment_id')}/runs/{tracked.get('run_id')}"
+
+
+def git_commit(root: Path = PIPELINES_SRC.parent) -> str | None:
+    """The checkout's commit (with ``-dirty`` when it has changes), or None outside a git work tree."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head}-dirty" if dirty.stdout.strip() else head
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,19 +274,45 @@ def main(argv: list[str] | None = None) -> int:
         "--threshold", type=float, help="MetricThreshold (default: the stage's model.threshold, in the metric's unit)"
     )
     parser.add_argument("--workdir", type=Path, help="keep job folders here (default: a temporary folder)")
+    parser.add_argument(
+        "--tracking-store", type=Path, default=None, help="the local MLflow store (default .mlflow/ of the checkout)"
+    )
+    parser.add_argument("--no-tracking", action="store_true", help="start no MLflow server; the steps log nothing")
     images.add_interpreter_option(parser)
     args = parser.parse_args(argv)
     model = stage_model(args.stage)
     if model is None:
         return 2
     threshold = model.threshold if args.threshold is None else args.threshold
-
-    from moto import mock_aws
-
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pipeline-local-"))
     workdir.mkdir(parents=True, exist_ok=True)
     raw_dir = args.data or generate_raw(workdir / "raw", rows=args.rows, seed=args.seed, bad_rows=args.bad_rows)
+
+    with contextlib.ExitStack() as stack:
+        tracking_uri = None
+        if not args.no_tracking:
+            try:
+                server = stack.enter_context(mlflow_server.running(args.tracking_store or mlflow_server.DEFAULT_STORE))
+            except mlflow_server.MlflowServerError as error:
+                print(f"pipeline-local: {error}; or run with --no-tracking", file=sys.stderr)
+                return 2
+            tracking_uri = server.url
+            print(f"MLflow server {server.url}, store {server.store}", flush=True)
+        run = _main_run(args, model, workdir, raw_dir, threshold, tracking_uri)
+    print(summary(run))
+    if run.result.status != "Succeeded":
+        report = next(workdir.glob("jobs/ValidateData/**/validation_report.json"), None)
+        if report and json.loads(report.read_text()).get("violation_count"):
+            print(f"data contract report: {report}")
+        return 1
+    return 0
+
+
+def _main_run(
+    args: argparse.Namespace, model: Any, workdir: Path, raw_dir: Path, threshold: float, tracking_uri: str | None
+) -> LocalRun:
     import boto3
+    from moto import mock_aws
 
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
@@ -241,14 +328,12 @@ def main(argv: list[str] | None = None) -> int:
             threshold=threshold,
             parameters={"MetricThreshold": threshold},
             interpreters=args.interpreters,
+            tracking_uri=tracking_uri,
+            commit=git_commit(),
+            # one MLflow run per execution: every local run is an execution of its own
+            execution_id=f"local-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}",
         )
-    print(summary(run))
-    if run.result.status != "Succeeded":
-        report = next(workdir.glob("jobs/ValidateData/**/validation_report.json"), None)
-        if report and json.loads(report.read_text()).get("violation_count"):
-            print(f"data contract report: {report}")
-        return 1
-    return 0
+    return run
 
 
 def stage_model(stage: str) -> Any:

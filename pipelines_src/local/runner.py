@@ -37,6 +37,9 @@ from pipelines_src.local.graph import step_graph
 from pipelines_src.local.storage import download, split_s3_uri, upload
 
 CONTAINER_ROOT = "/opt/ml/"
+# The account and region of local executions' ARNs (those of the embedded AWS).
+LOCAL_ACCOUNT = "123456789012"
+LOCAL_REGION = "us-east-1"
 
 
 @dataclass
@@ -88,8 +91,11 @@ class LocalPipelineRunner:
         job_environment: Mapping[str, str] | None = None,
         interpreters: str = images.AUTO,
         on_step: Callable[[StepResult], None] | None = None,
+        pipeline_name: str | None = None,
     ) -> None:
         self.definition = definition
+        # Execution.PipelineName (and the execution's ARN): the definition JSON names no pipeline itself.
+        self.pipeline_name = str(definition.get("PipelineName", "")) if pipeline_name is None else pipeline_name
         self.graph = step_graph(definition)
         self.s3 = s3
         self.sagemaker = sagemaker
@@ -115,7 +121,11 @@ class LocalPipelineRunner:
         self._property_files = {}
         resolver = Resolver(
             parameters=values,
-            execution={"PipelineExecutionId": execution_id, "PipelineName": self.definition.get("PipelineName", "")},
+            execution={
+                "PipelineExecutionId": execution_id,
+                "PipelineName": self.pipeline_name,
+                "PipelineExecutionArn": execution_arn(self.pipeline_name, execution_id),
+            },
             step_properties=properties,
             property_file=lambda step, name: self._property_files[(step, name)],
         )
@@ -249,6 +259,8 @@ class LocalPipelineRunner:
             command, env = self._toolkit_training(job_dir, raw, channels, python)
         else:
             command, env = self._script_training(job_dir, raw, channels, python)
+        # the job's own environment (CreateTrainingJob's Environment), then what the toolkit sets
+        env = {**{key: str(value) for key, value in arguments.get("Environment", {}).items()}, **env}
         output = self._execute(name, command, env, job_dir, python=python, cwd=job_dir / "code")
         job_name = f"{name}-local"
         uri = f"{str(arguments['OutputDataConfig']['S3OutputPath']).rstrip('/')}/{job_name}/output/model.tar.gz"
@@ -411,6 +423,11 @@ def _flag(value: Any) -> str:
 
 def _flag_name(key: str) -> str:
     return f"--{key}" if len(key) > 1 else f"-{key}"
+
+
+def execution_arn(pipeline: str, execution_id: str) -> str:
+    """The ARN a local execution goes by: a SageMaker pipeline execution ARN of the local account and region."""
+    return f"arn:aws:sagemaker:{LOCAL_REGION}:{LOCAL_ACCOUNT}:pipeline/{pipeline.lower()}/execution/{execution_id}"
 
 
 def pack_model(model_dir: Path, archive: Path) -> Path:

@@ -55,10 +55,11 @@ import numpy.typing as npt
 import xgboost as xgb
 
 try:
-    from . import features
+    from . import features, tracking
     from .metrics import GOALS, METRICS, regression_metrics
 except ImportError:  # run as a script inside a SageMaker container
     import features  # type: ignore[no-redef, import-not-found]
+    import tracking  # type: ignore[no-redef, import-not-found]
     from metrics import GOALS, METRICS, regression_metrics  # type: ignore[no-redef, import-not-found]
 
 MODEL_DIR = "/opt/ml/processing/input/model"
@@ -219,6 +220,45 @@ def evaluate(
     return report
 
 
+def track(tracker: tracking.Tracker, report: dict[str, Any], output_dir: str | Path) -> None:
+    """Log the evaluation to the execution's run and end the run (Evaluate is its last step).
+
+    Logs the metrics (``evaluation.<metric>`` and its standard deviation, the additional metrics), the gate
+    and champion as params and tags, and evaluation.json as an artifact. evaluation.json then carries
+    ``tracking`` (the tracker's report as it stood before evaluation.json's own upload) and, beside the
+    gate's, ``metadata.mlflow_run_id`` (``none`` without a run): the registered version's lineage. The
+    final outcome is tracking.json, beside it.
+    """
+    metrics: dict[str, Any] = {}
+    for name, entry in report["regression_metrics"].items():
+        metrics[f"evaluation.{name}"] = entry["value"]
+        metrics[f"evaluation.{name}_std"] = entry["standard_deviation"]
+    metrics.update({f"evaluation.{name}": value for name, value in report["additional_metrics"].items()})
+    metrics["evaluation.rows"] = report["rows"]
+    tracker.log_metrics(metrics)
+    gate = report.get("gate")
+    if gate is not None:
+        tracker.log_params({f"gate.{key}": gate[key] for key in ("metric", "goal", "threshold", "margin")})
+        champion = report["champion"]
+        tracker.set_tags(
+            {
+                "gate.register": str(gate["register"]).lower(),
+                "gate.reason": gate["reason"],
+                "champion.status": champion["status"],
+                "champion.model_data": champion["model_data"],
+            }
+        )
+        if champion["status"] == SCORED:
+            tracker.log_metrics({f"champion.{k}": v for k, v in champion["regression_metrics"].items()})
+    report["tracking"] = tracker.report()
+    report.setdefault("metadata", {})["mlflow_run_id"] = tracker.run_id or tracking.NO_RUN
+    path = Path(output_dir) / EVALUATION_FILE
+    path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tracker.log_artifact(path, "evaluation")
+    tracker.finish("FINISHED")
+    tracker.write_report(output_dir)
+
+
 def _champion(model: Any, model_data: str, table: Any, shown: str) -> dict[str, Any]:
     """The champion's entry of the report: its metrics on ``table``, or why it has none."""
     if model is None:
@@ -344,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     gated = (args.metric, args.goal, args.threshold)
     if any(value is not None for value in gated) and None in gated:
         parser.error("--metric, --goal and --threshold go together")
+    tracker = tracking.Tracker.open("evaluate")
     try:
         gate = None if args.metric is None else Gate(args.metric, args.goal, args.threshold, args.champion_margin)
         none = args.champion_model_data in (args.no_champion, NO_CHAMPION)
@@ -358,7 +399,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (ValueError, OSError, xgb.core.XGBoostError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
+        tracker.set_tags({"mlops.failed_step": "evaluate", "mlops.failure": str(error)})
+        tracker.finish("FAILED")
+        tracker.write_report(args.output_dir)
         return 2
+    track(tracker, report, args.output_dir)
     metrics = report["regression_metrics"]
     scores = " ".join(f"{name}={metrics[name]['value']:.4f}" for name in ("rmse", "mae", "r2"))
     baseline = report["additional_metrics"]["mean_predictor_rmse"]

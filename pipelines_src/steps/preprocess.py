@@ -9,6 +9,9 @@ writes, under the output folder::
         empty cells for missing values)
     train/features.json
         the feature encoding, which train copies next to the model
+    baseline/data_version.json
+        the data version: the partitions read (``dt=...`` folders), each file's path, size and sha256,
+        and the sha256 of that manifest (``data_version``); the registered version's lineage reads it
     baseline/baseline.json
         statistics of the training split that drift detection compares new data with:
         per numeric feature quantiles, histogram (fixed bin edges and counts), mean, std
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import sys
@@ -46,16 +50,19 @@ import pandas as pd  # type: ignore[import-untyped]
 
 try:
     from . import contract as contracts
-    from . import features
+    from . import features, tracking
 except ImportError:  # run as a script inside a SageMaker container
     import contract as contracts  # type: ignore[no-redef, import-not-found]
     import features  # type: ignore[no-redef, import-not-found]
+    import tracking  # type: ignore[no-redef, import-not-found]
 
 DATA_DIR = "/opt/ml/processing/input/data"
 CONTRACT_PATH = "/opt/ml/processing/input/contract/contract.json"
 OUTPUT_DIR = "/opt/ml/processing/output"
 SPLITS = ("train", "validation", "test")
 BASELINE_FILE = "baseline.json"
+DATA_VERSION_FILE = "data_version.json"
+TRACKING_DIR = "tracking"
 SERVING_DIR = "serving"
 SERVING_FILE = "serving.csv"
 QUANTILE_LEVELS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
@@ -110,6 +117,10 @@ def preprocess(
     baseline_path.parent.mkdir(parents=True, exist_ok=True)
     baseline_path.write_text(json.dumps(baseline, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     written["baseline"] = str(baseline_path)
+    version = data_version(data_dir)
+    version_path = baseline_path.parent / DATA_VERSION_FILE
+    version_path.write_text(json.dumps(version, indent=2) + "\n", encoding="utf-8")
+    written["data_version"] = str(version_path)
     if serving_sample:
         serving_path = output / SERVING_DIR / SERVING_FILE
         serving_path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +135,40 @@ def preprocess(
         "splits": {split: len(indices[split]) for split in SPLITS},
         "features": spec.names,
         "outputs": written,
+        "data_version": version,
         "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def data_version(data_dir: str | Path) -> dict[str, Any]:
+    """What data this is: the data files under ``data_dir`` (``contract.data_files``), each with its path
+    relative to ``data_dir``, size and sha256, in path order; the partitions they sit in (the
+    ``name=value`` folders of their paths, ``.`` for none); and ``manifest_sha256``, the sha256 of the
+    manifest lines ``<sha256>  <size>  <path>``. The same files give the same hash, wherever they are.
+
+    ``partitions_summary`` says the same in a registry metadata value's characters: ``<count>:<first>..<last>``.
+    """
+    root = Path(data_dir)
+    base = root.parent if root.is_file() else root
+    manifest = []
+    partitions = set()
+    for path in contracts.data_files(root):
+        relative = path.relative_to(base).as_posix()
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        manifest.append({"path": relative, "size": path.stat().st_size, "sha256": digest.hexdigest()})
+        folders = [part for part in relative.split("/")[:-1] if "=" in part]
+        partitions.add("/".join(folders) or ".")
+    lines = "".join(f"{item['sha256']}  {item['size']}  {item['path']}\n" for item in manifest)
+    ordered = sorted(partitions)
+    summary = f"{len(ordered)}:{ordered[0]}..{ordered[-1]}" if ordered else "0:none"
+    return {
+        "manifest_sha256": hashlib.sha256(lines.encode("utf-8")).hexdigest(),
+        "partitions": ordered,
+        "partitions_summary": summary[:256],
+        "files": manifest,
     }
 
 
@@ -152,6 +196,32 @@ def split_indices(
         "validation": np.sort(order[test : test + validation]),
         "test": np.sort(order[:test]),
     }
+
+
+def track(tracker: tracking.Tracker, summary: dict[str, Any], arguments: dict[str, Any]) -> None:
+    """Log what preprocess did to the execution's run: its settings, row counts, the data version, the baseline."""
+    version = summary["data_version"]
+    tracker.log_params(
+        {f"preprocess.{name}": arguments[name] for name in ("validation_fraction", "test_fraction", "seed")}
+    )
+    tracker.log_metrics(
+        {
+            "data.rows": summary["rows"],
+            "data.rows_without_target": summary["rows_without_target"],
+            "data.files": summary["files"],
+            **{f"data.{split}_rows": count for split, count in summary["splits"].items()},
+        }
+    )
+    tracker.set_tags(
+        {
+            "data.manifest_sha256": version["manifest_sha256"],
+            "data.partitions": " ".join(version["partitions"]),
+            "data.partition_count": len(version["partitions"]),
+            "data.features": " ".join(summary["features"]),
+        }
+    )
+    tracker.log_artifact(summary["outputs"]["data_version"], "data")
+    tracker.log_artifact(summary["outputs"]["baseline"], "baseline")
 
 
 # --- serving sample ---------------------------------------------------------------------
@@ -333,7 +403,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"also write {SERVING_DIR}/{SERVING_FILE}: the training rows as endpoint requests, with a header",
     )
+    parser.add_argument(
+        "--tracking-dir", help=f"where {tracking.STATUS_FILE} goes (default <output-dir>/{TRACKING_DIR})"
+    )
     args = parser.parse_args(argv)
+    tracker = tracking.Tracker.open("preprocess")
+    tracking_dir = args.tracking_dir or str(Path(args.output_dir) / TRACKING_DIR)
     try:
         summary = preprocess(
             args.data_dir,
@@ -346,7 +421,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as error:  # contract, feature and argument errors
         print(f"preprocess: {error}", file=sys.stderr)
+        tracker.set_tags({"mlops.failed_step": "preprocess", "mlops.failure": str(error)})
+        tracker.finish("FAILED")
+        tracker.write_report(tracking_dir)
         return 2
+    track(tracker, summary, vars(args))
+    tracker.write_report(tracking_dir)
     splits = ", ".join(f"{name} {count}" for name, count in summary["splits"].items())
     print(f"preprocess: {summary['rows']} rows from {summary['files']} files -> {splits} ({summary['seconds']} s)")
     return 0

@@ -44,9 +44,10 @@ import numpy as np
 import xgboost as xgb
 
 try:
-    from . import features
+    from . import features, tracking
 except ImportError:  # run as a script inside a SageMaker container
     import features  # type: ignore[no-redef, import-not-found]
+    import tracking  # type: ignore[no-redef, import-not-found]
 
 MODEL_FILE = "xgboost-model.json"
 CODE_DIR = "code"
@@ -56,6 +57,7 @@ SERVING_CODE = ("capture.py", "contract.py", "features.py", SERVING_PROGRAM)
 DEFAULT_TRAIN_DIR = "/opt/ml/input/data/train"
 DEFAULT_VALIDATION_DIR = "/opt/ml/input/data/validation"
 DEFAULT_MODEL_DIR = "/opt/ml/model"
+DEFAULT_OUTPUT_DATA_DIR = "/opt/ml/output/data"  # uploaded as the job's output.tar.gz: tracking.json goes here
 ROWS_PER_THREAD = 250_000
 _ALIASES = {"lambda": "reg_lambda", "alpha": "reg_alpha", "num_boost_round": "num_round", "learning_rate": "eta"}
 
@@ -196,6 +198,8 @@ def train(
         callbacks=[_Progress(params.log_every)],
     )
     best = int(booster.best_iteration)
+    model = booster[: best + 1]
+    gains = model.get_score(importance_type="gain")
     metrics = {
         "train_rmse": float(history["train"]["rmse"][best]),
         "validation_rmse": float(history["validation"]["rmse"][best]),
@@ -207,10 +211,18 @@ def train(
         "target_mean": float(np.mean(train_y, dtype=np.float64)),
         "seconds": round(time.perf_counter() - started, 3),
         "hyperparameters": dataclasses.asdict(params),
+        # the eval metric per round, and each feature's average gain in the kept trees (0: never split on)
+        "curve": {f"{name}_rmse": [float(value) for value in scores["rmse"]] for name, scores in history.items()},
+        "feature_importance": {name: _number(gains.get(name, 0.0)) for name in spec.names},
     }
-    _save(booster[: best + 1], spec, metrics, Path(model_dir))
+    _save(model, spec, metrics, Path(model_dir))
     print(f"validation-rmse={metrics['validation_rmse']:.6f}", flush=True)
     return metrics
+
+
+def _number(value: Any) -> float:
+    """A score of ``Booster.get_score``: a number (a list only for vector leaves, which regression has not)."""
+    return float(value[0] if isinstance(value, list) else value)
 
 
 def _save(booster: xgb.Booster, spec: features.FeatureSpec, metrics: dict[str, Any], model_dir: Path) -> None:
@@ -225,6 +237,20 @@ def _save(booster: xgb.Booster, spec: features.FeatureSpec, metrics: dict[str, A
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / MODEL_FILE))
     copy_serving_code(model_dir / CODE_DIR)
+
+
+def track(tracker: tracking.Tracker, metrics: dict[str, Any]) -> None:
+    """Log the training to the execution's run: hyperparameters, the training curve (the RMSE of every
+    round on both splits), the summary metrics and the feature importance, as a bar chart (SVG) and JSON."""
+    tracker.log_params({f"train.{name}": value for name, value in metrics["hyperparameters"].items()})
+    tracker.log_series({f"train.curve.{name}": values for name, values in metrics["curve"].items()})
+    summary = ("train_rmse", "validation_rmse", "best_iteration", "rounds_trained", "train_rows", "seconds")
+    tracker.log_metrics({f"train.{name}": metrics[name] for name in summary})
+    importance = metrics["feature_importance"]
+    tracker.log_text(
+        tracking.bar_chart_svg("Feature importance (average gain)", importance), "train/feature_importance.svg"
+    )
+    tracker.log_text(json.dumps(importance, indent=2, sort_keys=True) + "\n", "train/feature_importance.json")
 
 
 def serving_code_files(here: Path | None = None) -> list[Path]:
@@ -264,6 +290,7 @@ def _parser() -> argparse.ArgumentParser:
         default=environment.get("SM_CHANNEL_VALIDATION", DEFAULT_VALIDATION_DIR),
     )
     parser.add_argument("--model-dir", default=environment.get("SM_MODEL_DIR", DEFAULT_MODEL_DIR))
+    parser.add_argument("--output-data-dir", default=environment.get("SM_OUTPUT_DATA_DIR", DEFAULT_OUTPUT_DATA_DIR))
     defaults = Hyperparameters()
     for field in dataclasses.fields(Hyperparameters):
         dashed = "--" + field.name.replace("_", "-")
@@ -285,11 +312,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown arguments: {' '.join(unexpected)}")
     names = [field.name for field in dataclasses.fields(Hyperparameters)]
     values = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    tracker = tracking.Tracker.open("train")
     try:
         metrics = train(args.train_dir, args.validation_dir, args.model_dir, Hyperparameters(**values))
     except ValueError as error:
         print(f"train: {error}", file=sys.stderr)
+        tracker.set_tags({"mlops.failed_step": "train", "mlops.failure": str(error)})
+        tracker.finish("FAILED")
+        tracker.write_report(args.output_data_dir)
         return 2
+    track(tracker, metrics)
+    tracker.write_report(args.output_data_dir)
     print(
         f"train: best round {metrics['best_iteration'] + 1} of {metrics['rounds_trained']}, "
         f"train-rmse={metrics['train_rmse']:.4f}, {metrics['train_rows']} rows, {metrics['seconds']} s"

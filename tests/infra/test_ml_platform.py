@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipelines_src.definition import list_placeholders
+from pipelines_src.definition import TRACKED_STEPS, list_placeholders
 from resolver.config import PlatformConfig
 from stacks.constructs.model_build import asset_uri
 from tests.conftest import ROOT, Synthesized, exported_value
@@ -108,6 +108,8 @@ def test_parameters_default_to_the_stage_config(
         },
         # no champion until a caller resolves one: the deployed runner, an object that exists (definition.py)
         "ChampionModelData": asset_uri(ml_platform, build.runner),
+        # the commit CI trains (pipelines_src/cicd.py); nothing passed: unknown
+        "GitCommit": "unknown",
     }
     # the input default is the dataset's prefix of the curated zone: what the curation job wrote
     joined = variables["InputDataUri"]["Fn::Join"][1]
@@ -169,7 +171,9 @@ def test_every_job_runs_isolated_in_the_platform_subnets_with_the_lake_key(
             assert arguments["ResourceConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
             assert arguments["OutputDataConfig"]["KmsKeyId"] == "${KmsKeyArn}"
         assert vpc == {"Subnets": subnets, "SecurityGroupIds": ["${JobsSecurityGroup}"]}, job["Name"]
-        assert isolated is True, job["Name"]
+        # with tracking on, the steps that log to the stage's MLflow App need the network (TRACKED_STEPS)
+        tracked = platform_config.stage(stage).tracking.managed and job["Name"] in TRACKED_STEPS
+        assert isolated is not tracked, job["Name"]
         assert arguments["RoleArn"] == "${RoleArn}"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pipelines_src.definition import TRACKED_STEPS
 from resolver.config import ConfigError, PlatformConfig
 from stacks.network_needs import (
     CURATION_JOB,
@@ -21,6 +22,7 @@ from stacks.network_needs import (
     QUALITY_JOB,
     ROOT,
     SAGEMAKER_TELEMETRY,
+    TRACKED_BUILD_STEPS,
     Workload,
     boto3_clients,
     check_met,
@@ -92,6 +94,12 @@ def _jobs(definition: str) -> list[dict[str, Any]]:
     ]
 
 
+def _job_names(definition: str) -> list[str]:
+    return [
+        step["Name"] for step in _steps(json.loads(definition)["Steps"]) if step["Type"] in ("Processing", "Training")
+    ]
+
+
 def _steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     found = []
     for step in steps:
@@ -111,7 +119,12 @@ def test_the_synthesized_jobs_run_as_declared(synthesized: Synthesized, stage: s
     platform = synthesized.stages[stage].ml_platform
     build_jobs = _jobs(platform.model_build.definition)
     assert len(build_jobs) >= 4
-    assert all(_isolated(job) == MODEL_BUILD_JOBS.network_isolated for job in build_jobs)
+    # with tracking, the steps that log to MLflow run as TRACKED_BUILD_STEPS declares; the others as declared
+    tracked = synthesized.stages[stage].config.tracking.managed
+    names = _job_names(platform.model_build.definition)
+    for name, job in zip(names, build_jobs, strict=True):
+        declared = TRACKED_BUILD_STEPS if tracked and name in TRACKED_STEPS else MODEL_BUILD_JOBS
+        assert _isolated(job) == declared.network_isolated, name
     (drift_job,) = _jobs(platform.drift_check.definition)
     assert _isolated(drift_job) == DRIFT_JOB.network_isolated
     for job in [*build_jobs, drift_job]:

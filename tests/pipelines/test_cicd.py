@@ -316,6 +316,16 @@ def test_a_definition_without_code_parameters_asks_for_a_platform_deploy(deploye
         cicd.deployed_code(sagemaker, PIPELINE)
 
 
+def test_the_commit_is_passed_only_to_a_definition_that_declares_it(deployed_definition: str) -> None:
+    document = json.loads(deployed_definition)
+    current = cicd.deployed_code(stub_sagemaker(deployed_definition, {}), PIPELINE)
+    document["Parameters"] = [p for p in document["Parameters"] if p["Name"] != "GitCommit"]
+    older = cicd.deployed_code(stub_sagemaker(json.dumps(document), {}), PIPELINE)
+    assert cicd.commit_parameters(current, COMMIT) == [{"Name": "GitCommit", "Value": COMMIT}]
+    assert cicd.commit_parameters(older, COMMIT) == [], "an unknown parameter would fail the start"
+    assert cicd.commit_parameters(current, None) == []
+
+
 def test_execution_labels_carry_the_commit_within_sagemaker_limits() -> None:
     labels = cicd.execution_labels(COMMIT, "f" * 64, "c" * 64, build_id="train:1234")
     assert labels.display_name == f"ci-{COMMIT}"
@@ -364,7 +374,10 @@ def test_run_starts_the_deployed_definition_on_the_pushed_code_and_follows_it(
     assert COMMIT in described["PipelineExecutionDescription"]
     assert described["PipelineExecutionStatus"] == "Succeeded"
     passed = aws.sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
-    assert {p["Name"]: p["Value"] for p in passed} == {CODE_PARAMETERS[name]: code_uris[name] for name in code_uris}
+    assert {p["Name"]: p["Value"] for p in passed} == {
+        **{CODE_PARAMETERS[name]: code_uris[name] for name in code_uris},
+        "GitCommit": COMMIT,  # the registered version's lineage
+    }
     for uri in code_uris.values():
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         assert aws.s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0

@@ -34,6 +34,7 @@ from pipelines_src.definition import (
     SettingsError,
     build_definition,
     champion_metadata_keys,
+    lineage_metadata_keys,
     list_placeholders,
     serving_environment,
 )
@@ -402,6 +403,8 @@ def test_parameters_and_their_defaults(document: dict[str, Any]) -> None:
             "Type": "String",
             "DefaultValue": "s3://${ArtifactsBucket}/contracts/delivery_time.json",
         },
+        # the commit CI trains (cicd.py); the registered version's lineage records it
+        {"Name": "GitCommit", "Type": "String", "DefaultValue": "unknown"},
         # no champion: the runner's URI (a processing input must name existing S3 data)
         {"Name": "ChampionModelData", "Type": "String", "DefaultValue": "${RunnerUri}"},
     ]
@@ -704,7 +707,9 @@ def test_the_registered_model_runs_the_inference_code_its_model_carries(
         key: {"Std:Join": {"On": "", "Values": [json_get("Evaluate", "EvaluationReport", f"metadata.{key}")]}}
         for key in champion_metadata_keys(settings.metric)
     }
-    assert register["CustomerMetadataProperties"] == {"serving_code_sha256": expected, **champion}
+    # and its lineage (tests/pipelines/test_tracking_lineage.py checks the values)
+    lineage = {key: register["CustomerMetadataProperties"].get(key) for key in lineage_metadata_keys()}
+    assert register["CustomerMetadataProperties"] == {"serving_code_sha256": expected, **champion, **lineage}
     assert set(champion) == {
         f"challenger_{settings.metric}",
         f"champion_{settings.metric}",

@@ -97,7 +97,7 @@ def test_the_command_reports_a_model_that_misses_the_threshold_and_exits_non_zer
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # python -m pipelines_src.local.run: embedded AWS of its own, progress per step, then the summary
-    code = main(["--rows", "3000", "--seed", "5", "--threshold", "0.5", "--workdir", str(tmp_path)])
+    code = main(["--rows", "3000", "--seed", "5", "--threshold", "0.5", "--workdir", str(tmp_path), "--no-tracking"])
     out = capsys.readouterr().out
     assert code == 1
     assert "[1/9] ValidateData (Processing) ..." in out

@@ -29,7 +29,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 def test_the_threshold_metric_and_dataset_come_from_the_stage(
     calls: list[dict[str, Any]], platform_config: PlatformConfig, stage: str, tmp_path: Path
 ) -> None:
-    assert run.main(["--stage", stage, "--rows", "10", "--workdir", str(tmp_path)]) == 0
+    assert run.main(["--stage", stage, "--rows", "10", "--workdir", str(tmp_path), "--no-tracking"]) == 0
     model = platform_config.stage(stage).model
     (call,) = calls
     assert call["parameters"] == {"MetricThreshold": model.threshold}
@@ -44,7 +44,7 @@ def test_the_threshold_metric_and_dataset_come_from_the_stage(
 def test_an_explicit_threshold_wins_and_an_unknown_stage_says_so(
     calls: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run.main(["--threshold", "0.5", "--rows", "10", "--workdir", str(tmp_path)]) == 0
+    assert run.main(["--threshold", "0.5", "--rows", "10", "--workdir", str(tmp_path), "--no-tracking"]) == 0
     assert calls[0]["parameters"] == {"MetricThreshold": 0.5}
     assert run.main(["--stage", "qa", "--rows", "10", "--workdir", str(tmp_path)]) == 2
     assert "qa" in capsys.readouterr().err

@@ -282,6 +282,8 @@ class Deployment:
             "InputDataUri": f"s3://{self.bucket('raw')}/{config.model.dataset}/",
             "BaselineUri": f"s3://{self.bucket('artifacts')}/{naming.deployed_baseline_prefix(config)}",
             "DataUri": f"s3://{self.bucket('raw')}/{naming.capture_prefix(config)}",
+            # the stage's MLflow App (tracking.mode managed): the tracked jobs' MLFLOW_TRACKING_URI
+            "TrackingUri": f"arn:aws:sagemaker:{region}:{account}:mlflow-app/app-0a1b2c3d4e5f",
         }
         if name not in values:
             raise KeyError(f"no plausible value for the placeholder ${{{name}}}")

@@ -21,7 +21,13 @@ from tools import lock_hashes
 
 IMAGE_ENVIRONMENTS = sorted((ROOT / "pipelines_src" / "images").glob("*.txt"))
 TOOLS = ROOT / "tools"
-LOCKS = [ROOT / "requirements.lock", TOOLS / "pip.lock", TOOLS / "image-pip.lock", *IMAGE_ENVIRONMENTS]
+LOCKS = [
+    ROOT / "requirements.lock",
+    TOOLS / "pip.lock",
+    TOOLS / "image-pip.lock",
+    TOOLS / "mlflow.lock",
+    *IMAGE_ENVIRONMENTS,
+]
 
 
 def _requirements(path: Path) -> dict[str, list[str]]:
