@@ -178,7 +178,7 @@ TRACKED_BUILD_STEPS = Workload(
     # The steps' tracking client signs its HTTPS requests itself (no boto3 client the scanner would find), and it
     # needs the job's credentials: a network-isolated container has neither network nor credentials, so these
     # steps run without network isolation, in the platform's subnets and security group.
-    code=(),
+    code=("pipelines_src/steps/tracking.py",),
     network_isolated=False,
     container=frozenset({TRACKING_ENDPOINT}),
     platform=frozenset(),
