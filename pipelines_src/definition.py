@@ -77,6 +77,7 @@ from pipelines_src.packaging import (
     code_sha256,
     serving_code,
 )
+from resolver.naming import BUILD_ARTIFACTS_PREFIX
 
 # Step names, as in pipelines_src/README.md.
 VALIDATE_DATA: Final = "ValidateData"
@@ -269,7 +270,7 @@ class PipelineSettings:
     metric: str
     goal: str
     threshold: float
-    artifacts_prefix: str = "model-build"
+    artifacts_prefix: str = BUILD_ARTIFACTS_PREFIX
     # How much worse (in the metric's unit) than the champion a new version may be and still register.
     champion_margin: float = 0.0
     processing_instance_type: str = "ml.m5.xlarge"

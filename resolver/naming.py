@@ -42,6 +42,21 @@ def curation_job(config: StageConfig) -> str:
     return f"{config.prefix}-{config.model.dataset.replace('_', '-')}-curate"
 
 
+def local_build_pipeline(dataset: str) -> str:
+    """The model-build pipeline of a local run (``make pipeline-local``), named for its dataset, not a stage."""
+    return f"{local_model_package_group(dataset)}-build"
+
+
+def local_drift_pipeline(dataset: str) -> str:
+    """The drift-check pipeline of a local run, named for its dataset."""
+    return f"{local_model_package_group(dataset)}-drift"
+
+
+def local_model_package_group(dataset: str) -> str:
+    """The model package group local runs of a dataset register into (one group across runs)."""
+    return f"local-{dataset.replace('_', '-')}"
+
+
 def build_pipeline(config: StageConfig) -> str:
     """The SageMaker model-build pipeline."""
     return f"{config.prefix}-{config.model.name}-build"

@@ -32,6 +32,7 @@ from typing import Any
 from pipelines_src.local import images, mlflow_server
 from pipelines_src.local.runner import LocalPipelineRunner, RunResult
 from pipelines_src.local.storage import upload
+from resolver import naming
 
 PIPELINES_SRC = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
@@ -106,7 +107,7 @@ def run_local_pipeline(
 
     for bucket in (RAW_BUCKET, ARTIFACTS_BUCKET, CODE_BUCKET):
         s3.create_bucket(Bucket=bucket)
-    group = f"local-{dataset.replace('_', '-')}"
+    group = naming.local_model_package_group(dataset)
     groups = sagemaker.list_model_package_groups(NameContains=group)["ModelPackageGroupSummaryList"]
     if group not in {item["ModelPackageGroupName"] for item in groups}:  # a later run registers into the same group
         sagemaker.create_model_package_group(ModelPackageGroupName=group)
@@ -115,7 +116,7 @@ def run_local_pipeline(
     uploaded = upload(s3, raw_dir, f"s3://{RAW_BUCKET}/{dataset}")
     on_event(f"staged {len(uploaded)} raw files in s3://{RAW_BUCKET}/{dataset}/ ({time.perf_counter() - started:.1f}s)")
     settings = PipelineSettings(
-        pipeline_name=f"local-{dataset.replace('_', '-')}-build",
+        pipeline_name=naming.local_build_pipeline(dataset),
         region=REGION,
         role_arn=ROLE_ARN,
         artifacts_bucket=ARTIFACTS_BUCKET,
@@ -181,7 +182,7 @@ def run_local_drift(
         s3.create_bucket(Bucket=bucket)
     code = stage_code(s3, dataset, workdir)
     settings = DriftSettings(
-        pipeline_name=f"local-{dataset.replace('_', '-')}-drift",
+        pipeline_name=naming.local_drift_pipeline(dataset),
         region=REGION,
         role_arn=ROLE_ARN,
         artifacts_bucket=ARTIFACTS_BUCKET,
