@@ -16,7 +16,16 @@ skipped with a line saying so when neither has it.
 
 ``--job FILE`` times another copy of etl/curate.py (e.g. an older one) in the same
 session, for A/B comparisons. Memory: the Spark JVM's peak resident set (VmHWM of the
-java process; in local mode that JVM is driver and executors).
+java process; in local mode that JVM is driver and executors). CPU: the JVM's user + system
+time per job run, and the reference process's, so a loaded (shared) machine still gives a
+comparable figure.
+
+Measured 2026-12-02 on 2 shared cores (load average 2-3 from other work during the runs):
+``python benchmarks/etl_local.py --runs 5 --raw-dir .build/raw1m --reference-python .build/ref/bin/python``
+(DuckDB 2.0.1 in a scratch venv), 1,000,800 CSV rows in 90 files:
+job 46.2, 27.8, 27.0, 27.9, 32.0 s, median 27.9 s (CPU 46.4 s), 35,900 rows/s;
+reference median 9.29 s (CPU 17.7 s); ratio 3.00x wall, 2.63x CPU; same counts.
+The 60,000 rows/s target is not met yet (the first run pays JIT and codegen warm-up).
 """
 
 from __future__ import annotations
