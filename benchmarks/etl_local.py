@@ -16,7 +16,16 @@ skipped with a line saying so when neither has it.
 
 ``--job FILE`` times another copy of etl/curate.py (e.g. an older one) in the same
 session, for A/B comparisons. Memory: the Spark JVM's peak resident set (VmHWM of the
-java process; in local mode that JVM is driver and executors).
+java process; in local mode that JVM is driver and executors). CPU: the JVM's user + system
+time per job run, and the reference process's, so a loaded (shared) machine still gives a
+comparable figure.
+
+Measured 2026-12-02 on 2 shared cores (load average 2-3 from other work during the runs):
+``python benchmarks/etl_local.py --runs 5 --raw-dir .build/raw1m --reference-python .build/ref/bin/python``
+(DuckDB 2.0.1 in a scratch venv), 1,000,800 CSV rows in 90 files:
+job 46.2, 27.8, 27.0, 27.9, 32.0 s, median 27.9 s (CPU 46.4 s), 35,900 rows/s;
+reference median 9.29 s (CPU 17.7 s); ratio 3.00x wall, 2.63x CPU; same counts.
+The 60,000 rows/s target is not met yet (the first run pays JIT and codegen warm-up).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -54,6 +64,19 @@ def jvm_peak_mib(parent: int) -> float | None:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
     return None
+
+
+def jvm_cpu_seconds(spark: Any) -> float:
+    """User + system CPU time of the Spark JVM so far (local mode: driver and executors in one process)."""
+    pid = int(spark._jvm.java.lang.ProcessHandle.current().pid())
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU time of the finished child processes (the reference runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def load_job(path: Path | None) -> ModuleType:
@@ -140,26 +163,31 @@ def main() -> int:
         spark = local_spark(cores=args.cores, shuffle_partitions=4, driver_memory=args.driver_memory)
         start_s = time.perf_counter() - began
         job_s: list[float] = []
+        job_cpu: list[float] = []
         reference_s: list[float] = []
+        reference_cpu: list[float] = []
         reports: list[dict[str, Any]] = []
         reference: dict[str, Any] = {}
         try:
             for index in range(args.runs):
                 lake = scratch / f"lake-{index}"
                 job = curate.parse_args(job_argv(raw, lake))
-                began = time.perf_counter()
+                began, cpu = time.perf_counter(), jvm_cpu_seconds(spark)
                 reports.append(curate.run(spark, job, progress=lambda _message: None))
                 job_s.append(time.perf_counter() - began)
+                job_cpu.append(jvm_cpu_seconds(spark) - cpu)
                 shutil.rmtree(lake)
                 if python:
                     out = scratch / f"reference-{index}"
-                    began = time.perf_counter()
+                    began, cpu = time.perf_counter(), children_cpu_seconds()
                     reference = run_reference(python, raw, out, args.cores)
                     reference_s.append(time.perf_counter() - began)
+                    reference_cpu.append(children_cpu_seconds() - cpu)
                     shutil.rmtree(out)
                 print(
-                    f"  run {index + 1}: job {job_s[-1]:.2f} s"
-                    + (f", reference {reference_s[-1]:.2f} s" if python else ""),
+                    f"  run {index + 1}: job {job_s[-1]:.2f} s (CPU {job_cpu[-1]:.1f} s)"
+                    + (f", reference {reference_s[-1]:.2f} s (CPU {reference_cpu[-1]:.1f} s)" if python else "")
+                    + f", load average {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
             jvm_mib = jvm_peak_mib(os.getpid())
@@ -176,7 +204,7 @@ def main() -> int:
         ("generate (not timed)", "reused" if generate_s is None else f"{generate_s:.1f} s"),
         ("Spark start", f"{start_s:.1f} s"),
         ("job runs", ", ".join(f"{value:.2f}" for value in job_s) + " s"),
-        ("job (median)", f"{median_job:.2f} s"),
+        ("job (median)", f"{median_job:.2f} s, CPU {statistics.median(job_cpu):.1f} s"),
         ("throughput", f"{rows_read / median_job:,.0f} rows/s (target >= {TARGET_ROWS_PER_S:,})"),
         ("job steps (last run)", curate.steps_text(report)),
         (
@@ -196,8 +224,9 @@ def main() -> int:
                 "reference runs",
                 ", ".join(f"{value:.2f}" for value in reference_s) + f" s (DuckDB {reference['version']})",
             ),
-            ("reference (median)", f"{median_reference:.2f} s"),
+            ("reference (median)", f"{median_reference:.2f} s, CPU {statistics.median(reference_cpu):.1f} s"),
             ("ratio job / reference", f"{median_job / median_reference:.2f}x (target <= {TARGET_RATIO:g}x)"),
+            ("CPU ratio job / reference", f"{statistics.median(job_cpu) / statistics.median(reference_cpu):.2f}x"),
             ("same counts as the job", "yes" if same else f"NO: {reference}"),
         ]
     else:

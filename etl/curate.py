@@ -497,30 +497,36 @@ def _read_group(
     spark: SparkSession, kind: str, names: list[str], files: list[RawFile], contract: Contract
 ) -> DataFrame:
     paths = [file.path for file in files]
+    # The dataset root as basePath: Spark takes dt from each file's dt=YYYY-MM-DD folder once per file
+    # (a partition value), instead of extracting it from the file name of every row.
+    root = files[0].path[: len(files[0].path) - len(files[0].relative)]
     position = {name: index for index, name in reversed(list(enumerate(names)))}  # first occurrence wins
     if kind == "csv":
         # Positional field names: headers may repeat names or hold dots and spaces.
-        schema = st.StructType([st.StructField(f"_c{index}", st.StringType()) for index in range(len(names))])
+        schema = st.StructType(
+            [st.StructField(f"_c{index}", st.StringType()) for index in range(len(names))]
+            + [st.StructField(PARTITION, st.DateType())]
+        )
         frame = (
             spark.read.schema(schema)
             .options(header=True, enforceSchema=True, escape='"', mode="PERMISSIVE", encoding="UTF-8")
+            .option("basePath", root)
             .csv(paths)
         )
         field_of = {name: f"_c{index}" for name, index in position.items()}
     else:
-        frame = spark.read.option("mergeSchema", "false").parquet(*paths)
+        frame = spark.read.option("mergeSchema", "false").option("basePath", root).parquet(*paths)
         field_of = {name: frame.columns[index] for name, index in position.items()}
     missing = [name for name in contract.names if name not in field_of]
     values = [
         _col(field_of[name]).cast("string").alias(name) if name in field_of else sf.lit(None).cast("string").alias(name)
         for name in contract.names
     ]
-    source = sf.input_file_name()
     return frame.select(
         *values,
         sf.array(*[sf.lit(name) for name in missing]).cast("array<string>").alias(_MISSING),
-        source.alias(_SOURCE),
-        sf.regexp_extract(source, r"/dt=([0-9]{4}-[0-9]{2}-[0-9]{2})/[^/]*$", 1).cast("date").alias(PARTITION),
+        sf.input_file_name().alias(_SOURCE),
+        sf.col(PARTITION).cast("date").alias(PARTITION),
     )
 
 
@@ -535,24 +541,22 @@ def _typed(name: str) -> str:
 # --- checking -----------------------------------------------------------------------------
 
 
-def _number(name: str) -> str:
-    return f"_number_{name}"
-
-
 def _numbers(raw: Column) -> Column:
     """The text of ``raw`` (trimmed) as a double when it has the accepted number syntax, else null."""
     text = sf.trim(raw)
     return sf.when(text.rlike(NUMBER_PATTERN), text.cast("double"))
 
 
-def _parse(raw: Column, spec: ColumnSpec, number: Column | None = None) -> Column:
+def _parse(raw: Column, spec: ColumnSpec) -> Column:
     """The value of ``raw`` (text) in the column's Spark type; null when absent or not of that type.
 
-    ``number``: ``_numbers(raw)`` already computed (a column of the frame), for int and float columns.
+    An int is read from its digits when it has integer syntax (the common case: one
+    pattern and one cast); only other spellings (``3.0``, ``3e2``, ...) are parsed as a
+    number first and kept when whole.
     """
     text = sf.trim(raw)
     if spec.type in ("int", "float"):
-        number = _numbers(raw) if number is None else number
+        number = _numbers(raw)
         finite = number.isNotNull() & (sf.abs(number) < sf.lit(math.inf))
         if spec.type == "float":
             return sf.when(finite, number)
@@ -576,8 +580,21 @@ def _present(raw: Column) -> Column:
     return raw.isNotNull() & (sf.trim(raw) != "")
 
 
+def _value_means_present(spec: ColumnSpec) -> bool:
+    """Whether a parsed (non-null) value implies the raw text is present (not null, not blank).
+
+    True for every type but a category that allows a blank value.
+    """
+    return spec.type != "category" or all(value.strip(" ") for value in spec.allowed)
+
+
 def row_checks(contract: Contract) -> list[tuple[str, str, Column]]:
-    """(rule, column, condition) of every row check, in the order that picks a row's first rule."""
+    """(rule, column, condition) of every row check, in the order that picks a row's first rule.
+
+    A condition is true when the row breaks the check, and false or null otherwise. Each
+    one tests the parsed value first: a valid value decides most checks without looking
+    at the raw text again.
+    """
     by_rule: dict[str, list[tuple[str, str, Column]]] = {rule: [] for rule in ROW_RULES}
     for spec in contract.columns:
         raw, typed = _col(spec.name), sf.col(_typed(spec.name))
@@ -585,16 +602,19 @@ def row_checks(contract: Contract) -> list[tuple[str, str, Column]]:
         present = _present(raw)
         by_rule["missing_column"].append(("missing_column", spec.name, missing))
         if spec.type in ("int", "float", "date", "bool"):
-            by_rule["wrong_type"].append(("wrong_type", spec.name, present & typed.isNull()))
+            by_rule["wrong_type"].append(("wrong_type", spec.name, typed.isNull() & present))
         if spec.type == "category":
-            by_rule["not_allowed_value"].append(("not_allowed_value", spec.name, present & typed.isNull()))
+            by_rule["not_allowed_value"].append(("not_allowed_value", spec.name, typed.isNull() & present))
         outside = [typed < _bound(spec.min, spec)] if spec.min is not None else []
         outside += [typed > _bound(spec.max, spec)] if spec.max is not None else []
         if outside:
             condition = outside[0] if len(outside) == 1 else outside[0] | outside[1]
             by_rule["out_of_range"].append(("out_of_range", spec.name, typed.isNotNull() & condition))
         if not spec.nullable:
-            by_rule["unexpected_null"].append(("unexpected_null", spec.name, ~present & ~missing))
+            absent = ~present & ~missing
+            if _value_means_present(spec):
+                absent = typed.isNull() & absent
+            by_rule["unexpected_null"].append(("unexpected_null", spec.name, absent))
         if spec.name == contract.partition_column:
             mismatch = typed.isNotNull() & (typed != sf.col(PARTITION))
             by_rule["partition_mismatch"].append(("partition_mismatch", spec.name, mismatch))
@@ -608,45 +628,24 @@ def check_rows(raw: DataFrame, contract: Contract) -> DataFrame:
     (the first rule broken, null for a valid row) and ``_violations`` (every rule:column
     broken, comma-separated, null for a valid row).
 
-    One projection: each check is a plain boolean column (never null), ``_rule`` the rule
-    of the first true one, and the violation text is assembled only for a row that
-    breaks a check.
+    Three projections: the parsed values; ``_rule``, one CASE over the checks (for a
+    valid row, every check is a comparison of a parsed value that is false); and the
+    violation text, assembled only for a row whose ``_rule`` is set.
     """
-    numeric = [spec.name for spec in contract.columns if spec.type in ("int", "float")]
-    # Each number parsed once: a column of its own, which the typed value refers to.
-    numbers = raw.select("*", *[_numbers(_col(name)).alias(_number(name)) for name in numeric])
-    typed = numbers.select(
-        "*",
-        *[
-            _parse(_col(spec.name), spec, sf.col(_number(spec.name)) if spec.name in numeric else None).alias(
-                _typed(spec.name)
-            )
-            for spec in contract.columns
-        ],
-    )
-    parsed = typed.select(*raw.columns, *[_typed(spec.name) for spec in contract.columns])
+    parsed = raw.select("*", *[_parse(_col(spec.name), spec).alias(_typed(spec.name)) for spec in contract.columns])
     checks = row_checks(contract)
-    names = [f"_check_{index}" for index in range(len(checks))]
-    flagged = parsed.select(
-        "*",
-        *[
-            sf.coalesce(condition, sf.lit(False)).alias(name)
-            for (_, _, condition), name in zip(checks, names, strict=True)
-        ],
-    )
-    flags = [sf.col(name) for name in names]
-    if not flags:
+    if not checks:
         none = sf.lit(None).cast("string")
         return parsed.select("*", none.alias("_rule"), none.alias("_violations"))
-    broken = functools.reduce(lambda left, right: left | right, flags)
-    first = sf.when(flags[0], sf.lit(checks[0][0]))
-    for flag, (rule, _, _) in zip(flags[1:], checks[1:], strict=True):
-        first = first.when(flag, sf.lit(rule))
-    labels = [sf.when(flag, sf.lit(f"{rule}:{column}")) for flag, (rule, column, _) in zip(flags, checks, strict=True)]
-    return flagged.select(
+    first = sf.when(checks[0][2], sf.lit(checks[0][0]))
+    for rule, _, condition in checks[1:]:
+        first = first.when(condition, sf.lit(rule))
+    ruled = parsed.select("*", first.alias("_rule"))
+    labels = [sf.when(condition, sf.lit(f"{rule}:{column}")) for rule, column, condition in checks]
+    return ruled.select(
         *parsed.columns,
-        first.alias("_rule"),
-        sf.when(broken, sf.concat_ws(",", *labels)).alias("_violations"),
+        "_rule",
+        sf.when(sf.col("_rule").isNotNull(), sf.concat_ws(",", *labels)).alias("_violations"),
     )
 
 
@@ -791,15 +790,41 @@ class Counts:
         return total
 
 
-def count_outcomes(classified: DataFrame, contract: Contract) -> Counts:
-    """One aggregation over the classified rows: counts per dt, outcome and rule, and null counts."""
-    limited = [spec for spec in contract.columns if spec.max_null_fraction is not None]
+def _null(index: int) -> str:
+    return f"_null_{index}"
+
+
+def _limited(contract: Contract) -> list[ColumnSpec]:
+    """The columns with a ``max_null_fraction``, whose nulls are counted."""
+    return [spec for spec in contract.columns if spec.max_null_fraction is not None]
+
+
+def kept_rows(checked: DataFrame, contract: Contract) -> DataFrame:
+    """What the rest of the run reads of the checked rows (the frame it caches).
+
+    The raw text and the parsed value of every contract column, ``_source_file``, ``dt``,
+    ``_rule`` and ``_violations``, and ``_null_<i>``: whether the i-th column with a
+    ``max_null_fraction`` is null or blank (and not missing from its file).
+    """
     nulls = [
-        sf.sum(
-            sf.when(~_present(_col(spec.name)) & ~sf.array_contains(sf.col(_MISSING), spec.name), 1).otherwise(0)
-        ).alias(f"nulls_{index}")
-        for index, spec in enumerate(limited)
+        (~_present(_col(spec.name)) & ~sf.array_contains(sf.col(_MISSING), spec.name)).alias(_null(index))
+        for index, spec in enumerate(_limited(contract))
     ]
+    return checked.select(
+        *[_col(name) for name in contract.names],
+        _SOURCE,
+        PARTITION,
+        *[_typed(name) for name in contract.names],
+        "_rule",
+        "_violations",
+        *nulls,
+    )
+
+
+def count_outcomes(classified: DataFrame, contract: Contract) -> Counts:
+    """One aggregation over the classified rows (of ``kept_rows``): counts per dt, outcome and rule, and nulls."""
+    limited = _limited(contract)
+    nulls = [sf.sum(sf.col(_null(index)).cast("long")).alias(_null(index)) for index in range(len(limited))]
     grouped = classified.groupBy(PARTITION, _OUTCOME, "_rule").agg(sf.count(sf.lit(1)).alias("rows"), *nulls)
     counts = Counts(nulls={spec.name: 0 for spec in limited})
     for record in grouped.collect():
@@ -818,7 +843,7 @@ def count_outcomes(classified: DataFrame, contract: Contract) -> Counts:
         else:
             counts.unclassified += rows
         for index, spec in enumerate(limited):
-            counts.nulls[spec.name] += int(record[f"nulls_{index}"] or 0)
+            counts.nulls[spec.name] += int(record[_null(index)] or 0)
     counts.by_rule = {rule: counts.by_rule[rule] for rule in RULES if rule in counts.by_rule}
     return counts
 
@@ -1145,11 +1170,12 @@ def _process(
     raw = read_raw(spark, storage, to_read, contract)
     report["files"]["read"] = raw.files_read
     report["warnings"].extend(raw.warnings)
-    checked = check_rows(raw.frame, contract).persist(StorageLevel.MEMORY_AND_DISK)
+    checked = kept_rows(check_rows(raw.frame, contract), contract).persist(StorageLevel.MEMORY_AND_DISK)
     duplicates = duplicate_keys(checked, contract).persist(StorageLevel.MEMORY_AND_DISK)
     grouped: DataFrame | None = None
     try:
-        # One pass reads, parses and checks every row (into the cache) and finds the shared keys.
+        # One pass reads, parses and checks every row (into the cache) and finds the shared keys;
+        # the counts, the curated and the quarantine rows are then read from the cache.
         shared_keys = duplicates.count()
         if shared_keys <= BROADCAST_KEYS:
             # Few shared keys: only their rows are grouped (and kept aside), the others stay where they are.
