@@ -139,9 +139,8 @@ def _labels_contract(demo: Demo) -> Path:
 
 def curate_arrivals(demo: Demo) -> None:
     """The curation job over the new raw files: the labels dataset, then the model's dataset; synced to S3."""
-    from demo.run import _stderr_to, _upload_tree
+    from demo.run import _upload_tree
     from etl import curate
-    from etl.local import local_spark
     from stacks.datasets import labels_dataset, labels_folder
 
     n = demo.n
@@ -165,15 +164,11 @@ def curate_arrivals(demo: Demo) -> None:
         "exist for it), then for the model's dataset (only the new files: its manifest)"
     )
     began = time.perf_counter()
-    with _stderr_to(demo.workdir / "spark.log"):
-        spark = local_spark(cores=2, java_options="-XX:TieredStopAtLevel=1")
-    try:
-        reports = {
-            which: curate.run(spark, curate.parse_args(argv), progress=lambda message: None)
-            for which, argv in (("labels", labels_argv), ("orders", base))
-        }
-    finally:
-        spark.stop()
+    spark = demo.spark()
+    reports = {
+        which: curate.run(spark, curate.parse_args(argv), progress=lambda message: None)
+        for which, argv in (("labels", labels_argv), ("orders", base))
+    }
     curation: dict[str, Any] = {}
     for which, report in reports.items():
         counts = report["counts"]

@@ -4,6 +4,7 @@
     python -m demo --fast              # small sizes (3k rows, 200 requests a window)
     python -m demo --no-etl            # train on the raw files, skip the Spark curation job
     python -m demo --seed 3 --keep     # another seed; keep the working folder
+    python -m demo --scenario concept-drift   # inputs look the same, outcomes move: model quality retrains
 
 The demo first synthesizes the stage it runs (``--stage``, dev by default) as ``cdk synth`` does, into
 ``cdk.out`` in its working folder, and wires itself from those templates (demo/assembly.py): the names
@@ -23,6 +24,12 @@ is built: make image-envs). Every SageMaker pipeline execution started in the em
 build, the drift-alert function, the demo standing in for the drift check's schedule) is run by the
 demo's executor (demo/executions.py) on the definition and parameters it was started with, and ends
 Succeeded or Failed as SageMaker reports it: the retraining the drift alarm starts registers version 2.
+Then the model-quality loop (demo/quality.py): the drifted window's requests receive labels, the curation
+job curates them and the window's orders, the quality-start function starts the check from the synthesized
+schedule's event, the quality-metrics function publishes its metrics, the demo sets the decay alarm's state
+from them and the drift-alert function retrains for "model quality" (or its cooldown suppresses it); every
+version is scored on old and recent data. moto's UpdateModelPackage drops a version's metadata, which
+SageMaker keeps: the demo makes it keep it (emulation.keep_metadata_on_update).
 What the emulation cannot do (run containers, evaluate alarms, emit EventBridge events) the demo does
 in their place and says so when it does.
 
@@ -575,7 +582,7 @@ class Demo:
         return f"Glue database {database['Name']} with {', '.join(table['Name'] for table in tables)}"
 
     def _curate(self, folders: Mapping[str, Path]) -> None:
-        from etl.local import generate_raw, java_problem, local_spark
+        from etl.local import generate_raw, java_problem
 
         problem = java_problem()
         if problem:
@@ -604,14 +611,10 @@ class Demo:
         bar = self.timeline.bar("curation", 5)
         from etl import curate
 
-        with _stderr_to(self.workdir / "spark.log"):
-            spark = local_spark(cores=2, java_options="-XX:TieredStopAtLevel=1")
+        spark = self.spark()
         bar.advance(note=f"Spark {spark.version} started")
-        try:
-            args = curate.parse_args(argv)
-            report = curate.run(spark, args, progress=lambda message: bar.advance(note=message.split(" (")[0][:60]))
-        finally:
-            spark.stop()
+        args = curate.parse_args(argv)
+        report = curate.run(spark, args, progress=lambda message: bar.advance(note=message.split(" (")[0][:60]))
         bar.finish(note=f"done in {report['seconds']:.1f}s")
         counts = report["counts"]
         rules = ", ".join(f"{rule} {count}" for rule, count in sorted(counts["quarantined_by_rule"].items()))
@@ -623,6 +626,17 @@ class Demo:
             key: counts[key] for key in ("rows_read", "rows_written", "rows_quarantined", "duplicates_dropped")
         }
         self.summary["curation"]["quarantined_by_rule"] = dict(counts["quarantined_by_rule"])
+
+    def spark(self) -> Any:
+        """The local Spark session the curation job runs on: started once (the JVM's start is most of a short
+        run), stopped when the demo ends."""
+        from etl.local import local_spark
+
+        if "spark" not in self.state:
+            with _stderr_to(self.workdir / "spark.log"):
+                self.state["spark"] = local_spark(cores=2, java_options="-XX:TieredStopAtLevel=1")
+            self.closing.callback(self.state["spark"].stop)
+        return self.state["spark"]
 
     def publish_assets(self) -> None:
         """As ``cdk deploy`` publishes the file assets before the stacks: the step code, the runner, the contract,
