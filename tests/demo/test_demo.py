@@ -52,7 +52,7 @@ def test_the_drift_started_retraining_runs_and_registers_version_2(fast_run: tup
     assert (second["version"], second["status"], second["execution"]) == (2, "PendingManualApproval", started)
     assert math.isfinite(second["metrics"]["rmse"])
     composite = composite_name(summary)
-    assert second["started_because"].startswith(f"Started by drift alarm {composite} at ")
+    assert second["started_because"].startswith(f"Retraining for drift: started by drift alarm {composite} at ")
     assert second["arn"].endswith(f"/{summary['names']['model_package_group']}/2")
     statuses = {item["arn"]: item["status"] for item in retraining["executions"]}
     assert statuses == {first["execution"]: "Succeeded", started: "Succeeded"}
