@@ -607,3 +607,99 @@ class Resolver:
                 if self.resolve(properties.get("Name"), stack=stack.name, logical_id=logical_id, prop="Name") == name:
                     return str(self.resolve(properties["Value"], stack=stack.name, logical_id=logical_id, prop="Value"))
         raise AssemblyError(f"{self.assembly.directory}: no stack creates the SSM parameter {name}")
+
+    def metric_alarm(self, name: str) -> dict[str, Any]:
+        """The properties of the metric alarm ``name`` (an AWS::CloudWatch::Alarm), references resolved."""
+        for stack in self.assembly.stacks.values():
+            for logical_id, resource in stack.of_type("AWS::CloudWatch::Alarm").items():
+                properties = resource.get("Properties", {})
+                if self.resolve(properties.get("AlarmName"), stack=stack.name, logical_id=logical_id, prop="") == name:
+                    found: dict[str, Any] = self.resolve(properties, stack=stack.name, logical_id=logical_id, prop="")
+                    return found
+        raise AssemblyError(f"{self.assembly.directory}: no stack creates the metric alarm {name}")
+
+    def scheduled_event(self, detail_type: str) -> ScheduledEvent:
+        """The EventBridge Scheduler schedule whose target puts ``detail_type`` events: its source, its expression
+        and its input (with the scheduler's context placeholders)."""
+        for stack in self.assembly.stacks.values():
+            for logical_id, resource in stack.of_type("AWS::Scheduler::Schedule").items():
+                properties = self.resolve(resource["Properties"], stack=stack.name, logical_id=logical_id, prop="")
+                target = properties.get("Target", {})
+                parameters = target.get("EventBridgeParameters", {})
+                if parameters.get("DetailType") == detail_type:
+                    return ScheduledEvent(
+                        logical_id=logical_id,
+                        expression=str(properties["ScheduleExpression"]),
+                        source=str(parameters["Source"]),
+                        detail_type=detail_type,
+                        input=str(target.get("Input", "{}")),
+                    )
+        raise AssemblyError(f"{self.assembly.directory}: no schedule puts {detail_type!r} events")
+
+    def codepipeline(self, name: str) -> dict[str, Any]:
+        """The CodePipeline ``name`` as CreatePipeline takes it (the template's properties, references resolved,
+        in the API's spelling); its role is left to the caller (``roleArn``)."""
+        for stack in self.assembly.stacks.values():
+            for logical_id, resource in stack.of_type("AWS::CodePipeline::Pipeline").items():
+                properties = resource.get("Properties", {})
+                if self.resolve(properties.get("Name"), stack=stack.name, logical_id=logical_id, prop="") != name:
+                    continue
+                stages = self.resolve(properties["Stages"], stack=stack.name, logical_id=logical_id, prop="Stages")
+                store = self.resolve(
+                    properties.get("ArtifactStore", {}), stack=stack.name, logical_id=logical_id, prop="ArtifactStore"
+                )
+                return {
+                    "name": name,
+                    "pipelineType": properties.get("PipelineType", "V1"),
+                    "artifactStore": {"type": store.get("Type", "S3"), "location": store.get("Location", "")},
+                    "variables": [
+                        {"name": item["Name"], "description": item.get("Description", "")}
+                        for item in properties.get("Variables", [])
+                    ],
+                    "stages": [
+                        {"name": stage["Name"], "actions": [_action(action) for action in stage["Actions"]]}
+                        for stage in stages
+                    ],
+                }
+        raise AssemblyError(f"{self.assembly.directory}: no stack creates the CodePipeline {name}")
+
+
+@dataclass(frozen=True)
+class ScheduledEvent:
+    """An EventBridge Scheduler schedule putting events on a bus: what each run puts."""
+
+    logical_id: str
+    expression: str
+    source: str
+    detail_type: str
+    # The target's Input: the event's detail, with <aws.scheduler.*> context placeholders.
+    input: str
+
+    def detail(self, scheduled_time: str) -> dict[str, Any]:
+        """The detail of the event the run for ``scheduled_time`` puts (the scheduler fills its placeholders in)."""
+        text = self.input.replace("<aws.scheduler.scheduled-time>", scheduled_time)
+        detail: dict[str, Any] = json.loads(text)
+        return detail
+
+
+def _action(action: Mapping[str, Any]) -> dict[str, Any]:
+    """A template's CodePipeline action as CreatePipeline spells it (configuration values are strings)."""
+    kind = action["ActionTypeId"]
+    shaped: dict[str, Any] = {
+        "name": action["Name"],
+        "actionTypeId": {
+            "category": kind["Category"],
+            "owner": kind["Owner"],
+            "provider": kind["Provider"],
+            "version": kind["Version"],
+        },
+        "runOrder": int(action.get("RunOrder", 1)),
+        "configuration": {
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in action.get("Configuration", {}).items()
+        },
+    }
+    for key, api in (("InputArtifacts", "inputArtifacts"), ("OutputArtifacts", "outputArtifacts")):
+        if action.get(key):
+            shaped[api] = [{"name": item["Name"]} for item in action[key]]
+    return shaped

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 ACCOUNT = "123456789012"  # moto's default account
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-PIPELINE_VARIABLE = "ModelPackageArn"
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 PIPELINE_STEP_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Step Status Change"
@@ -115,6 +114,9 @@ class Names:
     alarm_prefix: str
     role_arn: str
     kms_key_arn: str
+    # The model-quality check's pipeline and its decay alarm (the quality-start and drift-alert environments).
+    quality_pipeline: str = ""
+    quality_alarm: str = ""
 
     @classmethod
     def from_assembly(
@@ -142,6 +144,8 @@ class Names:
             alarm_prefix=alert["ALARM_PREFIX"],
             role_arn=values.pipeline_role_arn,
             kms_key_arn=values.kms_key_arn,
+            quality_pipeline=environments.get("quality_start", {}).get("QUALITY_PIPELINE_NAME", ""),
+            quality_alarm=alert.get("QUALITY_ALARM_NAME", ""),
         )
 
     @property
@@ -261,52 +265,56 @@ class Account:
             BillingMode="PAY_PER_REQUEST",
         )
 
-    def create_deploy_pipeline(self) -> None:
-        """The CICD stack's deploy pipeline shape: V2, the ModelPackageArn variable, its stages."""
+    def create_deploy_pipeline(self, definition: Mapping[str, Any]) -> None:
+        """The CICD stack's deploy pipeline as its template defines it (``definition``: Resolver.codepipeline), with
+        a role of its own (the template's role is not created here)."""
         trust = {
             "Version": "2012-10-17",
             "Statement": [
                 {"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}
             ],
         }
-        role = self.client("iam").create_role(
-            RoleName=f"{self.names.deploy_pipeline}-role", AssumeRolePolicyDocument=json.dumps(trust)
-        )["Role"]["Arn"]
+        name = str(definition["name"])
+        if name != self.names.deploy_pipeline:
+            raise EmulationError(f"the template's deploy pipeline is {name}, not {self.names.deploy_pipeline}")
+        role = self.client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(trust))[
+            "Role"
+        ]["Arn"]
+        self.client("codepipeline").create_pipeline(pipeline={**definition, "roleArn": role})
 
-        def build(name: str, artifact: str) -> dict[str, Any]:
-            return {
-                "name": name,
-                "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
-                "configuration": {"ProjectName": f"{self.names.deploy_pipeline}-{name.lower()}"},
-                "inputArtifacts": [{"name": artifact}],
-            }
-
-        approve = {
-            "name": "Approve",
-            "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"},
-        }
-        source = {
-            "name": "Source",
-            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-            "configuration": {"S3Bucket": self.names.artifacts_bucket, "S3ObjectKey": "source/deploy.zip"},
-            "outputArtifacts": [{"name": "Source"}],
-        }
-        self.client("codepipeline").create_pipeline(
-            pipeline={
-                "name": self.names.deploy_pipeline,
-                "roleArn": role,
-                "pipelineType": "V2",
-                "artifactStore": {"type": "S3", "location": self.names.artifacts_bucket},
-                "variables": [{"name": PIPELINE_VARIABLE, "description": "the approved model package version"}],
-                "stages": [
-                    {"name": "Source", "actions": [source]},
-                    {"name": "DeployStaging", "actions": [build("DeployStaging", "Source")]},
-                    {"name": "SmokeTest", "actions": [build("SmokeTest", "Source")]},
-                    {"name": "Approve", "actions": [approve]},
-                    {"name": "DeployProduction", "actions": [build("DeployProduction", "Source")]},
-                ],
-            }
+    def create_metric_alarm(self, properties: Mapping[str, Any]) -> None:
+        """A metric alarm as the template defines it (its resolved AWS::CloudWatch::Alarm properties)."""
+        self.client("cloudwatch").put_metric_alarm(
+            **{key: properties[key] for key in _PUT_METRIC_ALARM if key in properties}
         )
+
+    def evaluate_metric_alarm(self, properties: Mapping[str, Any], since: dt.datetime) -> dict[str, Any]:
+        """What CloudWatch would do for one GreaterThanThreshold alarm (missing data not breaching): its
+        statistic of the datapoints published since ``since`` against the threshold; the state is set."""
+        if properties.get("ComparisonOperator") != "GreaterThanThreshold":
+            raise EmulationError(f"{properties['AlarmName']}: only GreaterThanThreshold alarms are evaluated here")
+        statistic = str(properties.get("Statistic", "Maximum"))
+        points = self.client("cloudwatch").get_metric_statistics(
+            Namespace=properties["Namespace"],
+            MetricName=properties["MetricName"],
+            Dimensions=list(properties.get("Dimensions", [])),
+            StartTime=since,
+            EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+            Period=60,
+            Statistics=[statistic],
+        )["Datapoints"]
+        value = max((float(point[statistic]) for point in points), default=None)
+        threshold = float(properties["Threshold"])
+        breaching = value is not None and value > threshold
+        if value is None:
+            reason = "no datapoint in the period (treated as not breaching)"
+        else:
+            relation = "greater than" if breaching else "not greater than"
+            reason = f"Threshold Crossed: 1 datapoint [{value:.4g}] was {relation} the threshold ({threshold:g})."
+        value_state = ALARM if breaching else OK
+        state: dict[str, Any] = {"state": value_state, "value": value, "reason": reason}
+        self.set_alarm(str(properties["AlarmName"]), value_state, reason)
+        return state
 
     def create_drift_alarms(self, composite: CompositeAlarm) -> None:
         """The feature alarms the composite drift alarm combines, as the Operations template defines them, and a
@@ -489,3 +497,35 @@ def alarm_event(alarm: Mapping[str, Any], previous: str, region: str) -> dict[st
             "configuration": {"description": alarm.get("AlarmDescription", "")},
         },
     }
+
+
+def keep_metadata_on_update(backend: Any) -> None:
+    """Make moto's UpdateModelPackage keep a version's customer metadata, as SageMaker does: its
+    CustomerMetadataProperties adds or replaces the keys it names, CustomerMetadataPropertiesToRemove removes
+    keys, and the others stay (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateModelPackage.html).
+    moto 5 replaces the whole map with the request's, so an approval would erase what Evaluate registered."""
+    original = backend.update_model_package
+
+    def update(
+        model_package_arn: str,
+        model_approval_status: str | None,
+        approval_description: str | None,
+        customer_metadata_properties: dict[str, str] | None,
+        customer_metadata_properties_to_remove: list[str],
+        additional_inference_specifications_to_add: list[Any] | None,
+    ) -> str:
+        name = backend.model_package_name_mapping.get(model_package_arn, model_package_arn)
+        package = backend.model_packages.get(name)
+        kept = dict(getattr(package, "customer_metadata_properties", None) or {})
+        kept.update(customer_metadata_properties or {})
+        arn: str = original(
+            model_package_arn,
+            model_approval_status,
+            approval_description,
+            kept or None,
+            customer_metadata_properties_to_remove,
+            additional_inference_specifications_to_add,
+        )
+        return arn
+
+    backend.update_model_package = update

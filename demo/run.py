@@ -4,6 +4,7 @@
     python -m demo --fast              # small sizes (3k rows, 200 requests a window)
     python -m demo --no-etl            # train on the raw files, skip the Spark curation job
     python -m demo --seed 3 --keep     # another seed; keep the working folder
+    python -m demo --scenario concept-drift   # inputs look the same, outcomes move: model quality retrains
 
 The demo first synthesizes the stage it runs (``--stage``, dev by default) as ``cdk synth`` does, into
 ``cdk.out`` in its working folder, and wires itself from those templates (demo/assembly.py): the names
@@ -23,6 +24,12 @@ is built: make image-envs). Every SageMaker pipeline execution started in the em
 build, the drift-alert function, the demo standing in for the drift check's schedule) is run by the
 demo's executor (demo/executions.py) on the definition and parameters it was started with, and ends
 Succeeded or Failed as SageMaker reports it: the retraining the drift alarm starts registers version 2.
+Then the model-quality loop (demo/quality.py): the drifted window's requests receive labels, the curation
+job curates them and the window's orders, the quality-start function starts the check from the synthesized
+schedule's event, the quality-metrics function publishes its metrics, the demo sets the decay alarm's state
+from them and the drift-alert function retrains for "model quality" (or its cooldown suppresses it); every
+version is scored on old and recent data. moto's UpdateModelPackage drops a version's metadata, which
+SageMaker keeps: the demo makes it keep it (emulation.keep_metadata_on_update).
 What the emulation cannot do (run containers, evaluate alarms, emit EventBridge events) the demo does
 in their place and says so when it does.
 
@@ -55,8 +62,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, TextIO
 
-from demo import builds
-from demo.assembly import BuildAction, CompositeAlarm, FileAsset, Function, GlueJob, Pipeline
+from demo import builds, quality
+from demo.assembly import BuildAction, CompositeAlarm, FileAsset, Function, GlueJob, Pipeline, ScheduledEvent
 from demo.emulation import (
     ACCOUNT,
     ALARM,
@@ -68,6 +75,7 @@ from demo.emulation import (
     alarm_event,
     aws_environment,
     environment,
+    keep_metadata_on_update,
     model_package_event,
     moto_server,
     step_succeeded_event,
@@ -90,6 +98,14 @@ BAD_ROWS = 16
 MAX_BATCH = 15
 DRIFT_FEATURE: Final = "traffic_level"
 DRIFT_STRENGTH = 0.5
+# The scenarios: what changes in the second traffic window. "drift": its inputs drift (DRIFT_FEATURE); the
+# relation to the target stays. "concept-drift": its inputs look the same; every km costs more minutes.
+SCENARIOS: Final = ("drift", "concept-drift")
+CONCEPT_EFFECT: Final = "distance"
+CONCEPT_STRENGTH = 0.6
+# The traffic windows end this many hours before the quality check's window ends (now - lateness): the
+# drifted window's requests are in the window of the check the demo runs.
+WINDOW_HOURS_AGO: Final = {"normal": 2, "drifted": 1}
 VARIANT = "AllTraffic"
 JSON_TYPE = "application/json"
 # The stand-in endpoint on the image's serving stack: gunicorn workers, and requests in flight at once.
@@ -103,7 +119,7 @@ TRAIN_ACTION: Final = "Train"
 # How long the demo waits, at the end, for a build it started to finish.
 BUILD_WAIT_SECONDS = 600.0
 # The platform's functions the demo invokes, by handler package (lambdas/<package>/).
-FUNCTIONS = ("registry_approval", "drift_alert", "drift_metrics")
+FUNCTIONS = ("registry_approval", "drift_alert", "drift_metrics", "quality_start", "quality_metrics")
 STEPS = (
     "set up the emulated account",
     "generate data and curate it",
@@ -111,6 +127,7 @@ STEPS = (
     "approve the version",
     "deploy and send traffic",
     "check drift, react to the alarm",
+    "labels arrive, check model quality",
     "summary",
 )
 
@@ -157,6 +174,7 @@ class Options:
     debug: bool = False
     stage: str = "dev"
     interpreters: str = "auto"
+    scenario: str = SCENARIOS[0]
     # The config the stage is synthesized from (cdk.json's context).
     cdk_json: Path = CDK_JSON
 
@@ -204,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip the Spark curation job (which needs Java 17) and train on the raw files",
     )
+    parser.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default=SCENARIOS[0],
+        help="drift: the second window's inputs drift (the drift alarm retrains); concept-drift: its inputs look "
+        "the same but the relation to the target moved (model quality retrains). Default drift",
+    )
     parser.add_argument("--stage", default="dev", help="stage of cdk.json whose names are used (default dev)")
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failed step")
     images.add_interpreter_option(parser)
@@ -224,6 +249,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         debug=args.debug,
         stage=args.stage,
         interpreters=args.interpreters,
+        scenario=args.scenario,
     )
 
 
@@ -297,6 +323,11 @@ def _csv_field(value: Any) -> str:
     return str(value)
 
 
+def _function_packages() -> set[str]:
+    """The handler packages under lambdas/ (not their shared code)."""
+    return {path.name for path in LAMBDAS.iterdir() if (path / "handler.py").is_file()}
+
+
 def inference_id(window: str, index: int) -> str:
     """The InferenceId the demo's client passes with request ``index`` of a traffic window."""
     return f"{window}-{index:05d}"
@@ -329,6 +360,10 @@ class Demo:
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     train: BuildAction | None = None
     curation_job: GlueJob | None = None
+    # The deploy CodePipeline (CreatePipeline's shape), the quality schedule and decay alarm, from the templates.
+    deploy_definition: dict[str, Any] = field(default_factory=dict)
+    quality_schedule: ScheduledEvent | None = None
+    decay_alarm: dict[str, Any] = field(default_factory=dict)
     catalog: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
     handlers: dict[str, ModuleType] = field(default_factory=dict)
     # Runs the SageMaker pipeline executions started in the emulated account (demo/executions.py).
@@ -394,6 +429,10 @@ class Demo:
         self.assets = resolver.file_assets()
         values = published.PlatformValues.from_json(self.published, where=f"SSM parameter {parameter} (synthesized)")
         self.pipelines = {name: resolver.pipeline(name) for name in (values.build_pipeline, values.drift_pipeline)}
+        quality_check = naming.quality_pipeline(self.config)
+        self.pipelines[quality_check] = resolver.pipeline(quality_check)
+        self.deploy_definition = resolver.codepipeline(naming.deploy_pipeline(self.config))
+        self.quality_schedule = resolver.scheduled_event(quality.CHECK_DUE)
         self.train = resolver.build_action(naming.build_ci_pipeline(self.config), TRAIN_ACTION)
         self.curation_job = resolver.glue_job(naming.curation_job(self.config))
         database = self.curation_job.arguments.get("--catalog_database")
@@ -401,6 +440,8 @@ class Demo:
         self.names = Names.from_assembly(
             self.config, values, {name: function.environment for name, function in self.functions.items()}
         )
+        if self.names.quality_alarm:
+            self.decay_alarm = resolver.metric_alarm(self.names.quality_alarm)
         self.state["synth_seconds"] = round(time.perf_counter() - began, 1)
 
     # -- step 1
@@ -414,8 +455,10 @@ class Demo:
         )
         self.say(f"moto server at {url} (account {aws.names.role_arn.split(':')[4]}, {n.region}, fake credentials)")
         aws.create_storage()
+        backend = sagemaker_backend(ACCOUNT, n.region)
+        keep_metadata_on_update(backend)
         self.executor = Executor(
-            sagemaker_backend(ACCOUNT, n.region),
+            backend,
             s3=aws.client("s3"),
             sagemaker=aws.client("sagemaker"),
             workdir=self.workdir / "executions",
@@ -436,8 +479,13 @@ class Demo:
         self.say(f"SNS topic {n.topic}, with SQS queue {n.queue} subscribed (to read the notifications)")
         aws.create_idempotency_table()
         self.say(f"DynamoDB idempotency table {n.idempotency_table} (partition key id)")
-        aws.create_deploy_pipeline()
-        self.say(f"deploy CodePipeline {n.deploy_pipeline} (V2, variable ModelPackageArn)")
+        aws.create_deploy_pipeline(self.deploy_definition)
+        stages = ", ".join(stage["name"] for stage in self.deploy_definition["stages"])
+        variables = ", ".join(item["name"] for item in self.deploy_definition["variables"])
+        self.say(
+            f"deploy CodePipeline {n.deploy_pipeline} as the CICD template defines it "
+            f"({self.deploy_definition['pipelineType']}, variables {variables}; stages {stages})"
+        )
         if self.composite is None:
             raise DemoError("the stage is not loaded")
         aws.create_drift_alarms(self.composite)
@@ -446,6 +494,12 @@ class Demo:
             f"{len(aws.feature_alarms)} feature drift alarms of the composite alarm's rule ({', '.join(thresholds)}) "
             f"and {n.alarm_prefix}, a metric alarm standing in for the composite alarm (moto has none)"
         )
+        if self.decay_alarm:
+            aws.create_metric_alarm(self.decay_alarm)
+            self.say(
+                f"model-quality decay alarm {n.quality_alarm} as the Operations template defines it "
+                f"({self.decay_alarm['MetricName']} > {float(self.decay_alarm['Threshold']):g})"
+            )
         self.summary["names"] = {
             "raw_bucket": n.raw_bucket,
             "curated_bucket": n.curated_bucket,
@@ -456,6 +510,8 @@ class Demo:
             "drift_pipeline": n.drift_pipeline,
             "endpoint": n.endpoint,
             "composite_alarm": n.alarm_prefix,
+            "quality_pipeline": n.quality_pipeline,
+            "quality_alarm": n.quality_alarm,
             "region": n.region,
         }
         self.publish_values()
@@ -526,7 +582,7 @@ class Demo:
         return f"Glue database {database['Name']} with {', '.join(table['Name'] for table in tables)}"
 
     def _curate(self, folders: Mapping[str, Path]) -> None:
-        from etl.local import generate_raw, java_problem, local_spark
+        from etl.local import generate_raw, java_problem
 
         problem = java_problem()
         if problem:
@@ -555,14 +611,10 @@ class Demo:
         bar = self.timeline.bar("curation", 5)
         from etl import curate
 
-        with _stderr_to(self.workdir / "spark.log"):
-            spark = local_spark(cores=2, java_options="-XX:TieredStopAtLevel=1")
+        spark = self.spark()
         bar.advance(note=f"Spark {spark.version} started")
-        try:
-            args = curate.parse_args(argv)
-            report = curate.run(spark, args, progress=lambda message: bar.advance(note=message.split(" (")[0][:60]))
-        finally:
-            spark.stop()
+        args = curate.parse_args(argv)
+        report = curate.run(spark, args, progress=lambda message: bar.advance(note=message.split(" (")[0][:60]))
         bar.finish(note=f"done in {report['seconds']:.1f}s")
         counts = report["counts"]
         rules = ", ".join(f"{rule} {count}" for rule, count in sorted(counts["quarantined_by_rule"].items()))
@@ -574,6 +626,17 @@ class Demo:
             key: counts[key] for key in ("rows_read", "rows_written", "rows_quarantined", "duplicates_dropped")
         }
         self.summary["curation"]["quarantined_by_rule"] = dict(counts["quarantined_by_rule"])
+
+    def spark(self) -> Any:
+        """The local Spark session the curation job runs on: started once (the JVM's start is most of a short
+        run), stopped when the demo ends."""
+        from etl.local import local_spark
+
+        if "spark" not in self.state:
+            with _stderr_to(self.workdir / "spark.log"):
+                self.state["spark"] = local_spark(cores=2, java_options="-XX:TieredStopAtLevel=1")
+            self.closing.callback(self.state["spark"].stop)
+        return self.state["spark"]
 
     def publish_assets(self) -> None:
         """As ``cdk deploy`` publishes the file assets before the stacks: the step code, the runner, the contract,
@@ -811,10 +874,16 @@ class Demo:
         environment at import); kept for later events, as a warm execution environment."""
         if str(LAMBDAS) not in sys.path:
             sys.path.insert(0, str(LAMBDAS))
-        sys.modules.pop(function.module, None)
+        # Each function has its own interpreter in Lambda: a handler module another function imported (the
+        # quality-metrics function runs drift_metrics' module, which reads its environment at import) is imported
+        # again, in this function's environment.
+        for name in [name for name in sys.modules if name.split(".")[0] in _function_packages()]:
+            sys.modules.pop(name, None)
         with environment(self._runtime_environment(function)):
             module = importlib.import_module(function.module)
-        module.logger.setLevel("WARNING")
+        logger = getattr(module, "logger", None)
+        if logger is not None:
+            logger.setLevel("WARNING")
         self.handlers[function.package] = module
         return module
 
@@ -904,8 +973,10 @@ class Demo:
         s3.download_file(bucket, key, str(archive))
         with tarfile.open(archive) as tar:
             tar.extractall(model_dir, filter="data")
-        now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
-        windows = {"normal": now - dt.timedelta(hours=2), "drifted": now - dt.timedelta(hours=1)}
+        # The windows end before the model-quality check's window does (now - its lateness): its labels come later.
+        lateness = dt.timedelta(hours=self.config.operations.quality.lateness_hours)
+        now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - lateness
+        windows = {window: now - dt.timedelta(hours=hours) for window, hours in WINDOW_HOURS_AGO.items()}
         self.state["windows"] = windows
         captured: dict[str, Any] = {}
         with self._stand_in(archive, model_dir, container.get("Environment", {})) as endpoint:
@@ -930,7 +1001,14 @@ class Demo:
             )
         self.summary["capture"] = captured
         self.summary["endpoint"] = {"served_by": endpoint.kind, "requests_per_second": round(rate, 1)}
-        self.say(f"the drifted window's rows come from the generator with covariate drift on {DRIFT_FEATURE}")
+        if self.options.scenario == "concept-drift":
+            self.say(
+                f"concept-drift scenario: the drifted window's inputs come from the same distributions; its outcomes "
+                f"from the generator with concept drift ({CONCEPT_EFFECT}: every km costs {1 + CONCEPT_STRENGTH:g} "
+                "times the minutes), which no input statistic shows"
+            )
+        else:
+            self.say(f"the drifted window's rows come from the generator with covariate drift on {DRIFT_FEATURE}")
 
     @contextlib.contextmanager
     def _stand_in(self, archive: Path, model_dir: Path, environment: Mapping[str, str]) -> Iterator[_StandIn]:
@@ -974,7 +1052,7 @@ class Demo:
         """One window's requests sent and captured: what was captured, and the seconds the answers took."""
         import numpy as np
 
-        from pipelines_src.datasets.delivery_time import CovariateDrift, generate
+        from pipelines_src.datasets.delivery_time import ConceptDrift, CovariateDrift, generate
         from pipelines_src.steps import contract as contracts
         from pipelines_src.steps import features
 
@@ -983,8 +1061,12 @@ class Demo:
         names = features.from_contract(contract).names
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0xCA9,)))
         sizes = rng.integers(1, MAX_BATCH + 1, size=options.traffic)
-        drift = CovariateDrift(DRIFT_FEATURE, strength=DRIFT_STRENGTH) if window == "drifted" else None
-        frame = generate(int(sizes.sum()), seed=seed, days=options.days, covariate_drift=drift)
+        drifted, concept = window == "drifted", options.scenario == "concept-drift"
+        drift = CovariateDrift(DRIFT_FEATURE, strength=DRIFT_STRENGTH) if drifted and not concept else None
+        moved = ConceptDrift(CONCEPT_EFFECT, strength=CONCEPT_STRENGTH) if drifted and concept else None
+        frame = generate(int(sizes.sum()), seed=seed, days=options.days, covariate_drift=drift, concept_drift=moved)
+        # What the window's orders turn out to be: the labels later, and new training rows (demo/quality.py).
+        self.state.setdefault("traffic", {})[window] = {"frame": frame, "sizes": sizes.tolist(), "start": start}
         records = [
             [_feature_value(row[name]) for name in names] for row in frame[names].astype(object).to_dict("records")
         ]
@@ -1179,19 +1261,22 @@ class Demo:
             raise DemoError(f"the drift-metrics function did not publish: {result}")
         self.say(f"event: {DETECT_DRIFT} succeeded -> drift-metrics function: {result['metrics']} metrics published")
 
-    def _alarm_changed(self, previous: str) -> dict[str, Any]:
-        """Deliver the composite alarm's current state as CloudWatch's state-change event; record the outcome."""
+    def _alarm_changed(self, previous: str, name: str | None = None) -> dict[str, Any]:
+        """Deliver an alarm's current state (the composite drift alarm's by default) as CloudWatch's state-change
+        event to the drift-alert function; record the outcome."""
         n, aws = self.n, self.aws
-        alarm = aws.alarm(n.alarm_prefix)
+        name = name or n.alarm_prefix
+        what = f"composite drift alarm {name}" if name == n.alarm_prefix else f"model-quality decay alarm {name}"
+        alarm = aws.alarm(name)
         event = alarm_event(alarm, previous, n.region)
         result = self.invoke("drift_alert", event)
         state = event["detail"]["state"]
         self.say(
-            f"event: {n.alarm_prefix} {previous} -> {state['value']} at {state['timestamp']} "
+            f"event: {name} {previous} -> {state['value']} at {state['timestamp']} "
             f"-> drift-alert function: {result.get('status')}"
             + (f" ({result['reason']})" if result.get("reason") else "")
         )
-        self.state.setdefault("alarm_results", []).append({"state": state["value"], "result": result})
+        self.state.setdefault("alarm_results", []).append({"alarm": name, "state": state["value"], "result": result})
         status = result.get("status")
         if status == "retraining_started":
             self.say(f"   retraining execution {result['pipelineExecutionArn']}")
@@ -1203,14 +1288,17 @@ class Demo:
             )
             self.act(
                 f"retraining of {n.build_pipeline} started",
-                f"composite drift alarm {n.alarm_prefix} went to ALARM ({state['reason']})",
+                f"{what} went to ALARM ({state['reason']}); reason given: {result.get('reason')}",
             )
         elif status == "suppressed":
-            self.act("retraining suppressed, recorded and notified", str(result.get("reason")))
+            self.act(
+                "retraining suppressed, recorded and notified",
+                f"{what} went to ALARM (reason given: {result.get('trigger')}), but {result.get('reason')}",
+            )
         elif status == "champion_refused":
             self.act("retraining not started, notified: no usable champion", str(result.get("reason")))
         elif status == "recovery_notified":
-            self.act("recovery notified", f"composite drift alarm {n.alarm_prefix} returned to OK")
+            self.act("recovery notified", f"{what} returned to OK")
         return result
 
     def _flap(self) -> None:
@@ -1230,7 +1318,11 @@ class Demo:
         executions = aws.client("sagemaker").list_pipeline_executions(PipelineName=n.build_pipeline)[
             "PipelineExecutionSummaries"
         ]
-        results = [item["result"] for item in self.state.get("alarm_results", []) if item["state"] == ALARM]
+        results = [
+            item["result"]
+            for item in self.state.get("alarm_results", [])
+            if item["state"] == ALARM and item["alarm"] == n.alarm_prefix
+        ]
         records = aws.client("dynamodb").scan(TableName=n.idempotency_table)["Items"]
         suppressed = [item for item in records if item["id"]["S"].startswith("drift-alert#suppressed#")]
         self.collect_notifications()
@@ -1264,10 +1356,27 @@ class Demo:
         say = self.say
         self.finish_build()
         say("model versions:")
+        comparison = self.summary.get("comparison")
         for version in self.summary.get("versions", []):
             metrics = ", ".join(f"{name} {value:.3f}" for name, value in version["metrics"].items())
             say(f"  v{version['version']}  {version['status']:<22} {metrics}")
             say(f"      started: {version['started_because']}")
+            gate = version.get("gate")
+            if gate:
+                shown = ", ".join(f"{key} {value}" for key, value in sorted(gate.items()))
+                say(f"      registry metadata (champion gate): {shown}")
+            scores = version.get("scores")
+            if scores and comparison:
+                say(
+                    f"      {comparison['metric']} on old data (normal window) {scores['old']:.3f}, "
+                    f"on recent data (drifted window) {scores['recent']:.3f}"
+                )
+        checked = self.summary.get("quality")
+        if checked:
+            say(
+                f"model quality ({checked['status']}): {checked['metric']} {checked['value']} against the served "
+                f"version's {checked['reference']}, degradation {checked['degradation']}; labels {checked['labels']}"
+            )
         drift = self.summary.get("drift", {})
         if drift:
             say("drift per feature (PSI / KS; * drifted):")
@@ -1351,6 +1460,7 @@ def _steps(demo: Demo) -> None:
             demo.approve,
             demo.deploy,
             demo.drift,
+            lambda: quality.run(demo),
             demo.report,
         ]
         for number, action in enumerate(actions, start=1):

@@ -101,7 +101,7 @@ def test_the_published_values_are_the_templates_parameter_resolved(dev: run.Demo
 
 def test_the_pipelines_are_the_templates_definitions_reading_code_the_demo_publishes(dev: run.Demo) -> None:
     n = dev.n
-    assert set(dev.pipelines) == {n.build_pipeline, n.drift_pipeline}
+    assert set(dev.pipelines) == {n.build_pipeline, n.drift_pipeline, n.quality_pipeline}
     drift = dev.pipelines[n.drift_pipeline]
     definition = json.loads(drift.definition)
     defaults = {item["Name"]: item.get("DefaultValue") for item in definition["Parameters"]}
@@ -339,3 +339,45 @@ def test_a_composite_alarm_combining_an_alarm_the_stack_lacks_fails_naming_it() 
     r = resolver(Stack("p-dev-Ops", {"Resources": {"A": alarm, "Any": composite}}))
     with pytest.raises(AssemblyError, match=r"^p-dev-Ops: Any.AlarmRule: 1 of its alarms are not metric alarms"):
         r.composite_alarm("p")
+
+
+def test_the_deploy_pipeline_is_created_as_the_cicd_template_defines_it(renamed: run.Demo) -> None:
+    config = load_config(renamed_context()).stage("dev")
+    definition = renamed.deploy_definition
+    assert definition["name"] == naming.deploy_pipeline(config) == renamed.n.deploy_pipeline
+    assert [item["name"] for item in definition["variables"]] == ["ModelPackageArn"]
+    sources = [action for stage in definition["stages"] for action in stage["actions"] if stage["name"] == "Source"]
+    # the source object and the projects are the template's, not names the demo spells
+    keys = {action["configuration"]["S3ObjectKey"] for action in sources}
+    assert "source/deploy.zip" not in keys and all(key for key in keys)
+    projects = [
+        action["configuration"]["ProjectName"]
+        for stage in definition["stages"]
+        for action in stage["actions"]
+        if action["actionTypeId"]["provider"] == "CodeBuild"
+    ]
+    assert projects and all(project.startswith(f"{config.prefix}-CICD-") for project in projects)
+    with emulation.moto_server() as url, emulation.environment(emulation.aws_environment(url, renamed.n.region)):
+        account = emulation.Account(url=url, names=renamed.n)
+        account.create_deploy_pipeline(definition)
+        created = account.client("codepipeline").get_pipeline(name=renamed.n.deploy_pipeline)["pipeline"]
+        assert [stage["name"] for stage in created["stages"]] == [stage["name"] for stage in definition["stages"]]
+
+
+def test_the_quality_loop_is_wired_from_the_templates(renamed: run.Demo) -> None:
+    config = load_config(renamed_context()).stage("dev")
+    n = renamed.n
+    assert n.quality_pipeline == naming.quality_pipeline(config) in renamed.pipelines
+    assert n.quality_alarm == naming.quality_decay_alarm(config) == renamed.decay_alarm["AlarmName"]
+    assert renamed.decay_alarm["MetricName"] == "MetricDegradation"
+    schedule = renamed.quality_schedule
+    assert schedule is not None and schedule.detail_type == "Model Quality Check Due"
+    detail = schedule.detail("2026-01-02T03:04:05Z")
+    assert detail == {"pipelineName": naming.quality_pipeline(config), "scheduledTime": "2026-01-02T03:04:05Z"}
+    event = {"source": schedule.source, "detail-type": schedule.detail_type, "detail": detail}
+    assert renamed.functions["quality_start"].rule_for(event) is not None
+    # the labels contract the curation job checks the labels with is the quality check's asset
+    from demo import quality
+
+    contract = json.loads(quality._labels_contract(renamed).read_text(encoding="utf-8"))
+    assert contract["dataset"] == f"{n.dataset}_labels"
