@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -23,6 +24,68 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+# What botocore's loaders read, by method: the service models, endpoints and other data files, and the
+# directory listings that locate them.
+_LOADER_METHODS = (
+    "load_service_model",
+    "load_data_with_path",
+    "list_available_services",
+    "determine_latest_version",
+    "list_api_versions",
+)
+
+
+def share_botocore_data() -> None:
+    """Every botocore loader of the test run shares what it reads from the installed data files.
+
+    botocore caches a parsed service model per session, and moto's ``mock_aws`` starts each block with
+    no default boto3 session: every ``boto3.client`` in such a block parses the service's JSON model
+    again (the costliest part of most moto tests). One session already hands the same parsed model to
+    all its clients; sharing them between sessions is the same, keyed by the loader's search paths
+    (the files it can find) and arguments. The files do not change while the tests run.
+    """
+    from botocore import loaders
+
+    shared: dict[tuple[Any, ...], Any] = {}
+
+    def sharing(name: str, method: Any) -> Any:
+        def shared_method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            key = (name, tuple(self.search_paths), tuple(self.extras_types), args, tuple(sorted(kwargs.items())))
+            if key not in shared:
+                shared[key] = method(self, *args, **kwargs)
+            return shared[key]
+
+        shared_method.shared = True  # type: ignore[attr-defined]
+        return shared_method
+
+    for name in _LOADER_METHODS:
+        method = getattr(loaders.Loader, name)
+        if not getattr(method, "shared", False):
+            setattr(loaders.Loader, name, sharing(name, method))
+
+
+share_botocore_data()
+
+
+def read_installed_once() -> None:
+    """The definition cache's key lists every installed distribution, parsing each one's metadata (about
+    0.1 s a key, a few dozen keys a run); nothing is installed while the tests run, so it is read once.
+    Tests that change the list monkeypatch ``_installed`` itself, over this."""
+    from pipelines_src import definition
+
+    if getattr(definition._installed, "once", False):
+        return
+    read = functools.cache(definition._installed)
+
+    def installed() -> list[str]:
+        return list(read())
+
+    installed.once = True  # type: ignore[attr-defined]
+    definition._installed = installed
+
+
+read_installed_once()
 
 
 def cdk_json_context() -> dict[str, Any]:

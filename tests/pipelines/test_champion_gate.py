@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +20,12 @@ from pipelines_src.steps.evaluate import (
     Gate,
     evaluate,
 )
+from pipelines_src.steps.evaluate import main as evaluate_main
 from pipelines_src.steps.preprocess import preprocess
 from pipelines_src.steps.train import Hyperparameters, train
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT / "pipelines_src" / "contracts" / "delivery_time.json"
-STEPS = ROOT / "pipelines_src" / "steps"
 GOOD = Hyperparameters(num_round=200, eta=0.3, max_depth=6, early_stopping_rounds=10)
 # Two rounds of a shallow tree: clearly worse than GOOD on the same rows.
 WEAK = Hyperparameters(num_round=2, eta=0.3, max_depth=2, early_stopping_rounds=10)
@@ -196,9 +193,11 @@ def _narrowed(splits: Path, tmp_path: Path, dropped: str, split: str) -> Path:
     return folder
 
 
-def test_an_unreadable_champion_artifact_fails_the_step(models: dict[str, Path], splits: Path, tmp_path: Path) -> None:
-    code = tmp_path / "code"
-    shutil.copytree(STEPS, code, ignore=shutil.ignore_patterns("__pycache__"))
+def test_an_unreadable_champion_artifact_fails_the_step(
+    models: dict[str, Path], splits: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The step's command line in this process; the script itself, from a bare code folder on the image's
+    # Python, is run by tests/parity/test_evaluate_champion.py (make e2e).
     empty = tmp_path / "champion"
     empty.mkdir()
     arguments = [
@@ -213,14 +212,16 @@ def test_an_unreadable_champion_artifact_fails_the_step(models: dict[str, Path],
             "s3://b/run",
         ),
     ]
-    result = subprocess.run([sys.executable, str(code / "evaluate.py"), *arguments], capture_output=True, text=True)
-    assert result.returncode == 2, result.stdout
-    assert result.stderr.startswith("evaluate: ") and "xgboost-model.json" in result.stderr
+    returncode = evaluate_main(arguments)
+    result = capsys.readouterr()
+    assert returncode == 2, result.out
+    assert result.err.startswith("evaluate: ") and "xgboost-model.json" in result.err
     # the sentinel value means no champion: the same folder is not read
     arguments[-3] = "s3://b/run"
-    result = subprocess.run([sys.executable, str(code / "evaluate.py"), *arguments], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    returncode = evaluate_main(arguments)
+    result = capsys.readouterr()
+    assert returncode == 0, result.err
     report = json.loads((tmp_path / "out" / EVALUATION_FILE).read_text())
     assert report["champion"]["status"] == NO_CHAMPION
-    assert "champion none: register" in result.stdout
+    assert "champion none: register" in result.out
     assert np.isfinite(report["gate"]["challenger"])

@@ -173,8 +173,8 @@ class Rebuild:
 
 
 @pytest.fixture(scope="module")
-def definition() -> str:
-    return build_definition(placeholder_settings())
+def definition(placeholder_definition: str) -> str:
+    return placeholder_definition
 
 
 @pytest.fixture(scope="module")

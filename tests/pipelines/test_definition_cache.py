@@ -12,11 +12,16 @@ from pathlib import Path
 import pytest
 
 from pipelines_src import definition
-from pipelines_src.definition import cached_build, definition_key
+from pipelines_src.definition import build_definition, cached_build, definition_key
 from tests.pipelines.test_definition import placeholder_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILDS: list[object] = []
+
+
+def sdk_modules() -> list[str]:
+    """The SageMaker SDK's modules this process has imported."""
+    return sorted(name for name in sys.modules if name == "sagemaker" or name.startswith("sagemaker."))
 
 
 def fake_build(settings: object) -> str:
@@ -98,30 +103,28 @@ def test_off_builds_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(BUILDS) == 2
 
 
-def test_a_hit_imports_no_sagemaker_sdk_and_gives_the_built_bytes(tmp_path: Path) -> None:
+def test_a_hit_imports_no_sagemaker_sdk_and_gives_the_built_bytes(cache: Path, placeholder_definition: str) -> None:
+    # The miss is built here, with the SDK; the hit is read in a fresh process, which shows what it imports.
+    settings = placeholder_settings()
+    built = cached_build(settings, build_definition)
+    assert [path.name for path in cache.iterdir()] == [f"{definition_key(settings, build_definition)}.json"]
+    assert sdk_modules(), "the miss built it with the SDK"
     script = textwrap.dedent(
         """
         import sys
         from pipelines_src.definition import build_definition, cached_build
         from tests.pipelines.test_definition import placeholder_settings
+        from tests.pipelines.test_definition_cache import sdk_modules
         text = cached_build(placeholder_settings(), build_definition)
-        loaded = sorted(name for name in sys.modules if name == "sagemaker" or name.startswith("sagemaker."))
-        print(len(loaded), len(text))
+        print(len(sdk_modules()), len(text))
         sys.stdout.write(text)
         """
     )
-    environment = {"MLOPS_DEFINITION_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    environment = {"MLOPS_DEFINITION_CACHE": str(cache), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True, text=True, check=True
+    )
+    read_head, _, read = done.stdout.partition("\n")
 
-    def run() -> tuple[str, str]:
-        done = subprocess.run(
-            [sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True, text=True, check=True
-        )
-        head, _, text = done.stdout.partition("\n")
-        return head, text
-
-    built_head, built = run()
-    read_head, read = run()
-
-    assert int(built_head.split()[0]) > 0  # the first run built it with the SDK
     assert read_head.split()[0] == "0"
-    assert read == built == definition.build_definition(placeholder_settings())
+    assert read == built == placeholder_definition
