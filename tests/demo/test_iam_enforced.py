@@ -152,7 +152,7 @@ def enforced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforced]:
         account.create_storage()
         account.create_notifications()
         account.create_idempotency_table()
-        account.create_deploy_pipeline()
+        account.create_deploy_pipeline(resolver.codepipeline(naming.deploy_pipeline(config)))
         account.create_drift_alarms(resolver.composite_alarm(naming.drift_alarm_prefix(config)))
         account.client("ssm").put_parameter(Name=parameter, Type="String", Value=document)
         build = resolver.pipeline(values.build_pipeline)
