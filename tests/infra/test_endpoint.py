@@ -271,7 +271,8 @@ def test_a_serverless_stage_has_no_vpc_capture_canary_or_autoscaling() -> None:
     context = copy.deepcopy(cdk_json_context())
     dev = context["mlops"]["stages"]["dev"]
     dev["endpoint"] = {"serverless": {"memory_mb": 2048, "max_concurrency": 5}}
-    dev["operations"] = {"drift": {"input": "dataset"}}
+    # No capture, so no quality check either (the config refuses one).
+    dev["operations"] = {"drift": {"input": "dataset"}, "quality": {"schedule": None}}
     config = load_config(context)
     app = new_app()
     (stage,) = build(app, config, ["dev"])

@@ -186,7 +186,9 @@ def test_drift_alarms_read_the_monitor_metrics_and_feed_the_same_composite(monit
     assert composite["AlarmName"] == prefix
     assert json.dumps(composite["AlarmRule"]).count("ALARM(") == len(features)
     rules = [r["Properties"] for r in _of_type(resources, "AWS::Events::Rule").values()]
-    assert any(rule["EventPattern"].get("detail") == {"alarmName": [prefix]} for rule in rules)
+    # The drift-alert rule: the composite, and the model-quality decay alarm when the stage checks quality.
+    expected = [prefix] + ([naming.quality_decay_alarm(config)] if config.operations.quality.schedule else [])
+    assert any(rule["EventPattern"].get("detail") == {"alarmName": expected} for rule in rules)
     body = json.dumps(_one(resources, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
     assert "feature_baseline_drift_" in body and "FeaturePSI" not in body
 
